@@ -1,0 +1,20 @@
+//! `edp`: ECCO Dataset Production as a library.
+//!
+//! The modules follow the pipeline of one granule:
+//! jobs → [`tasks`] → read ([`mds`] + [`llc`] + [`grid`]) → [`granule`] assembly
+//! → [`ncio`] (the only netCDF/HDF5 code) → [`storage`] (atomic placement).
+//! [`metadata`] and [`time`] feed the task and granule layers; [`synth`] makes
+//! realistic LLC inputs for the demo, the tests and the benchmarks; [`cli`] is
+//! the command-line surface the `edp` binary exposes.
+
+pub mod cli;
+pub mod granule;
+pub mod grid;
+pub mod llc;
+pub mod mds;
+pub mod metadata;
+pub mod ncio;
+pub mod storage;
+pub mod synth;
+pub mod tasks;
+pub mod time;
