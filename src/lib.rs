@@ -14,6 +14,7 @@ pub mod llc;
 pub mod mds;
 pub mod metadata;
 pub mod ncio;
+pub mod run;
 pub mod storage;
 pub mod synth;
 pub mod tasks;

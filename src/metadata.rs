@@ -79,7 +79,12 @@ pub struct Grouping {
 }
 
 impl Grouping {
-    fn from_record(index: usize, product: Product, r: &Record, path: &Path) -> Result<Self, MetadataError> {
+    fn from_record(
+        index: usize,
+        product: Product,
+        r: &Record,
+        path: &Path,
+    ) -> Result<Self, MetadataError> {
         let s = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
         let need = |k: &str| {
             s(k).ok_or_else(|| MetadataError::Format {
@@ -191,7 +196,11 @@ impl Release {
 
     /// Applies overrides from an `edp_release.json` in a metadata directory
     /// (keys named as in EDP's YAML config: `ecco_version`, `model_start_time`, …).
-    fn apply_overrides(&mut self, v: &Map<String, Value>, path: &Path) -> Result<(), MetadataError> {
+    fn apply_overrides(
+        &mut self,
+        v: &Map<String, Value>,
+        path: &Path,
+    ) -> Result<(), MetadataError> {
         let bad = |what: String| MetadataError::Format {
             path: path.to_path_buf(),
             what,
@@ -269,19 +278,58 @@ pub struct MetadataSet {
 
 /// Files of the embedded V4r4 set, by the suffix they are looked up with.
 const EMBEDDED: &[(&str, &str)] = &[
-    ("groupings_for_native_datasets.json", include_str!("../metadata/V4r4/ECCOv4r4_groupings_for_native_datasets.json")),
-    ("groupings_for_latlon_datasets.json", include_str!("../metadata/V4r4/ECCOv4r4_groupings_for_latlon_datasets.json")),
-    ("variable_metadata.json", include_str!("../metadata/V4r4/ECCOv4r4_variable_metadata.json")),
-    ("variable_metadata_for_latlon_datasets.json", include_str!("../metadata/V4r4/ECCOv4r4_variable_metadata_for_latlon_datasets.json")),
-    ("coordinate_metadata_for_native_datasets.json", include_str!("../metadata/V4r4/ECCOv4r4_coordinate_metadata_for_native_datasets.json")),
-    ("coordinate_metadata_for_latlon_datasets.json", include_str!("../metadata/V4r4/ECCOv4r4_coordinate_metadata_for_latlon_datasets.json")),
-    ("geometry_metadata_for_native_datasets.json", include_str!("../metadata/V4r4/ECCOv4r4_geometry_metadata_for_native_datasets.json")),
-    ("global_metadata_for_all_datasets.json", include_str!("../metadata/V4r4/ECCOv4r4_global_metadata_for_all_datasets.json")),
-    ("global_metadata_for_native_datasets.json", include_str!("../metadata/V4r4/ECCOv4r4_global_metadata_for_native_datasets.json")),
-    ("global_metadata_for_latlon_datasets.json", include_str!("../metadata/V4r4/ECCOv4r4_global_metadata_for_latlon_datasets.json")),
-    ("time_coordinate_metadata.json", include_str!("../metadata/V4r4/time_coordinate_metadata.json")),
-    ("PODAAC_datasets-revised_20210226.5.csv", include_str!("../metadata/V4r4/PODAAC_datasets-revised_20210226.5.csv")),
-    ("available_diagnostics.log", include_str!("../metadata/V4r4/available_diagnostics.log")),
+    (
+        "groupings_for_native_datasets.json",
+        include_str!("../metadata/V4r4/ECCOv4r4_groupings_for_native_datasets.json"),
+    ),
+    (
+        "groupings_for_latlon_datasets.json",
+        include_str!("../metadata/V4r4/ECCOv4r4_groupings_for_latlon_datasets.json"),
+    ),
+    (
+        "variable_metadata.json",
+        include_str!("../metadata/V4r4/ECCOv4r4_variable_metadata.json"),
+    ),
+    (
+        "variable_metadata_for_latlon_datasets.json",
+        include_str!("../metadata/V4r4/ECCOv4r4_variable_metadata_for_latlon_datasets.json"),
+    ),
+    (
+        "coordinate_metadata_for_native_datasets.json",
+        include_str!("../metadata/V4r4/ECCOv4r4_coordinate_metadata_for_native_datasets.json"),
+    ),
+    (
+        "coordinate_metadata_for_latlon_datasets.json",
+        include_str!("../metadata/V4r4/ECCOv4r4_coordinate_metadata_for_latlon_datasets.json"),
+    ),
+    (
+        "geometry_metadata_for_native_datasets.json",
+        include_str!("../metadata/V4r4/ECCOv4r4_geometry_metadata_for_native_datasets.json"),
+    ),
+    (
+        "global_metadata_for_all_datasets.json",
+        include_str!("../metadata/V4r4/ECCOv4r4_global_metadata_for_all_datasets.json"),
+    ),
+    (
+        "global_metadata_for_native_datasets.json",
+        include_str!("../metadata/V4r4/ECCOv4r4_global_metadata_for_native_datasets.json"),
+    ),
+    (
+        "global_metadata_for_latlon_datasets.json",
+        include_str!("../metadata/V4r4/ECCOv4r4_global_metadata_for_latlon_datasets.json"),
+    ),
+    (
+        "time_coordinate_metadata.json",
+        include_str!("../metadata/V4r4/time_coordinate_metadata.json"),
+    ),
+    (
+        "PODAAC_datasets-revised_20210226.5.csv",
+        include_str!("../metadata/V4r4/PODAAC_datasets-revised_20210226.5.csv"),
+    ),
+    (
+        "available_diagnostics.log",
+        include_str!("../metadata/V4r4/available_diagnostics.log"),
+    ),
 ];
 
 /// Where the text of each metadata file comes from.
@@ -293,27 +341,40 @@ enum Source<'a> {
 impl Source<'_> {
     /// Finds the file whose name ends with `suffix` (preferring the shortest name, so
     /// `variable_metadata.json` does not pick `..._for_latlon_datasets.json`).
-    fn read(&self, suffix: &str, required: bool) -> Result<Option<(PathBuf, String)>, MetadataError> {
+    fn read(
+        &self,
+        suffix: &str,
+        required: bool,
+    ) -> Result<Option<(PathBuf, String)>, MetadataError> {
         match self {
             Source::Embedded => Ok(EMBEDDED
                 .iter()
                 .find(|(s, _)| *s == suffix)
-                .map(|(s, text)| (PathBuf::from(format!("<embedded V4r4>/{s}")), text.to_string()))),
+                .map(|(s, text)| {
+                    (
+                        PathBuf::from(format!("<embedded V4r4>/{s}")),
+                        text.to_string(),
+                    )
+                })),
             Source::Dir(dir, files) => {
                 let hit = files
                     .iter()
                     .filter(|p| {
-                        p.file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(|n| n.ends_with(suffix) && (n.len() == suffix.len() || !n[..n.len() - suffix.len()].ends_with("for_latlon_datasets_")))
+                        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                            n.ends_with(suffix)
+                                && (n.len() == suffix.len()
+                                    || !n[..n.len() - suffix.len()]
+                                        .ends_with("for_latlon_datasets_"))
+                        })
                     })
                     .min_by_key(|p| p.as_os_str().len());
                 match hit {
                     Some(p) => {
-                        let text = std::fs::read_to_string(p).map_err(|source| MetadataError::Io {
-                            path: p.clone(),
-                            source,
-                        })?;
+                        let text =
+                            std::fs::read_to_string(p).map_err(|source| MetadataError::Io {
+                                path: p.clone(),
+                                source,
+                            })?;
                         Ok(Some((p.clone(), text)))
                     }
                     None if required => Err(MetadataError::Missing {
@@ -396,12 +457,17 @@ impl MetadataSet {
         Self::load_from(Source::Dir(dir, files), dir.display().to_string(), release)
     }
 
-    fn load_from(src: Source<'_>, origin: String, release: Release) -> Result<MetadataSet, MetadataError> {
+    fn load_from(
+        src: Source<'_>,
+        origin: String,
+        release: Release,
+    ) -> Result<MetadataSet, MetadataError> {
         let req = |suffix: &str| -> Result<(PathBuf, String), MetadataError> {
-            src.read(suffix, true)?.ok_or_else(|| MetadataError::Missing {
-                dir: PathBuf::from(origin.clone()),
-                suffix: suffix.into(),
-            })
+            src.read(suffix, true)?
+                .ok_or_else(|| MetadataError::Missing {
+                    dir: PathBuf::from(origin.clone()),
+                    suffix: suffix.into(),
+                })
         };
         let recs = |suffix: &str| -> Result<Vec<Record>, MetadataError> {
             let (p, t) = req(suffix)?;
@@ -432,7 +498,13 @@ impl MetadataSet {
         };
         let diagnostics = match src.read("available_diagnostics.log", false)? {
             Some((_, t)) => parse_diagnostics(&t),
-            None => parse_diagnostics(EMBEDDED.iter().find(|(s, _)| *s == "available_diagnostics.log").map(|(_, t)| *t).unwrap_or("")),
+            None => parse_diagnostics(
+                EMBEDDED
+                    .iter()
+                    .find(|(s, _)| *s == "available_diagnostics.log")
+                    .map(|(_, t)| *t)
+                    .unwrap_or(""),
+            ),
         };
         Ok(MetadataSet {
             origin: origin.clone(),
@@ -461,7 +533,9 @@ impl MetadataSet {
 
     /// Finds a grouping by its `filename` (e.g. `SEA_SURFACE_HEIGHT`).
     pub fn grouping_by_filename(&self, product: Product, filename: &str) -> Option<&Grouping> {
-        self.groupings(product).iter().find(|g| g.filename == filename)
+        self.groupings(product)
+            .iter()
+            .find(|g| g.filename == filename)
     }
 
     /// The first variable record with this name (EDP takes the first match).
@@ -549,10 +623,13 @@ fn parse_podaac(path: &Path, text: &str) -> Result<Vec<PodaacRow>, MetadataError
         return Ok(Vec::new());
     };
     let col = |name: &str| {
-        header.iter().position(|h| h == name).ok_or_else(|| MetadataError::Format {
-            path: path.to_path_buf(),
-            what: format!("PO.DAAC table has no column '{name}'"),
-        })
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| MetadataError::Format {
+                path: path.to_path_buf(),
+                what: format!("PO.DAAC table has no column '{name}'"),
+            })
     };
     let (sn, ln, f, pid) = (
         col("DATASET.SHORT_NAME")?,
@@ -583,7 +660,8 @@ pub fn parse_diagnostics(text: &str) -> HashMap<String, Diagnostic> {
         if cols.len() != 7 || cols[0].trim() == "Num" {
             continue;
         }
-        let (Ok(id), Ok(levs)) = (cols[0].trim().parse::<u32>(), cols[2].trim().parse::<u32>()) else {
+        let (Ok(id), Ok(levs)) = (cols[0].trim().parse::<u32>(), cols[2].trim().parse::<u32>())
+        else {
             continue;
         };
         let name = cols[1].trim().to_string();
@@ -641,10 +719,15 @@ mod tests {
         assert_eq!(ssh.filename, "SEA_SURFACE_HEIGHT");
         assert_eq!(ssh.fields, ["SSH", "SSHIBC", "SSHNOIBC", "ETAN"]);
         assert_eq!(ssh.frequencies.len(), 3);
-        let vel = m.grouping_by_filename(Product::Native, "OCEAN_VELOCITY").unwrap();
+        let vel = m
+            .grouping_by_filename(Product::Native, "OCEAN_VELOCITY")
+            .unwrap();
         assert_eq!(vel.output_name("WVELMASS"), "WVEL");
         assert!(m.variable("THETA").is_some());
-        assert!(m.variable("hFacC").is_some(), "geometry records are included");
+        assert!(
+            m.variable("hFacC").is_some(),
+            "geometry records are included"
+        );
         assert!(!m.podaac.is_empty());
     }
 
@@ -691,7 +774,10 @@ mod tests {
         // The upstream V4r5 global_metadata_for_all_datasets.json lacks commas
         // (lines 148 and 153): the error must name the file and the line.
         let err = MetadataSet::from_dir(&dir).unwrap_err().to_string();
-        assert!(err.contains("global_metadata_for_all_datasets.json"), "{err}");
+        assert!(
+            err.contains("global_metadata_for_all_datasets.json"),
+            "{err}"
+        );
         assert!(err.contains("line 149"), "{err}");
         let tmp = tempfile::tempdir().unwrap();
         let v4r5 = tmp.path().join("V4r5");

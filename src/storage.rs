@@ -1,1 +1,271 @@
-//! TODO
+//! Where finished files land: the one place that creates, renames and removes output paths.
+//!
+//! A granule must appear under its final name only when it is complete, so every writer
+//! produces it under a temporary name beside the final one and [`commit`]s it with a
+//! rename (atomic within one directory on POSIX file systems), with the fsyncs that make
+//! the new name durable. A crashed or killed run leaves at most a temporary file, whose
+//! name ([`temp_path_for`]) starts with a dot and does not end in `.nc`, so granule globs
+//! never pick it up and [`remove_stale_temps`] can recognise it on a restart.
+//!
+//! Object storage (S3) is meant to slot in behind these same functions later: a local
+//! temporary file followed by an upload whose completion plays the role of the rename.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Marker between the final file name and the unique suffix of a temporary name.
+const TEMP_MARKER: &str = ".tmp-";
+
+/// What went wrong while placing a file, always naming the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The final path has no file-name component (e.g. `/` or `..`).
+    #[error("output path {path:?} has no file name")]
+    NoFileName { path: PathBuf },
+    /// Creating the directory that will hold the file failed.
+    #[error("cannot create directory {path:?}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Flushing the finished temporary file to stable storage failed.
+    #[error("cannot fsync {path:?}")]
+    SyncFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Renaming the temporary file onto the final name failed.
+    #[error("cannot rename {from:?} to {to:?}")]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The rename happened (the final file is complete) but the directory entry could
+    /// not be made durable.
+    #[error("cannot fsync directory {path:?} after renaming the file into it")]
+    SyncDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Listing a directory failed.
+    #[error("cannot list directory {path:?}")]
+    ReadDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Removing a file failed.
+    #[error("cannot remove {path:?}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Reading a file's metadata failed.
+    #[error("cannot stat {path:?}")]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Directory that holds (or will hold) `path`; `.` for a bare relative file name.
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Temporary name beside `final_path`: `.<final name>.tmp-<pid>-<random>`.
+///
+/// The pid tells a human which run left it behind; the random part keeps two writers of
+/// the same granule (e.g. a retried task in the same process) from colliding.
+pub fn temp_path_for(final_path: &Path) -> Result<PathBuf, StorageError> {
+    let name = final_path
+        .file_name()
+        .ok_or_else(|| StorageError::NoFileName {
+            path: final_path.to_path_buf(),
+        })?;
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    let mut temp = OsString::from(".");
+    temp.push(name);
+    temp.push(format!(
+        "{TEMP_MARKER}{}-{}",
+        std::process::id(),
+        &random[..12]
+    ));
+    Ok(parent_dir(final_path).join(temp))
+}
+
+/// Creates the directories leading to `final_path` and returns a fresh temporary path
+/// (see [`temp_path_for`]) in the same directory, ready for a writer to create.
+pub fn prepare(final_path: &Path) -> Result<PathBuf, StorageError> {
+    let temp = temp_path_for(final_path)?;
+    let dir = parent_dir(final_path);
+    fs::create_dir_all(&dir).map_err(|source| StorageError::CreateDir { path: dir, source })?;
+    Ok(temp)
+}
+
+/// True if `path`'s file name is one that [`temp_path_for`] produces.
+pub fn is_temp_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let Some(rest) = name.strip_prefix('.') else {
+        return false;
+    };
+    let Some((final_name, suffix)) = rest.rsplit_once(TEMP_MARKER) else {
+        return false;
+    };
+    let Some((pid, random)) = suffix.split_once('-') else {
+        return false;
+    };
+    !final_name.is_empty()
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && !random.is_empty()
+        && random.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Makes the complete file at `temp` durable and visible as `final_path`.
+///
+/// fsync of the file, rename (replacing any existing `final_path` in one step), fsync of
+/// the directory. If the fsync or the rename fails the temporary file is removed; if
+/// only the directory fsync fails the final file is complete and stays in place.
+pub fn commit(temp: &Path, final_path: &Path) -> Result<(), StorageError> {
+    let synced = fs::File::open(temp).and_then(|f| f.sync_all());
+    if let Err(source) = synced {
+        discard(temp);
+        return Err(StorageError::SyncFile {
+            path: temp.to_path_buf(),
+            source,
+        });
+    }
+    if let Err(source) = fs::rename(temp, final_path) {
+        discard(temp);
+        return Err(StorageError::Rename {
+            from: temp.to_path_buf(),
+            to: final_path.to_path_buf(),
+            source,
+        });
+    }
+    let dir = parent_dir(final_path);
+    fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StorageError::SyncDir { path: dir, source })
+}
+
+/// Removes a temporary file after a failed write; a missing file is fine.
+///
+/// Never fails: it runs on error paths, where the original error is what matters.
+/// Other removal failures are logged.
+pub fn discard(temp: &Path) {
+    match fs::remove_file(temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("cannot remove temporary file {temp:?}: {e}"),
+    }
+}
+
+/// Removes leftovers of crashed runs (files named by [`temp_path_for`]) from `dir` and
+/// returns how many were removed. A missing directory has none.
+///
+/// Call it only when no other writer is working in `dir` (e.g. before a restart's ranks
+/// start writing): a live writer's temporary file looks the same as a stale one.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize, StorageError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
+            return Err(StorageError::ReadDir {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|source| StorageError::ReadDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        if !is_temp_name(&path) {
+            continue;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            // Another process cleaned it up first.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(StorageError::Remove { path, source }),
+        }
+    }
+    Ok(removed)
+}
+
+/// Size in bytes of the file at `path`.
+pub fn file_size(path: &Path) -> Result<u64, StorageError> {
+    fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|source| StorageError::Stat {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_recognised_and_hidden_from_nc_globs() {
+        let t = temp_path_for(Path::new("/out/SSH/SSH_1992-01.nc")).unwrap();
+        assert_eq!(t.parent(), Some(Path::new("/out/SSH")));
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(".SSH_1992-01.nc.tmp-"), "{name}");
+        assert!(!name.ends_with(".nc"));
+        assert!(is_temp_name(&t));
+        assert!(!is_temp_name(Path::new("/out/SSH/SSH_1992-01.nc")));
+        assert!(!is_temp_name(Path::new(".hidden")));
+        assert!(!is_temp_name(Path::new(".x.tmp-12-zz")));
+        assert!(!is_temp_name(Path::new(".x.tmp--ab")));
+        assert_ne!(
+            t,
+            temp_path_for(Path::new("/out/SSH/SSH_1992-01.nc")).unwrap()
+        );
+        let bare = temp_path_for(Path::new("a.nc")).unwrap();
+        assert_eq!(bare.parent(), Some(Path::new(".")));
+        assert!(temp_path_for(Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn commit_replaces_and_stale_temps_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let final_path = dir.path().join("sub/dir/x.nc");
+        let temp = prepare(&final_path).unwrap();
+        fs::write(&temp, b"new").unwrap();
+        fs::write(&final_path, b"old").unwrap();
+        commit(&temp, &final_path).unwrap();
+        assert_eq!(fs::read(&final_path).unwrap(), b"new");
+        assert!(!temp.exists());
+        assert_eq!(file_size(&final_path).unwrap(), 3);
+
+        let stale = temp_path_for(&final_path).unwrap();
+        fs::write(&stale, b"partial").unwrap();
+        let sub = final_path.parent().unwrap();
+        assert_eq!(remove_stale_temps(sub).unwrap(), 1);
+        assert!(!stale.exists());
+        assert!(final_path.exists());
+        assert_eq!(remove_stale_temps(&dir.path().join("missing")).unwrap(), 0);
+        discard(&stale); // already gone: no error
+    }
+}

@@ -240,6 +240,42 @@ pub fn input_pair(source_root: &str, var: &str, freq: Frequency, step: u64) -> I
     ]
 }
 
+/// Tasks of one grouping at explicit steps, with the inputs that exist locally under
+/// `source_root` (EDP's layout). A variable missing at a step is left out of that
+/// task with a warning, as EDP does; a step with no input at all gives no task.
+pub fn tasks_for_steps(
+    grouping: &Grouping,
+    freq: Frequency,
+    steps: &[u64],
+    source_root: &str,
+    release: &Release,
+    daily: DailyDate,
+    loc: &Locations,
+) -> Vec<Task> {
+    let mut out = Vec::new();
+    for &step in steps {
+        let mut vars = IndexMap::new();
+        for field in &grouping.fields {
+            let pair = input_pair(source_root, field, freq, step);
+            if Path::new(&pair[0]).is_file() && Path::new(&pair[1]).is_file() {
+                vars.insert(grouping.output_name(field).to_string(), vec![pair]);
+            } else {
+                log::warn!(
+                    "missing input detected for variable {field} of {} at step {step}: {}",
+                    grouping.filename,
+                    pair[0]
+                );
+            }
+        }
+        if vars.is_empty() {
+            continue;
+        }
+        let cov = release.clock.coverage(freq, step, daily);
+        out.push(build_task(grouping, freq, &cov, vars, release, loc));
+    }
+    out
+}
+
 /// Reads a task list (a JSON array of tasks, as EDP writes it).
 pub fn read_task_list(path: &Path) -> Result<Vec<Task>, TaskError> {
     let text = std::fs::read_to_string(path).map_err(|source| TaskError::Io {

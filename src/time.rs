@@ -92,11 +92,8 @@ impl Instant {
         let (date, clock) = t.split_once(['T', ' ']).unwrap_or((t, "00:00:00"));
         let mut d = date.splitn(3, '-');
         let mut c = clock.splitn(3, ':');
-        let mut next = |it: &mut std::str::SplitN<'_, char>| -> Result<i64, TimeError> {
-            it.next()
-                .ok_or_else(err)?
-                .parse::<i64>()
-                .map_err(|_| err())
+        let next = |it: &mut std::str::SplitN<'_, char>| -> Result<i64, TimeError> {
+            it.next().ok_or_else(err)?.parse::<i64>().map_err(|_| err())
         };
         let (year, month, day) = (next(&mut d)?, next(&mut d)?, next(&mut d)?);
         let (hour, minute, second) = (next(&mut c)?, next(&mut c)?, next(&mut c)?);
@@ -376,14 +373,37 @@ mod tests {
     fn monthly_rows_of_the_spec() {
         let clock = ModelClock::v4r4();
         let rows = [
-            (732, "1992-01-01T12:00:00", "1992-02-01T00:00:00", "1992-01-16T18:00:00", "1992-01"),
-            (1428, "1992-02-01T00:00:00", "1992-03-01T00:00:00", "1992-02-15T12:00:00", "1992-02"),
-            (2172, "1992-03-01T00:00:00", "1992-04-01T00:00:00", "1992-03-16T12:00:00", "1992-03"),
+            (
+                732,
+                "1992-01-01T12:00:00",
+                "1992-02-01T00:00:00",
+                "1992-01-16T18:00:00",
+                "1992-01",
+            ),
+            (
+                1428,
+                "1992-02-01T00:00:00",
+                "1992-03-01T00:00:00",
+                "1992-02-15T12:00:00",
+                "1992-02",
+            ),
+            (
+                2172,
+                "1992-03-01T00:00:00",
+                "1992-04-01T00:00:00",
+                "1992-03-16T12:00:00",
+                "1992-03",
+            ),
         ];
         for (step, s, e, c, d) in rows {
             let cov = clock.coverage(Frequency::AvgMon, step, DailyDate::default());
             assert_eq!(
-                (cov.start.iso(), cov.end.iso(), cov.centre.iso(), cov.file_date),
+                (
+                    cov.start.iso(),
+                    cov.end.iso(),
+                    cov.centre.iso(),
+                    cov.file_date
+                ),
                 (s.into(), e.into(), c.into(), d.into())
             );
         }

@@ -1,3 +1,0 @@
-//! Command-line surface.
-use std::process::ExitCode;
-pub fn main_entry() -> ExitCode { ExitCode::SUCCESS }

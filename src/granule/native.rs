@@ -1,0 +1,666 @@
+//! Native-grid granules: the task's fields on the 13 LLC tiles, masked on dry cells,
+//! with the index and geographic coordinates, bounds and time EDP writes.
+//!
+//! Data stream level by level from the memory-mapped MDS inputs: a first pass finds
+//! `valid_min`/`valid_max` over wet cells (EDP writes them before the other
+//! attributes, so they must be known before the variable is defined), the second
+//! feeds the writer one level at a time.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::attrs::{self, merge_record, merge_variable_record, set, Attrs};
+use super::{Context, GranuleError, FILL_F32};
+use crate::grid::Grid;
+use crate::llc::{PointType, NTILES};
+use crate::mds::MdsFile;
+use crate::metadata::Product;
+use crate::ncio::{AttrValue, Compression, DatasetDef, VarData, VarDef};
+use crate::tasks::{GranuleName, Task};
+use crate::time::Instant;
+
+/// One data variable of the granule and where its values come from.
+struct Field {
+    out_name: String,
+    input_name: String,
+    file: Arc<MdsFile>,
+    record: usize,
+    point: PointType,
+    /// `k`, `k_u` or `k_l` for 3D fields.
+    vertical: Option<&'static str>,
+}
+
+/// The MDS prefix of an input (`SSH` of `SSH_mon_mean.0000000732.data`): the name
+/// before the first period token, as EDP's `ECCOMDSFilestr` parses it.
+pub fn input_prefix(data_path: &str) -> Option<&str> {
+    let file = data_path.rsplit(['/', '\\']).next()?;
+    ["_day_snap", "_mon_snap", "_snap", "_day_mean", "_mon_mean"]
+        .iter()
+        .filter_map(|t| file.find(t))
+        .min()
+        .map(|p| &file[..p])
+        .filter(|p| !p.is_empty())
+}
+
+fn open_field(task: &Task, out_name: &str, ctx: &Context) -> Result<Field, GranuleError> {
+    let inputs = &task.variables[out_name];
+    let [data, meta] = match inputs.as_slice() {
+        [pair] => pair,
+        [] => {
+            return Err(GranuleError::Task(format!(
+                "variable {out_name} lists no input files"
+            )))
+        }
+        _ => {
+            return Err(GranuleError::Unsupported(format!(
+                "variable {out_name} has {} input components; vector fields are produced on the lat-lon grid only",
+                inputs.len()
+            )))
+        }
+    };
+    let input_name = input_prefix(data)
+        .ok_or_else(|| {
+            GranuleError::Task(format!(
+                "input {data} of {out_name} is not named <VAR>_<mon_mean|day_mean|day_snap>.<step>.data"
+            ))
+        })?
+        .to_string();
+    let file =
+        MdsFile::open(std::path::Path::new(data), std::path::Path::new(meta)).map_err(|e| {
+            GranuleError::Input {
+                var: out_name.to_string(),
+                source: e,
+            }
+        })?;
+    let grid = &ctx.grid;
+    let path = || std::path::PathBuf::from(meta);
+    if file.nx() != grid.n || file.ny() != NTILES * grid.n {
+        return Err(GranuleError::Shape {
+            path: path(),
+            what: format!(
+                "horizontal size {}x{}, but the grid is LLC{} ({}x{})",
+                file.nx(),
+                file.ny(),
+                grid.n,
+                grid.n,
+                NTILES * grid.n
+            ),
+        });
+    }
+    let m = &ctx.metadata;
+    let diag = m.diagnostics.get(&input_name);
+    let record_meta = m.variable(out_name).or_else(|| m.variable(&input_name));
+    let point = match (diag, record_meta.and_then(|r| r.get("grid_location")).and_then(|v| v.as_str())) {
+        (Some(d), _) => d.point,
+        (None, Some("u")) => PointType::U,
+        (None, Some("v")) => PointType::V,
+        (None, Some(_)) => PointType::C,
+        (None, None) => {
+            return Err(GranuleError::Task(format!(
+                "{input_name} (for {out_name}) is neither in the diagnostics table nor in the variable metadata, so its grid point is unknown"
+            )))
+        }
+    };
+    let vertical = match (file.nz(), diag.and_then(|d| d.vertical)) {
+        (1, None) => None,
+        (1, Some(_)) if grid.nz == 1 => None,
+        (nz, v) if nz == grid.nz => Some(v.unwrap_or("k")),
+        (nz, _) => {
+            return Err(GranuleError::Shape {
+                path: path(),
+                what: format!(
+                    "{nz} levels, but {} expects {}",
+                    input_name,
+                    if diag.and_then(|d| d.vertical).is_some() {
+                        format!("the grid's {} levels", grid.nz)
+                    } else {
+                        "1 level (a 2D field)".to_string()
+                    }
+                ),
+            })
+        }
+    };
+    if vertical.is_some() != task.dynamic_metadata.dimension.eq_ignore_ascii_case("3D") {
+        return Err(GranuleError::Shape {
+            path: path(),
+            what: format!(
+                "{} level(s), but the grouping is {}",
+                file.nz(),
+                task.dynamic_metadata.dimension
+            ),
+        });
+    }
+    let record =
+        file.record_index(&input_name).or_else(
+            |e| {
+                if file.nrecords() == 1 {
+                    Ok(0)
+                } else {
+                    Err(e)
+                }
+            },
+        );
+    let record = record.map_err(|e| GranuleError::Input {
+        var: out_name.to_string(),
+        source: e,
+    })?;
+    Ok(Field {
+        out_name: out_name.to_string(),
+        input_name,
+        file: Arc::new(file),
+        record,
+        point,
+        vertical,
+    })
+}
+
+/// Reads level `k` of a field into `out`, with dry and non-finite cells set to the fill.
+fn masked_level(
+    grid: &Grid,
+    file: &MdsFile,
+    record: usize,
+    point: PointType,
+    k: usize,
+    out: &mut [f32],
+    hfac: &mut [f32],
+) -> Result<(), GranuleError> {
+    file.read_level_tiles(record, k, grid.n, out)
+        .map_err(|e| GranuleError::Input {
+            var: String::new(),
+            source: e,
+        })?;
+    grid.hfac_level(point, k, hfac)?;
+    for (v, h) in out.iter_mut().zip(hfac.iter()) {
+        if *h <= 0.0 || !v.is_finite() {
+            *v = FILL_F32;
+        }
+    }
+    Ok(())
+}
+
+/// Min and max over wet, finite values of all levels (NaN if none).
+fn valid_range(grid: &Grid, f: &Field) -> Result<(f32, f32), GranuleError> {
+    let levels = if f.vertical.is_some() { grid.nz } else { 1 };
+    let len = grid.level_len();
+    let per_level: Vec<(f32, f32)> = (0..levels)
+        .into_par_iter()
+        .map(|k| {
+            let mut v = vec![0f32; len];
+            let mut h = vec![0f32; len];
+            masked_level(grid, &f.file, f.record, f.point, k, &mut v, &mut h)?;
+            Ok(v.iter()
+                .filter(|x| **x != FILL_F32)
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                    (lo.min(x), hi.max(x))
+                }))
+        })
+        .collect::<Result<_, GranuleError>>()?;
+    let (lo, hi) = per_level
+        .into_iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (c, d)| {
+            (a.min(c), b.max(d))
+        });
+    Ok(if lo > hi {
+        (f32::NAN, f32::NAN)
+    } else {
+        (lo, hi)
+    })
+}
+
+/// Horizontal chunk shape `(tile, j, i)`: a whole level while it stays ≤ 16 MiB,
+/// else one tile, else square sub-tiles (LLC4320).
+pub fn horizontal_chunks(n: usize) -> [usize; 3] {
+    const MAX: usize = 1 << 22;
+    if NTILES * n * n <= MAX {
+        [NTILES, n, n]
+    } else if n * n <= MAX {
+        [1, n, n]
+    } else {
+        let parts = n.div_ceil(2048);
+        let c = n.div_ceil(parts);
+        [1, c, c]
+    }
+}
+
+/// What xmitgcm attaches to the grid coordinates before ECCO metadata is applied;
+/// it fixes attribute order (and a few attributes ECCO's records lack).
+fn coord_seed(name: &str) -> Attrs {
+    let s = |v: &str| AttrValue::Str(v.to_string());
+    let shift = |x: f64| AttrValue::F64(x);
+    let v: Vec<(&str, AttrValue)> = match name {
+        "i" => vec![
+            ("axis", s("X")),
+            ("long_name", s("x-dimension of the t grid")),
+            ("swap_dim", s("XC")),
+        ],
+        "i_g" => vec![
+            ("axis", s("X")),
+            ("long_name", s("x-dimension of the u grid")),
+            ("c_grid_axis_shift", shift(-0.5)),
+            ("swap_dim", s("XG")),
+        ],
+        "j" => vec![
+            ("axis", s("Y")),
+            ("long_name", s("y-dimension of the t grid")),
+            ("swap_dim", s("YC")),
+        ],
+        "j_g" => vec![
+            ("axis", s("Y")),
+            ("long_name", s("y-dimension of the v grid")),
+            ("c_grid_axis_shift", shift(-0.5)),
+            ("swap_dim", s("YG")),
+        ],
+        "k" => vec![
+            ("axis", s("Z")),
+            ("long_name", s("z-dimension of the t grid")),
+            ("swap_dim", s("Z")),
+        ],
+        "k_u" => vec![
+            ("axis", s("Z")),
+            ("long_name", s("z-dimension of the w grid")),
+            ("c_grid_axis_shift", shift(0.5)),
+            ("swap_dim", s("Zu")),
+        ],
+        "k_l" => vec![
+            ("axis", s("Z")),
+            ("long_name", s("z-dimension of the w grid")),
+            ("c_grid_axis_shift", shift(-0.5)),
+            ("swap_dim", s("Zl")),
+        ],
+        "k_p1" => vec![
+            ("axis", s("Z")),
+            ("long_name", s("z-dimension of the w grid")),
+            ("c_grid_axis_shift", AttrValue::F64s(vec![-0.5, 0.5])),
+            ("swap_dim", s("Zp1")),
+        ],
+        "tile" => vec![("long_name", s("index of llc grid tile"))],
+        "XC" | "YC" => vec![
+            (
+                "long_name",
+                s(if name == "XC" {
+                    "longitude"
+                } else {
+                    "latitude"
+                }),
+            ),
+            (
+                "units",
+                s(if name == "XC" {
+                    "degrees_east"
+                } else {
+                    "degrees_north"
+                }),
+            ),
+            ("coordinate", s("YC XC")),
+        ],
+        "XG" | "YG" => vec![
+            (
+                "long_name",
+                s(if name == "XG" {
+                    "longitude"
+                } else {
+                    "latitude"
+                }),
+            ),
+            (
+                "units",
+                s(if name == "XG" {
+                    "degrees_east"
+                } else {
+                    "degrees_north"
+                }),
+            ),
+            ("coordinate", s("YG XG")),
+        ],
+        "Z" | "Zp1" | "Zu" | "Zl" => vec![
+            ("long_name", s("vertical coordinate")),
+            ("units", s("m")),
+            ("positive", s("up")),
+        ],
+        _ => vec![],
+    };
+    v.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Name of the vertical coordinate along a vertical dimension.
+fn vertical_coord(dim: &str) -> &'static str {
+    match dim {
+        "k_u" => "Zu",
+        "k_l" => "Zl",
+        "k_p1" => "Zp1",
+        _ => "Z",
+    }
+}
+
+/// Builds the dataset of a native granule; values stream while it is written.
+pub fn build(
+    task: &Task,
+    name: &GranuleName,
+    ctx: &Context,
+    now: &str,
+) -> Result<DatasetDef, GranuleError> {
+    let grid = &ctx.grid;
+    let m = &ctx.metadata;
+    let n = grid.n;
+    let nz = grid.nz;
+    let is_3d = task.dynamic_metadata.dimension.eq_ignore_ascii_case("3D");
+    if task.variables.is_empty() {
+        return Err(GranuleError::Task("the task lists no variables".into()));
+    }
+    // Open and check every input before any work, so a bad input fails fast.
+    let fields: Vec<Field> = task
+        .variables
+        .keys()
+        .map(|v| open_field(task, v, ctx))
+        .collect::<Result<_, _>>()?;
+    let ranges: Vec<(f32, f32)> = fields
+        .iter()
+        .map(|f| valid_range(grid, f).map_err(|e| e.for_var(&f.out_name)))
+        .collect::<Result<_, _>>()?;
+
+    let zip = Compression {
+        deflate_level: ctx.encoding.deflate_level,
+        shuffle: ctx.encoding.shuffle,
+    };
+    let [ct, cj, ci] = horizontal_chunks(n);
+    let coord = |name: &str, dims: &[&str], data: VarData, bounds: bool| -> VarDef {
+        let mut attrs = coord_seed(name);
+        if let Some(r) = m.native_coord(name) {
+            let skip: &[&str] = if bounds {
+                &["name", "grid_dimension", "units", "positive"]
+            } else {
+                &["name", "grid_dimension"]
+            };
+            merge_record(&mut attrs, r, skip);
+        }
+        let mut v = VarDef::new(name, dims, data);
+        v.attrs = attrs;
+        // Horizontal coordinate arrays are as large as a 2D field: compress them too
+        // (EDP leaves coordinates uncompressed).
+        if dims.len() >= 3 {
+            v.compression = Some(zip);
+            v.chunks = Some(if dims.len() == 4 {
+                vec![ct, cj, ci, 4]
+            } else {
+                vec![ct, cj, ci]
+            });
+        }
+        v
+    };
+    let index = |name: &str, len: usize| {
+        coord(
+            name,
+            &[name],
+            VarData::I32((0..len as i32).collect()),
+            false,
+        )
+    };
+
+    let mut vars = vec![
+        index("i", n),
+        index("i_g", n),
+        index("j", n),
+        index("j_g", n),
+    ];
+    if is_3d {
+        vars.extend([
+            index("k", nz),
+            index("k_u", nz),
+            index("k_l", nz),
+            index("k_p1", nz + 1),
+        ]);
+    }
+    vars.push(index("tile", NTILES));
+
+    // time and time_bnds: int32 hours since the model start (EDP's encoding).
+    let clock = &m.release.clock;
+    let dm = &task.dynamic_metadata;
+    let parse = |what: &str, s: &str| {
+        Instant::parse(s).map_err(|e| GranuleError::Task(format!("dynamic_metadata.{what}: {e}")))
+    };
+    let (centre, start, end) = (
+        parse("time_coverage_center", &dm.time_coverage_center)?,
+        parse("time_coverage_start", &dm.time_coverage_start)?,
+        parse("time_coverage_end", &dm.time_coverage_end)?,
+    );
+    let hours = |t: Instant| (t.0 - clock.start.0) as f64 / 3600.0;
+    let whole = [centre, start, end]
+        .iter()
+        .all(|t| (t.0 - clock.start.0) % 3600 == 0);
+    let (time_data, bnds_data) = if whole {
+        (
+            VarData::I32(vec![hours(centre) as i32]),
+            VarData::I32(vec![hours(start) as i32, hours(end) as i32]),
+        )
+    } else {
+        // Whole hours cannot represent this period: store exact doubles.
+        (
+            VarData::F64(vec![hours(centre)]),
+            VarData::F64(vec![hours(start), hours(end)]),
+        )
+    };
+    let time_units = format!("hours since {}", clock.start.iso());
+    let mut time_attrs = Attrs::new();
+    let time_skip = ["name", "grid_dimension", "units"];
+    for r in [m.native_coord("time"), m.time_coord("time")]
+        .into_iter()
+        .flatten()
+    {
+        merge_record(&mut time_attrs, r, &time_skip);
+    }
+    set(
+        &mut time_attrs,
+        "long_name",
+        dm.time_long_name.as_str().into(),
+    );
+    time_attrs.push(("units".into(), time_units.into()));
+    time_attrs.push(("calendar".into(), "proleptic_gregorian".into()));
+    let mut time_var = VarDef::new("time", &["time"], time_data);
+    time_var.attrs = time_attrs;
+    vars.push(time_var);
+    let mut bnds_attrs = Attrs::new();
+    for r in [m.native_coord("time_bnds"), m.time_coord("time_bnds")]
+        .into_iter()
+        .flatten()
+    {
+        merge_record(&mut bnds_attrs, r, &time_skip);
+    }
+    let mut time_bnds = VarDef::new("time_bnds", &["time", "nv"], bnds_data);
+    time_bnds.attrs = bnds_attrs;
+
+    vars.push(coord(
+        "XC",
+        &["tile", "j", "i"],
+        VarData::F32(grid.xc.clone()),
+        false,
+    ));
+    vars.push(coord(
+        "YC",
+        &["tile", "j", "i"],
+        VarData::F32(grid.yc.clone()),
+        false,
+    ));
+    vars.push(coord(
+        "XG",
+        &["tile", "j_g", "i_g"],
+        VarData::F32(grid.xg.clone()),
+        false,
+    ));
+    vars.push(coord(
+        "YG",
+        &["tile", "j_g", "i_g"],
+        VarData::F32(grid.yg.clone()),
+        false,
+    ));
+    let f32s = |v: &[f64]| VarData::F32(v.iter().map(|x| *x as f32).collect());
+    if is_3d {
+        vars.push(coord("Z", &["k"], f32s(&grid.rc), false));
+        vars.push(coord("Zp1", &["k_p1"], f32s(&grid.rf), false));
+        vars.push(coord("Zu", &["k_u"], f32s(&grid.rf[1..]), false));
+        vars.push(coord("Zl", &["k_l"], f32s(&grid.rf[..nz]), false));
+    }
+
+    // Data variables: EDP's order puts time_bnds after the first one.
+    let mut referenced: Vec<&str> = Vec::new();
+    let mut keywords = Vec::new();
+    let mut data_vars = Vec::new();
+    for (f, (lo, hi)) in fields.into_iter().zip(ranges) {
+        let (jd, id) = f.point.dim_names();
+        let mut dims = vec!["time"];
+        if let Some(vd) = f.vertical {
+            dims.push(vd);
+        }
+        dims.extend(["tile", jd, id]);
+        let mut a = Attrs::new();
+        if let Some(d) = m.diagnostics.get(&f.input_name) {
+            a.push(("long_name".into(), d.long_name.as_str().into()));
+            a.push(("units".into(), d.units.as_str().into()));
+            if let Some(mate) = &d.mate {
+                a.push(("mate".into(), mate.as_str().into()));
+            }
+        }
+        a.push(("valid_min".into(), AttrValue::F32(lo)));
+        a.push(("valid_max".into(), AttrValue::F32(hi)));
+        if let Some(r) = m.variable(&f.out_name) {
+            merge_variable_record(&mut a, r);
+            keywords.extend(attrs::gcmd_keywords(r));
+        }
+        let mut coords = vec!["tile", "time"];
+        match f.point {
+            PointType::C => coords.extend(["XC", "YC"]),
+            PointType::G => coords.extend(["XG", "YG"]),
+            _ => {}
+        }
+        if let Some(vd) = f.vertical {
+            coords.push(vertical_coord(vd));
+        }
+        referenced.extend(coords.iter().copied());
+        a.push(("coordinates".into(), coords.join(" ").into()));
+
+        let grid = Arc::clone(&ctx.grid);
+        let (file, record, point, var) =
+            (Arc::clone(&f.file), f.record, f.point, f.out_name.clone());
+        let mut hfac = vec![0f32; grid.level_len()];
+        let produce = Box::new(
+            move |k: usize, out: &mut [f32]| -> Result<(), crate::ncio::SlabError> {
+                masked_level(&grid, &file, record, point, k, out, &mut hfac)
+                    .map_err(|e| Box::new(e.for_var(&var)) as crate::ncio::SlabError)
+            },
+        );
+        let slab_dim = dims.len() - 4;
+        let mut v = VarDef::new(&f.out_name, &dims, VarData::SlabsF32 { slab_dim, produce });
+        v.attrs = a;
+        v.fill = Some(AttrValue::F32(FILL_F32));
+        v.compression = Some(zip);
+        let mut chunks = vec![1];
+        if f.vertical.is_some() {
+            chunks.push(1);
+        }
+        chunks.extend([ct, cj, ci]);
+        v.chunks = Some(chunks);
+        data_vars.push(v);
+    }
+    let mut data_vars = data_vars.into_iter();
+    vars.extend(data_vars.next());
+    vars.push(time_bnds);
+    vars.extend(data_vars);
+    vars.push(coord(
+        "XC_bnds",
+        &["tile", "j", "i", "nb"],
+        VarData::F32(grid.xc_bnds.clone()),
+        true,
+    ));
+    vars.push(coord(
+        "YC_bnds",
+        &["tile", "j", "i", "nb"],
+        VarData::F32(grid.yc_bnds.clone()),
+        true,
+    ));
+    if is_3d {
+        let z_bnds = (0..nz)
+            .flat_map(|k| [grid.rf[k] as f32, grid.rf[k + 1] as f32])
+            .collect();
+        vars.push(coord("Z_bnds", &["k", "nv"], VarData::F32(z_bnds), true));
+    }
+
+    // Auxiliary coordinates no data variable names go to the global `coordinates`.
+    let mut aux: Vec<&str> = vec!["XC", "YC", "XG", "YG", "XC_bnds", "YC_bnds", "time_bnds"];
+    if is_3d {
+        aux.extend(["Z", "Zp1", "Zu", "Zl", "Z_bnds"]);
+    }
+    let mut global_coords: Vec<&str> = aux
+        .into_iter()
+        .filter(|c| !referenced.contains(c))
+        .collect();
+    global_coords.sort();
+
+    let granule_file = name.file_name();
+    let mut globals = attrs::global_attrs(
+        m,
+        &attrs::GlobalInputs {
+            task,
+            product: Product::Native,
+            granule_file: &granule_file,
+            file_date: &name.date,
+            keywords,
+            now,
+            uuid: uuid::Uuid::new_v4().to_string(),
+        },
+    );
+    globals.push(("coordinates".into(), global_coords.join(" ").into()));
+
+    let mut dims = vec![
+        ("i".to_string(), n),
+        ("i_g".into(), n),
+        ("j".into(), n),
+        ("j_g".into(), n),
+    ];
+    if is_3d {
+        dims.extend([
+            ("k".into(), nz),
+            ("k_u".into(), nz),
+            ("k_l".into(), nz),
+            ("k_p1".into(), nz + 1),
+        ]);
+    }
+    dims.extend([
+        ("tile".into(), NTILES),
+        ("time".into(), 1),
+        ("nv".into(), 2),
+        ("nb".into(), 4),
+    ]);
+    Ok(DatasetDef {
+        dims,
+        vars,
+        global_attrs: globals,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_prefixes() {
+        assert_eq!(
+            input_prefix("a/b/SSH_mon_mean.0000000732.data"),
+            Some("SSH")
+        );
+        assert_eq!(
+            input_prefix("ADVx_TH_day_mean.0000000012.data"),
+            Some("ADVx_TH")
+        );
+        assert_eq!(input_prefix("SSH_day_snap.0000000012.data"), Some("SSH"));
+        assert_eq!(input_prefix("junk.data"), None);
+    }
+
+    #[test]
+    fn chunk_shapes_stay_bounded() {
+        assert_eq!(horizontal_chunks(90), [13, 90, 90]);
+        assert_eq!(horizontal_chunks(1080), [1, 1080, 1080]);
+        let [t, j, i] = horizontal_chunks(4320);
+        assert_eq!(t, 1);
+        assert!(j * i <= 1 << 22 && j * 3 >= 4320 / 2);
+    }
+}
