@@ -17,7 +17,7 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use netcdf::types::{FloatType, IntType, NcVariableType};
@@ -877,14 +877,14 @@ mod raw {
     use super::*;
 
     static LOCK: Mutex<()> = Mutex::new(());
-    /// `H5E_DEFAULT`: the calling thread's default error stack.
+    const NC_NOWRITE: c_int = 0;
+    const NC_NOERR: c_int = 0;
+    /// `H5E_DEFAULT`: the calling thread's default error stack (`hid_t` is 64-bit).
     const H5E_DEFAULT: i64 = 0;
 
     thread_local! {
         static HDF5_QUIET: Cell<bool> = const { Cell::new(false) };
     }
-    const NC_NOWRITE: c_int = 0;
-    const NC_NOERR: c_int = 0;
 
     extern "C" {
         fn nc_open(path: *const c_char, mode: c_int, ncidp: *mut c_int) -> c_int;
@@ -898,15 +898,29 @@ mod raw {
             deflate_levelp: *mut c_int,
         ) -> c_int;
         fn nc_strerror(ncerr: c_int) -> *const c_char;
+        fn H5is_library_threadsafe(is_ts: *mut bool) -> c_int;
         fn H5Eset_auto2(estack_id: i64, func: *const c_void, client_data: *mut c_void) -> c_int;
     }
 
-    /// Switches HDF5's automatic error printing off for the calling thread (once).
+    /// Switches HDF5's automatic error printing off for the calling thread (once per
+    /// thread). Only a thread-safe HDF5 needs it: elsewhere the setting is global,
+    /// netCDF's initialisation already made it, and an unlocked call could race.
     pub(super) fn quiet_hdf5_errors() {
+        static THREADSAFE: OnceLock<bool> = OnceLock::new();
+        let threadsafe = *THREADSAFE.get_or_init(|| {
+            let mut ts = false;
+            // SAFETY: a pure query writing one hbool_t (C `bool`) through a valid pointer.
+            let rc = unsafe { H5is_library_threadsafe(&mut ts) };
+            rc >= 0 && ts
+        });
+        if !threadsafe {
+            return;
+        }
         HDF5_QUIET.with(|done| {
             if !done.get() {
-                // SAFETY: a null handler disables printing; the thread-safe HDF5 library
-                // serialises this call itself. Failure only means noise stays on.
+                // SAFETY: a null handler disables printing for this thread's default
+                // stack; thread-safe HDF5 serialises the call itself. Failure would only
+                // leave the noise on, so its status is ignored.
                 let _ =
                     unsafe { H5Eset_auto2(H5E_DEFAULT, std::ptr::null(), std::ptr::null_mut()) };
                 done.set(true);

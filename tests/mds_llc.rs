@@ -359,6 +359,10 @@ fn data_size_mismatch_names_both_sizes() {
         &d,
         &["468 bytes", "936 bytes"],
     );
+    // Absurd dims overflow nothing; they just do not match the file.
+    let huge = " nDims = [ 3 ];\n dimList = [ 4000000000, 1, 4000000000, 4000000000, 1, 4000000000, 4000000000, 1, 4000000000 ];\n dataprec = [ 'float64' ];\n nrecords = [ 1 ];\n";
+    let (d, m) = pair(dir.path(), "HUGE", huge, &full);
+    assert_msg(MdsFile::open(&d, &m).unwrap_err(), &d, &["468 bytes"]);
     // Missing .data.
     let missing = dir.path().join("nothing.data");
     assert_msg(

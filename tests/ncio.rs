@@ -611,3 +611,35 @@ fn killed_writer_leaves_no_final_file() {
     assert_eq!(storage::remove_stale_temps(&out_dir).unwrap(), 1);
     assert_eq!(dir_entries(&out_dir), Vec::<String>::new());
 }
+
+/// Throughput of the serial writer for one LLC90 3D field at several compression
+/// settings (run with `cargo test --release --test ncio -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn write_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    for compression in [
+        None,
+        Some((1, true)),
+        Some((5, false)),
+        Some((5, true)),
+        Some((9, true)),
+    ] {
+        let mut def = native_granule(good_producer());
+        let theta = def.vars.last_mut().unwrap();
+        theta.compression = compression.map(|(deflate_level, shuffle)| Compression {
+            deflate_level,
+            shuffle,
+        });
+        if compression.is_none() {
+            theta.chunks = None;
+        }
+        let r = write_atomic(def, &dir.path().join("t.nc")).unwrap();
+        eprintln!(
+            "compression {compression:?}: {} bytes in {:?}, {:.1} MB/s of data",
+            r.bytes,
+            r.elapsed,
+            r.data_mb_per_s()
+        );
+    }
+}

@@ -549,6 +549,16 @@ fn bad_configurations_are_refused() {
 fn time_llc90_two_months() {
     let dir = tempfile::tempdir().expect("tempdir");
     let start = Instant::now();
+    let grid_only = SynthConfig {
+        months: 0,
+        ..SynthConfig::default()
+    };
+    synth::generate(&grid_only, dir.path()).expect("grid");
+    eprintln!(
+        "synth LLC90 x 50 levels, grid only: {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    let start = Instant::now();
     let report = synth::generate(&SynthConfig::default(), dir.path()).expect("generate");
     let secs = start.elapsed().as_secs_f64();
     eprintln!(

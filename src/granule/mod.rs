@@ -19,7 +19,7 @@ use crate::tasks::{GranuleName, Task, TaskError};
 use crate::time::Instant;
 
 /// The netCDF default fill for float32 (`9.96921e+36f`), which EDP writes on dry cells.
-pub const FILL_F32: f32 = 9.969_209_968_386_869e36;
+pub const FILL_F32: f32 = 9.969_21e36;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GranuleError {
@@ -112,4 +112,13 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
         bytes: report.bytes,
         elapsed: report.elapsed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fill_is_netcdf_default_float_fill() {
+        // NC_FILL_FLOAT in netcdf.h is 9.9692099683868690e+36f.
+        assert_eq!(super::FILL_F32, 9.969_209_968_386_869e36_f64 as f32);
+    }
 }

@@ -151,8 +151,10 @@ impl MdsMeta {
     }
 
     /// Values in one record: the product of all dimensions.
+    /// Saturates instead of overflowing on absurd dims, which then fail the
+    /// data-size check.
     pub fn record_len(&self) -> usize {
-        self.dims.iter().product()
+        self.dims.iter().fold(1usize, |a, &d| a.saturating_mul(d))
     }
 
     /// The `.meta` text in MITgcm's `MDS_WRITE_META` layout (as in ECCO V4

@@ -68,7 +68,7 @@ pub fn ssh_noibc(lon: f64, lat: f64, t: f64) -> f64 {
 /// Model free-surface height ETAN, metres: the uncorrected height lowered
 /// under the (seasonal) polar sea-ice load.
 pub fn etan(lon: f64, lat: f64, t: f64) -> f64 {
-    let ice = 0.05 * (1.0 - 0.5 * seasonal(t) * lat.signum()) * gauss(lat.abs() - 85.0, 15.0);
+    let ice = 0.05 * (1.0 - 0.5 * seasonal(t) * (lat / 10.0).tanh()) * gauss(lat.abs() - 85.0, 15.0);
     ssh_noibc(lon, lat, t) - ice
 }
 
@@ -104,7 +104,8 @@ pub fn salt(lon: f64, lat: f64, z: f64, t: f64) -> f64 {
 /// and a travelling synoptic pattern.
 pub fn wind_stress_en(lon: f64, lat: f64, t: f64) -> (f64, f64) {
     let (l, p) = (lon.to_radians(), lat.to_radians());
-    let season = 1.0 + 0.25 * seasonal(t) * p.sin().signum() * -1.0;
+    // Stronger in each hemisphere's winter; tanh keeps it smooth across the equator.
+    let season = 1.0 - 0.25 * seasonal(t) * (lat / 10.0).tanh();
     let zonal = -0.07 * gauss(lat.abs() - 15.0, 12.0) + 0.16 * gauss(lat.abs() - 50.0, 10.0);
     let storms = 0.04 * (2.0 * l - 2.0 * PI * t / 5.0).sin() * p.cos();
     let e = zonal * season + storms;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One-time (idempotent) set-up of a fresh Debian 12 machine for building and testing edp:
+# MPI, netCDF-C/HDF5 (serial), ncdump, libclang for bindgen, and the Python packages
+# the tests use as independent references (xmitgcm for the LLC layout).
+# Usage: scripts/setup.sh [--no-python]
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config libclang-dev
+  libnetcdf-dev libhdf5-dev netcdf-bin
+  libopenmpi-dev openmpi-bin
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+
+if [ "${1:-}" != "--no-python" ] && command -v python3 >/dev/null 2>&1; then
+  if ! python3 -c "import xmitgcm" >/dev/null 2>&1; then
+    echo "setup: installing Python test references (xmitgcm)"
+    python3 -m pip install --quiet --disable-pip-version-check xmitgcm
+  fi
+fi
+echo "setup: ok"

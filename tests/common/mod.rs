@@ -1,0 +1,192 @@
+//! Shared helpers of the integration tests: synthetic inputs, tasks, `ncdump -h` parsing.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use edp::metadata::{MetadataSet, Product};
+use edp::synth::{self, SynthConfig};
+use edp::tasks::{self, Locations, Task};
+use edp::time::{DailyDate, Frequency};
+
+/// A synthetic dataset in a temporary directory.
+pub struct Sample {
+    pub dir: tempfile::TempDir,
+    pub report: synth::SynthReport,
+    pub cfg: SynthConfig,
+}
+
+impl Sample {
+    pub fn new(n: usize, nz: usize, months: usize, variables: &[&str]) -> Sample {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = SynthConfig {
+            n,
+            nz,
+            months,
+            variables: if variables.is_empty() {
+                None
+            } else {
+                Some(variables.iter().map(|s| s.to_string()).collect())
+            },
+            ..SynthConfig::default()
+        };
+        let report = synth::generate(&cfg, dir.path()).expect("synth");
+        Sample { dir, report, cfg }
+    }
+
+    pub fn grid_dir(&self) -> PathBuf {
+        self.dir.path().join("grid")
+    }
+
+    pub fn source(&self) -> String {
+        self.dir
+            .path()
+            .join(&self.cfg.release)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// Monthly native tasks of a grouping for every synthesised month.
+    pub fn tasks(&self, grouping: &str) -> Vec<Task> {
+        let m = MetadataSet::embedded().expect("metadata");
+        let g = m
+            .grouping_by_filename(Product::Native, grouping)
+            .expect("grouping");
+        let loc = Locations {
+            dest_root: self.out().to_string_lossy().into_owned(),
+            grid: Some(self.grid_dir().to_string_lossy().into_owned()),
+            ..Locations::default()
+        };
+        tasks::tasks_for_steps(
+            g,
+            Frequency::AvgMon,
+            &self.report.monthly_steps,
+            &self.source(),
+            &m.release,
+            DailyDate::default(),
+            &loc,
+        )
+    }
+}
+
+/// Files under `dir`, recursively, relative names.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// `ncdump -h` of a file, parsed.
+#[derive(Debug, Default)]
+pub struct Header {
+    /// name → size, in order.
+    pub dims: Vec<(String, String)>,
+    /// name → (type, dims) in order.
+    pub vars: Vec<(String, String, String)>,
+    /// variable → ordered (attribute, raw value).
+    pub var_attrs: BTreeMap<String, Vec<(String, String)>>,
+    pub globals: Vec<(String, String)>,
+}
+
+pub fn parse_header(text: &str) -> Header {
+    let mut h = Header::default();
+    let mut section = "";
+    for line in text.lines() {
+        let t = line.trim();
+        match t {
+            "dimensions:" => section = "dims",
+            "variables:" => section = "vars",
+            "// global attributes:" => section = "globals",
+            _ if t.is_empty() || t.starts_with("netcdf ") || t == "}" || t.starts_with("```") => {}
+            _ => {
+                let body = t.trim_end_matches(';').trim_end();
+                match section {
+                    "dims" => {
+                        if let Some((n, s)) = body.split_once(" = ") {
+                            h.dims.push((n.trim().into(), s.trim().into()));
+                        }
+                    }
+                    "vars" | "globals" => {
+                        if let Some(rest) = body.strip_prefix(':') {
+                            if let Some((a, v)) = rest.split_once(" = ") {
+                                h.globals.push((a.into(), v.into()));
+                            }
+                        } else if let Some((lhs, v)) = body.split_once(" = ") {
+                            if let Some((var, attr)) = lhs.split_once(':') {
+                                h.var_attrs
+                                    .entry(var.into())
+                                    .or_default()
+                                    .push((attr.into(), v.into()));
+                            }
+                        } else if let Some((ty, rest)) = body.split_once(' ') {
+                            let (name, dims) = rest.split_once('(').unwrap_or((rest, ")"));
+                            h.vars.push((
+                                name.into(),
+                                ty.into(),
+                                dims.trim_end_matches(')').into(),
+                            ));
+                            h.var_attrs.entry(name.into()).or_default();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    h
+}
+
+/// The header EDP wrote for a granule, from the spec fixture.
+pub fn edp_header(granule_file: &str) -> Header {
+    let text = include_str!("../fixtures/edp-granule-headers.md");
+    let start = text
+        .find(&format!("### {granule_file}"))
+        .unwrap_or_else(|| panic!("{granule_file} not in the EDP headers fixture"));
+    let rest = &text[start..];
+    let open = rest.find("```\n").expect("code block") + 4;
+    let close = rest[open..].find("```").expect("end of block") + open;
+    parse_header(&rest[open..close])
+}
+
+pub fn ncdump_h(path: &Path) -> String {
+    let out = Command::new("ncdump")
+        .arg("-h")
+        .arg(path)
+        .output()
+        .expect("run ncdump");
+    assert!(
+        out.status.success(),
+        "ncdump -h {} failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
