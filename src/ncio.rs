@@ -94,7 +94,8 @@ impl AttrValue {
         }
     }
 
-    /// Converts what the library read; `None` for types this module does not write.
+    /// Converts what the library read; gives back values of types this module does not
+    /// write.
     fn from_nc(v: AttributeValue) -> Result<Self, AttributeValue> {
         Ok(match v {
             AttributeValue::Str(s) => AttrValue::Str(s),
@@ -335,11 +336,12 @@ pub enum NcError {
         #[source]
         source: netcdf::Error,
     },
-    #[error("variable `{var}` in {path:?} is {found}, not {expected:?}")]
+    #[error("variable `{var}` in {path:?} is {found}, not {expected}")]
     Type {
         path: PathBuf,
         var: String,
-        expected: DType,
+        /// What the caller asked for (a [`DType`] name, or the supported set).
+        expected: String,
         found: String,
     },
     #[error("attribute `{attr}` of {owner} in {path:?} has an unsupported type ({found})")]
@@ -763,7 +765,7 @@ impl NcReader {
         DType::from_nc(&t).ok_or_else(|| NcError::Type {
             path: self.path.clone(),
             var: name.to_string(),
-            expected: DType::F32,
+            expected: "F32, F64 or I32".to_string(),
             found: format!("{t:?}"),
         })
     }
@@ -816,7 +818,7 @@ impl NcReader {
             return Err(NcError::Type {
                 path: self.path.clone(),
                 var: name.to_string(),
-                expected,
+                expected: format!("{expected:?}"),
                 found: format!("{t:?}"),
             });
         }
