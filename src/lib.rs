@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod granule;
 pub mod grid;
+pub mod jobs;
 pub mod llc;
 pub mod mds;
 pub mod metadata;

@@ -7,6 +7,7 @@
 mod demo;
 mod run;
 mod synth;
+mod tasks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     Demo(DemoArgs),
     /// Write a deterministic synthetic LLC-N dataset (MDS grid + model output).
     Synth(synth::SynthArgs),
+    /// Expand a jobs file into a task list (EDP's JSON schema).
+    Tasks(tasks::TasksArgs),
     /// Produce the granules of a task list (EDP's or ours).
     Run(run::RunArgs),
 }
@@ -90,6 +93,7 @@ pub fn main_entry() -> ExitCode {
     let outcome = match cli.command {
         Command::Demo(a) => demo::run(&a),
         Command::Synth(a) => synth::run(&a),
+        Command::Tasks(a) => tasks::run(&a),
         Command::Run(a) => run::run(&a),
     };
     match outcome {

@@ -5,14 +5,20 @@
 //! A task names its output granule, its input MDS files per output variable, the
 //! grid / mapping-factor / metadata / config locations, and the time and summary
 //! metadata computed when the list was built. Building one task from a grouping and a
-//! step lives here too; jobs-file parsing and input discovery build on it.
+//! step lives here; [`discovery`] finds inputs and [`plan`] expands jobs into tasks.
 
 use std::path::{Path, PathBuf};
+
+pub mod discovery;
+pub mod plan;
+
+pub use plan::{build_from_jobs, Plan};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::jobs;
 use crate::metadata::{Grouping, Product, Release};
 use crate::time::{Coverage, DailyDate, Frequency};
 
@@ -240,9 +246,9 @@ pub fn input_pair(source_root: &str, var: &str, freq: Frequency, step: u64) -> I
     ]
 }
 
-/// Tasks of one grouping at explicit steps, with the inputs that exist locally under
-/// `source_root` (EDP's layout). A variable missing at a step is left out of that
-/// task with a warning, as EDP does; a step with no input at all gives no task.
+/// Tasks of one grouping at explicit steps, with the inputs that exist under
+/// `source_root` (EDP's layout). A field missing at a step is left out of that task
+/// with a warning, as EDP does; a step with no input at all gives no task.
 pub fn tasks_for_steps(
     grouping: &Grouping,
     freq: Frequency,
@@ -252,28 +258,18 @@ pub fn tasks_for_steps(
     daily: DailyDate,
     loc: &Locations,
 ) -> Vec<Task> {
-    let mut out = Vec::new();
-    for &step in steps {
-        let mut vars = IndexMap::new();
-        for field in &grouping.fields {
-            let pair = input_pair(source_root, field, freq, step);
-            if Path::new(&pair[0]).is_file() && Path::new(&pair[1]).is_file() {
-                vars.insert(grouping.output_name(field).to_string(), vec![pair]);
-            } else {
-                log::warn!(
-                    "missing input detected for variable {field} of {} at step {step}: {}",
-                    grouping.filename,
-                    pair[0]
-                );
-            }
-        }
-        if vars.is_empty() {
-            continue;
-        }
-        let cov = release.clock.coverage(freq, step, daily);
-        out.push(build_task(grouping, freq, &cov, vars, release, loc));
-    }
-    out
+    let mut inv = discovery::Inventory::new(Path::new(source_root), &release.version);
+    let mut report = plan::JobReport::default();
+    plan::plan_grouping(
+        grouping,
+        freq,
+        &jobs::Steps::List(steps.to_vec()),
+        &mut inv,
+        release,
+        daily,
+        loc,
+        &mut report,
+    )
 }
 
 /// Reads a task list (a JSON array of tasks, as EDP writes it).
@@ -309,7 +305,7 @@ mod tests {
     use super::*;
     use crate::metadata::MetadataSet;
 
-    const SPEC_EXAMPLES: &str = include_str!("../tests/fixtures/edp-task-examples.json");
+    const SPEC_EXAMPLES: &str = include_str!("../../tests/fixtures/edp-task-examples.json");
 
     #[test]
     fn reads_edp_written_tasks() {
