@@ -264,6 +264,29 @@ fn bathymetry_has_continents_shelves_and_partial_cells() {
             assert!(g.hfac_w[k][p] <= h && g.hfac_s[k][p] <= h);
         }
     }
+    // hFacW/hFacS pair each cell with its west/south neighbour, across tile
+    // edges too (the neighbouring tile's cell, as MITgcm's exchange gives).
+    let n = g.n;
+    for t in 0..NTILES {
+        for j in 0..n {
+            for i in 0..n {
+                let p = g.index(t, j, i);
+                let other = |dj: isize, di: isize| {
+                    edp::llc::neighbour_cell(n, t, j as isize + dj, i as isize + di)
+                        .map(|(t2, j2, i2)| g.index(t2, j2, i2))
+                };
+                for k in 0..g.nz {
+                    let c = g.hfac_c[k][p];
+                    if let Some(q) = other(0, -1) {
+                        assert_eq!(g.hfac_w[k][p], c.min(g.hfac_c[k][q]), "W {t} {j} {i}");
+                    }
+                    if let Some(q) = other(-1, 0) {
+                        assert_eq!(g.hfac_s[k][p], c.min(g.hfac_c[k][q]), "S {t} {j} {i}");
+                    }
+                }
+            }
+        }
+    }
     let wet: Vec<usize> = g
         .hfac_c
         .iter()
@@ -564,6 +587,26 @@ fn time_llc90_two_months() {
     eprintln!(
         "synth LLC90 x 50 levels x 2 months, 13 variables: {secs:.2} s, {} files, {:.1} MB",
         report.files_written,
+        report.bytes_written as f64 / 1e6
+    );
+}
+
+/// Scaling check: LLC270 × 50 levels × 1 month, all variables (about 1.6 GB).
+/// Run with `cargo test --release --test synth -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing run; use --release"]
+fn time_llc270_one_month() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = Instant::now();
+    let cfg = SynthConfig {
+        n: 270,
+        months: 1,
+        ..SynthConfig::default()
+    };
+    let report = synth::generate(&cfg, dir.path()).expect("generate");
+    eprintln!(
+        "synth LLC270 x 50 levels x 1 month, 13 variables: {:.2} s, {:.1} MB",
+        start.elapsed().as_secs_f64(),
         report.bytes_written as f64 / 1e6
     );
 }

@@ -68,7 +68,8 @@ pub fn ssh_noibc(lon: f64, lat: f64, t: f64) -> f64 {
 /// Model free-surface height ETAN, metres: the uncorrected height lowered
 /// under the (seasonal) polar sea-ice load.
 pub fn etan(lon: f64, lat: f64, t: f64) -> f64 {
-    let ice = 0.05 * (1.0 - 0.5 * seasonal(t) * (lat / 10.0).tanh()) * gauss(lat.abs() - 85.0, 15.0);
+    let ice =
+        0.05 * (1.0 - 0.5 * seasonal(t) * (lat / 10.0).tanh()) * gauss(lat.abs() - 85.0, 15.0);
     ssh_noibc(lon, lat, t) - ice
 }
 

@@ -5,8 +5,8 @@
 //! over a shelf, a continental slope and an abyssal plain with ridges. The cell
 //! fractions `hFacC` follow MITgcm's `ini_masks_etc` rule, and `hFacW`/`hFacS`
 //! take the minimum of the two adjacent centres, where the centre beyond a tile
-//! edge comes from the tile's own map continued by one cell (not from the
-//! neighbouring tile) so every tile is computed independently.
+//! edge is the neighbouring tile's cell (via [`crate::llc::neighbour_cell`]), as
+//! MITgcm's halo exchange would give.
 
 use super::geometry::{great_circle, xyz, LlcMap, EARTH_RADIUS_M};
 use crate::llc::NTILES;
@@ -172,15 +172,35 @@ impl Bathymetry {
     pub fn new(map: &LlcMap, vertical: VerticalGrid) -> Bathymetry {
         let n = map.n();
         let scale = vertical.total_depth() / VerticalGrid::new(50).total_depth();
+        let at = |t: usize, j: i64, i: i64| {
+            let (lon, lat) = map.lonlat_raw(t, 2 * j + 1, 2 * i + 1);
+            raw_depth(lon, lat) * scale
+        };
+        let inner: Vec<f64> = (0..NTILES * n)
+            .into_par_iter()
+            .flat_map_iter(|row| {
+                let (t, j) = (row / n, (row % n) as i64);
+                (0..n as i64).map(move |i| at(t, j, i))
+            })
+            .collect();
+        // The halo holds the neighbouring tile's cell (what MITgcm's exchange
+        // gives hFacW/hFacS); only beyond the open Antarctic boundary, where
+        // there is no neighbour, does the tile's own map continue.
         let m = n + 1;
         let ext = (0..NTILES * m)
             .into_par_iter()
             .flat_map_iter(|row| {
-                let (t, jj) = (row / m, (row % m) as i64);
-                (0..m as i64).map(move |ii| {
-                    // Centre of cell (jj−1, ii−1): half-index 2(jj−1)+1.
-                    let (lon, lat) = map.lonlat_raw(t, 2 * jj - 1, 2 * ii - 1);
-                    raw_depth(lon, lat) * scale
+                let (t, jj) = (row / m, row % m);
+                let inner = &inner;
+                (0..m).map(move |ii| {
+                    if jj > 0 && ii > 0 {
+                        return inner[(t * n + jj - 1) * n + ii - 1];
+                    }
+                    let (j, i) = (jj as isize - 1, ii as isize - 1);
+                    match crate::llc::neighbour_cell(n, t, j, i) {
+                        Some((t2, j2, i2)) => inner[(t2 * n + j2) * n + i2],
+                        None => at(t, j as i64, i as i64),
+                    }
                 })
             })
             .collect();

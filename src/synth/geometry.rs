@@ -343,8 +343,19 @@ pub struct Metrics {
 }
 
 impl LlcMap {
+    /// Centre of cell `(j, i)` of `tile`, where one step outside the tile is
+    /// the neighbouring tile's cell; beyond the open Antarctic boundary the
+    /// tile's own map continues.
+    fn centre_xyz(&self, tile: usize, j: i64, i: i64) -> [f64; 3] {
+        let n = self.n;
+        match crate::llc::neighbour_cell(n, tile, j as isize, i as isize) {
+            Some((t, jj, ii)) => self.xyz(t, 2 * jj as i64 + 1, 2 * ii as i64 + 1),
+            None => self.xyz(tile, 2 * j + 1, 2 * i + 1),
+        }
+    }
+
     /// Corner positions, distances and areas (parallel over rows). At tile
-    /// edges DXC/DYC use the map continued half a cell beyond the tile.
+    /// edges DXC/DYC reach the neighbouring tile's centre.
     pub fn metrics(&self) -> Metrics {
         use rayon::prelude::*;
         let n = self.n;
@@ -366,8 +377,8 @@ impl LlcMap {
                             lat,
                             great_circle(sw, se),
                             great_circle(sw, nw),
-                            great_circle(self.xyz(t, jc + 1, ic - 1), centre),
-                            great_circle(self.xyz(t, jc - 1, ic + 1), centre),
+                            great_circle(self.centre_xyz(t, j, i - 1), centre),
+                            great_circle(self.centre_xyz(t, j - 1, i), centre),
                             quad_area(sw, se, ne, nw),
                         ]
                     })

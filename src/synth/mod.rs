@@ -173,7 +173,9 @@ impl SynthGrid {
 
 /// Builds the grid of [`generate`] in memory (same numbers as the files).
 /// Holds all `nz` levels of the three hFac fields: meant for tests (LLC90 × 50
-/// levels is about 130 MB), not for large N.
+/// levels is about 130 MB), not for large N. `n` below 1 is taken as 1 and
+/// `nz` is clamped to 1 … 50 (this builder has no error path; [`generate`]
+/// refuses such values instead).
 pub fn llc_geometry(n: usize, nz: usize) -> SynthGrid {
     let n = n.max(1);
     let nz = nz.clamp(1, DRF_V4R4.len());
