@@ -593,7 +593,17 @@ fn reference_script() -> PathBuf {
 }
 
 /// Whether python3 with xmitgcm is available; says why not on stderr.
+/// Whether the xmitgcm reference can run. CI sets `EDP_REQUIRE_REFERENCES=1` so a
+/// missing reference fails there instead of silently skipping.
 fn python_reference_available() -> bool {
+    let available = python_reference_probe();
+    if !available && std::env::var_os("EDP_REQUIRE_REFERENCES").is_some() {
+        panic!("EDP_REQUIRE_REFERENCES is set but the xmitgcm reference cannot run (scripts/setup.sh installs it)");
+    }
+    available
+}
+
+fn python_reference_probe() -> bool {
     match Command::new("python3")
         .arg(reference_script())
         .arg("--check")
