@@ -97,6 +97,13 @@ pub fn now_utc() -> String {
 /// task's `granule` path.
 pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
     let name = GranuleName::parse(&task.granule)?;
+    if task.granule.starts_with("s3://") {
+        // Without this a local directory named "s3:" would be created.
+        return Err(GranuleError::Unsupported(format!(
+            "granule destination {} is on S3, which this build does not write to yet",
+            task.granule
+        )));
+    }
     let def = match name.product {
         Product::Native => native::build(task, &name, ctx, &now_utc())?,
         Product::Latlon => {
