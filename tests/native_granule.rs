@@ -346,7 +346,7 @@ fn one_bad_granule_does_not_stop_the_others() {
     assert!(stdout.contains("1 done, 1 failed"), "{stdout}");
     let leftovers: Vec<_> = files_under(&sample.out())
         .into_iter()
-        .filter(|p| !p.extension().is_some_and(|e| e == "nc"))
+        .filter(|p| edp::storage::is_temp_name(p))
         .collect();
     assert!(
         leftovers.is_empty(),
