@@ -8,6 +8,7 @@ mod demo;
 mod run;
 mod synth;
 mod tasks;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ use crate::run as runner;
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,6 +47,8 @@ enum Command {
     Tasks(tasks::TasksArgs),
     /// Produce the granules of a task list (EDP's or ours).
     Run(run::RunArgs),
+    /// Check an output tree against its manifest (sizes, sha256, extra granules).
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +99,7 @@ pub fn main_entry() -> ExitCode {
         Command::Synth(a) => synth::run(&a),
         Command::Tasks(a) => tasks::run(&a),
         Command::Run(a) => run::run(&a),
+        Command::Verify(a) => verify::run(&a),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

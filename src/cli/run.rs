@@ -1,50 +1,153 @@
-//! `edp run`: produce the granules of a task list.
+//! `edp run`: produce the granules of a task list, on every rank of an MPI job or alone,
+//! with journals, a completion manifest and restart (see [`crate::run::spmd`]).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
-use super::{init_threads, print_summary, EXIT_OK, EXIT_TASKS_FAILED};
+use super::{init_threads, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE};
 use crate::granule::Encoding;
-use crate::run::{self, Overrides, Shared};
-use crate::tasks;
+use crate::jobs;
+use crate::metadata::MetadataSet;
+use crate::run::mpi::World;
+use crate::run::signal::StopFlag;
+use crate::run::spmd::{self, RunEnd, SpmdConfig};
+use crate::run::Overrides;
+use crate::tasks::{self, Locations, Task};
+use crate::time::DailyDate;
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["tasks", "jobs"])))]
 pub struct RunArgs {
-    /// Task list (JSON array of tasks, as EDP's edp_create_job_task_list writes).
+    /// Task list (JSON array of tasks, as `edp tasks` or EDP's edp_create_job_task_list write).
     #[arg(long)]
-    tasks: PathBuf,
+    tasks: Option<PathBuf>,
+    /// Jobs file to expand into tasks first (as `edp tasks --jobs`); needs --source and --dest.
+    #[arg(long, requires_all = ["source", "dest"])]
+    jobs: Option<PathBuf>,
+    /// Root of the model output (with --jobs).
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// Output root: where the manifest (edp-manifest.json), the summary and the journals
+    /// (.edp/) go; with --jobs also the root of the granules. Default with --tasks: the
+    /// common root of the tasks' granules.
+    #[arg(long)]
+    dest: Option<PathBuf>,
     /// Grid location for every task, overriding the tasks' ecco_grid_loc.
     #[arg(long)]
     grid: Option<PathBuf>,
+    /// Mapping-factors location written into tasks built from --jobs.
+    #[arg(long)]
+    factors: Option<String>,
     /// ECCO metadata directory (default: the embedded V4r4 set).
     #[arg(long)]
     metadata: Option<PathBuf>,
     /// zlib level of data variables (EDP: 5).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=9))]
     deflate: u8,
+    /// Threads per rank (default: SLURM_CPUS_PER_TASK, else the node's cores divided
+    /// among its ranks).
     #[arg(long)]
     threads: Option<usize>,
+    /// Before skipping a granule a previous run made, check its sha256 too (not only its size).
+    #[arg(long)]
+    verify: bool,
+    /// Seconds between progress reports on rank 0 (0: none).
+    #[arg(long, default_value_t = 10.0)]
+    progress: f64,
 }
 
 pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
-    init_threads(a.threads);
-    let list = tasks::read_task_list(&a.tasks)?;
-    let mut shared = Shared::new(
-        Overrides {
+    let world = match World::init() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("edp: error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let threads = a
+        .threads
+        .unwrap_or_else(|| spmd::default_threads(world.local_size()));
+    init_threads(Some(threads));
+    if world.is_root() {
+        log::info!(
+            "edp {} on {} rank(s){} x {threads} thread(s)",
+            env!("CARGO_PKG_VERSION"),
+            world.size(),
+            if world.uses_mpi() { " (MPI)" } else { "" }
+        );
+    }
+    // Failing to install a handler must not make one rank leave early (the others would
+    // wait for it): the run goes on, only without a graceful stop.
+    let stop = StopFlag::install().unwrap_or_else(|e| {
+        log::warn!("{e}; SIGTERM/SIGUSR1 will not stop the run gracefully");
+        StopFlag::default()
+    });
+    let cfg = SpmdConfig {
+        dest: a.dest.clone(),
+        overrides: Overrides {
             grid: a.grid.clone(),
             metadata: a.metadata.clone(),
         },
-        Encoding {
+        encoding: Encoding {
             deflate_level: a.deflate,
             shuffle: true,
         },
-    )?;
-    let summary = run::run_serial(&list, &mut shared);
-    print_summary(&summary);
-    Ok(if summary.failed() > 0 {
-        EXIT_TASKS_FAILED
-    } else {
-        EXIT_OK
+        threads,
+        verify: a.verify,
+        progress_every: Duration::from_secs_f64(a.progress.max(0.0)),
+    };
+    let load = || load_tasks(a);
+    let (end, message) = spmd::run_spmd(&world, &cfg, &stop, &load);
+    if let Some(m) = message {
+        eprintln!("edp: error: {m}");
+    }
+    // Finalise MPI before the process exits.
+    drop(world);
+    Ok(match end {
+        RunEnd::AllDone => EXIT_OK,
+        RunEnd::SomeFailed => EXIT_TASKS_FAILED,
+        RunEnd::Config => EXIT_USAGE,
+        RunEnd::Interrupted => EXIT_INTERRUPTED,
     })
+}
+
+/// Rank 0: the task list, read or built from the jobs file.
+fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
+    if let Some(path) = &a.tasks {
+        return Ok(tasks::read_task_list(path)?);
+    }
+    let (Some(jobs_file), Some(source), Some(dest)) = (&a.jobs, &a.source, &a.dest) else {
+        anyhow::bail!("--jobs needs --source and --dest");
+    };
+    let m = match &a.metadata {
+        Some(d) => MetadataSet::from_dir(d)?,
+        None => MetadataSet::embedded()?,
+    };
+    if !source.is_dir() {
+        anyhow::bail!("source root {} is not a directory", source.display());
+    }
+    let job_list = jobs::read_jobs(jobs_file, &m)?;
+    let loc = Locations {
+        dest_root: dest.to_string_lossy().into_owned(),
+        grid: a.grid.as_ref().map(|g| g.to_string_lossy().into_owned()),
+        factors: a.factors.clone(),
+        metadata: a
+            .metadata
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        config: None,
+    };
+    let plan = tasks::build_from_jobs(&job_list, &m, source, &loc, DailyDate::default());
+    if plan.tasks.is_empty() {
+        anyhow::bail!("{} gives no tasks", jobs_file.display());
+    }
+    log::info!(
+        "{} task(s) from {} job(s) in {}",
+        plan.tasks.len(),
+        job_list.len(),
+        jobs_file.display()
+    );
+    Ok(plan.tasks)
 }

@@ -1,7 +1,17 @@
 //! Running a task list: load the shared inputs once, produce every granule, isolate
 //! failures so one bad granule never stops the others, and report what happened.
 //!
-//! This is the single-process runner; MPI distribution builds on it.
+//! [`run_serial`] is the plain in-process runner (the demo uses it); [`spmd`] runs a
+//! task list over MPI ranks (or alone) with journals, a manifest and restart.
+
+pub mod cost;
+pub mod journal;
+pub mod manifest;
+pub mod mpi;
+pub mod restart;
+pub mod signal;
+pub mod spmd;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -88,7 +98,7 @@ impl Shared {
     }
 
     /// The context for a task, loading its grid the first time it is named.
-    fn context(&mut self, index: usize, task: &Task) -> Result<Context, String> {
+    pub(crate) fn context(&mut self, index: usize, task: &Task) -> Result<Context, String> {
         let loc = match (&self.overrides.grid, &task.ecco_grid_loc) {
             (Some(g), _) => g.clone(),
             (None, Some(g)) => PathBuf::from(g),

@@ -1,0 +1,60 @@
+//! `edp verify MANIFEST`: check an output tree against its completion manifest.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{init_threads, EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE};
+use crate::run::verify;
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The manifest (`<dest>/edp-manifest.json`) or the directory holding it.
+    manifest: PathBuf,
+    /// Check sizes only, not sha256 (fast).
+    #[arg(long)]
+    no_checksum: bool,
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Exit 0 when the tree matches, 1 on any mismatch, 2 when the manifest is unreadable.
+pub fn run(a: &VerifyArgs) -> anyhow::Result<u8> {
+    init_threads(a.threads);
+    let path = if a.manifest.is_dir() {
+        a.manifest.join(crate::run::manifest::MANIFEST_NAME)
+    } else {
+        a.manifest.clone()
+    };
+    let report = match verify::verify(&path, !a.no_checksum) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("edp: error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    for p in &report.problems {
+        println!("{p}");
+    }
+    println!(
+        "{}: {} granule(s), {:.1} MB checked{}: {}",
+        path.display(),
+        report.checked,
+        report.bytes as f64 / 1e6,
+        if a.no_checksum {
+            " (sizes only)"
+        } else {
+            " (sizes and sha256)"
+        },
+        if report.problems.is_empty() {
+            "OK".to_string()
+        } else {
+            format!("{} problem(s)", report.problems.len())
+        }
+    );
+    Ok(if report.problems.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_TASKS_FAILED
+    })
+}

@@ -1,0 +1,327 @@
+//! Per-rank journals: one JSON line per finished task, flushed and fsynced before the
+//! next task starts, so a run killed at any instant leaves a record of everything it
+//! completed and a restart can skip it.
+//!
+//! Journals live in `<dest>/.edp/journal-<rank>.jsonl`. Rank 0 folds them into the
+//! manifest at the end of a run (and at the start of the next one, after a crash),
+//! then removes them. A line torn by a kill mid-write is ignored on reading.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::tasks::Task;
+
+/// Directory under the destination that holds journals and other run state.
+pub const STATE_DIR: &str = ".edp";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot create directory {path:?}: {source}")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot open journal {path:?}: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("cannot append to journal {path:?}: {source}")]
+    Append { path: PathBuf, source: io::Error },
+    #[error("cannot read journal {path:?}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot list {path:?}: {source}")]
+    List { path: PathBuf, source: io::Error },
+    #[error("cannot remove journal {path:?}: {source}")]
+    Remove { path: PathBuf, source: io::Error },
+    #[error("cannot encode the record of {granule}: {source}")]
+    Encode {
+        granule: String,
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Done,
+    Failed,
+}
+
+/// An input file as it was when the granule was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputFile {
+    pub path: String,
+    /// `None` when the file could not be examined (the error is in the record).
+    pub size: Option<u64>,
+    /// Modification time, UTC, `YYYY-MM-DDThh:mm:ssZ`.
+    pub mtime: Option<String>,
+}
+
+/// What happened to one task: the unit of the journals and of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Granule path relative to the destination directory: the key of the manifest.
+    pub granule: String,
+    pub status: Status,
+    /// Position of the task in the run's task list.
+    pub task: usize,
+    /// sha256 of the task's JSON: a changed task is redone even if its granule exists.
+    pub task_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub inputs: Vec<InputFile>,
+    pub started: String,
+    pub finished: String,
+    /// Wall time of the task, seconds (making the granule, then checksumming it).
+    pub seconds: f64,
+    pub rank: usize,
+    pub host: String,
+    pub run_id: String,
+    pub edp_version: String,
+}
+
+/// The journal of one rank, opened for appending.
+pub struct JournalWriter {
+    path: PathBuf,
+    file: File,
+}
+
+/// `<dest>/.edp`.
+pub fn state_dir(dest: &Path) -> PathBuf {
+    dest.join(STATE_DIR)
+}
+
+/// `<dest>/.edp/journal-<rank>.jsonl`.
+pub fn journal_path(dest: &Path, rank: usize) -> PathBuf {
+    state_dir(dest).join(format!("journal-{rank}.jsonl"))
+}
+
+impl JournalWriter {
+    pub fn open(dest: &Path, rank: usize) -> Result<JournalWriter, JournalError> {
+        let dir = state_dir(dest);
+        fs::create_dir_all(&dir).map_err(|source| JournalError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = journal_path(dest, rank);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| JournalError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(JournalWriter { path, file })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record as one line in one write, then fsyncs: once this returns the
+    /// record survives a crash of the process or the node.
+    pub fn append(&mut self, record: &Record) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(record).map_err(|source| JournalError::Encode {
+            granule: record.granule.clone(),
+            source,
+        })?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| JournalError::Append {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+/// Journal files present under `<dest>/.edp`, in name order.
+pub fn journal_files(dest: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    let dir = state_dir(dest);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(JournalError::List { path: dir, source }),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e.map_err(|source| JournalError::List {
+            path: dir.clone(),
+            source,
+        })?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("journal-") && name.ends_with(".jsonl") {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The records of one journal, in order. Lines that do not parse (a line torn by a
+/// kill, or damage) are skipped with a warning: their tasks are simply redone.
+pub fn read_journal(path: &Path) -> Result<Vec<Record>, JournalError> {
+    let file = File::open(path).map_err(|source| JournalError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| JournalError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(&line) {
+            Ok(r) => out.push(r),
+            Err(e) => log::warn!(
+                "{}: line {} is not a record ({e}); ignoring it",
+                path.display(),
+                i + 1
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Number of complete lines in a journal (for progress), 0 if it cannot be read.
+pub fn count_lines(path: &Path) -> usize {
+    let Ok(mut f) = File::open(path) else {
+        return 0;
+    };
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return 0;
+    }
+    buf.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Removes the given journals (after their records are safely in the manifest).
+pub fn remove_journals(paths: &[PathBuf]) -> Result<(), JournalError> {
+    for p in paths {
+        match fs::remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(JournalError::Remove {
+                    path: p.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lower-case hex sha256 of a file's contents.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// sha256 of a task's JSON (field order is fixed by the task type).
+pub fn task_sha256(task: &Task) -> String {
+    let bytes = serde_json::to_vec(task).unwrap_or_default();
+    hex(&Sha256::digest(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Sizes and modification times of a task's input files.
+pub fn input_files(task: &Task) -> Vec<InputFile> {
+    task.variables
+        .values()
+        .flatten()
+        .flat_map(|pair| pair.iter())
+        .map(|p| {
+            let meta = fs::metadata(p).ok();
+            InputFile {
+                path: p.clone(),
+                size: meta.as_ref().map(|m| m.len()),
+                mtime: meta
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| format!("{}Z", crate::time::Instant(d.as_secs() as i64).iso())),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(granule: &str) -> Record {
+        Record {
+            granule: granule.into(),
+            status: Status::Done,
+            task: 3,
+            task_sha256: "ab".into(),
+            size: Some(10),
+            sha256: Some("cd".into()),
+            error: None,
+            inputs: vec![],
+            started: "s".into(),
+            finished: "f".into(),
+            seconds: 1.5,
+            rank: 1,
+            host: "h".into(),
+            run_id: "r".into(),
+            edp_version: "v".into(),
+        }
+    }
+
+    #[test]
+    fn journal_round_trip_skips_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = JournalWriter::open(dir.path(), 2).unwrap();
+        w.append(&record("a/x.nc")).unwrap();
+        w.append(&record("a/y.nc")).unwrap();
+        drop(w);
+        let path = journal_path(dir.path(), 2);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"granule\":\"a/z.nc\",\"sta").unwrap();
+        drop(f);
+        assert_eq!(journal_files(dir.path()).unwrap(), vec![path.clone()]);
+        let got = read_journal(&path).unwrap();
+        assert_eq!(got, vec![record("a/x.nc"), record("a/y.nc")]);
+        assert_eq!(count_lines(&path), 2);
+        remove_journals(std::slice::from_ref(&path)).unwrap();
+        assert!(journal_files(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn sha256_of_known_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

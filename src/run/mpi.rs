@@ -1,0 +1,310 @@
+//! The one place that talks to MPI.
+//!
+//! Everything else in the run sees a [`World`]: a rank, a size, and the three
+//! collectives the SPMD run needs (broadcast the plan, gather the records, agree on a
+//! flag). A `World` is either a real MPI world or a serial stand-in of one rank, so one
+//! code path serves `mpirun -np N`, `srun` and a plain `edp run`.
+//!
+//! MPI is only initialised when a launcher started us (or `EDP_MPI=on` asks for it):
+//! OpenMPI's singleton start-up forks a helper daemon, costs about 0.35 s here and fails
+//! outright in some containers, and a lone process gains nothing from it.
+
+use std::ffi::c_int;
+use std::sync::OnceLock;
+
+use mpi::environment::Universe;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use mpi::Count;
+
+/// Exit code of a rank that panicked (Rust's own panic exit code).
+pub const PANIC_EXIT: i32 = 101;
+
+/// Environment variable choosing whether to initialise MPI: `auto` (default), `on`, `off`.
+pub const MODE_VAR: &str = "EDP_MPI";
+
+/// Variables that MPI launchers set in every process they start: OpenMPI's mpirun,
+/// PMIx (OpenMPI, `srun --mpi=pmix`), PMI/PMI2 (MPICH's hydra, Intel MPI, `srun`).
+const LAUNCHER_VARS: &[&str] = &[
+    "OMPI_COMM_WORLD_SIZE",
+    "PMIX_RANK",
+    "PMI_RANK",
+    "PMI_SIZE",
+    "MPI_LOCALNRANKS",
+];
+
+/// Variables that carry the number of processes the launcher started.
+const LAUNCHER_SIZE_VARS: &[&str] = &["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MpiError {
+    #[error("{MODE_VAR}={0:?} is not one of auto, on, off")]
+    BadMode(String),
+    #[error("MPI was already initialised in this process")]
+    AlreadyInitialised,
+    #[error(
+        "the launcher started {launched} processes ({var}) but MPI sees a world of 1: \
+         edp was built against a different MPI library than the launcher's, and every \
+         process would produce every granule"
+    )]
+    SizeMismatch { launched: usize, var: &'static str },
+}
+
+/// The MPI world, or a serial stand-in of one rank.
+pub struct World {
+    mpi: Option<Mpi>,
+    rank: usize,
+    size: usize,
+    local_size: usize,
+}
+
+struct Mpi {
+    world: SimpleCommunicator,
+    // Dropped last: finalises MPI.
+    _universe: Universe,
+}
+
+/// True when some MPI launcher started this process.
+fn launched_by_mpi() -> bool {
+    LAUNCHER_VARS.iter().any(|v| std::env::var_os(v).is_some())
+        || (std::env::var_os("SLURM_PROCID").is_some()
+            && launcher_size().is_some_and(|(n, _)| n > 1))
+}
+
+/// The number of processes the launcher says it started, if it says.
+fn launcher_size() -> Option<(usize, &'static str)> {
+    LAUNCHER_SIZE_VARS.iter().find_map(|v| {
+        std::env::var(v)
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .map(|n| (n, *v))
+    })
+}
+
+impl World {
+    /// A world of one rank without MPI.
+    pub fn serial() -> World {
+        World {
+            mpi: None,
+            rank: 0,
+            size: 1,
+            local_size: 1,
+        }
+    }
+
+    /// Initialises MPI if a launcher started us (or [`MODE_VAR`] says so), else returns
+    /// [`World::serial`].
+    pub fn init() -> Result<World, MpiError> {
+        let mode = std::env::var(MODE_VAR).unwrap_or_else(|_| "auto".into());
+        let wanted = match mode.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => launched_by_mpi(),
+            "on" | "1" | "yes" => true,
+            "off" | "0" | "no" => false,
+            _ => return Err(MpiError::BadMode(mode)),
+        };
+        if !wanted {
+            return Ok(World::serial());
+        }
+        // MPI is called from the main thread only; rayon and progress threads never do.
+        let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)
+            .ok_or(MpiError::AlreadyInitialised)?;
+        let world = universe.world();
+        let rank = world.rank() as usize;
+        let size = world.size() as usize;
+        if size == 1 {
+            if let Some((launched, var)) = launcher_size().filter(|(n, _)| *n > 1) {
+                return Err(MpiError::SizeMismatch { launched, var });
+            }
+        }
+        // Ranks sharing this node's memory, to divide its cores among them.
+        let local_size = world.split_shared(world.rank()).size().max(1) as usize;
+        install_panic_abort();
+        Ok(World {
+            mpi: Some(Mpi {
+                world,
+                _universe: universe,
+            }),
+            rank,
+            size,
+            local_size,
+        })
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Ranks on this node (1 without MPI).
+    pub fn local_size(&self) -> usize {
+        self.local_size
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.rank == 0
+    }
+
+    /// True when this is a real MPI world (possibly of one rank).
+    pub fn uses_mpi(&self) -> bool {
+        self.mpi.is_some()
+    }
+
+    /// Rank 0's `data` on every rank (the argument is ignored elsewhere).
+    pub fn broadcast_bytes(&self, data: Vec<u8>) -> Vec<u8> {
+        let Some(m) = &self.mpi else {
+            return data;
+        };
+        let root = m.world.process_at_rank(0);
+        let mut len = data.len() as u64;
+        root.broadcast_into(&mut len);
+        let len = self.count_or_abort(len as usize, "broadcast");
+        let mut buf = if self.is_root() {
+            data
+        } else {
+            vec![0u8; len as usize]
+        };
+        root.broadcast_into(&mut buf[..]);
+        buf
+    }
+
+    /// Rank 0's `parts[r]` on rank r (`parts` is ignored off rank 0, and must have one
+    /// entry per rank on it).
+    pub fn scatter_bytes(&self, parts: Vec<Vec<u8>>) -> Vec<u8> {
+        let Some(m) = &self.mpi else {
+            return parts.into_iter().next().unwrap_or_default();
+        };
+        let root = m.world.process_at_rank(0);
+        let mut len: Count = 0;
+        if !self.is_root() {
+            root.scatter_into(&mut len);
+            let mut buf = vec![0u8; len as usize];
+            root.scatter_varcount_into(&mut buf[..]);
+            return buf;
+        }
+        if parts.len() != self.size {
+            self.abort(
+                1,
+                &format!("scatter of {} parts over {} ranks", parts.len(), self.size),
+            );
+        }
+        let counts: Vec<Count> = parts
+            .iter()
+            .map(|p| self.count_or_abort(p.len(), "scatter"))
+            .collect();
+        let mut displs = Vec::with_capacity(parts.len());
+        let mut at = 0usize;
+        for p in &parts {
+            displs.push(self.count_or_abort(at, "scatter"));
+            at += p.len();
+        }
+        root.scatter_into_root(&counts[..], &mut len);
+        let flat: Vec<u8> = parts.concat();
+        let mut mine = vec![0u8; len as usize];
+        let part = mpi::datatype::Partition::new(&flat[..], &counts[..], &displs[..]);
+        root.scatter_varcount_into_root(&part, &mut mine[..]);
+        mine
+    }
+
+    /// Every rank's `mine`, in rank order, on rank 0; `None` elsewhere.
+    pub fn gather_bytes(&self, mine: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let Some(m) = &self.mpi else {
+            return Some(vec![mine.to_vec()]);
+        };
+        let root = m.world.process_at_rank(0);
+        let len = self.count_or_abort(mine.len(), "gather");
+        if !self.is_root() {
+            root.gather_into(&len);
+            root.gather_varcount_into(mine);
+            return None;
+        }
+        let mut counts: Vec<Count> = vec![0; self.size];
+        root.gather_into_root(&len, &mut counts[..]);
+        let displs: Vec<Count> = counts
+            .iter()
+            .scan(0i64, |acc, &c| {
+                let d = *acc;
+                *acc += i64::from(c);
+                Some(d)
+            })
+            .map(|d| self.count_or_abort(d as usize, "gather"))
+            .collect();
+        let total: usize = counts.iter().map(|&c| c as usize).sum();
+        let mut buf = vec![0u8; total];
+        {
+            let mut part = mpi::datatype::PartitionMut::new(&mut buf[..], &counts[..], &displs[..]);
+            root.gather_varcount_into_root(mine, &mut part);
+        }
+        let mut out = Vec::with_capacity(self.size);
+        for (c, d) in counts.iter().zip(&displs) {
+            out.push(buf[*d as usize..(*d + *c) as usize].to_vec());
+        }
+        Some(out)
+    }
+
+    /// True on every rank iff `ok` is true on every rank.
+    pub fn all_true(&self, ok: bool) -> bool {
+        let Some(m) = &self.mpi else {
+            return ok;
+        };
+        let mine: c_int = ok.into();
+        let mut all: c_int = 0;
+        m.world
+            .all_reduce_into(&mine, &mut all, mpi::collective::SystemOperation::min());
+        all == 1
+    }
+
+    /// Ends the whole run now, every rank, with `code` after printing `message`.
+    pub fn abort(&self, code: i32, message: &str) -> ! {
+        eprintln!("edp: rank {}: {message}; aborting the run", self.rank);
+        match &self.mpi {
+            Some(m) => m.world.abort(code),
+            None => std::process::exit(code),
+        }
+    }
+
+    /// MPI message sizes are C ints; a larger one cannot be sent, so the run stops
+    /// (on the rank that sees it, which takes the others down with it).
+    fn count_or_abort(&self, n: usize, what: &str) -> Count {
+        Count::try_from(n).unwrap_or_else(|_| {
+            self.abort(
+                1,
+                &format!("{what} of {n} bytes exceeds the largest MPI message"),
+            )
+        })
+    }
+}
+
+/// Hostname of this node, for the records.
+pub fn host() -> String {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "unknown".into())
+    })
+    .clone()
+}
+
+/// A panic in any thread of any rank ends the whole MPI job with a message: the other
+/// ranks would otherwise wait forever in the next collective.
+fn install_panic_abort() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        if mpi::environment::is_initialized() && !mpi::environment::is_finalized() {
+            let world = SimpleCommunicator::world();
+            eprintln!(
+                "edp: rank {} of {} panicked (see above); aborting the MPI job",
+                world.rank(),
+                world.size()
+            );
+            world.abort(PANIC_EXIT);
+        }
+    }));
+}

@@ -1,0 +1,541 @@
+//! The SPMD run: the same code on every rank of `mpirun -np N` / `srun`, or alone.
+//!
+//! 1. Rank 0 builds or reads the task list, folds any journals of a killed run into the
+//!    manifest, removes partial files, skips the tasks already done, estimates the cost
+//!    of the rest and partitions them over the ranks ([`super::cost`]).
+//! 2. It broadcasts the run header and scatters each rank its tasks; a configuration
+//!    error is broadcast instead, and every rank exits 2 before any work.
+//! 3. Each rank loads the shared inputs once and produces its granules, largest first,
+//!    appending a record per task to its own journal as soon as the granule is in place.
+//!    A stop signal ends the loop between granules.
+//! 4. Rank 0 gathers the records, writes the manifest and the human summary, and
+//!    broadcasts the exit code, which every rank returns.
+//!
+//! Between the collectives no rank returns early, so a failure on one rank can never
+//! leave the others waiting; a panic aborts the whole job ([`super::mpi`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::cost;
+use super::journal::{self, JournalWriter, Record, Status};
+use super::manifest::{self, Manifest, RunInfo};
+use super::mpi::{self, World};
+use super::restart;
+use super::signal::StopFlag;
+use super::{error_chain, Overrides, Shared};
+use crate::granule::{self, now_utc, Encoding};
+use crate::tasks::Task;
+
+/// Environment variable naming a granule (substring) whose task panics: for testing
+/// that a panic on one rank aborts the whole job instead of hanging it.
+pub const DEBUG_PANIC_VAR: &str = "EDP_DEBUG_PANIC_GRANULE";
+
+/// How a run ended, the same on every rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunEnd {
+    /// Every task is done (now or before).
+    AllDone,
+    /// Some task failed; the others were produced.
+    SomeFailed,
+    /// Configuration error before any work.
+    Config,
+    /// Stopped by a signal before every task was attempted.
+    Interrupted,
+}
+
+/// What every rank needs to run.
+pub struct SpmdConfig {
+    /// Destination directory (manifest, journals); default: the root of the granules.
+    pub dest: Option<PathBuf>,
+    pub overrides: Overrides,
+    pub encoding: Encoding,
+    /// Threads per rank (for the record; the pool is set up by the caller).
+    pub threads: usize,
+    /// Checksum existing granules before skipping them.
+    pub verify: bool,
+    /// Progress report interval on rank 0 (zero: none).
+    pub progress_every: Duration,
+}
+
+/// One task as handed to a rank.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Work {
+    index: usize,
+    key: String,
+    task_sha256: String,
+    task: Task,
+}
+
+/// What rank 0 tells every rank before the work.
+#[derive(Debug, Serialize, Deserialize)]
+enum Header {
+    Go {
+        run_id: String,
+        dest: PathBuf,
+        todo: usize,
+    },
+    Stop,
+}
+
+/// What each rank reports at the end.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RankReport {
+    records: Vec<Record>,
+    busy_seconds: f64,
+    not_run: usize,
+    interrupted: bool,
+}
+
+/// Rank 0's view of the run, kept between planning and the end.
+struct RootState {
+    dest: PathBuf,
+    manifest: Manifest,
+    run_id: String,
+    started: String,
+    total: usize,
+    skipped: usize,
+    /// Loaded while planning, handed to rank 0's own work.
+    shared: Option<Shared>,
+}
+
+/// Threads per rank: `SLURM_CPUS_PER_TASK`, else the node's cores (`PBS_NUM_PPN` or
+/// those available) divided among the ranks on the node.
+pub fn default_threads(local_ranks: usize) -> usize {
+    let env = |v: &str| {
+        std::env::var(v)
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+    };
+    if let Some(n) = env("SLURM_CPUS_PER_TASK") {
+        return n;
+    }
+    let cores = env("PBS_NUM_PPN").unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    (cores / local_ranks.max(1)).max(1)
+}
+
+/// Runs a task list over the world. `load_tasks` is called on rank 0 only; an error from
+/// it (or any configuration error) is returned as `(RunEnd::Config, Some(message))` on
+/// rank 0 and `(RunEnd::Config, None)` elsewhere.
+pub fn run_spmd(
+    world: &World,
+    cfg: &SpmdConfig,
+    stop: &StopFlag,
+    load_tasks: &dyn Fn() -> anyhow::Result<Vec<Task>>,
+) -> (RunEnd, Option<String>) {
+    let start = Instant::now();
+    // 1. Plan on rank 0.
+    let (root, header, parts) = if world.is_root() {
+        match plan(world, cfg, load_tasks) {
+            Ok((state, header, parts)) => (Some(Ok(state)), header, parts),
+            Err(e) => (Some(Err(format!("{e:#}"))), Header::Stop, vec![]),
+        }
+    } else {
+        (None, Header::Stop, vec![])
+    };
+    // 2. Distribute.
+    let header_bytes = serde_json::to_vec(&header).unwrap_or_default();
+    let header: Header = match serde_json::from_slice(&world.broadcast_bytes(header_bytes)) {
+        Ok(h) => h,
+        Err(e) => world.abort(1, &format!("undecodable run header: {e}")),
+    };
+    let (run_id, dest, todo) = match header {
+        Header::Go { run_id, dest, todo } => (run_id, dest, todo),
+        Header::Stop => {
+            let msg = match root {
+                Some(Err(m)) => Some(m),
+                _ => None,
+            };
+            return (RunEnd::Config, msg);
+        }
+    };
+    let parts = if world.is_root() {
+        parts
+            .into_iter()
+            .map(|p: Vec<Work>| serde_json::to_vec(&p).unwrap_or_default())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mine: Vec<Work> = match serde_json::from_slice(&world.scatter_bytes(parts)) {
+        Ok(w) => w,
+        Err(e) => world.abort(1, &format!("undecodable task assignment: {e}")),
+    };
+
+    // 3. Shared inputs and the journal, checked on every rank before any work.
+    let mut root = root.and_then(Result::ok);
+    let shared = match root.as_mut().and_then(|r| r.shared.take()) {
+        Some(s) => Ok(s),
+        None => Shared::new(cfg.overrides.clone(), cfg.encoding),
+    };
+    let setup = shared
+        .map_err(|e| format!("rank {}: {e}", world.rank()))
+        .and_then(|s| {
+            JournalWriter::open(&dest, world.rank())
+                .map(|j| (s, j))
+                .map_err(|e| format!("rank {}: {e}", world.rank()))
+        });
+    let (mut shared, mut journal) = match (world.all_true(setup.is_ok()), setup) {
+        (true, Ok(s)) => s,
+        (_, Err(msg)) if !world.is_root() => {
+            eprintln!("edp: {msg}");
+            return (RunEnd::Config, None);
+        }
+        (_, Err(msg)) => return (RunEnd::Config, Some(msg)),
+        (false, Ok(_)) => {
+            let msg = "another rank could not load the shared inputs or open its journal";
+            return (RunEnd::Config, world.is_root().then(|| msg.to_string()));
+        }
+    };
+    log::debug!("rank {}: {} task(s)", world.rank(), mine.len());
+
+    let progress = (world.is_root() && !cfg.progress_every.is_zero() && todo > 0)
+        .then(|| Progress::start(dest.clone(), todo, cfg.progress_every));
+    let report = work(world, &mine, &mut shared, &mut journal, &run_id, stop);
+
+    // 4. Gather and conclude.
+    let report_bytes = serde_json::to_vec(&report).unwrap_or_default();
+    let gathered = world.gather_bytes(&report_bytes);
+    if let Some(p) = progress {
+        p.stop();
+    }
+    let end = match (root, gathered) {
+        (Some(state), Some(reports)) => conclude(world, cfg, state, &reports, start.elapsed()),
+        _ => RunEnd::AllDone,
+    };
+    let code = world.broadcast_bytes(serde_json::to_vec(&end).unwrap_or_default());
+    match serde_json::from_slice(&code) {
+        Ok(end) => (end, None),
+        Err(e) => world.abort(1, &format!("undecodable run end: {e}")),
+    }
+}
+
+/// Rank 0: everything before the work. Errors here are configuration errors.
+fn plan(
+    world: &World,
+    cfg: &SpmdConfig,
+    load_tasks: &dyn Fn() -> anyhow::Result<Vec<Task>>,
+) -> anyhow::Result<(RootState, Header, Vec<Vec<Work>>)> {
+    let started = now_utc();
+    let tasks = load_tasks()?;
+    let dest = match &cfg.dest {
+        Some(d) => d.clone(),
+        None => restart::dest_root(&tasks).ok_or(restart::RestartError::NoDest)?,
+    };
+    let keys = restart::granule_keys(&dest, &tasks)?;
+    // Rank 0 checks the shared inputs first so that a bad --metadata fails as a
+    // configuration error with one message, not once per rank.
+    let shared = Shared::new(cfg.overrides.clone(), cfg.encoding)?;
+    std::fs::create_dir_all(journal::state_dir(&dest)).map_err(|source| {
+        journal::JournalError::CreateDir {
+            path: journal::state_dir(&dest),
+            source,
+        }
+    })?;
+    let manifest = restart::consolidate(&dest)?;
+    let removed = restart::remove_stale_temps_tree(&dest)?;
+    if removed > 0 {
+        log::info!("removed {removed} partial file(s) left by an earlier run");
+    }
+
+    let previous = manifest.by_granule();
+    let decisions: Vec<(String, Result<(), String>)> = tasks
+        .par_iter()
+        .zip(&keys)
+        .map(|(t, k)| {
+            let sha = journal::task_sha256(t);
+            let d = restart::check_done(previous.get(k), &sha, Path::new(&t.granule), cfg.verify);
+            (sha, d)
+        })
+        .collect();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut todo: Vec<Work> = Vec::new();
+    for ((i, t), (sha, d)) in tasks.into_iter().enumerate().zip(decisions) {
+        match d {
+            Ok(()) => {}
+            Err(reason) => {
+                *reasons.entry(reason).or_default() += 1;
+                todo.push(Work {
+                    index: i,
+                    key: keys[i].clone(),
+                    task_sha256: sha,
+                    task: t,
+                });
+            }
+        }
+    }
+    let total = keys.len();
+    let skipped = total - todo.len();
+    if skipped > 0 {
+        let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        log::info!(
+            "{skipped} of {total} task(s) already done; redoing {} ({})",
+            todo.len(),
+            why.join(", ")
+        );
+    }
+
+    let costs: Vec<f64> = todo.par_iter().map(|w| cost::estimate(&w.task)).collect();
+    let assignment = cost::partition(&costs, world.size());
+    let loads: Vec<f64> = assignment
+        .iter()
+        .map(|a| a.iter().map(|&i| costs[i]).sum())
+        .collect();
+    log::info!(
+        "{} task(s) to do over {} rank(s); estimated imbalance {:.3}",
+        todo.len(),
+        world.size(),
+        cost::imbalance(&loads)
+    );
+    let mut slots: Vec<Option<Work>> = todo.into_iter().map(Some).collect();
+    let parts: Vec<Vec<Work>> = assignment
+        .iter()
+        .map(|a| a.iter().filter_map(|&i| slots[i].take()).collect())
+        .collect();
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let todo_n = parts.iter().map(Vec::len).sum();
+    Ok((
+        RootState {
+            dest: dest.clone(),
+            manifest,
+            run_id: run_id.clone(),
+            started,
+            total,
+            skipped,
+            shared: Some(shared),
+        },
+        Header::Go {
+            run_id,
+            dest,
+            todo: todo_n,
+        },
+        parts,
+    ))
+}
+
+/// Every rank: produce the assigned granules, journaling each outcome.
+fn work(
+    world: &World,
+    mine: &[Work],
+    shared: &mut Shared,
+    journal: &mut JournalWriter,
+    run_id: &str,
+    stop: &StopFlag,
+) -> RankReport {
+    let panic_at = std::env::var(DEBUG_PANIC_VAR)
+        .ok()
+        .filter(|s| !s.is_empty());
+    let host = mpi::host();
+    let mut report = RankReport::default();
+    let mut journal_ok = true;
+    for (n, w) in mine.iter().enumerate() {
+        if stop.is_set() {
+            report.interrupted = true;
+            report.not_run = mine.len() - n;
+            log::warn!(
+                "rank {}: stop requested; {} task(s) left undone",
+                world.rank(),
+                report.not_run
+            );
+            break;
+        }
+        if let Some(p) = &panic_at {
+            if w.task.granule.contains(p.as_str()) {
+                panic!("{DEBUG_PANIC_VAR} matches task {} ({})", w.index, w.key);
+            }
+        }
+        let record = run_task(w, shared, world.rank(), &host, run_id);
+        report.busy_seconds += record.seconds;
+        match (&record.status, &record.error) {
+            (Status::Done, _) => log::info!(
+                "rank {}: wrote {} ({:.1} MB, {:.2} s)",
+                world.rank(),
+                record.granule,
+                record.size.unwrap_or(0) as f64 / 1e6,
+                record.seconds
+            ),
+            (Status::Failed, e) => log::error!(
+                "rank {}: task {} failed: {}: {}",
+                world.rank(),
+                w.index,
+                record.granule,
+                e.as_deref().unwrap_or("?")
+            ),
+        }
+        if let Err(e) = journal.append(&record) {
+            // The record still reaches the manifest through rank 0; only a crash
+            // before the end would lose it (and its granule would be redone).
+            if journal_ok {
+                log::error!("rank {}: {e}; going on without a journal", world.rank());
+            }
+            journal_ok = false;
+        }
+        report.records.push(record);
+    }
+    report
+}
+
+/// Produces one task and describes what happened.
+fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str) -> Record {
+    let t = Instant::now();
+    let started = now_utc();
+    let inputs = journal::input_files(&w.task);
+    let result = shared
+        .context(w.index, &w.task)
+        .and_then(|ctx| granule::produce(&w.task, &ctx).map_err(|e| error_chain(&e)))
+        .and_then(|p| {
+            journal::sha256_file(&p.path)
+                .map(|sha| (p.bytes, sha))
+                .map_err(|e| {
+                    format!(
+                        "{} was written but cannot be read back: {e}",
+                        p.path.display()
+                    )
+                })
+        });
+    let (status, size, sha256, error) = match result {
+        Ok((bytes, sha)) => (Status::Done, Some(bytes), Some(sha), None),
+        Err(e) => (Status::Failed, None, None, Some(e)),
+    };
+    Record {
+        granule: w.key.clone(),
+        status,
+        task: w.index,
+        task_sha256: w.task_sha256.clone(),
+        size,
+        sha256,
+        error,
+        inputs,
+        started,
+        finished: now_utc(),
+        seconds: t.elapsed().as_secs_f64(),
+        rank,
+        host: host.into(),
+        run_id: run_id.into(),
+        edp_version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// Rank 0: fold the reports into the manifest, write it and the summary, decide the end.
+fn conclude(
+    world: &World,
+    cfg: &SpmdConfig,
+    mut state: RootState,
+    reports: &[Vec<u8>],
+    elapsed: Duration,
+) -> RunEnd {
+    let mut info = RunInfo {
+        run_id: state.run_id.clone(),
+        started: state.started.clone(),
+        finished: now_utc(),
+        seconds: elapsed.as_secs_f64(),
+        ranks: world.size(),
+        threads_per_rank: cfg.threads,
+        tasks: state.total,
+        skipped: state.skipped,
+        ..RunInfo::default()
+    };
+    let mut records = Vec::new();
+    for (rank, bytes) in reports.iter().enumerate() {
+        let r: RankReport = match serde_json::from_slice(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("undecodable report of rank {rank}: {e}");
+                RankReport::default()
+            }
+        };
+        info.busy_seconds.push(r.busy_seconds);
+        info.not_run += r.not_run;
+        info.interrupted |= r.interrupted;
+        records.extend(r.records);
+    }
+    for r in &records {
+        match r.status {
+            Status::Done => {
+                info.done += 1;
+                info.bytes += r.size.unwrap_or(0);
+            }
+            Status::Failed => info.failed += 1,
+        }
+    }
+    info.imbalance = cost::imbalance(&info.busy_seconds);
+    state.manifest.merge(records);
+    state.manifest.last_run = Some(info.clone());
+    let mut end = if info.interrupted {
+        RunEnd::Interrupted
+    } else if info.failed > 0 {
+        RunEnd::SomeFailed
+    } else {
+        RunEnd::AllDone
+    };
+    let journals = journal::journal_files(&state.dest).unwrap_or_default();
+    match state.manifest.write(&state.dest) {
+        Ok(path) => {
+            if let Err(e) = journal::remove_journals(&journals) {
+                log::warn!("{e} (its records are in the manifest)");
+            }
+            log::info!("manifest: {}", path.display());
+        }
+        Err(e) => {
+            // The journals stay, so the next run folds them in.
+            eprintln!("edp: error: {e}");
+            if end == RunEnd::AllDone {
+                end = RunEnd::SomeFailed;
+            }
+        }
+    }
+    let text = manifest::summary_text(&state.dest, &info, &state.manifest);
+    print!("{text}");
+    let summary = state.dest.join(manifest::SUMMARY_NAME);
+    if let Err(e) = manifest::write_file_atomic(&summary, text.as_bytes()) {
+        log::warn!("{e}");
+    }
+    end
+}
+
+/// Rank 0's periodic progress report, read from the journals of all ranks (so it costs
+/// the ranks no messages).
+struct Progress {
+    tx: mpsc::Sender<()>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(dest: PathBuf, todo: usize, every: Duration) -> Progress {
+        let (tx, rx) = mpsc::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                let done: usize = journal::journal_files(&dest)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|p| journal::count_lines(p))
+                    .sum();
+                let secs = t0.elapsed().as_secs_f64();
+                let rate = done as f64 / secs.max(1e-9);
+                let eta = if rate > 0.0 {
+                    format!("{:.0} s", (todo.saturating_sub(done)) as f64 / rate)
+                } else {
+                    "unknown".into()
+                };
+                log::info!("progress: {done}/{todo} tasks in {secs:.0} s, {rate:.2}/s, ETA {eta}");
+            }
+        });
+        Progress { tx, handle }
+    }
+
+    fn stop(self) {
+        let _ = self.tx.send(());
+        let _ = self.handle.join();
+    }
+}

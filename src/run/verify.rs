@@ -1,0 +1,194 @@
+//! `edp verify`: does the output tree match its manifest?
+//!
+//! Every granule the manifest lists as done must exist with its recorded size and
+//! sha256, and no other granule (`*.nc`) nor partial file may sit in the tree. Failed
+//! tasks in the manifest are reported too: the dataset is incomplete.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::journal::{self, Status, STATE_DIR};
+use super::manifest::{Manifest, ManifestError};
+use crate::storage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("cannot list {dir:?}: {source}")]
+    Walk { dir: PathBuf, source: io::Error },
+}
+
+/// One way the tree differs from the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    Missing {
+        granule: String,
+    },
+    Size {
+        granule: String,
+        want: u64,
+        got: u64,
+    },
+    Checksum {
+        granule: String,
+    },
+    Unreadable {
+        granule: String,
+        error: String,
+    },
+    Extra {
+        path: String,
+    },
+    Partial {
+        path: String,
+    },
+    Failed {
+        granule: String,
+        error: String,
+    },
+    /// A journal of a run that did not finish: the manifest is not up to date.
+    Pending {
+        path: String,
+    },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Missing { granule } => write!(f, "MISSING  {granule}"),
+            Problem::Size { granule, want, got } => {
+                write!(f, "SIZE     {granule}: {got} bytes, manifest says {want}")
+            }
+            Problem::Checksum { granule } => {
+                write!(f, "SHA256   {granule}: content differs from the manifest")
+            }
+            Problem::Unreadable { granule, error } => write!(f, "UNREAD   {granule}: {error}"),
+            Problem::Extra { path } => write!(f, "EXTRA    {path}: not in the manifest"),
+            Problem::Partial { path } => write!(f, "PARTIAL  {path}: left by a killed writer"),
+            Problem::Failed { granule, error } => write!(f, "FAILED   {granule}: {error}"),
+            Problem::Pending { path } => write!(
+                f,
+                "PENDING  {path}: journal of an unfinished run (re-run edp run to fold it in)"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Granules listed as done and checked.
+    pub checked: usize,
+    pub bytes: u64,
+    pub problems: Vec<Problem>,
+}
+
+/// Checks the tree around `manifest_path` (its directory) against it. Without
+/// `checksum` only existence and sizes are checked.
+pub fn verify(manifest_path: &Path, checksum: bool) -> Result<VerifyReport, VerifyError> {
+    let manifest = Manifest::read(manifest_path)?;
+    let dest = match manifest_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let done: Vec<_> = manifest
+        .granules
+        .iter()
+        .filter(|r| r.status == Status::Done)
+        .collect();
+    let mut problems: Vec<Problem> = done
+        .par_iter()
+        .filter_map(|r| {
+            let path = dest.join(&r.granule);
+            let granule = r.granule.clone();
+            let got = match fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(_) => return Some(Problem::Missing { granule }),
+            };
+            let want = r.size.unwrap_or(u64::MAX);
+            if got != want {
+                return Some(Problem::Size { granule, want, got });
+            }
+            if checksum {
+                match journal::sha256_file(&path) {
+                    Ok(sha) if Some(sha.as_str()) == r.sha256.as_deref() => {}
+                    Ok(_) => return Some(Problem::Checksum { granule }),
+                    Err(e) => {
+                        return Some(Problem::Unreadable {
+                            granule,
+                            error: e.to_string(),
+                        })
+                    }
+                }
+            }
+            None
+        })
+        .collect();
+    for r in manifest
+        .granules
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+    {
+        problems.push(Problem::Failed {
+            granule: r.granule.clone(),
+            error: r.error.clone().unwrap_or_default(),
+        });
+    }
+    let listed: BTreeSet<&str> = done.iter().map(|r| r.granule.as_str()).collect();
+    for rel in tree_files(&dest)? {
+        let path = Path::new(&rel);
+        if storage::is_temp_name(path) {
+            problems.push(Problem::Partial { path: rel });
+        } else if rel.ends_with(".nc") && !listed.contains(rel.as_str()) {
+            problems.push(Problem::Extra { path: rel });
+        }
+    }
+    for j in journal::journal_files(&dest).unwrap_or_default() {
+        problems.push(Problem::Pending {
+            path: j.display().to_string(),
+        });
+    }
+    Ok(VerifyReport {
+        checked: done.len(),
+        bytes: done.iter().filter_map(|r| r.size).sum(),
+        problems,
+    })
+}
+
+/// Files under `dest` (not following links, not in `.edp`), `/`-separated relative paths.
+fn tree_files(dest: &Path) -> Result<Vec<String>, VerifyError> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dest.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let entries = fs::read_dir(&dir).map_err(|source| VerifyError::Walk {
+            dir: dir.clone(),
+            source,
+        })?;
+        for e in entries {
+            let e = e.map_err(|source| VerifyError::Walk {
+                dir: dir.clone(),
+                source,
+            })?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            match e.file_type() {
+                Ok(t) if t.is_dir() && !(rel.is_empty() && name == STATE_DIR) => {
+                    stack.push((e.path(), r));
+                }
+                Ok(t) if t.is_dir() => {}
+                Ok(t) if t.is_file() => out.push(r),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
