@@ -1,0 +1,320 @@
+//! slurm/edp.sbatch and slurm/edp-multinode.sbatch run for real, on a single-node Slurm
+//! (Debian's slurm-wlm 22.05 with munge and PMIx) that `scripts/slurm-up.sh` installs
+//! and starts: two MPI ranks under srun on the demo data, the warning signal mid-run
+//! with the drained state and the resubmitted job that finishes it, and the multi-node
+//! script with Open MPI's mpirun as launcher.
+//!
+//! Without root (or apt) Slurm cannot be started and the tests say SKIPPED and pass;
+//! with EDP_REQUIRE_SLURM=1 (CI) that is a failure instead.
+
+mod cluster;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cluster::*;
+
+/// Starts Slurm (idempotent). False, after saying why, when it cannot be started here.
+fn slurm_up(test: &str) -> bool {
+    let out = run(&mut Command::new(repo().join("scripts/slurm-up.sh")));
+    if out.status.success() {
+        return true;
+    }
+    let why = text(&out);
+    if required("EDP_REQUIRE_SLURM") {
+        panic!("EDP_REQUIRE_SLURM=1 but Slurm could not be started: {why}");
+    }
+    eprintln!("SKIPPED {test}: Slurm cannot be started on this machine: {why}");
+    false
+}
+
+/// `sbatch` in `dir` with the environment the jobs need (sbatch exports it to the job).
+fn sbatch(dir: &Path) -> Command {
+    let mut cmd = Command::new("sbatch");
+    cmd.current_dir(dir).env("EDP_SRUN_MPI", "pmix");
+    mpi_env(&mut cmd);
+    cmd
+}
+
+/// A job's state and exit code (`ExitCode=3:0` → 3), from scontrol.
+fn job_state(id: &str) -> (String, i32) {
+    let out = run(Command::new("scontrol").args(["show", "job", "-o", id]));
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |k: &str| {
+        s.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in {s}"))
+            .to_string()
+    };
+    let state = field("JobState=");
+    let code = field("ExitCode=")
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (state, code)
+}
+
+fn finished(state: &str) -> bool {
+    !matches!(
+        state,
+        "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED"
+    )
+}
+
+/// Waits for a job to end (polling: faster than `sbatch --wait`'s back-off).
+fn wait_job(id: &str, limit: Duration) -> (String, i32) {
+    let t = Instant::now();
+    loop {
+        let (state, code) = job_state(id);
+        if finished(&state) {
+            return (state, code);
+        }
+        if t.elapsed() > limit {
+            let _ = Command::new("scancel").arg(id).status();
+            panic!("job {id} still {state} after {limit:?}; cancelled");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn submitted_id(stdout: &[u8]) -> String {
+    // --parsable prints "<id>" or "<id>;<cluster>".
+    let s = String::from_utf8_lossy(stdout);
+    let id = s.trim().split(';').next().unwrap().to_string();
+    assert!(
+        !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()),
+        "job id from sbatch: {s:?}"
+    );
+    id
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn sbatch_wait_two_ranks_from_a_jobs_file() {
+    let _one = serial();
+    if !slurm_up("sbatch_wait_two_ranks_from_a_jobs_file") {
+        return;
+    }
+    let data = dataset();
+    let dir = workdir("slurm-jobs");
+    let jobs = jobs_file(&dir);
+    let dest = dir.join("out");
+    // The script's own #SBATCH lines ask for 4 x 2 cores; this node has 2.
+    let out = run(sbatch(&dir)
+        .args([
+            "--wait",
+            "--parsable",
+            "--ntasks=2",
+            "--cpus-per-task=1",
+            "--time=10",
+        ])
+        .arg(repo().join("slurm/edp.sbatch"))
+        .arg("--jobs")
+        .arg(&jobs)
+        .arg("--source")
+        .arg(data)
+        .arg("--dest")
+        .arg("out")
+        .arg("--grid")
+        .arg(data.join("grid"))
+        .args(["--release", "V4r4"]));
+    let id = submitted_id(&out.stdout);
+    let log = dir.join(format!("edp-{id}.log"));
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "sbatch --wait: {}\n--- job log\n{log_text}",
+        text(&out)
+    );
+    assert_eq!(job_state(&id), ("COMPLETED".to_string(), 0));
+
+    // The task list the job made from the jobs file, kept by job id.
+    let tasks: serde_json::Value =
+        serde_json::from_str(&read(&dir.join(format!("edp-{id}.tasks.json")))).unwrap();
+    assert_eq!(tasks.as_array().map(|a| a.len()), Some(TASKS));
+    check_complete(&dest);
+    let m = manifest(&dest);
+    assert_eq!(
+        last_run(&m, "ranks"),
+        2,
+        "one MPI world of the two srun tasks"
+    );
+    assert_eq!(last_run(&m, "threads_per_rank"), 1);
+    // Both ranks made granules, and logged into the job's log with their labels.
+    let ranks: std::collections::BTreeSet<_> = done(&m)
+        .values()
+        .map(|r| r["rank"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ranks.into_iter().collect::<Vec<_>>(), vec![0, 1]);
+    for label in ["0: ", "1: "] {
+        assert!(
+            log_text.lines().any(|l| l.starts_with(label)),
+            "no line of rank {label:?} in {}:\n{log_text}",
+            log.display()
+        );
+    }
+    assert!(log_text.contains("srun --ntasks=2 --cpus-per-task=1 --label --mpi=pmix"));
+}
+
+#[test]
+fn warning_signal_drains_and_the_resubmitted_job_finishes() {
+    let _one = serial();
+    if !slurm_up("warning_signal_drains_and_the_resubmitted_job_finishes") {
+        return;
+    }
+    let dir = workdir("slurm-signal");
+    let dest = dir.join("out");
+    let tasks = task_list(&dir, &dest);
+    let out = run(sbatch(&dir)
+        .env("EDP_RESUBMITS", "1")
+        .args(["--parsable", "--ntasks=2", "--cpus-per-task=1", "--time=10"])
+        .arg(repo().join("slurm/edp.sbatch"))
+        .arg("--tasks")
+        .arg(&tasks)
+        .arg("--dest")
+        .arg(&dest));
+    assert!(out.status.success(), "sbatch: {}", text(&out));
+    let id = submitted_id(&out.stdout);
+    let log = dir.join(format!("edp-{id}.log"));
+
+    // Mid-run: once the first granule is in place, send what --signal=B:USR1@300 sends
+    // before the time limit (scancel delivers it at once; the time-limit path is late
+    // by up to a minute).
+    let t = Instant::now();
+    while granules_on_disk(&dest).is_empty() {
+        let (state, _) = job_state(&id);
+        assert!(
+            !finished(&state),
+            "job {id} ended ({state}) before its first granule:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "no granule in 180 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sig = run(Command::new("scancel").args(["--signal=USR1", "--batch", &id]));
+    assert!(sig.status.success(), "scancel: {}", text(&sig));
+    let (state, code) = wait_job(&id, Duration::from_secs(180));
+    let log_text = read(&log);
+    assert_eq!(
+        (state.as_str(), code),
+        ("FAILED", 3),
+        "exit 3 = drained:\n{log_text}"
+    );
+    assert!(log_text.contains("got SIGUSR1"), "{log_text}");
+
+    // The drained state: the finished granules are complete and recorded, the rest not
+    // started, no partial file.
+    let k = check_consistent(&dest);
+    let m = manifest(&dest);
+    assert!((1..TASKS).contains(&k), "{k} of {TASKS} done at the drain");
+    assert_eq!(last_run(&m, "interrupted"), true);
+    assert_eq!(last_run(&m, "done"), k);
+    assert_eq!(last_run(&m, "not_run"), TASKS - k);
+    let before = done(&m);
+
+    // The job resubmitted itself, queued behind itself, and finishes the rest.
+    let next = log_text
+        .lines()
+        .find_map(|l| l.strip_prefix("Submitted batch job "))
+        .unwrap_or_else(|| panic!("no resubmission in the log:\n{log_text}"))
+        .trim()
+        .to_string();
+    assert!(log_text.contains(&format!("--dependency=afterany:{id}")));
+    let (state2, code2) = wait_job(&next, Duration::from_secs(300));
+    let log2 = read(&dir.join(format!("edp-{next}.log")));
+    assert_eq!((state2.as_str(), code2), ("COMPLETED", 0), "{log2}");
+    check_complete(&dest);
+    let m2 = manifest(&dest);
+    assert_eq!(
+        last_run(&m2, "skipped"),
+        k,
+        "the drained run's granules are skipped"
+    );
+    assert_eq!(last_run(&m2, "done"), TASKS - k);
+    let after = done(&m2);
+    for (g, r) in &before {
+        assert_eq!(
+            after[g]["run_id"], r["run_id"],
+            "{g} was made again by the resumed run"
+        );
+    }
+    // EDP_RESUBMITS went down to 0: the second job does not resubmit.
+    assert!(!log2.contains("resubmitting"), "{log2}");
+}
+
+#[test]
+fn multinode_script_with_mpirun_inside_the_allocation() {
+    let _one = serial();
+    if !slurm_up("multinode_script_with_mpirun_inside_the_allocation") {
+        return;
+    }
+    let dir = workdir("slurm-multinode");
+    let dest = dir.join("out");
+    let tasks = task_list(&dir, &dest);
+    // One node here: the command line overrides the script's 4 x 16 x 2 shape.
+    let out = run(sbatch(&dir)
+        .env("EDP_LAUNCHER", "mpirun")
+        .env("EDP_SBATCH", repo().join("slurm/edp.sbatch"))
+        .args([
+            "--parsable",
+            "--nodes=1",
+            "--ntasks-per-node=2",
+            "--cpus-per-task=1",
+            "--mem-per-cpu=1G",
+            "--time=10",
+        ])
+        .arg(repo().join("slurm/edp-multinode.sbatch"))
+        .arg("--tasks")
+        .arg(&tasks)
+        .arg("--dest")
+        .arg(&dest));
+    assert!(out.status.success(), "sbatch: {}", text(&out));
+    let id = submitted_id(&out.stdout);
+    let (state, code) = wait_job(&id, Duration::from_secs(300));
+    // %x-%j: the multi-node script's job name.
+    let log_text = read(&dir.join(format!("edp-multi-{id}.log")));
+    assert_eq!((state.as_str(), code), ("COMPLETED", 0), "{log_text}");
+    assert!(
+        log_text.contains("mpirun -np 2 --bind-to none"),
+        "{log_text}"
+    );
+    check_complete(&dest);
+    assert_eq!(last_run(&manifest(&dest), "ranks"), 2);
+}
+
+#[test]
+fn job_script_refuses_to_run_outside_slurm_and_bad_arguments() {
+    // No Slurm needed: the checks before any work.
+    let script = repo().join("slurm/edp.sbatch");
+    let out = run(Command::new("bash")
+        .arg(&script)
+        .args(["--tasks", "x.json"])
+        .env_remove("SLURM_JOB_ID"));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not inside a Slurm job"));
+    let out = run(Command::new("bash")
+        .arg(&script)
+        .arg("--frobnicate")
+        .env("SLURM_JOB_ID", "1"));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument --frobnicate"));
+    let out = run(Command::new("bash")
+        .arg(&script)
+        .env("SLURM_JOB_ID", "1")
+        .env("SLURM_SUBMIT_DIR", env!("CARGO_TARGET_TMPDIR"))
+        .env("EDP_BIN", edp())
+        .env_remove("EDP_TASKS")
+        .env_remove("EDP_JOBS"));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give --tasks FILE"));
+}
