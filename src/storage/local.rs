@@ -1,4 +1,5 @@
-//! Where finished files land: the one place that creates, renames and removes output paths.
+//! Where finished local files land: the one place that creates, renames and removes
+//! output paths on a file system.
 //!
 //! A granule must appear under its final name only when it is complete, so every writer
 //! produces it under a temporary name beside the final one and [`commit`]s it with a
@@ -7,8 +8,8 @@
 //! name ([`temp_path_for`]) starts with a dot and does not end in `.nc`, so granule globs
 //! never pick it up and [`remove_stale_temps`] can recognise it on a restart.
 //!
-//! Object storage (S3) is meant to slot in behind these same functions later: a local
-//! temporary file followed by an upload whose completion plays the role of the rename.
+//! On S3 (see [`super::s3`]) the same file is then uploaded, and the completion of the
+//! upload plays the role of the rename.
 
 use std::ffi::OsString;
 use std::fs;

@@ -1,0 +1,279 @@
+//! Where files come from and where they land: the local file system, and S3 behind the
+//! same few calls, so that the three modes of ECCO Dataset Production (local;
+//! local/remote; remote) differ only in the locations given, never in the code that
+//! reads MDS files or writes granules.
+//!
+//! - [`local`] (re-exported here): temporary names, fsync, rename, stale-temp clean-up —
+//!   the single place that creates and renames output paths.
+//! - [`s3`]: the S3 client (blocking calls over a runtime owned there).
+//! - [`cache`]: the bounded local scratch cache that turns S3 inputs into local files the
+//!   memory-mapped readers use unchanged; shared entries (grid, factors) once per node.
+//! - [`archive`]: unpacking a grid shipped as one `.tar`/`.tar.gz`/`.zip`.
+//!
+//! A location is S3 exactly when it starts with `s3://` (EDP's rule); anything else is a
+//! local path.
+
+pub mod archive;
+pub mod cache;
+mod local;
+pub mod s3;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use local::{
+    commit, discard, file_size, is_temp_name, prepare, remove_stale_temps, temp_path_for,
+    StorageError,
+};
+pub use s3::{ObjectInfo, S3Error, S3Settings, S3Url, Uploaded};
+
+use cache::{CacheError, Pinned};
+
+/// What went wrong making a location usable, naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum LocationError {
+    #[error(transparent)]
+    S3(#[from] S3Error),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("{loc}: no such object or prefix")]
+    NotFound { loc: String },
+    #[error("cannot read {path:?}")]
+    Local {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// True if `loc` names an S3 location.
+pub fn is_s3(loc: &str) -> bool {
+    loc.starts_with("s3://")
+}
+
+/// The S3 location `loc` names, `None` for a local path.
+pub fn s3_url(loc: &str) -> Option<Result<S3Url, S3Error>> {
+    S3Url::parse(loc)
+}
+
+fn parse(loc: &str) -> Result<Option<S3Url>, LocationError> {
+    Ok(S3Url::parse(loc).transpose()?)
+}
+
+/// Sets the S3 endpoint for this process (`--s3-endpoint`); the AWS environment and
+/// profile give everything else.
+pub fn configure_s3(endpoint: Option<String>) {
+    s3::configure(S3Settings { endpoint });
+}
+
+/// Cleans this process's part of the scratch cache; call once before the process exits.
+pub fn shutdown() {
+    cache::shutdown();
+}
+
+/// Local paths standing in for a task's input paths: S3 inputs fetched into the scratch
+/// cache (and kept there while this value lives), local ones unchanged.
+#[derive(Debug, Default)]
+pub struct LocalInputs {
+    map: HashMap<String, String>,
+    _pins: Vec<Pinned>,
+}
+
+impl LocalInputs {
+    /// True when no input was on S3.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The local path to read for `path` (itself when it is local).
+    pub fn local<'a>(&'a self, path: &'a str) -> &'a str {
+        self.map.get(path).map(String::as_str).unwrap_or(path)
+    }
+}
+
+/// Fetches the S3 ones among `paths` into the scratch cache.
+pub fn fetch_inputs<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+) -> Result<LocalInputs, LocationError> {
+    let mut out = LocalInputs::default();
+    for p in paths {
+        if out.map.contains_key(p) {
+            continue;
+        }
+        let Some(url) = parse(p)? else {
+            continue;
+        };
+        let pin = cache::global()?.fetch_input(&url)?;
+        out.map
+            .insert(p.to_string(), pin.path.to_string_lossy().into_owned());
+        out._pins.push(pin);
+    }
+    Ok(out)
+}
+
+/// The object at `url` with its size, or the objects under it if it is a prefix.
+enum Found {
+    Object(ObjectInfo),
+    Prefix(Vec<ObjectInfo>),
+}
+
+fn find(url: &S3Url) -> Result<Found, LocationError> {
+    if let Some((info, _)) = s3::head(url)? {
+        return Ok(Found::Object(info));
+    }
+    let objects = s3::list(url)?;
+    if objects.is_empty() {
+        return Err(LocationError::NotFound {
+            loc: url.to_string(),
+        });
+    }
+    Ok(Found::Prefix(objects))
+}
+
+/// A local directory or file to open a grid location from, or `None` if `loc` is one
+/// already. A grid may be an S3 prefix (mirrored once per node), an S3 object that is a
+/// `.tar`/`.tar.gz`/`.zip` of the grid directory (fetched and unpacked once per node), a
+/// prefix holding only such an archive (EDP's convention), a GRID_GEOMETRY NetCDF
+/// object, or a local archive (unpacked once per node).
+pub fn local_grid(loc: &Path) -> Result<Option<PathBuf>, LocationError> {
+    let text = loc.to_string_lossy();
+    let Some(url) = parse(&text)? else {
+        let Some(kind) = loc
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(archive::kind_of)
+        else {
+            return Ok(None);
+        };
+        if !loc.is_file() {
+            return Ok(None);
+        }
+        let meta = std::fs::metadata(loc).map_err(|source| LocationError::Local {
+            path: loc.to_path_buf(),
+            source,
+        })?;
+        let abs = std::fs::canonicalize(loc).unwrap_or_else(|_| loc.to_path_buf());
+        let identity = format!(
+            "{} {} {:?}",
+            abs.display(),
+            meta.len(),
+            meta.modified().ok()
+        );
+        let dir = cache::global()?.node_unpacked(loc, kind, &identity)?;
+        return Ok(Some(archive::grid_root(&dir)));
+    };
+    let scratch = cache::global()?;
+    let unpack = |obj: &ObjectInfo| -> Result<Option<PathBuf>, LocationError> {
+        let url = S3Url {
+            bucket: url.bucket.clone(),
+            key: obj.key.clone(),
+        };
+        let local = scratch.node_object(&url, obj)?;
+        match archive::kind_of(url.file_name()) {
+            Some(kind) => {
+                let identity = format!("{url} {} {}", obj.size, obj.etag.as_deref().unwrap_or(""));
+                let dir = scratch.node_unpacked(&local, kind, &identity)?;
+                Ok(Some(archive::grid_root(&dir)))
+            }
+            None => Ok(Some(local)),
+        }
+    };
+    match find(&url)? {
+        Found::Object(obj) => unpack(&obj),
+        Found::Prefix(objects) => {
+            let archives: Vec<&ObjectInfo> = objects
+                .iter()
+                .filter(|o| archive::kind_of(&o.key).is_some())
+                .collect();
+            let has_mds = objects.iter().any(|o| o.key.ends_with("/XC.meta"));
+            if archives.len() == 1 && !has_mds {
+                return unpack(archives[0]);
+            }
+            Ok(Some(archive::grid_root(&scratch.node_prefix(&url)?)))
+        }
+    }
+}
+
+/// A local file for `loc`: itself if local, else the node-shared copy of the S3 object
+/// (fetched once per node; e.g. mapping factors, which are then memory-mapped).
+pub fn local_file(loc: &str) -> Result<PathBuf, LocationError> {
+    let Some(url) = parse(loc)? else {
+        return Ok(PathBuf::from(loc));
+    };
+    match s3::head(&url)? {
+        Some((info, _)) => Ok(cache::global()?.node_object(&url, &info)?),
+        None => Err(LocationError::NotFound {
+            loc: loc.to_string(),
+        }),
+    }
+}
+
+/// A local directory for `loc`: itself if local, else the node-shared mirror of the S3
+/// prefix (e.g. a metadata directory).
+pub fn local_dir(loc: &str) -> Result<PathBuf, LocationError> {
+    let Some(url) = parse(loc)? else {
+        return Ok(PathBuf::from(loc));
+    };
+    Ok(cache::global()?.node_prefix(&url)?)
+}
+
+/// A local path for `loc`, file or directory: itself if local; else the node-shared copy
+/// of the S3 object, or the mirror of the prefix.
+pub fn local_path(loc: &str) -> Result<PathBuf, LocationError> {
+    let Some(url) = parse(loc)? else {
+        return Ok(PathBuf::from(loc));
+    };
+    match find(&url)? {
+        Found::Object(info) => Ok(cache::global()?.node_object(&url, &info)?),
+        Found::Prefix(_) => Ok(cache::global()?.node_prefix(&url)?),
+    }
+}
+
+/// The whole content of a small file or object (a task list, a manifest).
+pub fn read_bytes(loc: &str) -> Result<Vec<u8>, LocationError> {
+    match parse(loc)? {
+        Some(url) => Ok(s3::get_bytes(&url)?),
+        None => std::fs::read(loc).map_err(|source| LocationError::Local {
+            path: PathBuf::from(loc),
+            source,
+        }),
+    }
+}
+
+/// Where a granule bound for `url` is written locally before its upload.
+pub fn staging_path(url: &S3Url) -> Result<PathBuf, LocationError> {
+    Ok(cache::global()?.staging_path(url))
+}
+
+/// Uploads a staged granule to `url` and removes the local copy, whether or not the
+/// upload succeeded (a failed task is redone from scratch).
+pub fn upload_granule(staged: &Path, url: &S3Url) -> Result<Uploaded, LocationError> {
+    let t = std::time::Instant::now();
+    let r = s3::upload_file(staged, url);
+    discard(staged);
+    let up = r?;
+    log::debug!(
+        "uploaded {url} ({:.1} MB in {} part(s), {:.2} s)",
+        up.size as f64 / 1e6,
+        up.parts,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(up)
+}
+
+/// The objects under the prefix `url`, by key relative to it (one paginated listing):
+/// what a restart or `edp sync` compares against instead of one HEAD per granule.
+pub fn remote_objects(url: &S3Url) -> Result<HashMap<String, ObjectInfo>, LocationError> {
+    let base = if url.key.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", url.key)
+    };
+    Ok(s3::list(url)?
+        .into_iter()
+        .filter_map(|o| {
+            let rel = o.key.strip_prefix(&base)?.to_string();
+            Some((rel, o))
+        })
+        .collect())
+}
