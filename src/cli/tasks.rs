@@ -9,6 +9,7 @@ use clap::Args;
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::jobs;
 use crate::metadata::MetadataSet;
+use crate::storage;
 use crate::tasks::{self, Locations};
 use crate::time::DailyDate;
 
@@ -17,7 +18,8 @@ pub struct TasksArgs {
     /// Jobs file: one `[<grouping id>, 'native'|'latlon', 'SNAP'|'AVG_DAY'|'AVG_MON', 'all'|[steps]]` per line.
     #[arg(long)]
     jobs: PathBuf,
-    /// Root of the model output (holding diags_monthly/, diags_daily/, diags_inst/, or <release>/ with them).
+    /// Root of the model output (holding diags_monthly/, diags_daily/, diags_inst/, or
+    /// <release>/ with them); a directory or s3://bucket/prefix.
     #[arg(long)]
     source: PathBuf,
     /// Root of the granules: <dest>/<release>/<native|latlon>/<period>/<GROUPING>/...
@@ -50,7 +52,7 @@ pub struct TasksArgs {
 pub fn run(a: &TasksArgs) -> anyhow::Result<u8> {
     let t = Instant::now();
     let m = match &a.metadata {
-        Some(d) => MetadataSet::from_dir(d)?,
+        Some(d) => MetadataSet::from_dir(&storage::local_dir(&d.to_string_lossy())?)?,
         None => MetadataSet::embedded()?,
     };
     if let Some(r) = &a.release {
@@ -62,7 +64,7 @@ pub fn run(a: &TasksArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     }
-    if !a.source.is_dir() {
+    if !storage::is_s3(&a.source.to_string_lossy()) && !a.source.is_dir() {
         anyhow::bail!("source root {} is not a directory", a.source.display());
     }
     let job_list = jobs::read_jobs(&a.jobs, &m)?;
@@ -82,6 +84,12 @@ pub fn run(a: &TasksArgs) -> anyhow::Result<u8> {
         DailyDate::DayAveraged
     };
     let plan = tasks::build_from_jobs(&job_list, &m, &a.source, &loc, daily);
+    if !plan.listing_errors.is_empty() {
+        anyhow::bail!(
+            "cannot list the inputs, no task list written: {}",
+            plan.listing_errors.join("; ")
+        );
+    }
     match &a.output {
         Some(path) => tasks::write_task_list(path, &plan.tasks)
             .with_context(|| format!("writing {}", path.display()))?,

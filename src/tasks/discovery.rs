@@ -6,10 +6,16 @@
 //! file: discovering 10⁵ steps takes a listing, not 10⁵ system calls. A step counts
 //! only when both its `.data` and `.meta` exist (EDP pairs them by sort order and
 //! silently mis-pairs when one is missing).
+//!
+//! A root `s3://bucket/prefix` is listed the same way: one paginated listing of the
+//! variable's prefix `<root>/<freq dir>/<VAR>_<period>/` (EDP lists the same prefix), and
+//! the inputs become `s3://bucket/key` strings in the tasks, as EDP writes them. A failed
+//! listing is not an empty one: it is kept in [`Inventory::errors`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::storage::{self, S3Url};
 use crate::time::Frequency;
 
 /// Steps found per (variable, frequency), listed lazily.
@@ -18,6 +24,11 @@ pub struct Inventory {
     root: PathBuf,
     release: String,
     listed: HashMap<(String, Frequency), Listing>,
+    /// The root when it is on S3.
+    remote: Option<S3Url>,
+    /// Sub-prefixes of the S3 root and of `<root>/<release>`, listed once.
+    remote_dirs: HashMap<String, Vec<String>>,
+    errors: Vec<String>,
 }
 
 /// One variable directory's complete steps.
@@ -35,10 +46,60 @@ impl Inventory {
     /// `<root>/<release>/` does (EDP's convention of a root above the release), that
     /// is used instead.
     pub fn new(root: &Path, release: &str) -> Inventory {
+        let mut errors = Vec::new();
+        let remote = match storage::s3_url(&root.to_string_lossy()) {
+            Some(Ok(u)) => Some(u),
+            Some(Err(e)) => {
+                errors.push(e.to_string());
+                None
+            }
+            None => None,
+        };
         Inventory {
             root: root.to_path_buf(),
             release: release.to_string(),
             listed: HashMap::new(),
+            remote,
+            remote_dirs: HashMap::new(),
+            errors,
+        }
+    }
+
+    /// Listings that failed (each message names the location); empty when all worked.
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// Sub-prefixes (full keys) directly under `url`, listed once.
+    fn remote_subdirs(&mut self, url: &S3Url) -> &[String] {
+        let key = url.to_string();
+        if !self.remote_dirs.contains_key(&key) && self.errors.is_empty() {
+            let dirs = match storage::s3::list_dir(url) {
+                Ok((dirs, _)) => dirs,
+                Err(e) => {
+                    log::error!("{e}");
+                    self.errors.push(e.to_string());
+                    Vec::new()
+                }
+            };
+            self.remote_dirs.insert(key.clone(), dirs);
+        }
+        self.remote_dirs.get(&key).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The S3 prefix of a frequency's directory, with the same fallback to
+    /// `<root>/<release>/` as for local roots.
+    fn remote_freq_dir(&mut self, root: &S3Url, freq: Frequency) -> S3Url {
+        let direct = root.join(freq.input_dir());
+        if self.remote_subdirs(root).contains(&direct.key) {
+            return direct;
+        }
+        let nested = root.join(&self.release);
+        let nested_freq = nested.join(freq.input_dir());
+        if self.remote_subdirs(&nested).contains(&nested_freq.key) {
+            nested_freq
+        } else {
+            direct
         }
     }
 
@@ -59,10 +120,32 @@ impl Inventory {
     pub fn listing(&mut self, var: &str, freq: Frequency) -> &Listing {
         let key = (var.to_string(), freq);
         if !self.listed.contains_key(&key) {
-            let dir = self
-                .freq_dir(freq)
-                .join(format!("{var}_{}", freq.input_token()));
-            let listing = list_dir(&dir, var, freq);
+            let sub = format!("{var}_{}", freq.input_token());
+            let listing = match self.remote.clone() {
+                // After a failed listing of this root, no more requests: the plan is
+                // unusable anyway and the first error says why.
+                Some(_) if !self.errors.is_empty() => Listing::default(),
+                Some(root) => {
+                    let dir = self.remote_freq_dir(&root, freq).join(&sub);
+                    let listed = if self.errors.is_empty() {
+                        list_remote(&dir, var, freq)
+                    } else {
+                        Ok(Listing::default())
+                    };
+                    match listed {
+                        Ok(l) => l,
+                        Err(e) => {
+                            log::error!("{e}");
+                            self.errors.push(e);
+                            Listing {
+                                dir: PathBuf::from(dir.to_string()),
+                                ..Listing::default()
+                            }
+                        }
+                    }
+                }
+                None => list_dir(&self.freq_dir(freq).join(sub), var, freq),
+            };
             self.listed.insert(key.clone(), listing);
         }
         &self.listed[&key]
@@ -72,6 +155,11 @@ impl Inventory {
     pub fn pair(&mut self, var: &str, freq: Frequency, step: u64) -> [String; 2] {
         let dir = self.listing(var, freq).dir.clone();
         let base = format!("{var}_{}.{step:010}", freq.input_token());
+        if self.remote.is_some() {
+            // `s3://…` strings, joined with `/` whatever the platform's separator.
+            let dir = dir.to_string_lossy();
+            return [format!("{dir}/{base}.data"), format!("{dir}/{base}.meta")];
+        }
         [
             dir.join(format!("{base}.data"))
                 .to_string_lossy()
@@ -99,25 +187,49 @@ fn parse_name(name: &str, prefix: &str) -> Option<(u64, bool)> {
 }
 
 fn list_dir(dir: &Path, var: &str, freq: Frequency) -> Listing {
+    let names = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    pair_names(dir.to_path_buf(), &names, var, freq)
+}
+
+/// Lists the S3 prefix `dir` (all pages) and pairs the object names directly under it.
+fn list_remote(dir: &S3Url, var: &str, freq: Frequency) -> Result<Listing, String> {
+    let objects = storage::s3::list(dir).map_err(|e| e.to_string())?;
+    let base = format!("{}/", dir.key);
+    let names: Vec<String> = objects
+        .iter()
+        .filter_map(|o| o.key.strip_prefix(&base))
+        .filter(|n| !n.contains('/'))
+        .map(str::to_string)
+        .collect();
+    Ok(pair_names(
+        PathBuf::from(dir.to_string()),
+        &names,
+        var,
+        freq,
+    ))
+}
+
+/// The complete and unpaired steps among the file names of one variable directory.
+fn pair_names(dir: PathBuf, names: &[String], var: &str, freq: Frequency) -> Listing {
     let prefix = format!("{var}_{}.", freq.input_token());
     let (mut data, mut meta) = (BTreeSet::new(), BTreeSet::new());
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if let Some((step, is_data)) =
-                e.file_name().to_str().and_then(|n| parse_name(n, &prefix))
-            {
-                if is_data {
-                    data.insert(step);
-                } else {
-                    meta.insert(step);
-                }
-            }
+    for (step, is_data) in names.iter().filter_map(|n| parse_name(n, &prefix)) {
+        if is_data {
+            data.insert(step);
+        } else {
+            meta.insert(step);
         }
     }
     let steps = data.intersection(&meta).copied().collect();
     let unpaired = data.symmetric_difference(&meta).copied().collect();
     Listing {
-        dir: dir.to_path_buf(),
+        dir,
         steps,
         unpaired,
     }

@@ -41,6 +41,9 @@ pub struct JobReport {
 pub struct Plan {
     pub tasks: Vec<Task>,
     pub jobs: Vec<JobReport>,
+    /// Input listings that failed (e.g. an S3 listing after its retries): the plan is
+    /// incomplete and must not be used.
+    pub listing_errors: Vec<String>,
 }
 
 /// The model inputs of an output field: its vector components (x then y) or itself.
@@ -180,6 +183,7 @@ pub fn build_from_jobs(
         plan.tasks.extend(tasks);
         plan.jobs.push(report);
     }
+    plan.listing_errors = inv.errors().to_vec();
     plan
 }
 
