@@ -29,6 +29,8 @@ pub enum GridError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("grid location: {0}")]
+    Location(#[from] crate::storage::LocationError),
 }
 
 /// Per-level fractions of one point type.
@@ -88,6 +90,10 @@ impl Grid {
     /// Opens a grid location: an MDS grid directory, a directory holding a
     /// GRID_GEOMETRY native file, or that file itself.
     pub fn open(loc: &Path) -> Result<Grid, GridError> {
+        // An S3 location or an archive: opened from its (once per node) local copy.
+        if let Some(local) = crate::storage::local_grid(loc)? {
+            return Grid::open(&local);
+        }
         if loc.is_file() {
             return Grid::from_geometry_nc(loc);
         }

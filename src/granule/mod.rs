@@ -15,6 +15,7 @@ use crate::grid::{Grid, GridError};
 use crate::mds::MdsError;
 use crate::metadata::{MetadataSet, Product};
 use crate::ncio::{self, NcError};
+use crate::storage;
 use crate::tasks::{GranuleName, Task, TaskError};
 use crate::time::Instant;
 
@@ -37,6 +38,8 @@ pub enum GranuleError {
     Grid(#[from] GridError),
     #[error(transparent)]
     Write(#[from] NcError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::LocationError),
 }
 
 impl GranuleError {
@@ -82,6 +85,9 @@ pub struct Produced {
     pub path: PathBuf,
     pub bytes: u64,
     pub elapsed: Duration,
+    /// sha256 and ETag of an uploaded granule (computed while uploading; `None` locally).
+    pub sha256: Option<String>,
+    pub etag: Option<String>,
 }
 
 /// Current UTC time as `YYYY-MM-DDThh:mm:ssZ`.
@@ -93,17 +99,36 @@ pub fn now_utc() -> String {
     format!("{}Z", Instant(secs).iso())
 }
 
-/// Produces the granule of one task: assemble, then write atomically under the
-/// task's `granule` path.
-pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
-    let name = GranuleName::parse(&task.granule)?;
-    if task.granule.starts_with("s3://") {
-        // Without this a local directory named "s3:" would be created.
-        return Err(GranuleError::Unsupported(format!(
-            "granule destination {} is on S3, which this build does not write to yet",
-            task.granule
-        )));
+/// The task with its S3 inputs replaced by their local copies (`None`: all local).
+fn with_local_inputs(task: &Task, inputs: &storage::LocalInputs) -> Option<Task> {
+    if inputs.is_empty() {
+        return None;
     }
+    let mut t = task.clone();
+    for p in t.variables.values_mut().flatten().flatten() {
+        *p = inputs.local(p).to_string();
+    }
+    Some(t)
+}
+
+/// Produces the granule of one task: assemble, then write atomically under the
+/// task's `granule` path — or, for an `s3://` granule, write it locally and upload it.
+pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
+    let start = std::time::Instant::now();
+    let name = GranuleName::parse(&task.granule)?;
+    let remote = storage::s3_url(&task.granule)
+        .transpose()
+        .map_err(storage::LocationError::from)?;
+    // S3 inputs are read from the scratch cache, kept there until the granule is written.
+    let inputs = storage::fetch_inputs(
+        task.variables
+            .values()
+            .flatten()
+            .flatten()
+            .map(String::as_str),
+    )?;
+    let local_task = with_local_inputs(task, &inputs);
+    let task = local_task.as_ref().unwrap_or(task);
     let def = match name.product {
         Product::Native => native::build(task, &name, ctx, &now_utc())?,
         Product::Latlon => {
@@ -113,11 +138,25 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
         }
     };
     let path = PathBuf::from(&task.granule);
-    let report = ncio::write_atomic(def, &path)?;
+    let Some(url) = remote else {
+        let report = ncio::write_atomic(def, &path)?;
+        return Ok(Produced {
+            path,
+            bytes: report.bytes,
+            elapsed: report.elapsed,
+            sha256: None,
+            etag: None,
+        });
+    };
+    let staged = storage::staging_path(&url)?;
+    ncio::write_atomic(def, &staged).inspect_err(|_| storage::discard(&staged))?;
+    let up = storage::upload_granule(&staged, &url)?;
     Ok(Produced {
         path,
-        bytes: report.bytes,
-        elapsed: report.elapsed,
+        bytes: up.size,
+        elapsed: start.elapsed(),
+        sha256: Some(up.sha256),
+        etag: up.etag,
     })
 }
 
