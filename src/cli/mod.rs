@@ -6,6 +6,7 @@
 
 mod demo;
 mod run;
+mod sync;
 mod synth;
 mod tasks;
 mod verify;
@@ -33,6 +34,10 @@ struct Cli {
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "info")]
     log_level: String,
+    /// Endpoint of an S3-compatible store (path-style), e.g. http://127.0.0.1:9000;
+    /// default: AWS_ENDPOINT_URL, else the AWS profile's endpoint_url, else AWS itself.
+    #[arg(long, global = true, value_name = "URL")]
+    s3_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +52,8 @@ enum Command {
     Tasks(tasks::TasksArgs),
     /// Produce the granules of a task list (EDP's or ours).
     Run(run::RunArgs),
+    /// Mirror a finished local output tree (and its manifest) to s3://bucket/prefix.
+    Sync(sync::SyncArgs),
     /// Check an output tree against its manifest (sizes, sha256, extra granules).
     Verify(verify::VerifyArgs),
 }
@@ -94,13 +101,17 @@ pub fn main_entry() -> ExitCode {
         }
     };
     init_logging(&cli.log_level);
+    crate::storage::configure_s3(cli.s3_endpoint.clone());
     let outcome = match cli.command {
         Command::Demo(a) => demo::run(&a),
         Command::Synth(a) => synth::run(&a),
         Command::Tasks(a) => tasks::run(&a),
         Command::Run(a) => run::run(&a),
+        Command::Sync(a) => sync::run(&a),
         Command::Verify(a) => verify::run(&a),
     };
+    // Removes this process's scratch files (S3 inputs, staged granules).
+    crate::storage::shutdown();
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
