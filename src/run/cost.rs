@@ -18,10 +18,12 @@ use crate::tasks::{GranuleName, Task};
 
 /// Bytes of one LLC90 float32 level (13 × 90 × 90 × 4), the fallback unit.
 const LEVEL_BYTES: f64 = 421_200.0;
-/// Fixed per-granule work (file creation, coordinates, attributes), in input bytes.
-const OVERHEAD_BYTES: f64 = 4.0 * LEVEL_BYTES;
-/// Lat-lon granules: interpolation to a 0.5° grid of 2.5× as many points per level.
-const LATLON_FACTOR: f64 = 3.0;
+/// Fixed per-granule work (file creation, coordinates, attributes), in input bytes:
+/// about 8 levels' worth, fitted to LLC90 native granules (2D ≈ 0.15 s, 3D ≈ 1.4 s).
+const OVERHEAD_BYTES: f64 = 8.0 * LEVEL_BYTES;
+/// Lat-lon granules: interpolation onto a 0.5° grid of 2.5× as many points per level;
+/// measured (benches/mpi_run.rs) at about 1.8× a native granule of the same inputs.
+const LATLON_FACTOR: f64 = 1.8;
 
 /// Estimated cost of a task, in equivalent input bytes.
 pub fn estimate(task: &Task) -> f64 {
