@@ -194,5 +194,5 @@ say "final: %runscript --version: $(run_in_final /.edp-runscript --version)"
 say "final: running %test"
 run_in_final /.edp-test >"$work/test.log" 2>&1 || { cat "$work/test.log" >&2; fail "%test failed"; }
 tail -n 1 "$work/test.log" >&2
-du -sh "$root" | awk '{ print "check-def: final stage tree: " $1 }' >&2
+du -shx "$root" | awk '{ print "check-def: final stage tree: " $1 }' >&2
 say "chroot ok"
