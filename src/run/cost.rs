@@ -11,6 +11,7 @@
 //! the least cost so far (LPT; within 4/3 of the optimum). It needs no messages while
 //! the run goes on, and the run's summary reports the imbalance it achieved.
 
+use std::collections::BTreeSet;
 use std::fs;
 
 use crate::metadata::Product;
@@ -22,20 +23,26 @@ const LEVEL_BYTES: f64 = 421_200.0;
 /// about 8 levels' worth, fitted to LLC90 native granules (2D ≈ 0.15 s, 3D ≈ 1.4 s).
 const OVERHEAD_BYTES: f64 = 8.0 * LEVEL_BYTES;
 /// Lat-lon granules: interpolation onto a 0.5° grid of 2.5× as many points per level;
-/// measured (benches/mpi_run.rs) at about 1.8× a native granule of the same inputs.
-const LATLON_FACTOR: f64 = 1.8;
+/// measured (benches/mpi_run.rs) at about 2× a native granule of the same inputs.
+const LATLON_FACTOR: f64 = 2.0;
 
 /// Estimated cost of a task, in equivalent input bytes.
 pub fn estimate(task: &Task) -> f64 {
-    let mut input = 0.0;
-    for pairs in task.variables.values() {
-        for [data, _meta] in pairs {
-            input += match fs::metadata(data) {
-                Ok(m) => m.len() as f64,
-                Err(_) => fallback_field_bytes(task),
-            };
-        }
-    }
+    // Each input file once: a lat-lon vector pair names the same x and y files for
+    // both of its output components, and they are read once.
+    let files: BTreeSet<&str> = task
+        .variables
+        .values()
+        .flatten()
+        .map(|[data, _meta]| data.as_str())
+        .collect();
+    let input: f64 = files
+        .iter()
+        .map(|data| match fs::metadata(data) {
+            Ok(m) => m.len() as f64,
+            Err(_) => fallback_field_bytes(task),
+        })
+        .sum();
     let factor = match GranuleName::parse(&task.granule).map(|n| n.product) {
         Ok(Product::Latlon) => LATLON_FACTOR,
         _ => 1.0,
@@ -112,6 +119,54 @@ mod tests {
         let parts = partition(&[3.0, 2.0], 3);
         assert_eq!(parts, vec![vec![0], vec![1], vec![]]);
         assert_eq!(partition(&[], 2), vec![Vec::<usize>::new(), vec![]]);
+    }
+
+    fn task(granule: &str, dim: &str, vars: &[(&str, &[&str])]) -> Task {
+        let variables: serde_json::Map<String, serde_json::Value> = vars
+            .iter()
+            .map(|(v, files)| {
+                let pairs: Vec<[String; 2]> = files
+                    .iter()
+                    .map(|f| [f.to_string(), f.replace(".data", ".meta")])
+                    .collect();
+                (v.to_string(), serde_json::json!(pairs))
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "granule": granule,
+            "variables": variables,
+            "dynamic_metadata": {"name": "n", "dimension": dim,
+                "time_coverage_start": "", "time_coverage_end": "", "time_coverage_center": "",
+                "time_long_name": "", "time_coverage_duration": "",
+                "time_coverage_resolution": "", "summary": ""}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn cost_counts_each_input_once_and_weights_latlon() {
+        let dir = tempfile::tempdir().unwrap();
+        let u = dir.path().join("U.data");
+        let v = dir.path().join("V.data");
+        fs::write(&u, vec![0u8; 1_000_000]).unwrap();
+        fs::write(&v, vec![0u8; 1_000_000]).unwrap();
+        let (u, v) = (u.to_str().unwrap(), v.to_str().unwrap());
+        let native = "/o/X_mon_mean_1992-01_ECCO_V4r4_native_llc0090.nc";
+        let latlon = "/o/X_mon_mean_1992-01_ECCO_V4r4_latlon_0p50deg.nc";
+        let pair: &[&str] = &[u, v];
+        let once = estimate(&task(latlon, "3D", &[("E", pair)]));
+        let twice = estimate(&task(latlon, "3D", &[("E", pair), ("N", pair)]));
+        assert_eq!(once, twice, "the same files read once");
+        assert_eq!(once, OVERHEAD_BYTES + 2e6 * LATLON_FACTOR);
+        assert_eq!(
+            estimate(&task(native, "3D", &[("U", &[u]), ("V", &[v])])),
+            OVERHEAD_BYTES + 2e6
+        );
+        // Missing inputs: by declared dimension, 3D = 50 x 2D.
+        let missing: &[&str] = &["/no/such.data"];
+        let d3 = estimate(&task(native, "3D", &[("T", missing)])) - OVERHEAD_BYTES;
+        let d2 = estimate(&task(native, "2D", &[("T", missing)])) - OVERHEAD_BYTES;
+        assert_eq!(d3, 50.0 * d2);
     }
 
     #[test]
