@@ -163,6 +163,50 @@ fn sbatch_wait_two_ranks_from_a_jobs_file() {
     assert!(log_text.contains("srun --ntasks=2 --cpus-per-task=1 --label --mpi=pmix"));
 }
 
+/// Once job `id` has put more than `before` granules in place, sends it what
+/// `--signal=B:USR1@300` sends before the time limit (scancel delivers it at once; the
+/// time-limit path is late by up to a minute), waits for the end and checks the drained
+/// state: exit 3, the finished granules complete and recorded, the rest not started,
+/// no partial file. Returns the granules done and the job's log.
+fn drain_mid_run(dir: &Path, dest: &Path, id: &str, before: usize) -> (usize, String) {
+    let log = dir.join(format!("edp-{id}.log"));
+    let t = Instant::now();
+    while granules_on_disk(dest).len() <= before {
+        let (state, _) = job_state(id);
+        assert!(
+            !finished(&state),
+            "job {id} ended ({state}) before making a granule:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "no granule in 180 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sig = run(Command::new("scancel").args(["--signal=USR1", "--batch", id]));
+    assert!(sig.status.success(), "scancel: {}", text(&sig));
+    let (state, code) = wait_job(id, Duration::from_secs(180));
+    let log_text = read(&log);
+    assert_eq!(
+        (state.as_str(), code),
+        ("FAILED", 3),
+        "exit 3 = drained:\n{log_text}"
+    );
+    assert!(log_text.contains("got SIGUSR1"), "{log_text}");
+    let k = check_consistent(dest);
+    let m = manifest(dest);
+    assert!(
+        (before + 1..TASKS).contains(&k),
+        "{k} of {TASKS} done at the drain"
+    );
+    assert_eq!(last_run(&m, "interrupted"), true);
+    assert_eq!(last_run(&m, "skipped"), before);
+    assert_eq!(last_run(&m, "done"), k - before);
+    assert_eq!(last_run(&m, "not_run"), TASKS - k);
+    (k, log_text)
+}
+
 #[test]
 fn warning_signal_drains_and_the_resubmitted_job_finishes() {
     let _one = serial();
@@ -181,75 +225,68 @@ fn warning_signal_drains_and_the_resubmitted_job_finishes() {
         .arg("--dest")
         .arg(&dest));
     assert!(out.status.success(), "sbatch: {}", text(&out));
-    let id = submitted_id(&out.stdout);
-    let log = dir.join(format!("edp-{id}.log"));
+    let first = submitted_id(&out.stdout);
+    let (k1, log1) = drain_mid_run(&dir, &dest, &first, 0);
+    let made_first = done(&manifest(&dest));
 
-    // Mid-run: once the first granule is in place, send what --signal=B:USR1@300 sends
-    // before the time limit (scancel delivers it at once; the time-limit path is late
-    // by up to a minute).
-    let t = Instant::now();
-    while granules_on_disk(&dest).is_empty() {
-        let (state, _) = job_state(&id);
-        assert!(
-            !finished(&state),
-            "job {id} ended ({state}) before its first granule:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        assert!(
-            t.elapsed() < Duration::from_secs(180),
-            "no granule in 180 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let sig = run(Command::new("scancel").args(["--signal=USR1", "--batch", &id]));
-    assert!(sig.status.success(), "scancel: {}", text(&sig));
-    let (state, code) = wait_job(&id, Duration::from_secs(180));
-    let log_text = read(&log);
-    assert_eq!(
-        (state.as_str(), code),
-        ("FAILED", 3),
-        "exit 3 = drained:\n{log_text}"
-    );
-    assert!(log_text.contains("got SIGUSR1"), "{log_text}");
-
-    // The drained state: the finished granules are complete and recorded, the rest not
-    // started, no partial file.
-    let k = check_consistent(&dest);
-    let m = manifest(&dest);
-    assert!((1..TASKS).contains(&k), "{k} of {TASKS} done at the drain");
-    assert_eq!(last_run(&m, "interrupted"), true);
-    assert_eq!(last_run(&m, "done"), k);
-    assert_eq!(last_run(&m, "not_run"), TASKS - k);
-    let before = done(&m);
-
-    // The job resubmitted itself, queued behind itself, and finishes the rest.
-    let next = log_text
+    // It resubmitted itself, queued behind itself, with one resubmission fewer left.
+    let second = log1
         .lines()
         .find_map(|l| l.strip_prefix("Submitted batch job "))
-        .unwrap_or_else(|| panic!("no resubmission in the log:\n{log_text}"))
+        .unwrap_or_else(|| panic!("no resubmission in the log:\n{log1}"))
         .trim()
         .to_string();
-    assert!(log_text.contains(&format!("--dependency=afterany:{id}")));
-    let (state2, code2) = wait_job(&next, Duration::from_secs(300));
-    let log2 = read(&dir.join(format!("edp-{next}.log")));
-    assert_eq!((state2.as_str(), code2), ("COMPLETED", 0), "{log2}");
-    check_complete(&dest);
-    let m2 = manifest(&dest);
-    assert_eq!(
-        last_run(&m2, "skipped"),
-        k,
-        "the drained run's granules are skipped"
+    assert!(
+        log1.contains(&format!("--dependency=afterany:{first}")),
+        "{log1}"
     );
-    assert_eq!(last_run(&m2, "done"), TASKS - k);
-    let after = done(&m2);
-    for (g, r) in &before {
+    assert!(log1.contains("EDP_RESUBMITS=0"), "{log1}");
+
+    // Drain the resubmitted job too: with none left it prints the command that resumes.
+    let (k2, log2) = drain_mid_run(&dir, &dest, &second, k1);
+    assert!(!log2.contains("resubmitting"), "{log2}");
+    let resume = log2
+        .lines()
+        .find_map(|l| {
+            l.split_once("to resume where it stopped, run: ")
+                .map(|x| x.1)
+        })
+        .unwrap_or_else(|| panic!("no resume command in the log:\n{log2}"))
+        .to_string();
+    assert!(resume.starts_with("sbatch "), "{resume}");
+
+    // That command, as a user would paste it, from the submit directory.
+    let out = run(mpi_env(
+        Command::new("bash")
+            .arg("-c")
+            .arg(&resume)
+            .current_dir(&dir)
+            .env_remove("EDP_RESUBMITS"),
+    ));
+    assert!(out.status.success(), "{resume}: {}", text(&out));
+    let third = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .strip_prefix("Submitted batch job ")
+        .unwrap_or_else(|| panic!("{}", text(&out)))
+        .to_string();
+    let (state, code) = wait_job(&third, Duration::from_secs(300));
+    let log3 = read(&dir.join(format!("edp-{third}.log")));
+    assert_eq!((state.as_str(), code), ("COMPLETED", 0), "{log3}");
+    check_complete(&dest);
+    let m = manifest(&dest);
+    assert_eq!(
+        last_run(&m, "skipped"),
+        k2,
+        "the drained runs' granules are kept"
+    );
+    assert_eq!(last_run(&m, "done"), TASKS - k2);
+    let after = done(&m);
+    for (g, r) in &made_first {
         assert_eq!(
             after[g]["run_id"], r["run_id"],
-            "{g} was made again by the resumed run"
+            "{g} was made again by a resumed run"
         );
     }
-    // EDP_RESUBMITS went down to 0: the second job does not resubmit.
-    assert!(!log2.contains("resubmitting"), "{log2}");
 }
 
 #[test]
