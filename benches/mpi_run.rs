@@ -160,6 +160,32 @@ fn calibrate(r: Result, list: &[Task], dest: &Path) -> Result {
     r
 }
 
+/// CPU control: how many cores' worth of compute this process gets right now. The same
+/// fixed work (sha256 of 256 MB) on 1 thread, then on 2 threads at once; 2 × T1 / T2 is
+/// 2.0 on two idle cores and lower when other work (or a CPU quota) takes a share.
+fn effective_cores() -> f64 {
+    use sha2::{Digest, Sha256};
+    let work = || {
+        let buf = vec![7u8; 1 << 20];
+        let mut h = Sha256::new();
+        for _ in 0..256 {
+            h.update(&buf);
+        }
+        h.finalize()
+    };
+    let t = Instant::now();
+    std::hint::black_box(work());
+    let t1 = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let a = s.spawn(work);
+        let b = s.spawn(work);
+        std::hint::black_box((a.join().is_ok(), b.join().is_ok()));
+    });
+    let t2 = t.elapsed().as_secs_f64();
+    2.0 * t1 / t2
+}
+
 /// The machine's 1-minute load average: other work on the cores skews every figure.
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -170,8 +196,9 @@ fn load() -> String {
 
 fn main() {
     // `cargo bench` passes --bench; nothing to parse.
+    let cores_before = effective_cores();
     println!(
-        "{} core(s), load average {} at start",
+        "{} core(s), load average {} at start; CPU control: {cores_before:.2} cores' worth available",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         load()
     );
@@ -271,7 +298,17 @@ fn main() {
             }
         );
     }
-    println!("load average {} at the end", load());
+    let cores_after = effective_cores();
+    println!(
+        "load average {} at the end; CPU control: {cores_after:.2} cores' worth available",
+        load()
+    );
+    let avail = 0.5 * (cores_before + cores_after);
+    println!(
+        "2 ranks: speed-up {:.2} with {avail:.2} cores' worth available -> efficiency {:.2} of the available",
+        base / results[1].run,
+        base / results[1].run / avail.max(1.0)
+    );
     println!(
         "\nwall s includes mpirun start-up; run s is edp's own (manifest); efficiency = \
          T(1 rank x 1 thread) / (workers x T); imbalance = slowest rank's busy time / mean"
