@@ -14,6 +14,7 @@ use crate::run::mpi::World;
 use crate::run::signal::StopFlag;
 use crate::run::spmd::{self, RunEnd, SpmdConfig};
 use crate::run::Overrides;
+use crate::storage;
 use crate::tasks::{self, Locations, Task};
 use crate::time::DailyDate;
 
@@ -116,16 +117,25 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
 /// Rank 0: the task list, read or built from the jobs file.
 fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
     if let Some(path) = &a.tasks {
+        let loc = path.to_string_lossy();
+        if storage::is_s3(&loc) {
+            // A task list on S3 (the remote mode) is read whole.
+            let bytes = storage::read_bytes(&loc)?;
+            let list: Vec<Task> = serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!("task list {loc} is not a valid EDP task list: {e}")
+            })?;
+            return Ok(list);
+        }
         return Ok(tasks::read_task_list(path)?);
     }
     let (Some(jobs_file), Some(source), Some(dest)) = (&a.jobs, &a.source, &a.dest) else {
         anyhow::bail!("--jobs needs --source and --dest");
     };
     let m = match &a.metadata {
-        Some(d) => MetadataSet::from_dir(d)?,
+        Some(d) => MetadataSet::from_dir(&storage::local_dir(&d.to_string_lossy())?)?,
         None => MetadataSet::embedded()?,
     };
-    if !source.is_dir() {
+    if !storage::is_s3(&source.to_string_lossy()) && !source.is_dir() {
         anyhow::bail!("source root {} is not a directory", source.display());
     }
     let job_list = jobs::read_jobs(jobs_file, &m)?;
@@ -140,6 +150,9 @@ fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
         config: None,
     };
     let plan = tasks::build_from_jobs(&job_list, &m, source, &loc, DailyDate::default());
+    if !plan.listing_errors.is_empty() {
+        anyhow::bail!("cannot list the inputs: {}", plan.listing_errors.join("; "));
+    }
     if plan.tasks.is_empty() {
         anyhow::bail!("{} gives no tasks", jobs_file.display());
     }

@@ -70,6 +70,9 @@ pub struct Record {
     pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// ETag of the object, for a granule uploaded to S3 (recorded once the upload completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub inputs: Vec<InputFile>,
@@ -283,6 +286,7 @@ mod tests {
             task_sha256: "ab".into(),
             size: Some(10),
             sha256: Some("cd".into()),
+            etag: None,
             error: None,
             inputs: vec![],
             started: "s".into(),

@@ -249,6 +249,7 @@ mod tests {
             task_sha256: String::new(),
             size: Some(1),
             sha256: None,
+            etag: None,
             error: None,
             inputs: vec![],
             started: String::new(),

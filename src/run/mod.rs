@@ -8,6 +8,7 @@ pub mod cost;
 pub mod journal;
 pub mod manifest;
 pub mod mpi;
+pub mod remote;
 pub mod restart;
 pub mod signal;
 pub mod spmd;
@@ -27,6 +28,8 @@ use crate::tasks::Task;
 pub enum RunError {
     #[error("cannot load metadata: {0}")]
     Metadata(#[from] MetadataError),
+    #[error("cannot load metadata: {0}")]
+    MetadataLocation(#[from] crate::storage::LocationError),
     #[error("task {index} ({granule}) names no grid location (ecco_grid_loc) and none was given with --grid")]
     NoGrid { index: usize, granule: String },
 }
@@ -81,7 +84,10 @@ pub struct Shared {
 impl Shared {
     pub fn new(overrides: Overrides, encoding: Encoding) -> Result<Shared, RunError> {
         let metadata = match &overrides.metadata {
-            Some(dir) => MetadataSet::from_dir(dir)?,
+            // An S3 prefix is mirrored once per node into the scratch cache.
+            Some(dir) => {
+                MetadataSet::from_dir(&crate::storage::local_dir(&dir.to_string_lossy())?)?
+            }
             None => MetadataSet::embedded()?,
         };
         log::info!("metadata: {}", metadata.origin);

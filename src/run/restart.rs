@@ -27,8 +27,8 @@ pub enum RestartError {
         dest: PathBuf,
     },
     #[error(
-        "task {index}: granule {granule} is remote; edp run keeps its manifest and journals \
-         beside local output: write locally, then `edp sync` the tree"
+        "task {index}: granule {granule} is on S3 but the destination is local; give \
+         --dest s3://bucket/prefix (or no --dest)"
     )]
     Remote { index: usize, granule: String },
     #[error("tasks {first} and {second} both write {granule}")]
@@ -75,7 +75,7 @@ fn layout_root(granule: &Path) -> PathBuf {
 
 /// The destination directory of a task list: the common root of its granules' EDP
 /// layouts. `None` if the granules share nothing (e.g. `/a/…` and `/b/…`).
-/// (Remote granules are rejected by [`granule_keys`].)
+/// (S3 granules: see [`super::remote::destination`].)
 pub fn dest_root(tasks: &[Task]) -> Option<PathBuf> {
     let mut common: Option<Vec<Component<'_>>> = None;
     let roots: Vec<PathBuf> = tasks
@@ -139,7 +139,8 @@ pub fn granule_keys(dest: &Path, tasks: &[Task]) -> Result<Vec<String>, RestartE
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut keys = Vec::with_capacity(tasks.len());
     for (i, t) in tasks.iter().enumerate() {
-        if t.granule.contains("://") {
+        // S3 granules are keyed against an S3 destination (`remote::key_root`) only.
+        if t.granule.contains("://") && !dest.to_string_lossy().starts_with("s3://") {
             return Err(RestartError::Remote {
                 index: i,
                 granule: t.granule.clone(),
@@ -311,6 +312,7 @@ mod tests {
             task_sha256: "t".into(),
             size: Some(5),
             sha256: Some(sha),
+            etag: None,
             error: None,
             inputs: vec![],
             started: String::new(),

@@ -26,10 +26,12 @@ use super::cost;
 use super::journal::{self, JournalWriter, Record, Status};
 use super::manifest::{self, Manifest, RunInfo};
 use super::mpi::{self, World};
+use super::remote;
 use super::restart;
 use super::signal::StopFlag;
 use super::{error_chain, Overrides, Shared};
 use crate::granule::{self, now_utc, Encoding};
+use crate::storage::S3Url;
 use crate::tasks::Task;
 
 /// Environment variable naming a granule (substring) whose task panics: for testing
@@ -102,6 +104,8 @@ struct RootState {
     skipped: usize,
     /// Loaded while planning, handed to rank 0's own work.
     shared: Option<Shared>,
+    /// The S3 destination, when the granules go there (`dest` is then the local state).
+    remote: Option<S3Url>,
 }
 
 /// Threads per rank: `SLURM_CPUS_PER_TASK`, else the node's cores (`PBS_NUM_PPN` or
@@ -228,11 +232,18 @@ fn plan(
 ) -> anyhow::Result<(RootState, Header, Vec<Vec<Work>>)> {
     let started = now_utc();
     let tasks = load_tasks()?;
-    let dest = match &cfg.dest {
-        Some(d) => d.clone(),
-        None => restart::dest_root(&tasks).ok_or(restart::RestartError::NoDest)?,
+    // Granules on S3: the state (journals, manifest) lives in a local state directory
+    // and the keys are taken relative to the S3 destination.
+    let remote = remote::destination(cfg.dest.as_deref(), &tasks)?;
+    let dest = match (&remote, &cfg.dest) {
+        (Some(url), _) => remote::state_dir(url)?,
+        (None, Some(d)) => d.clone(),
+        (None, None) => restart::dest_root(&tasks).ok_or(restart::RestartError::NoDest)?,
     };
-    let keys = restart::granule_keys(&dest, &tasks)?;
+    let keys = match &remote {
+        Some(url) => restart::granule_keys(&remote::key_root(url), &tasks)?,
+        None => restart::granule_keys(&dest, &tasks)?,
+    };
     // Rank 0 checks the shared inputs first so that a bad --metadata fails as a
     // configuration error with one message, not once per rank.
     let shared = Shared::new(cfg.overrides.clone(), cfg.encoding)?;
@@ -242,6 +253,9 @@ fn plan(
             source,
         }
     })?;
+    if let Some(url) = &remote {
+        remote::adopt_published_manifest(url, &dest)?;
+    }
     let manifest = restart::consolidate(&dest)?;
     let removed = restart::remove_stale_temps_tree(&dest)?;
     if removed > 0 {
@@ -249,12 +263,19 @@ fn plan(
     }
 
     let previous = manifest.by_granule();
+    // One listing of an S3 destination stands in for a stat per granule.
+    let objects = remote.as_ref().map(remote::listing).transpose()?;
     let decisions: Vec<(String, Result<(), String>)> = tasks
         .par_iter()
         .zip(&keys)
         .map(|(t, k)| {
             let sha = journal::task_sha256(t);
-            let d = restart::check_done(previous.get(k), &sha, Path::new(&t.granule), cfg.verify);
+            let d = match (&remote, &objects) {
+                (Some(url), Some(objs)) => {
+                    remote::check_done(previous.get(k), &sha, objs.get(k), &url.join(k), cfg.verify)
+                }
+                _ => restart::check_done(previous.get(k), &sha, Path::new(&t.granule), cfg.verify),
+            };
             (sha, d)
         })
         .collect();
@@ -306,6 +327,7 @@ fn plan(
     let todo_n = parts.iter().map(Vec::len).sum();
     Ok((
         RootState {
+            remote,
             dest: dest.clone(),
             manifest,
             run_id: run_id.clone(),
@@ -394,8 +416,12 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
         .context(w.index, &w.task)
         .and_then(|ctx| granule::produce(&w.task, &ctx).map_err(|e| error_chain(&e)))
         .and_then(|p| {
+            // An uploaded granule was checksummed on its way up; a local one is read back.
+            if let Some(sha) = p.sha256 {
+                return Ok((p.bytes, sha, p.etag));
+            }
             journal::sha256_file(&p.path)
-                .map(|sha| (p.bytes, sha))
+                .map(|sha| (p.bytes, sha, None))
                 .map_err(|e| {
                     format!(
                         "{} was written but cannot be read back: {e}",
@@ -403,9 +429,9 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
                     )
                 })
         });
-    let (status, size, sha256, error) = match result {
-        Ok((bytes, sha)) => (Status::Done, Some(bytes), Some(sha), None),
-        Err(e) => (Status::Failed, None, None, Some(e)),
+    let (status, size, sha256, etag, error) = match result {
+        Ok((bytes, sha, etag)) => (Status::Done, Some(bytes), Some(sha), etag, None),
+        Err(e) => (Status::Failed, None, None, None, Some(e)),
     };
     Record {
         granule: w.key.clone(),
@@ -414,6 +440,7 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
         task_sha256: w.task_sha256.clone(),
         size,
         sha256,
+        etag,
         error,
         inputs,
         started,
@@ -499,6 +526,14 @@ fn conclude(
     let summary = state.dest.join(manifest::SUMMARY_NAME);
     if let Err(e) = manifest::write_file_atomic(&summary, text.as_bytes()) {
         log::warn!("{e}");
+    }
+    if let Some(url) = &state.remote {
+        if let Err(e) = remote::publish(url, &state.dest) {
+            eprintln!("edp: error: {e}");
+            if end == RunEnd::AllDone {
+                end = RunEnd::SomeFailed;
+            }
+        }
     }
     end
 }
