@@ -112,7 +112,7 @@ fn sbatch_wait_two_ranks_from_a_jobs_file() {
             "--parsable",
             "--ntasks=2",
             "--cpus-per-task=1",
-            "--time=10",
+            "--time=30",
         ])
         .arg(repo().join("slurm/edp.sbatch"))
         .arg("--jobs")
@@ -218,7 +218,7 @@ fn warning_signal_drains_and_the_resubmitted_job_finishes() {
     let tasks = task_list(&dir, &dest);
     let out = run(sbatch(&dir)
         .env("EDP_RESUBMITS", "1")
-        .args(["--parsable", "--ntasks=2", "--cpus-per-task=1", "--time=10"])
+        .args(["--parsable", "--ntasks=2", "--cpus-per-task=1", "--time=30"])
         .arg(repo().join("slurm/edp.sbatch"))
         .arg("--tasks")
         .arg(&tasks)
@@ -298,7 +298,8 @@ fn multinode_script_with_mpirun_inside_the_allocation() {
     let dir = workdir("slurm-multinode");
     let dest = dir.join("out");
     let tasks = task_list(&dir, &dest);
-    // One node here: the command line overrides the script's 4 x 16 x 2 shape.
+    // One node here: the command line overrides the script's 4 x 16 x 2 shape. The
+    // time limit must exceed the script's 600 s warning, or the warning comes at once.
     let out = run(sbatch(&dir)
         .env("EDP_LAUNCHER", "mpirun")
         .env("EDP_SBATCH", repo().join("slurm/edp.sbatch"))
@@ -308,7 +309,7 @@ fn multinode_script_with_mpirun_inside_the_allocation() {
             "--ntasks-per-node=2",
             "--cpus-per-task=1",
             "--mem-per-cpu=1G",
-            "--time=10",
+            "--time=30",
         ])
         .arg(repo().join("slurm/edp-multinode.sbatch"))
         .arg("--tasks")
