@@ -15,6 +15,7 @@ pub mod llc;
 pub mod mds;
 pub mod metadata;
 pub mod ncio;
+pub mod regrid;
 pub mod run;
 pub mod storage;
 pub mod synth;

@@ -5,6 +5,7 @@
 //! still produced); 2 usage or configuration error before any work; 3 interrupted.
 
 mod demo;
+mod factors;
 mod run;
 mod sync;
 mod synth;
@@ -52,6 +53,8 @@ enum Command {
     Tasks(tasks::TasksArgs),
     /// Produce the granules of a task list (EDP's or ours).
     Run(run::RunArgs),
+    /// Build the native → lat-lon mapping factors of a grid into one file.
+    Factors(factors::FactorsArgs),
     /// Mirror a finished local output tree (and its manifest) to s3://bucket/prefix.
     Sync(sync::SyncArgs),
     /// Check an output tree against its manifest (sizes, sha256, extra granules).
@@ -107,6 +110,7 @@ pub fn main_entry() -> ExitCode {
         Command::Synth(a) => synth::run(&a),
         Command::Tasks(a) => tasks::run(&a),
         Command::Run(a) => run::run(&a),
+        Command::Factors(a) => factors::run(&a),
         Command::Sync(a) => sync::run(&a),
         Command::Verify(a) => verify::run(&a),
     };

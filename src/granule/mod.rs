@@ -5,6 +5,7 @@
 //! variables, attributes from the metadata set) but not how bytes reach the disk.
 
 pub mod attrs;
+pub mod latlon;
 pub mod native;
 
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub enum GranuleError {
     Grid(#[from] GridError),
     #[error(transparent)]
     Write(#[from] NcError),
+    #[error("lat-lon mapping: {0}")]
+    Regrid(#[from] crate::regrid::RegridError),
     #[error(transparent)]
     Storage(#[from] crate::storage::LocationError),
 }
@@ -132,9 +135,9 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
     let def = match name.product {
         Product::Native => native::build(task, &name, ctx, &now_utc())?,
         Product::Latlon => {
-            return Err(GranuleError::Unsupported(
-                "lat-lon granules are not implemented yet".into(),
-            ))
+            let target = latlon::target_of(&name)?;
+            let factors = crate::regrid::store::global().for_task(task, &ctx.grid, target)?;
+            latlon::build(task, &name, ctx, &factors, &now_utc())?
         }
     };
     let path = PathBuf::from(&task.granule);

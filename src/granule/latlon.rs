@@ -1,0 +1,604 @@
+//! Lat-lon granules: the task's fields mapped to the regular 0.5° grid with the
+//! mapping factors ([`crate::regrid`]), vector pairs interpolated to cell centres
+//! and rotated to east/north first, written with the coordinates, bounds and
+//! attributes of EDP's lat-lon granules.
+//!
+//! Scalars stream level by level like native granules (a first pass finds
+//! `valid_min`/`valid_max`, the second feeds the writer). A vector pair is read and
+//! rotated once per granule and both of its lat-lon components kept in memory (the
+//! lat-lon grid is 1 MB per level whatever the LLC size), so `EVEL` and `NVEL` cost
+//! one read of `UVEL` and `VVEL`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use super::attrs::{self, merge_record, merge_variable_record, set, Attrs};
+use super::native::input_prefix;
+use super::{Context, GranuleError, FILL_F32};
+use crate::grid::Grid;
+use crate::llc::{PointType, NTILES};
+use crate::mds::MdsFile;
+use crate::metadata::{MetadataSet, Product, Record};
+use crate::ncio::{AttrValue, Compression, DatasetDef, SlabError, VarData, VarDef};
+use crate::regrid::{apply, vector, Factors, TargetGrid};
+use crate::tasks::{GranuleName, Task};
+use crate::time::Instant;
+
+/// The target grid a granule-name label stands for (`0p50deg` → 0.5°).
+pub fn target_of(name: &GranuleName) -> Result<TargetGrid, GranuleError> {
+    let res = name
+        .label
+        .strip_suffix("deg")
+        .map(|s| s.replace('p', "."))
+        .and_then(|s| s.parse::<f64>().ok())
+        .ok_or_else(|| {
+            GranuleError::Task(format!(
+                "lat-lon label {:?} is not <degrees>deg (e.g. 0p50deg)",
+                name.label
+            ))
+        })?;
+    Ok(TargetGrid::global(res)?)
+}
+
+/// One MDS input of the granule.
+struct Input {
+    name: String,
+    path: PathBuf,
+    file: MdsFile,
+    record: usize,
+    point: PointType,
+    /// Levels read (1 for 2D fields, the grid's nz for 3D).
+    levels: usize,
+}
+
+impl Input {
+    fn read_level(&self, grid: &Grid, k: usize, out: &mut [f32]) -> Result<(), GranuleError> {
+        self.file
+            .read_level_tiles(self.record, k, grid.n, out)
+            .map_err(|e| GranuleError::Input {
+                var: self.name.clone(),
+                source: e,
+            })
+    }
+}
+
+fn open_input(
+    out_name: &str,
+    [data, meta]: &[String; 2],
+    ctx: &Context,
+    is_3d: bool,
+) -> Result<Input, GranuleError> {
+    let name = input_prefix(data)
+        .ok_or_else(|| {
+            GranuleError::Task(format!(
+                "input {data} of {out_name} is not named <VAR>_<mon_mean|day_mean|day_snap>.<step>.data"
+            ))
+        })?
+        .to_string();
+    let file =
+        MdsFile::open(Path::new(data), Path::new(meta)).map_err(|e| GranuleError::Input {
+            var: out_name.to_string(),
+            source: e,
+        })?;
+    let grid = &ctx.grid;
+    let shape = |what: String| GranuleError::Shape {
+        path: PathBuf::from(meta),
+        what,
+    };
+    if file.nx() != grid.n || file.ny() != NTILES * grid.n {
+        return Err(shape(format!(
+            "horizontal size {}x{}, but the grid is LLC{}",
+            file.nx(),
+            file.ny(),
+            grid.n
+        )));
+    }
+    let m = &ctx.metadata;
+    let point = match (
+        m.diagnostics.get(&name).map(|d| d.point),
+        m.variable(&name)
+            .and_then(|r| r.get("grid_location"))
+            .and_then(Value::as_str),
+    ) {
+        (Some(p), _) => p,
+        (None, Some("u")) => PointType::U,
+        (None, Some("v")) => PointType::V,
+        (None, Some("g")) => PointType::G,
+        (None, Some(_)) => PointType::C,
+        (None, None) => {
+            return Err(GranuleError::Task(format!(
+                "{name} (for {out_name}) is neither in the diagnostics table nor in the variable metadata, so its grid point is unknown"
+            )))
+        }
+    };
+    let levels = match (file.nz(), is_3d) {
+        (1, false) => 1,
+        (nz, true) if nz == grid.nz => nz,
+        (nz, _) => {
+            return Err(shape(format!(
+                "{nz} level(s), but the grouping is {} on a grid of {} levels",
+                if is_3d { "3D" } else { "2D" },
+                grid.nz
+            )))
+        }
+    };
+    let record = file
+        .record_index(&name)
+        .or_else(|e| if file.nrecords() == 1 { Ok(0) } else { Err(e) })
+        .map_err(|e| GranuleError::Input {
+            var: out_name.to_string(),
+            source: e,
+        })?;
+    Ok(Input {
+        name,
+        path: PathBuf::from(data),
+        file,
+        record,
+        point,
+        levels,
+    })
+}
+
+/// Where a data variable's values come from.
+enum Source {
+    Scalar(Arc<Input>),
+    /// Index into the vector pairs, and which component.
+    Vector {
+        pair: usize,
+        east: bool,
+    },
+}
+
+/// The x and y inputs of a vector output, in that order, from the task's
+/// `field_components` (or the input order when the task has none).
+fn vector_inputs<'a>(
+    task: &'a Task,
+    out_name: &str,
+    inputs: &'a [[String; 2]],
+) -> Result<(&'a [String; 2], &'a [String; 2], bool), GranuleError> {
+    let dm = &task.dynamic_metadata;
+    let east = match dm
+        .field_orientations
+        .as_ref()
+        .and_then(|o| o.get(out_name))
+        .and_then(Value::as_str)
+    {
+        Some("zonal") => true,
+        Some("meridional") => false,
+        other => {
+            return Err(GranuleError::Task(format!(
+                "vector variable {out_name} has orientation {other:?}; expected \"zonal\" or \"meridional\""
+            )))
+        }
+    };
+    let [a, b] = inputs else {
+        return Err(GranuleError::Task(format!(
+            "variable {out_name} lists {} inputs; a vector needs its x and y components",
+            inputs.len()
+        )));
+    };
+    let comp = |k: &str| {
+        dm.field_components
+            .as_ref()
+            .and_then(|c| c.get(out_name))
+            .and_then(|c| c.get(k))
+            .and_then(Value::as_str)
+    };
+    let (pa, pb) = (input_prefix(&a[0]), input_prefix(&b[0]));
+    match (comp("x"), comp("y")) {
+        (Some(x), Some(y)) if pa == Some(x) && pb == Some(y) => Ok((a, b, east)),
+        (Some(x), Some(y)) if pa == Some(y) && pb == Some(x) => Ok((b, a, east)),
+        (Some(x), Some(y)) => Err(GranuleError::Task(format!(
+            "vector variable {out_name} names components x = {x}, y = {y}, but its inputs are {} and {}",
+            a[0], b[0]
+        ))),
+        _ => Ok((a, b, east)),
+    }
+}
+
+/// Reads, interpolates, rotates and regrids a vector pair: (east, north), each
+/// `levels × nlat·nlon`.
+fn regrid_pair(
+    grid: &Grid,
+    factors: &Factors,
+    x: &Input,
+    y: &Input,
+) -> Result<(Vec<f32>, Vec<f32>), GranuleError> {
+    let nt = factors.target.len();
+    let levels = x.levels;
+    let mut east = vec![0f32; levels * nt];
+    let mut north = vec![0f32; levels * nt];
+    east.par_chunks_mut(nt)
+        .zip(north.par_chunks_mut(nt))
+        .enumerate()
+        .try_for_each(|(k, (e_out, n_out))| -> Result<(), GranuleError> {
+            let len = grid.level_len();
+            let mut u = vec![0f32; len];
+            let mut v = vec![0f32; len];
+            x.read_level(grid, k, &mut u)?;
+            y.read_level(grid, k, &mut v)?;
+            let mut uc = vec![0f32; len];
+            let mut vc = vec![0f32; len];
+            vector::to_centres(grid.n, (x.point, &u), (y.point, &v), &mut uc, &mut vc)?;
+            // Reuse the input buffers for the rotated components.
+            vector::rotate(&grid.angle_cs, &grid.angle_sn, &uc, &vc, &mut u, &mut v);
+            apply::regrid_level(factors, k, &u, e_out, FILL_F32)?;
+            apply::regrid_level(factors, k, &v, n_out, FILL_F32)?;
+            Ok(())
+        })?;
+    Ok((east, north))
+}
+
+/// Range over all levels of a streamed scalar (regridded once here, again when written).
+fn scalar_range(grid: &Grid, factors: &Factors, input: &Input) -> Result<(f32, f32), GranuleError> {
+    let nt = factors.target.len();
+    let per_level = (0..input.levels)
+        .into_par_iter()
+        .map(|k| {
+            let mut src = vec![0f32; grid.level_len()];
+            input.read_level(grid, k, &mut src)?;
+            let mut out = vec![0f32; nt];
+            apply::regrid_level(factors, k, &src, &mut out, FILL_F32)?;
+            Ok(apply::value_range(&out, FILL_F32))
+        })
+        .collect::<Result<Vec<_>, GranuleError>>()?;
+    let (lo, hi) = per_level
+        .into_iter()
+        .filter(|(lo, _)| !lo.is_nan())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (c, d)| {
+            (a.min(c), b.max(d))
+        });
+    Ok(if lo > hi {
+        (f32::NAN, f32::NAN)
+    } else {
+        (lo, hi)
+    })
+}
+
+fn find<'a>(records: &'a [Record], name: &str) -> Option<&'a Record> {
+    records
+        .iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// Builds the dataset of a lat-lon granule with the given (checked) factors.
+pub fn build(
+    task: &Task,
+    name: &GranuleName,
+    ctx: &Context,
+    factors: &Arc<Factors>,
+    now: &str,
+) -> Result<DatasetDef, GranuleError> {
+    let grid = &ctx.grid;
+    let m: &MetadataSet = &ctx.metadata;
+    let target = factors.target;
+    let nz = grid.nz;
+    let is_3d = task.dynamic_metadata.dimension.eq_ignore_ascii_case("3D");
+    if task.variables.is_empty() {
+        return Err(GranuleError::Task("the task lists no variables".into()));
+    }
+    let needed = if is_3d { nz } else { 1 };
+    if factors.n != grid.n || factors.levels() < needed {
+        return Err(GranuleError::Task(format!(
+            "mapping factors {} cover LLC{} with {} level(s); this granule needs LLC{} with {needed}",
+            factors.origin.display(),
+            factors.n,
+            factors.levels(),
+            grid.n
+        )));
+    }
+
+    // Open every input once (vector pairs share theirs), failing fast.
+    let mut inputs: HashMap<String, Arc<Input>> = HashMap::new();
+    let mut open = |out: &str, pair: &[String; 2]| -> Result<Arc<Input>, GranuleError> {
+        if let Some(i) = inputs.get(&pair[0]) {
+            return Ok(Arc::clone(i));
+        }
+        let i = Arc::new(open_input(out, pair, ctx, is_3d)?);
+        inputs.insert(pair[0].clone(), Arc::clone(&i));
+        Ok(i)
+    };
+    let mut pairs: Vec<(Arc<Input>, Arc<Input>)> = Vec::new();
+    let mut sources = Vec::new();
+    for (out, list) in &task.variables {
+        let src = match list.as_slice() {
+            [] => {
+                return Err(GranuleError::Task(format!(
+                    "variable {out} lists no input files"
+                )))
+            }
+            [one] => {
+                let i = open(out, one)?;
+                match i.point {
+                    PointType::C => {}
+                    PointType::G => {
+                        return Err(GranuleError::Unsupported(format!(
+                            "{out}: G-point fields cannot be mapped to the lat-lon grid"
+                        )))
+                    }
+                    p => log::warn!(
+                        "{out}: a {p:?}-point scalar is mapped with C-point factors, as EDP does"
+                    ),
+                }
+                Source::Scalar(i)
+            }
+            list => {
+                let (xp, yp, east) = vector_inputs(task, out, list)?;
+                let (x, y) = (open(out, xp)?, open(out, yp)?);
+                let pair = match pairs
+                    .iter()
+                    .position(|(a, b)| a.path == x.path && b.path == y.path)
+                {
+                    Some(p) => p,
+                    None => {
+                        pairs.push((x, y));
+                        pairs.len() - 1
+                    }
+                };
+                Source::Vector { pair, east }
+            }
+        };
+        sources.push((out.clone(), src));
+    }
+
+    // Vector pairs: read and rotate once, keep both components.
+    let mut rotated: Vec<[Option<Vec<f32>>; 2]> = Vec::with_capacity(pairs.len());
+    for (x, y) in &pairs {
+        let (e, n) = regrid_pair(grid, factors, x, y).map_err(|e| e.for_var(&x.name))?;
+        rotated.push([Some(e), Some(n)]);
+    }
+
+    let zip = Compression {
+        deflate_level: ctx.encoding.deflate_level,
+        shuffle: ctx.encoding.shuffle,
+    };
+    let coord = |cname: &str, dims: &[&str], data: VarData, bounds: bool| -> VarDef {
+        let mut a = Attrs::new();
+        if let Some(r) = find(&m.coords_latlon, cname) {
+            let skip: &[&str] = if bounds {
+                &["name", "grid_dimension", "units", "positive"]
+            } else {
+                &["name", "grid_dimension"]
+            };
+            merge_record(&mut a, r, skip);
+        }
+        let mut v = VarDef::new(cname, dims, data);
+        v.attrs = a;
+        v
+    };
+
+    let (time_var, time_bnds) = time_vars(task, m)?;
+    let mut vars = vec![time_var];
+    if is_3d {
+        let z = grid.rc.iter().map(|&x| x as f32).collect();
+        vars.push(coord("Z", &["Z"], VarData::F32(z), false));
+    }
+    let lats: Vec<f32> = (0..target.nlat).map(|j| target.lat(j) as f32).collect();
+    let lons: Vec<f32> = (0..target.nlon).map(|i| target.lon(i) as f32).collect();
+    vars.push(coord("latitude", &["latitude"], VarData::F32(lats), false));
+    vars.push(coord(
+        "longitude",
+        &["longitude"],
+        VarData::F32(lons),
+        false,
+    ));
+
+    let mut keywords = Vec::new();
+    for (out, src) in sources {
+        let mut dims = vec!["time"];
+        if is_3d {
+            dims.push("Z");
+        }
+        dims.extend(["latitude", "longitude"]);
+        let (data, (lo, hi)) = match src {
+            Source::Vector { pair, east } => {
+                let slot = &mut rotated[pair][usize::from(!east)];
+                // The first output of a component takes the buffer; a repeat copies.
+                let values = match slot.take() {
+                    Some(v) => v,
+                    None => {
+                        let (x, y) = &pairs[pair];
+                        let (e, n) = regrid_pair(grid, factors, x, y)?;
+                        if east {
+                            e
+                        } else {
+                            n
+                        }
+                    }
+                };
+                let range = apply::value_range(&values, FILL_F32);
+                (VarData::F32(values), range)
+            }
+            Source::Scalar(input) => {
+                let range = scalar_range(grid, factors, &input).map_err(|e| e.for_var(&out))?;
+                let (g, f, var) = (Arc::clone(grid), Arc::clone(factors), out.clone());
+                let mut src = vec![0f32; grid.level_len()];
+                let produce = Box::new(move |k: usize, dst: &mut [f32]| -> Result<(), SlabError> {
+                    input
+                        .read_level(&g, k, &mut src)
+                        .and_then(|()| Ok(apply::regrid_level(&f, k, &src, dst, FILL_F32)?))
+                        .map_err(|e| Box::new(e.for_var(&var)) as SlabError)
+                });
+                (
+                    VarData::SlabsF32 {
+                        slab_dim: dims.len() - 3,
+                        produce,
+                    },
+                    range,
+                )
+            }
+        };
+        let mut a = Attrs::new();
+        a.push(("valid_min".into(), AttrValue::F32(lo)));
+        a.push(("valid_max".into(), AttrValue::F32(hi)));
+        // Native record first, then the lat-lon one overrides (EDP's order).
+        for r in [m.variable(&out), find(&m.variables_latlon, &out)]
+            .into_iter()
+            .flatten()
+        {
+            merge_variable_record(&mut a, r);
+            keywords.extend(attrs::gcmd_keywords(r));
+        }
+        a.push(("coordinates".into(), dims.join(" ").into()));
+        let mut v = VarDef::new(&out, &dims, data);
+        v.attrs = a;
+        v.fill = Some(AttrValue::F32(FILL_F32));
+        v.compression = Some(zip);
+        let mut chunks = vec![1];
+        if is_3d {
+            chunks.push(1);
+        }
+        chunks.extend([target.nlat, target.nlon]);
+        v.chunks = Some(chunks);
+        vars.push(v);
+    }
+    vars.push(time_bnds);
+    let half = target.resolution / 2.0;
+    let bounds = |centres: Vec<f64>| {
+        VarData::F32(
+            centres
+                .into_iter()
+                .flat_map(|c| [(c - half) as f32, (c + half) as f32])
+                .collect(),
+        )
+    };
+    vars.push(coord(
+        "latitude_bnds",
+        &["latitude", "nv"],
+        bounds((0..target.nlat).map(|j| target.lat(j)).collect()),
+        true,
+    ));
+    vars.push(coord(
+        "longitude_bnds",
+        &["longitude", "nv"],
+        bounds((0..target.nlon).map(|i| target.lon(i)).collect()),
+        true,
+    ));
+    let mut global_coords = vec!["latitude_bnds", "longitude_bnds", "time_bnds"];
+    if is_3d {
+        // EDP: [0 or −Σ drF[..k], −Σ drF[..=k]].
+        let mut top = 0.0f64;
+        let mut zb = Vec::with_capacity(2 * nz);
+        for d in &grid.drf {
+            zb.extend([-top as f32, -(top + d) as f32]);
+            top += d;
+        }
+        vars.push(coord("Z_bnds", &["Z", "nv"], VarData::F32(zb), true));
+        global_coords.push("Z_bnds");
+    }
+    global_coords.sort();
+
+    let granule_file = name.file_name();
+    let mut globals = attrs::global_attrs(
+        m,
+        &attrs::GlobalInputs {
+            task,
+            product: Product::Latlon,
+            granule_file: &granule_file,
+            file_date: &name.date,
+            keywords,
+            now,
+            uuid: uuid::Uuid::new_v4().to_string(),
+        },
+    );
+    globals.push(("coordinates".into(), global_coords.join(" ").into()));
+
+    let mut dims = vec![("time".to_string(), 1)];
+    if is_3d {
+        dims.push(("Z".into(), nz));
+    }
+    dims.extend([
+        ("latitude".into(), target.nlat),
+        ("longitude".into(), target.nlon),
+        ("nv".into(), 2),
+    ]);
+    Ok(DatasetDef {
+        dims,
+        vars,
+        global_attrs: globals,
+    })
+}
+
+/// `time` and `time_bnds`: int32 hours since the model start (EDP's encoding), or
+/// exact doubles when a bound is not a whole hour.
+fn time_vars(task: &Task, m: &MetadataSet) -> Result<(VarDef, VarDef), GranuleError> {
+    let clock = &m.release.clock;
+    let dm = &task.dynamic_metadata;
+    let parse = |what: &str, s: &str| {
+        Instant::parse(s).map_err(|e| GranuleError::Task(format!("dynamic_metadata.{what}: {e}")))
+    };
+    let (centre, start, end) = (
+        parse("time_coverage_center", &dm.time_coverage_center)?,
+        parse("time_coverage_start", &dm.time_coverage_start)?,
+        parse("time_coverage_end", &dm.time_coverage_end)?,
+    );
+    let hours = |t: Instant| (t.0 - clock.start.0) as f64 / 3600.0;
+    let whole = [centre, start, end]
+        .iter()
+        .all(|t| (t.0 - clock.start.0) % 3600 == 0);
+    let (time_data, bnds_data) = if whole {
+        (
+            VarData::I32(vec![hours(centre) as i32]),
+            VarData::I32(vec![hours(start) as i32, hours(end) as i32]),
+        )
+    } else {
+        (
+            VarData::F64(vec![hours(centre)]),
+            VarData::F64(vec![hours(start), hours(end)]),
+        )
+    };
+    let skip = ["name", "grid_dimension", "units"];
+    let mut time_attrs = Attrs::new();
+    for r in [find(&m.coords_latlon, "time"), m.time_coord("time")]
+        .into_iter()
+        .flatten()
+    {
+        merge_record(&mut time_attrs, r, &skip);
+    }
+    set(
+        &mut time_attrs,
+        "long_name",
+        dm.time_long_name.as_str().into(),
+    );
+    time_attrs.push((
+        "units".into(),
+        format!("hours since {}", clock.start.iso()).into(),
+    ));
+    time_attrs.push(("calendar".into(), "proleptic_gregorian".into()));
+    let mut time = VarDef::new("time", &["time"], time_data);
+    time.attrs = time_attrs;
+    let mut bnds_attrs = Attrs::new();
+    for r in [
+        find(&m.coords_latlon, "time_bnds"),
+        m.time_coord("time_bnds"),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        merge_record(&mut bnds_attrs, r, &skip);
+    }
+    let mut bnds = VarDef::new("time_bnds", &["time", "nv"], bnds_data);
+    bnds.attrs = bnds_attrs;
+    Ok((time, bnds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_give_resolutions() {
+        let name =
+            GranuleName::parse("x/SSH_mon_mean_1992-01_ECCO_V4r4_latlon_0p50deg.nc").unwrap();
+        assert_eq!(target_of(&name).unwrap(), TargetGrid::ecco_half_degree());
+        let mut other = name.clone();
+        other.label = "1p00deg".into();
+        assert_eq!(target_of(&other).unwrap().nlat, 180);
+        other.label = "llc0090".into();
+        assert!(target_of(&other).is_err());
+    }
+}

@@ -1,0 +1,375 @@
+//! Where a run's mapping factors come from: the file given with `--factors`, one of
+//! ours named by the task, or a cache built on first use — beside the output (or in
+//! a `--cache` directory) — so a run without factors builds them once instead of
+//! failing.
+//!
+//! Factors are checked against the grid in use (its hash) before any use, and kept
+//! open for the rest of the process. Several processes (MPI ranks) may ask for the
+//! same cache at once: one builds under a lock file while the others wait, then all
+//! map the same file.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::factors::{self, BuildOptions};
+use super::format::{self, Factors, MAGIC};
+use super::{grid_hash, GridHash, RegridError, TargetGrid};
+use crate::grid::Grid;
+use crate::tasks::Task;
+
+/// Where factors come from when a task needs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FactorSource {
+    /// `--factors FILE`: used for every task (and checked against the grid).
+    pub file: Option<PathBuf>,
+    /// `--cache DIR`: where built factors are kept (default: beside the output).
+    pub cache_dir: Option<PathBuf>,
+}
+
+type GridKey = (PathBuf, usize, usize, u64);
+
+/// Factors opened so far, per grid and target resolution.
+#[derive(Default)]
+pub struct FactorStore {
+    source: FactorSource,
+    loaded: Mutex<HashMap<GridKey, Arc<Factors>>>,
+    noted: Mutex<HashSet<String>>,
+}
+
+static GLOBAL: OnceLock<FactorStore> = OnceLock::new();
+
+/// Sets the process-wide factor source (the CLI does, once, before any task).
+/// Returns false if the store was already in use or configured.
+pub fn configure(source: FactorSource) -> bool {
+    GLOBAL.set(FactorStore::new(source)).is_ok()
+}
+
+/// The process-wide store (default source — cache beside the output — unless
+/// [`configure`]d).
+pub fn global() -> &'static FactorStore {
+    GLOBAL.get_or_init(FactorStore::default)
+}
+
+fn is_our_file(path: &Path) -> bool {
+    let mut magic = [0u8; 8];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == MAGIC
+}
+
+/// The output root of a granule path `<root>/<ver>/latlon/<freq>/<GROUP>/<file>`,
+/// else the granule's directory.
+fn output_root(granule: &str) -> PathBuf {
+    let p = Path::new(granule);
+    p.ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "latlon"))
+        .and_then(|a| a.parent()?.parent())
+        .or_else(|| p.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// File name of cached factors: grid size, resolution, levels and grid hash.
+pub fn cache_file_name(n: usize, target: &TargetGrid, levels: usize, hash: &GridHash) -> String {
+    format!(
+        "edp_factors_llc{n:04}_{}_{levels}lev_{}.bin",
+        target.label(),
+        hash.short()
+    )
+}
+
+impl FactorStore {
+    pub fn new(source: FactorSource) -> FactorStore {
+        FactorStore {
+            source,
+            ..FactorStore::default()
+        }
+    }
+
+    fn note_once(&self, key: String, msg: impl FnOnce() -> String) {
+        if let Ok(mut seen) = self.noted.lock() {
+            if seen.insert(key) {
+                log::info!("{}", msg());
+            }
+        }
+    }
+
+    /// The factors for `task` on `grid` at `target` resolution.
+    pub fn for_task(
+        &self,
+        task: &Task,
+        grid: &Grid,
+        target: TargetGrid,
+    ) -> Result<Arc<Factors>, RegridError> {
+        let key = (
+            grid.source.clone(),
+            grid.n,
+            grid.nz,
+            target.resolution.to_bits(),
+        );
+        // One lookup-or-load at a time: loading is rare, and this keeps a process
+        // from building the same factors twice.
+        let mut loaded = self
+            .loaded
+            .lock()
+            .map_err(|_| RegridError::Config("factor store poisoned by a panic".into()))?;
+        if let Some(f) = loaded.get(&key) {
+            return Ok(Arc::clone(f));
+        }
+        let task_loc = task
+            .ecco_mapping_factors_loc
+            .as_deref()
+            .filter(|l| !l.is_empty());
+        let explicit = match (&self.source.file, task_loc) {
+            (Some(f), _) => Some(f.clone()),
+            (None, Some(loc)) if is_our_file(Path::new(loc)) => Some(PathBuf::from(loc)),
+            _ => None,
+        };
+        let factors = match explicit {
+            Some(path) => {
+                if let Some(loc) = task_loc.filter(|l| Path::new(l) != path) {
+                    self.note_once(loc.to_string(), || {
+                        format!(
+                            "tasks name mapping factors {loc}; using {} instead",
+                            path.display()
+                        )
+                    });
+                }
+                let f = Factors::open(&path)?;
+                check(&f, grid, target)?;
+                log::info!(
+                    "mapping factors: {} (LLC{}, {} levels, {}x{}, grid {})",
+                    path.display(),
+                    f.n,
+                    f.levels(),
+                    f.target.nlon,
+                    f.target.nlat,
+                    f.grid_hash.short()
+                );
+                f
+            }
+            None => {
+                let dir = self
+                    .source
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(|| output_root(&task.granule).join("edp_factors"));
+                let t = Instant::now();
+                let hash = grid_hash(grid, grid.nz)?;
+                let path = dir.join(cache_file_name(grid.n, &target, grid.nz, &hash));
+                if let Some(loc) = task_loc {
+                    self.note_once(loc.to_string(), || {
+                        format!(
+                            "tasks name mapping factors {loc}, which are not edp's (EDP's are Python pickles); using {} instead",
+                            path.display()
+                        )
+                    });
+                }
+                let f = cached_or_build(grid, target, &path, &hash)?;
+                log::info!(
+                    "mapping factors: {} ({:.1} s)",
+                    path.display(),
+                    t.elapsed().as_secs_f64()
+                );
+                f
+            }
+        };
+        let f = Arc::new(factors);
+        loaded.insert(key, Arc::clone(&f));
+        Ok(f)
+    }
+}
+
+/// Checks opened factors against the grid and the target grid wanted.
+pub fn check(f: &Factors, grid: &Grid, target: TargetGrid) -> Result<(), RegridError> {
+    if f.n != grid.n || f.levels() > grid.nz {
+        return Err(RegridError::Shape(format!(
+            "mapping factors {} are for LLC{} with {} levels, but the grid {} is LLC{} with {}",
+            f.origin.display(),
+            f.n,
+            f.levels(),
+            grid.source.display(),
+            grid.n,
+            grid.nz
+        )));
+    }
+    f.check_grid(&grid_hash(grid, f.levels())?, &grid.source)?;
+    if f.target != target {
+        return Err(RegridError::Shape(format!(
+            "mapping factors {} are for a {}° grid, but the granule is on a {}° grid",
+            f.origin.display(),
+            f.target.resolution,
+            target.resolution
+        )));
+    }
+    Ok(())
+}
+
+/// How long a lock may sit untouched before it is taken as abandoned.
+const STALE_LOCK: Duration = Duration::from_secs(3600);
+
+fn host() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A lock left by a process that is gone (same host) or untouched for long.
+fn lock_is_stale(lock: &Path) -> bool {
+    let Ok(meta) = fs::metadata(lock) else {
+        return false;
+    };
+    let old = meta
+        .modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|age| age > STALE_LOCK);
+    let text = fs::read_to_string(lock).unwrap_or_default();
+    let mut parts = text.split_whitespace();
+    let dead = match (parts.next(), parts.next()) {
+        (Some(h), Some(pid)) if h == host() => !Path::new("/proc").join(pid).exists(),
+        _ => false,
+    };
+    old || dead
+}
+
+/// Opens the cached factors at `path` if they are valid for `grid`, else builds
+/// them under `path.lock` (or waits for the process that holds it).
+fn cached_or_build(
+    grid: &Grid,
+    target: TargetGrid,
+    path: &Path,
+    hash: &GridHash,
+) -> Result<Factors, RegridError> {
+    let try_cached = || -> Option<Factors> {
+        if !path.is_file() {
+            return None;
+        }
+        match Factors::open(path).and_then(|f| check(&f, grid, target).map(|()| f)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                log::warn!("ignoring cached mapping factors: {e}");
+                None
+            }
+        }
+    };
+    let lock = path.with_extension("bin.lock");
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|source| RegridError::Io {
+            path: dir.to_path_buf(),
+            action: "create directory",
+            source,
+        })?;
+    }
+    let mut waited = false;
+    loop {
+        if let Some(f) = try_cached() {
+            return Ok(f);
+        }
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(mut l) => {
+                use std::io::Write;
+                let _ = writeln!(l, "{} {}", host(), std::process::id());
+                drop(l);
+                let result = (|| {
+                    // Another process may have finished between our look and the lock.
+                    if let Some(f) = try_cached() {
+                        return Ok(f);
+                    }
+                    log::info!(
+                        "building mapping factors for LLC{} x {} levels at {}° into {}",
+                        grid.n,
+                        grid.nz,
+                        target.resolution,
+                        path.display()
+                    );
+                    let set = factors::build(
+                        grid,
+                        &BuildOptions {
+                            target,
+                            levels: grid.nz,
+                        },
+                    )?;
+                    if set.grid_hash != *hash {
+                        return Err(RegridError::Config(
+                            "grid hash changed while building factors".into(),
+                        ));
+                    }
+                    format::write(&set, path)?;
+                    Factors::open(path)
+                })();
+                let _ = fs::remove_file(&lock);
+                return result;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if lock_is_stale(&lock) {
+                    log::warn!("removing abandoned lock {}", lock.display());
+                    let _ = fs::remove_file(&lock);
+                    continue;
+                }
+                if !waited {
+                    log::info!("waiting for another process to build {}", path.display());
+                    waited = true;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(source) => {
+                return Err(RegridError::Io {
+                    path: lock,
+                    action: "create lock file",
+                    source,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_root_of_granule_paths() {
+        assert_eq!(
+            output_root("/d/out/V4r4/latlon/mon_mean/SSH/SSH_x.nc"),
+            PathBuf::from("/d/out")
+        );
+        assert_eq!(output_root("rel/file.nc"), PathBuf::from("rel"));
+    }
+
+    #[test]
+    fn cache_names_carry_grid_and_resolution() {
+        let name = cache_file_name(
+            90,
+            &TargetGrid::ecco_half_degree(),
+            50,
+            &GridHash([0xab; 32]),
+        );
+        assert_eq!(
+            name,
+            "edp_factors_llc0090_0p50deg_50lev_abababababababab.bin"
+        );
+    }
+
+    #[test]
+    fn dead_local_lock_is_stale_and_live_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("x.lock");
+        fs::write(&lock, format!("{} {}\n", host(), std::process::id())).unwrap();
+        assert!(!lock_is_stale(&lock));
+        // PIDs are below 2^22 on Linux.
+        fs::write(&lock, format!("{} 99999999\n", host())).unwrap();
+        assert!(lock_is_stale(&lock));
+        fs::write(&lock, "elsewhere 1\n").unwrap();
+        assert!(!lock_is_stale(&lock));
+    }
+}
