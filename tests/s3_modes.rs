@@ -232,6 +232,36 @@ fn local_remote_inputs_and_grid_tarball_on_s3_output_local() {
         assert_same_data(a, b);
     }
     assert_scratch_clean(&scratch);
+
+    // Two MPI ranks on this node, one task each: the grid is fetched and unpacked once
+    // for the node (the other rank waits on the lock and reuses it).
+    if !s3_support::have_mpirun() {
+        eprintln!("SKIP the 2-rank part: no mpirun");
+        return;
+    }
+    let out2 = f.path("out-from-s3-mpi");
+    let tasks2 = s3_tasks(&f, &b, &out2.to_string_lossy(), &scratch, &ep);
+    let o = s3_support::mpirun(2, &ep, &scratch)
+        .args(["run", "--tasks"])
+        .arg(&tasks2)
+        .output()
+        .unwrap();
+    ok(&o, "edp run on 2 ranks with S3 inputs");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let count = |pat: &str| stderr.lines().filter(|l| l.contains(pat)).count();
+    assert_eq!(count("] unpacked "), 1, "{stderr}");
+    let fetches = stderr
+        .lines()
+        .filter(|l| l.contains("] fetched s3://") && l.contains("ECCO_grid.tar.gz"))
+        .count();
+    assert_eq!(fetches, 1, "one fetch of the tarball: {stderr}");
+    assert_eq!(count("wrote "), 2, "{stderr}");
+    let got = nc_files(&out2);
+    assert_eq!(got.len(), 2);
+    for (a, b) in f.local_granules.iter().zip(&got) {
+        assert_same_data(a, b);
+    }
+    assert_scratch_clean(&scratch);
 }
 
 #[test]

@@ -110,6 +110,36 @@ fn uuid_like() -> String {
 /// and its own scratch directory.
 pub fn edp(endpoint: &str, scratch: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_edp"));
+    with_env(&mut c, endpoint, scratch);
+    c
+}
+
+/// True if `mpirun` is on the PATH.
+pub fn have_mpirun() -> bool {
+    Command::new("sh")
+        .args(["-c", "command -v mpirun"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `mpirun -np <np> edp` with the same environment as [`edp`].
+pub fn mpirun(np: usize, endpoint: &str, scratch: &Path) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args([
+        "--oversubscribe",
+        "-np",
+        &np.to_string(),
+        env!("CARGO_BIN_EXE_edp"),
+    ])
+    .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    .env_remove("EDP_MPI")
+    .stdin(std::process::Stdio::null());
+    with_env(&mut c, endpoint, scratch);
+    c
+}
+
+fn with_env(c: &mut Command, endpoint: &str, scratch: &Path) {
     c.env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -118,7 +148,6 @@ pub fn edp(endpoint: &str, scratch: &Path) -> Command {
         .env("EDP_SCRATCH_DIR", scratch)
         .env_remove("AWS_PROFILE")
         .env_remove("RUST_LOG");
-    c
 }
 
 /// Uploads every file under `dir` to `s3://bucket/prefix/<relative path>`.
