@@ -71,6 +71,12 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
         .threads
         .unwrap_or_else(|| spmd::default_threads(world.local_size()));
     init_threads(Some(threads));
+    // Our factor file from --factors serves task lists too (EDP's name EDP's pickles);
+    // anything else leaves the lat-lon factors to the cache beside the output.
+    crate::regrid::store::configure(crate::regrid::store::FactorSource {
+        file: a.factors.as_deref().map(PathBuf::from).filter(|p| p.is_file()),
+        cache_dir: None,
+    });
     if world.is_root() {
         log::info!(
             "edp {} on {} rank(s){} x {threads} thread(s)",
