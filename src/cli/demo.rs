@@ -8,17 +8,24 @@ use super::{init_threads, print_summary, DemoArgs, EXIT_OK, EXIT_TASKS_FAILED};
 use crate::granule::Encoding;
 use crate::grid::Grid;
 use crate::metadata::Product;
+use crate::regrid::factors::{self, BuildOptions};
+use crate::regrid::store::{self, FactorSource};
+use crate::regrid::{format, TargetGrid};
 use crate::run::{self, Overrides, Shared};
 use crate::synth::{self, SynthConfig};
 use crate::tasks::{self, Locations};
 use crate::time::{DailyDate, Frequency};
 
-/// Native groupings the synthetic data covers (by granule prefix).
-const DEMO_GROUPINGS: &[&str] = &[
-    "SEA_SURFACE_HEIGHT",
-    "OCEAN_TEMPERATURE_SALINITY",
-    "OCEAN_AND_ICE_SURFACE_STRESS",
-    "OCEAN_VELOCITY",
+/// Groupings the synthetic data covers (by granule prefix), per product.
+const DEMO_GROUPINGS: &[(Product, &str)] = &[
+    (Product::Native, "SEA_SURFACE_HEIGHT"),
+    (Product::Native, "OCEAN_TEMPERATURE_SALINITY"),
+    (Product::Native, "OCEAN_AND_ICE_SURFACE_STRESS"),
+    (Product::Native, "OCEAN_VELOCITY"),
+    (Product::Latlon, "SEA_SURFACE_HEIGHT"),
+    (Product::Latlon, "OCEAN_TEMPERATURE_SALINITY"),
+    (Product::Latlon, "OCEAN_AND_ICE_SURFACE_STRESS"),
+    (Product::Latlon, "OCEAN_VELOCITY"),
 ];
 
 pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
@@ -58,6 +65,31 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
         t.elapsed().as_secs_f64()
     );
 
+    // Mapping factors for the lat-lon granules, built once (`edp factors`).
+    let t = Instant::now();
+    let factors_file = a
+        .out
+        .join("factors")
+        .join(format!("edp_factors_llc{:04}_0p50deg.bin", cfg.n));
+    let set = factors::build(
+        &grid,
+        &BuildOptions {
+            target: TargetGrid::ecco_half_degree(),
+            levels: grid.nz,
+        },
+    )?;
+    let bytes = format::write(&set, &factors_file)?;
+    println!(
+        "wrote {} ({:.1} MB) in {:.1} s",
+        factors_file.display(),
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    store::configure(FactorSource {
+        file: Some(factors_file.clone()),
+        cache_dir: None,
+    });
+
     let mut shared = Shared::new(
         Overrides {
             grid: Some(grid_dir.clone()),
@@ -66,23 +98,30 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
         Encoding::default(),
     )?;
     let m = shared.metadata();
+    let mut release = m.release.clone();
+    // V4r4's label says llc0090; a demo on another grid size says what it is.
+    release.native_label = format!("llc{:04}", cfg.n);
     let loc = Locations {
         dest_root: a.out.join("output").to_string_lossy().into_owned(),
         grid: Some(grid_dir.to_string_lossy().into_owned()),
+        factors: Some(factors_file.to_string_lossy().into_owned()),
         ..Locations::default()
     };
     let source = input.join(&cfg.release).to_string_lossy().into_owned();
     let mut list = Vec::new();
-    for prefix in DEMO_GROUPINGS {
-        let g = m
-            .grouping_by_filename(Product::Native, prefix)
-            .with_context(|| format!("grouping {prefix} is not in the metadata"))?;
+    for (product, prefix) in DEMO_GROUPINGS {
+        let g = m.grouping_by_filename(*product, prefix).with_context(|| {
+            format!(
+                "{} grouping {prefix} is not in the metadata",
+                product.name()
+            )
+        })?;
         list.extend(tasks::tasks_for_steps(
             g,
             Frequency::AvgMon,
             &report.monthly_steps,
             &source,
-            &m.release,
+            &release,
             DailyDate::default(),
             &loc,
         ));
