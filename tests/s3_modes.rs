@@ -535,3 +535,103 @@ fn sync_mirrors_a_finished_tree_and_skips_what_is_there() {
     );
     assert!(stdout.contains("would upload 2 file(s)"), "{stdout}");
 }
+
+#[test]
+fn latlon_with_inputs_grid_and_factors_on_s3() {
+    let Some(ep) = s3_support::server("latlon_factors_on_s3") else {
+        return;
+    };
+    let f = Fixture::new();
+    let b = s3_support::bucket(&ep, "edp-ll");
+    std::fs::write(
+        f.path("latlon-jobs.txt"),
+        "[0, 'latlon', 'AVG_MON', 'all']\n",
+    )
+    .unwrap();
+    let factors = f.path("factors.bin");
+    let o = f.edp_local(&[
+        "factors",
+        "--grid",
+        &f.s("grid"),
+        "-o",
+        &factors.to_string_lossy(),
+    ]);
+    ok(&o, "edp factors");
+
+    // Reference: all local.
+    let local_out = f.path("ll-local");
+    let tasks = f.path("ll-local.json");
+    ok(
+        &f.edp_local(&[
+            "tasks",
+            "--jobs",
+            &f.s("latlon-jobs.txt"),
+            "--source",
+            &f.s("V4r4"),
+            "--dest",
+            &local_out.to_string_lossy(),
+            "--grid",
+            &f.s("grid"),
+            "--factors",
+            &factors.to_string_lossy(),
+            "-o",
+            &tasks.to_string_lossy(),
+        ]),
+        "local lat-lon tasks",
+    );
+    ok(
+        &f.edp_local(&["run", "--tasks", &tasks.to_string_lossy()]),
+        "local lat-lon run",
+    );
+    let reference = nc_files(&local_out);
+    assert_eq!(reference.len(), 2);
+
+    // Inputs, grid tarball and factors on S3; output local (EDP's local/remote example).
+    f.upload_inputs(&b);
+    s3::upload_file(&factors, &url(&b, "ecco/factors/edp_factors.bin")).unwrap();
+    let scratch = f.path("scratch");
+    let out = f.path("ll-from-s3");
+    let tasks = f.path("ll-s3.json");
+    let o = edp(&ep, &scratch)
+        .args(["tasks", "--jobs", &f.s("latlon-jobs.txt")])
+        .args(["--source", &format!("s3://{b}/ecco")])
+        .args(["--dest", &out.to_string_lossy()])
+        .args(["--grid", &format!("s3://{b}/ecco/grid/ECCO_grid.tar.gz")])
+        .args([
+            "--factors",
+            &format!("s3://{b}/ecco/factors/edp_factors.bin"),
+            "-o",
+        ])
+        .arg(&tasks)
+        .output()
+        .unwrap();
+    ok(&o, "lat-lon tasks from S3");
+    let o = edp(&ep, &scratch)
+        .args(["run", "--tasks"])
+        .arg(&tasks)
+        .output()
+        .unwrap();
+    ok(&o, "lat-lon run with factors on S3");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let fetched = stderr
+        .lines()
+        .filter(|l| l.contains("] fetched s3://") && l.contains("edp_factors.bin"))
+        .count();
+    assert_eq!(fetched, 1, "factors fetched once: {stderr}");
+    assert!(!stderr.contains("building mapping factors"), "{stderr}");
+    let got = nc_files(&out);
+    assert_eq!(got.len(), 2);
+    for (a, b) in reference.iter().zip(&got) {
+        assert_eq!(a.file_name(), b.file_name());
+        let (ra, rb) = (NcReader::open(a).unwrap(), NcReader::open(b).unwrap());
+        for v in ["SSH", "SSHIBC", "SSHNOIBC"] {
+            let (x, y) = (ra.read_f32(v).unwrap(), rb.read_f32(v).unwrap());
+            assert_eq!(x.len(), 720 * 360);
+            assert!(
+                x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{v} differs"
+            );
+        }
+    }
+    assert_scratch_clean(&scratch);
+}

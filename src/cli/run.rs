@@ -74,7 +74,16 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
     // Our factor file from --factors serves task lists too (EDP's name EDP's pickles);
     // anything else leaves the lat-lon factors to the cache beside the output.
     crate::regrid::store::configure(crate::regrid::store::FactorSource {
-        file: a.factors.as_deref().map(PathBuf::from).filter(|p| p.is_file()),
+        // (An S3 object is fetched once per node into the scratch cache.)
+        file: a
+            .factors
+            .as_deref()
+            .and_then(|f| {
+                crate::storage::local_file(f)
+                    .map_err(|e| log::warn!("--factors {f}: {e}"))
+                    .ok()
+            })
+            .filter(|p| p.is_file()),
         cache_dir: None,
     });
     if world.is_root() {

@@ -63,8 +63,25 @@ fn is_our_file(path: &Path) -> bool {
 }
 
 /// The output root of a granule path `<root>/<ver>/latlon/<freq>/<GROUP>/<file>`,
-/// else the granule's directory.
+/// else the granule's directory. For an S3 granule, the run's local state directory
+/// for that root (a local directory named after the URL would be wrong).
 fn output_root(granule: &str) -> PathBuf {
+    if let Some(Ok(url)) = crate::storage::s3_url(granule) {
+        let root = url
+            .key
+            .rsplit_once("/latlon/")
+            .and_then(|(before, _)| before.rsplit_once('/').map(|(r, _)| r.to_string()))
+            .unwrap_or_else(|| {
+                url.key
+                    .rsplit_once('/')
+                    .map(|(d, _)| d.to_string())
+                    .unwrap_or_default()
+            });
+        return crate::storage::state_dir(&crate::storage::S3Url {
+            bucket: url.bucket,
+            key: root,
+        });
+    }
     let p = Path::new(granule);
     p.ancestors()
         .find(|a| a.file_name().is_some_and(|n| n == "latlon"))
@@ -125,14 +142,25 @@ impl FactorStore {
             .ecco_mapping_factors_loc
             .as_deref()
             .filter(|l| !l.is_empty());
-        let explicit = match (&self.source.file, task_loc) {
+        // Factors named by an S3 location are fetched once per node into the scratch
+        // cache and memory-mapped from there; EDP's (a prefix of pickles) are not ours.
+        let task_file = task_loc.and_then(|loc| match crate::storage::local_file(loc) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.note_once(format!("fetch {loc}"), || {
+                    format!("mapping factors {loc} are not one of our factor files: {e}")
+                });
+                None
+            }
+        });
+        let explicit = match (&self.source.file, &task_file) {
             (Some(f), _) => Some(f.clone()),
-            (None, Some(loc)) if is_our_file(Path::new(loc)) => Some(PathBuf::from(loc)),
+            (None, Some(p)) if is_our_file(p) => Some(p.clone()),
             _ => None,
         };
         let factors = match explicit {
             Some(path) => {
-                if let Some(loc) = task_loc.filter(|l| Path::new(l) != path) {
+                if let Some(loc) = task_loc.filter(|_| task_file.as_ref() != Some(&path)) {
                     self.note_once(loc.to_string(), || {
                         format!(
                             "tasks name mapping factors {loc}; using {} instead",
@@ -344,6 +372,10 @@ mod tests {
             PathBuf::from("/d/out")
         );
         assert_eq!(output_root("rel/file.nc"), PathBuf::from("rel"));
+        // S3 granules: the run's local state directory for the root, not a path "s3:/…".
+        let s3 = output_root("s3://b/out/V4r4/latlon/mon_mean/SSH/SSH_x.nc");
+        assert!(s3.ends_with("b/out"), "{s3:?}");
+        assert!(!s3.to_string_lossy().contains("s3:"), "{s3:?}");
     }
 
     #[test]

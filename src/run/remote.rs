@@ -87,14 +87,7 @@ pub fn key_root(url: &S3Url) -> PathBuf {
 
 /// The local state directory of a run into `url` (absolute, so every rank agrees).
 pub fn state_dir(url: &S3Url) -> Result<PathBuf, RemoteError> {
-    let base = std::env::var_os("EDP_STATE_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("edp-state"));
-    let mut dir = base.join(&url.bucket);
-    if !url.key.is_empty() {
-        dir = dir.join(&url.key);
-    }
+    let dir = storage::state_dir(url);
     std::fs::create_dir_all(&dir).map_err(|source| RemoteError::StateDir {
         path: dir.clone(),
         source,
