@@ -464,8 +464,11 @@ fn sigkill_of_the_whole_run_then_a_rerun_completes_with_no_partial_file() {
     let dest = s.dir.path().join("out");
     let (file, list) = task_list(&s, &dest);
     let tasks = file.to_str().unwrap();
-    let child = start_and_wait_for_records(2, &["run", "--tasks", tasks], &dest, 2, true);
+    let mut child = start_and_wait_for_records(2, &["run", "--tasks", tasks], &dest, 2, true);
     kill_group(child.id(), "KILL");
+    // Reaps mpirun; SIGKILL leaves no way to refuse.
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "mpirun died of the signal");
     let partial = temp_files(&dest).len();
     let t = Instant::now();
     while process_alive(tasks) {
