@@ -38,9 +38,14 @@ pub struct RunArgs {
     /// Grid location for every task, overriding the tasks' ecco_grid_loc.
     #[arg(long)]
     grid: Option<PathBuf>,
-    /// Mapping-factors location written into tasks built from --jobs.
+    /// Mapping factors (a file made by `edp factors`, local or s3://) for the lat-lon
+    /// granules; also written into tasks built from --jobs.
     #[arg(long)]
     factors: Option<String>,
+    /// Where factors are built and kept when --factors is not given (default: beside
+    /// the output, <dest>/edp_factors/).
+    #[arg(long)]
+    factors_cache: Option<PathBuf>,
     /// ECCO metadata directory (default: the embedded V4r4 set).
     #[arg(long)]
     metadata: Option<PathBuf>,
@@ -84,7 +89,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
                     .ok()
             })
             .filter(|p| p.is_file()),
-        cache_dir: None,
+        cache_dir: a.factors_cache.clone(),
     });
     if world.is_root() {
         log::info!(
