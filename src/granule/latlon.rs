@@ -16,7 +16,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::attrs::{self, merge_record, merge_variable_record, set, Attrs};
+use super::attrs::{self, merge_record, merge_variable_record, Attrs};
 use super::native::input_prefix;
 use super::{Context, GranuleError, FILL_F32};
 use crate::grid::Grid;
@@ -26,7 +26,6 @@ use crate::metadata::{MetadataSet, Product, Record};
 use crate::ncio::{AttrValue, Compression, DatasetDef, SlabError, VarData, VarDef};
 use crate::regrid::{apply, vector, Factors, TargetGrid};
 use crate::tasks::{GranuleName, Task};
-use crate::time::Instant;
 
 /// The target grid a granule-name label stands for (`0p50deg` → 0.5°).
 pub fn target_of(name: &GranuleName) -> Result<TargetGrid, GranuleError> {
@@ -371,7 +370,7 @@ pub fn build(
         v
     };
 
-    let (time_var, time_bnds) = time_vars(task, m)?;
+    let (time_var, time_bnds) = super::time_vars(task, m, &m.coords_latlon)?;
     let mut vars = vec![time_var];
     if is_3d {
         let z = grid.rc.iter().map(|&x| x as f32).collect();
@@ -521,69 +520,6 @@ pub fn build(
         vars,
         global_attrs: globals,
     })
-}
-
-/// `time` and `time_bnds`: int32 hours since the model start (EDP's encoding), or
-/// exact doubles when a bound is not a whole hour.
-fn time_vars(task: &Task, m: &MetadataSet) -> Result<(VarDef, VarDef), GranuleError> {
-    let clock = &m.release.clock;
-    let dm = &task.dynamic_metadata;
-    let parse = |what: &str, s: &str| {
-        Instant::parse(s).map_err(|e| GranuleError::Task(format!("dynamic_metadata.{what}: {e}")))
-    };
-    let (centre, start, end) = (
-        parse("time_coverage_center", &dm.time_coverage_center)?,
-        parse("time_coverage_start", &dm.time_coverage_start)?,
-        parse("time_coverage_end", &dm.time_coverage_end)?,
-    );
-    let hours = |t: Instant| (t.0 - clock.start.0) as f64 / 3600.0;
-    let whole = [centre, start, end]
-        .iter()
-        .all(|t| (t.0 - clock.start.0) % 3600 == 0);
-    let (time_data, bnds_data) = if whole {
-        (
-            VarData::I32(vec![hours(centre) as i32]),
-            VarData::I32(vec![hours(start) as i32, hours(end) as i32]),
-        )
-    } else {
-        (
-            VarData::F64(vec![hours(centre)]),
-            VarData::F64(vec![hours(start), hours(end)]),
-        )
-    };
-    let skip = ["name", "grid_dimension", "units"];
-    let mut time_attrs = Attrs::new();
-    for r in [find(&m.coords_latlon, "time"), m.time_coord("time")]
-        .into_iter()
-        .flatten()
-    {
-        merge_record(&mut time_attrs, r, &skip);
-    }
-    set(
-        &mut time_attrs,
-        "long_name",
-        dm.time_long_name.as_str().into(),
-    );
-    time_attrs.push((
-        "units".into(),
-        format!("hours since {}", clock.start.iso()).into(),
-    ));
-    time_attrs.push(("calendar".into(), "proleptic_gregorian".into()));
-    let mut time = VarDef::new("time", &["time"], time_data);
-    time.attrs = time_attrs;
-    let mut bnds_attrs = Attrs::new();
-    for r in [
-        find(&m.coords_latlon, "time_bnds"),
-        m.time_coord("time_bnds"),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        merge_record(&mut bnds_attrs, r, &skip);
-    }
-    let mut bnds = VarDef::new("time_bnds", &["time", "nv"], bnds_data);
-    bnds.attrs = bnds_attrs;
-    Ok((time, bnds))
 }
 
 #[cfg(test)]

@@ -14,11 +14,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::grid::{Grid, GridError};
 use crate::mds::MdsError;
-use crate::metadata::{MetadataSet, Product};
+use crate::metadata::{MetadataSet, Product, Record};
 use crate::ncio::{self, NcError};
+use crate::ncio::{VarData, VarDef};
 use crate::storage;
 use crate::tasks::{GranuleName, Task, TaskError};
 use crate::time::Instant;
+use attrs::{merge_record, set, Attrs};
 
 /// The netCDF default fill for float32 (`9.96921e+36f`), which EDP writes on dry cells.
 pub const FILL_F32: f32 = 9.969_21e36;
@@ -161,6 +163,77 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
         sha256: Some(up.sha256),
         etag: up.etag,
     })
+}
+
+/// `time` and `time_bnds`: int32 hours since the model start (EDP's encoding), or
+/// exact doubles when a bound is not a whole hour.
+/// `coords` are the product's coordinate records (applied before the time records).
+pub(crate) fn time_vars(
+    task: &Task,
+    m: &MetadataSet,
+    coords: &[Record],
+) -> Result<(VarDef, VarDef), GranuleError> {
+    let clock = &m.release.clock;
+    let dm = &task.dynamic_metadata;
+    let parse = |what: &str, s: &str| {
+        Instant::parse(s).map_err(|e| GranuleError::Task(format!("dynamic_metadata.{what}: {e}")))
+    };
+    let (centre, start, end) = (
+        parse("time_coverage_center", &dm.time_coverage_center)?,
+        parse("time_coverage_start", &dm.time_coverage_start)?,
+        parse("time_coverage_end", &dm.time_coverage_end)?,
+    );
+    let hours = |t: Instant| (t.0 - clock.start.0) as f64 / 3600.0;
+    let whole = [centre, start, end]
+        .iter()
+        .all(|t| (t.0 - clock.start.0) % 3600 == 0);
+    let (time_data, bnds_data) = if whole {
+        (
+            VarData::I32(vec![hours(centre) as i32]),
+            VarData::I32(vec![hours(start) as i32, hours(end) as i32]),
+        )
+    } else {
+        (
+            VarData::F64(vec![hours(centre)]),
+            VarData::F64(vec![hours(start), hours(end)]),
+        )
+    };
+    let skip = ["name", "grid_dimension", "units"];
+    let mut time_attrs = Attrs::new();
+    for r in [find_record(coords, "time"), m.time_coord("time")]
+        .into_iter()
+        .flatten()
+    {
+        merge_record(&mut time_attrs, r, &skip);
+    }
+    set(
+        &mut time_attrs,
+        "long_name",
+        dm.time_long_name.as_str().into(),
+    );
+    time_attrs.push((
+        "units".into(),
+        format!("hours since {}", clock.start.iso()).into(),
+    ));
+    time_attrs.push(("calendar".into(), "proleptic_gregorian".into()));
+    let mut time = VarDef::new("time", &["time"], time_data);
+    time.attrs = time_attrs;
+    let mut bnds_attrs = Attrs::new();
+    for r in [find_record(coords, "time_bnds"), m.time_coord("time_bnds")]
+        .into_iter()
+        .flatten()
+    {
+        merge_record(&mut bnds_attrs, r, &skip);
+    }
+    let mut bnds = VarDef::new("time_bnds", &["time", "nv"], bnds_data);
+    bnds.attrs = bnds_attrs;
+    Ok((time, bnds))
+}
+
+fn find_record<'a>(records: &'a [Record], name: &str) -> Option<&'a Record> {
+    records
+        .iter()
+        .find(|r| r.get("name").and_then(|v| v.as_str()) == Some(name))
 }
 
 #[cfg(test)]

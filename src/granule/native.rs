@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::attrs::{self, merge_record, merge_variable_record, set, Attrs};
+use super::attrs::{self, merge_record, merge_variable_record, Attrs};
 use super::{Context, GranuleError, FILL_F32};
 use crate::grid::Grid;
 use crate::llc::{PointType, NTILES};
@@ -18,7 +18,6 @@ use crate::mds::MdsFile;
 use crate::metadata::Product;
 use crate::ncio::{AttrValue, Compression, DatasetDef, VarData, VarDef};
 use crate::tasks::{GranuleName, Task};
-use crate::time::Instant;
 
 /// One data variable of the granule and where its values come from.
 struct Field {
@@ -413,61 +412,8 @@ pub fn build(
     }
     vars.push(index("tile", NTILES));
 
-    // time and time_bnds: int32 hours since the model start (EDP's encoding).
-    let clock = &m.release.clock;
-    let dm = &task.dynamic_metadata;
-    let parse = |what: &str, s: &str| {
-        Instant::parse(s).map_err(|e| GranuleError::Task(format!("dynamic_metadata.{what}: {e}")))
-    };
-    let (centre, start, end) = (
-        parse("time_coverage_center", &dm.time_coverage_center)?,
-        parse("time_coverage_start", &dm.time_coverage_start)?,
-        parse("time_coverage_end", &dm.time_coverage_end)?,
-    );
-    let hours = |t: Instant| (t.0 - clock.start.0) as f64 / 3600.0;
-    let whole = [centre, start, end]
-        .iter()
-        .all(|t| (t.0 - clock.start.0) % 3600 == 0);
-    let (time_data, bnds_data) = if whole {
-        (
-            VarData::I32(vec![hours(centre) as i32]),
-            VarData::I32(vec![hours(start) as i32, hours(end) as i32]),
-        )
-    } else {
-        // Whole hours cannot represent this period: store exact doubles.
-        (
-            VarData::F64(vec![hours(centre)]),
-            VarData::F64(vec![hours(start), hours(end)]),
-        )
-    };
-    let time_units = format!("hours since {}", clock.start.iso());
-    let mut time_attrs = Attrs::new();
-    let time_skip = ["name", "grid_dimension", "units"];
-    for r in [m.native_coord("time"), m.time_coord("time")]
-        .into_iter()
-        .flatten()
-    {
-        merge_record(&mut time_attrs, r, &time_skip);
-    }
-    set(
-        &mut time_attrs,
-        "long_name",
-        dm.time_long_name.as_str().into(),
-    );
-    time_attrs.push(("units".into(), time_units.into()));
-    time_attrs.push(("calendar".into(), "proleptic_gregorian".into()));
-    let mut time_var = VarDef::new("time", &["time"], time_data);
-    time_var.attrs = time_attrs;
+    let (time_var, time_bnds) = super::time_vars(task, m, &m.coords_native)?;
     vars.push(time_var);
-    let mut bnds_attrs = Attrs::new();
-    for r in [m.native_coord("time_bnds"), m.time_coord("time_bnds")]
-        .into_iter()
-        .flatten()
-    {
-        merge_record(&mut bnds_attrs, r, &time_skip);
-    }
-    let mut time_bnds = VarDef::new("time_bnds", &["time", "nv"], bnds_data);
-    time_bnds.attrs = bnds_attrs;
 
     vars.push(coord(
         "XC",
