@@ -13,12 +13,13 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use super::factors::{self, BuildOptions};
 use super::format::{self, Factors, MAGIC};
 use super::{grid_hash, GridHash, RegridError, TargetGrid};
 use crate::grid::Grid;
+use crate::storage::lock::NodeLock;
 use crate::tasks::Task;
 
 /// Where factors come from when a task needs them.
@@ -238,34 +239,6 @@ pub fn check(f: &Factors, grid: &Grid, target: TargetGrid) -> Result<(), RegridE
     Ok(())
 }
 
-/// How long a lock may sit untouched before it is taken as abandoned.
-const STALE_LOCK: Duration = Duration::from_secs(3600);
-
-fn host() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// A lock left by a process that is gone (same host) or untouched for long.
-fn lock_is_stale(lock: &Path) -> bool {
-    let Ok(meta) = fs::metadata(lock) else {
-        return false;
-    };
-    let old = meta
-        .modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .is_some_and(|age| age > STALE_LOCK);
-    let text = fs::read_to_string(lock).unwrap_or_default();
-    let mut parts = text.split_whitespace();
-    let dead = match (parts.next(), parts.next()) {
-        (Some(h), Some(pid)) if h == host() => !Path::new("/proc").join(pid).exists(),
-        _ => false,
-    };
-    old || dead
-}
-
 /// Opens the cached factors at `path` if they are valid for `grid`, else builds
 /// them under `path.lock` (or waits for the process that holds it).
 fn cached_or_build(
@@ -294,71 +267,42 @@ fn cached_or_build(
             source,
         })?;
     }
-    let mut waited = false;
-    loop {
-        if let Some(f) = try_cached() {
-            return Ok(f);
-        }
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(mut l) => {
-                use std::io::Write;
-                let _ = writeln!(l, "{} {}", host(), std::process::id());
-                drop(l);
-                let result = (|| {
-                    // Another process may have finished between our look and the lock.
-                    if let Some(f) = try_cached() {
-                        return Ok(f);
-                    }
-                    log::info!(
-                        "building mapping factors for LLC{} x {} levels at {}° into {}",
-                        grid.n,
-                        grid.nz,
-                        target.resolution,
-                        path.display()
-                    );
-                    let set = factors::build(
-                        grid,
-                        &BuildOptions {
-                            target,
-                            levels: grid.nz,
-                        },
-                    )?;
-                    if set.grid_hash != *hash {
-                        return Err(RegridError::Config(
-                            "grid hash changed while building factors".into(),
-                        ));
-                    }
-                    format::write(&set, path)?;
-                    Factors::open(path)
-                })();
-                let _ = fs::remove_file(&lock);
-                return result;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                if lock_is_stale(&lock) {
-                    log::warn!("removing abandoned lock {}", lock.display());
-                    let _ = fs::remove_file(&lock);
-                    continue;
-                }
-                if !waited {
-                    log::info!("waiting for another process to build {}", path.display());
-                    waited = true;
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            Err(source) => {
-                return Err(RegridError::Io {
-                    path: lock,
-                    action: "create lock file",
-                    source,
-                })
-            }
-        }
+    if let Some(f) = try_cached() {
+        return Ok(f);
     }
+    let _held =
+        NodeLock::acquire(&lock, &format!("build {}", path.display())).map_err(|source| {
+            RegridError::Io {
+                path: lock.clone(),
+                action: "create lock file",
+                source,
+            }
+        })?;
+    // Another process may have built them while we waited for the lock.
+    if let Some(f) = try_cached() {
+        return Ok(f);
+    }
+    log::info!(
+        "building mapping factors for LLC{} x {} levels at {}° into {}",
+        grid.n,
+        grid.nz,
+        target.resolution,
+        path.display()
+    );
+    let set = factors::build(
+        grid,
+        &BuildOptions {
+            target,
+            levels: grid.nz,
+        },
+    )?;
+    if set.grid_hash != *hash {
+        return Err(RegridError::Config(
+            "grid hash changed while building factors".into(),
+        ));
+    }
+    format::write(&set, path)?;
+    Factors::open(path)
 }
 
 #[cfg(test)]
@@ -390,18 +334,5 @@ mod tests {
             name,
             "edp_factors_llc0090_0p50deg_50lev_abababababababab.bin"
         );
-    }
-
-    #[test]
-    fn dead_local_lock_is_stale_and_live_one_is_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = dir.path().join("x.lock");
-        fs::write(&lock, format!("{} {}\n", host(), std::process::id())).unwrap();
-        assert!(!lock_is_stale(&lock));
-        // PIDs are below 2^22 on Linux.
-        fs::write(&lock, format!("{} 99999999\n", host())).unwrap();
-        assert!(lock_is_stale(&lock));
-        fs::write(&lock, "elsewhere 1\n").unwrap();
-        assert!(!lock_is_stale(&lock));
     }
 }

@@ -10,7 +10,6 @@
 //! outright in some containers, and a lone process gains nothing from it.
 
 use std::ffi::c_int;
-use std::sync::OnceLock;
 
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
@@ -279,16 +278,7 @@ impl World {
 
 /// Hostname of this node, for the records.
 pub fn host() -> String {
-    static HOST: OnceLock<String> = OnceLock::new();
-    HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "unknown".into())
-    })
-    .clone()
+    crate::storage::lock::host()
 }
 
 /// A panic in any thread of any rank ends the whole MPI job with a message: the other

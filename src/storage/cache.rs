@@ -17,20 +17,19 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use super::archive::{self, ArchiveError};
+use super::lock::NodeLock;
 use super::s3::{self, ObjectInfo, S3Error, S3Url};
 
 /// Default bound of the per-process input cache.
 const DEFAULT_LIMIT: u64 = 32 << 30;
-/// A lock file untouched for this long is taken as abandoned (even on another host).
-const STALE_LOCK: Duration = Duration::from_secs(6 * 3600);
 
 /// What went wrong in the scratch cache, naming the file or object.
 #[derive(Debug, thiserror::Error)]
@@ -82,14 +81,20 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v.is_finite() && v >= 0.0).then_some((v * mult as f64) as u64)
 }
 
-pub(crate) fn host() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+use super::lock::{host, pid_alive};
+
+/// The cache's own lock (`<root>/.lock`), held while a process cleans or accounts.
+fn lock_in(root: &Path, what: &str) -> Result<NodeLock, CacheError> {
+    lock_in_file(root, &root.join(".lock"), what)
 }
 
-fn pid_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+fn lock_in_file(root: &Path, path: &Path, what: &str) -> Result<NodeLock, CacheError> {
+    NodeLock::acquire(path, what).map_err(|source| CacheError::Io {
+        root: root.to_path_buf(),
+        action: "create lock file",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn uid() -> u32 {
@@ -104,72 +109,6 @@ pub fn default_root() -> PathBuf {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("edp-scratch-{}", uid())))
-}
-
-/// A lock file held while one process fetches or cleans; removed on drop.
-struct FileLock(PathBuf);
-
-impl FileLock {
-    fn is_stale(path: &Path, host: &str) -> bool {
-        let Ok(meta) = fs::metadata(path) else {
-            return false;
-        };
-        let old = meta
-            .modified()
-            .ok()
-            .and_then(|m| SystemTime::now().duration_since(m).ok())
-            .is_some_and(|age| age > STALE_LOCK);
-        let text = fs::read_to_string(path).unwrap_or_default();
-        let mut parts = text.split_whitespace();
-        let dead = match (parts.next(), parts.next().and_then(|p| p.parse().ok())) {
-            (Some(h), Some(pid)) if h == host => !pid_alive(pid),
-            _ => false,
-        };
-        old || dead
-    }
-
-    /// Takes the lock at `path`, waiting for a live holder; `what` names the wait in the log.
-    fn acquire(path: &Path, host: &str, what: &str, root: &Path) -> Result<FileLock, CacheError> {
-        let mut noted = false;
-        loop {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(mut f) => {
-                    let _ = writeln!(f, "{host} {}", std::process::id());
-                    return Ok(FileLock(path.to_path_buf()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if FileLock::is_stale(path, host) {
-                        log::warn!("removing abandoned lock {}", path.display());
-                        let _ = fs::remove_file(path);
-                        continue;
-                    }
-                    if !noted && !what.is_empty() {
-                        log::info!("waiting for another process on this node to {what}");
-                        noted = true;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(source) => {
-                    return Err(CacheError::Io {
-                        root: root.to_path_buf(),
-                        action: "create lock file",
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                }
-            }
-        }
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
 }
 
 #[derive(Debug)]
@@ -272,7 +211,7 @@ impl Scratch {
             node_seen: Mutex::new(HashMap::new()),
         };
         s.mkdir(&s.root.join("users"))?;
-        let _lock = FileLock::acquire(&s.root.join(".lock"), &s.host, "", &s.root)?;
+        let _lock = lock_in(&s.root, "")?;
         let removed = s.sweep_dead();
         if !s.others_alive() && s.node_dir.exists() {
             s.remove_dir(&s.node_dir);
@@ -380,7 +319,7 @@ impl Scratch {
     /// At exit: removes this process's files; the last process of the node also removes
     /// the node's shared entries.
     pub fn leave(&self) {
-        let lock = FileLock::acquire(&self.root.join(".lock"), &self.host, "", &self.root);
+        let lock = lock_in(&self.root, "");
         self.remove_dir(&self.proc_dir);
         let _ = fs::remove_file(&self.user_marker);
         if lock.is_ok() && !self.others_alive() {
@@ -515,11 +454,10 @@ impl Scratch {
             return Ok(());
         }
         self.mkdir(&self.node_dir)?;
-        let _lock = FileLock::acquire(
-            &self.node_dir.join(format!("{name}.lock")),
-            &self.host,
-            what,
+        let _lock = lock_in_file(
             &self.root,
+            &self.node_dir.join(format!("{name}.lock")),
+            what,
         )?;
         if valid() {
             return Ok(());

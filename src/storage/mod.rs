@@ -16,6 +16,7 @@
 pub mod archive;
 pub mod cache;
 mod local;
+pub mod lock;
 pub mod s3;
 
 use std::collections::HashMap;
