@@ -33,7 +33,7 @@ use crate::llc::{PointType, NTILES};
 use crate::mds::{MdsError, MdsWriter, Precision};
 use bathymetry::Bathymetry;
 use layout::Source;
-use output::{F64Writer, Tally};
+use output::Tally;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,11 +365,18 @@ fn write_grid(
     let names = ["hFacC", "hFacW", "hFacS"];
     let mut writers = Vec::with_capacity(3);
     for name in names {
-        writers.push(F64Writer::create(&dir.join(name), n, Some(nz), name)?);
+        writers.push(MdsWriter::create(
+            &dir.join(name),
+            n,
+            Some(nz),
+            Precision::F64,
+            name,
+            None,
+        )?);
     }
     for k in 0..nz {
         for (w, level) in writers.iter_mut().zip(bathy.hfacs(k)) {
-            w.write_level(&level)?;
+            w.write_level_tiles_f64(&level)?;
         }
     }
     for (w, name) in writers.into_iter().zip(names) {
