@@ -322,7 +322,7 @@ fn output_on_s3_then_everything_on_s3_with_the_task_list() {
         assert_same_data(local, &back);
         assert_eq!(
             sha.as_deref(),
-            Some(s3::sha256_file(&back).unwrap().as_str())
+            Some(edp::storage::sha256_file(&back).unwrap().as_str())
         );
         // The published manifest records the upload: size, sha256 and ETag.
         let m: serde_json::Value =

@@ -36,7 +36,7 @@ fn multipart_upload_and_ranged_download_round_trip_with_sha256() {
     let up = s3::upload_file(&src, &u).unwrap();
     assert_eq!(up.parts, 2);
     assert_eq!(up.size, n as u64);
-    assert_eq!(up.sha256, s3::sha256_file(&src).unwrap());
+    assert_eq!(up.sha256, edp::storage::sha256_file(&src).unwrap());
     let (info, sha) = s3::head(&u).unwrap().expect("object exists");
     assert_eq!(info.size, n as u64);
     assert_eq!(sha.as_deref(), Some(up.sha256.as_str()));

@@ -148,7 +148,8 @@ pub fn run(a: &SyncArgs) -> anyhow::Result<u8> {
         };
         let local_sha = match recorded.get(rel) {
             Some((s, sha)) if *s == size => sha.clone(),
-            _ => s3::sha256_file(&local).with_context(|| format!("reading {}", local.display()))?,
+            _ => crate::storage::sha256_file(&local)
+                .with_context(|| format!("reading {}", local.display()))?,
         };
         Ok(if local_sha == remote_sha {
             Plan::Skip

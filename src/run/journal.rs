@@ -224,21 +224,6 @@ pub fn remove_journals(paths: &[PathBuf]) -> Result<(), JournalError> {
     Ok(())
 }
 
-/// Lower-case hex sha256 of a file's contents.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
 /// sha256 of a task's JSON (field order is fixed by the task type).
 pub fn task_sha256(task: &Task) -> String {
     let bytes = serde_json::to_vec(task).unwrap_or_default();
@@ -324,7 +309,7 @@ mod tests {
         let p = dir.path().join("f");
         fs::write(&p, b"abc").unwrap();
         assert_eq!(
-            sha256_file(&p).unwrap(),
+            crate::storage::sha256_file(&p).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

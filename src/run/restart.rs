@@ -233,7 +233,7 @@ pub fn check_done(
     }
     if verify {
         let want = r.sha256.as_deref().ok_or("record without sha256")?;
-        let got = journal::sha256_file(path).map_err(|e| format!("unreadable: {e}"))?;
+        let got = crate::storage::sha256_file(path).map_err(|e| format!("unreadable: {e}"))?;
         if got != want {
             return Err("sha256 differs".into());
         }
@@ -304,7 +304,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("g.nc");
         fs::write(&p, b"12345").unwrap();
-        let sha = journal::sha256_file(&p).unwrap();
+        let sha = crate::storage::sha256_file(&p).unwrap();
         let mut r = Record {
             granule: "g.nc".into(),
             status: Status::Done,

@@ -420,7 +420,7 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
             if let Some(sha) = p.sha256 {
                 return Ok((p.bytes, sha, p.etag));
             }
-            journal::sha256_file(&p.path)
+            crate::storage::sha256_file(&p.path)
                 .map(|sha| (p.bytes, sha, None))
                 .map_err(|e| {
                     format!(

@@ -114,7 +114,7 @@ pub fn verify(manifest_path: &Path, checksum: bool) -> Result<VerifyReport, Veri
                 return Some(Problem::Size { granule, want, got });
             }
             if checksum {
-                match journal::sha256_file(&path) {
+                match crate::storage::sha256_file(&path) {
                     Ok(sha) if Some(sha.as_str()) == r.sha256.as_deref() => {}
                     Ok(_) => return Some(Problem::Checksum { granule }),
                     Err(e) => {

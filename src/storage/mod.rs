@@ -23,8 +23,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use local::{
-    commit, discard, file_size, is_temp_name, prepare, remove_stale_temps, temp_path_for,
-    StorageError,
+    commit, discard, file_size, is_temp_name, prepare, remove_stale_temps, sha256_file,
+    temp_path_for, StorageError,
 };
 pub use s3::{ObjectInfo, S3Error, S3Settings, S3Url, Uploaded};
 

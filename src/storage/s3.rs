@@ -595,21 +595,6 @@ async fn write_stream(
     Ok(at - offset)
 }
 
-/// sha256 of a local file, hex.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut f = fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
 fn sha_attributes(sha: &str) -> Attributes {
     let mut a = Attributes::new();
     a.insert(
@@ -633,7 +618,7 @@ pub fn upload_file(src: &Path, url: &S3Url) -> Result<Uploaded, S3Error> {
         }
     };
     let size = fs::metadata(src).map_err(local("stat"))?.len();
-    let sha256 = sha256_file(src).map_err(local("read"))?;
+    let sha256 = super::sha256_file(src).map_err(local("read"))?;
     let store = client(&url.bucket)?;
     let path = url.path()?;
     let part = part_size();
