@@ -277,7 +277,8 @@ fn land_is_fill_and_the_mask_shrinks_with_depth() {
 
 #[test]
 fn factors_of_another_grid_are_refused() {
-    let sample = Sample::new(8, 3, 0, &["SSH"]);
+    // One month, so that there is a lat-lon task to take through the store.
+    let sample = Sample::new(8, 3, 1, &["SSH"]);
     let grid = grid_of(&sample);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.bin");
@@ -315,11 +316,12 @@ fn factors_of_another_grid_are_refused() {
         file: Some(path.clone()),
         cache_dir: None,
     });
-    let task = latlon_tasks(&sample, "SEA_SURFACE_HEIGHT").pop();
-    if let Some(task) = task {
-        assert!(s.for_task(&task, &changed, target).is_err());
-        assert!(s.for_task(&task, &grid, target).is_ok());
-    }
+    let task = latlon_tasks(&sample, "SEA_SURFACE_HEIGHT")
+        .pop()
+        .expect("a lat-lon sea-surface-height task");
+    let err = s.for_task(&task, &changed, target).unwrap_err();
+    assert!(err.to_string().contains(&f.grid_hash.to_string()), "{err}");
+    assert!(s.for_task(&task, &grid, target).is_ok());
     // Factors at another resolution are refused too.
     assert!(store::check(&f, &grid, TargetGrid::global(1.0).unwrap()).is_err());
 }

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::{edp_header, have, ncdump_h, parse_header, Sample};
+use common::{edp_header, ncdump_h, parse_header, require, Sample};
 use edp::granule::{self, Context, Encoding};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
@@ -50,10 +50,7 @@ fn latlon_tasks(sample: &Sample, m: &MetadataSet, grouping: &str) -> Vec<Task> {
 
 #[test]
 fn latlon_granules_match_edp_headers() {
-    if !have("ncdump") {
-        eprintln!("skipping: ncdump not on PATH");
-        return;
-    }
+    require("ncdump");
     // EDP's headers have 50 levels; the lat-lon layout does not depend on N.
     let sample = Sample::new(
         12,

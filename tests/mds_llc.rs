@@ -597,7 +597,7 @@ fn reference_script() -> PathBuf {
 /// missing reference fails there instead of silently skipping.
 fn python_reference_available() -> bool {
     let available = python_reference_probe();
-    if !available && std::env::var_os("EDP_REQUIRE_REFERENCES").is_some() {
+    if !available && std::env::var("EDP_REQUIRE_REFERENCES").is_ok_and(|v| v == "1") {
         panic!("EDP_REQUIRE_REFERENCES is set but the xmitgcm reference cannot run (scripts/setup.sh installs it)");
     }
     available

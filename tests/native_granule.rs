@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{edp_header, files_under, have, ncdump_h, parse_header, Sample};
+use common::{edp_header, files_under, ncdump_h, parse_header, require, Sample};
 use edp::granule::{self, Context, Encoding, FILL_F32};
 use edp::grid::Grid;
 use edp::llc::PointType;
@@ -44,10 +44,7 @@ const GLOBAL_VALUE_DEVIATIONS: &[&str] = &[
 
 #[test]
 fn native_granules_match_edp_headers() {
-    if !have("ncdump") {
-        eprintln!("skipping: ncdump not on PATH");
-        return;
-    }
+    require("ncdump");
     // EDP's headers are LLC90 x 50 levels, January 1992.
     let sample = Sample::new(
         90,

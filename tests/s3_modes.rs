@@ -235,10 +235,11 @@ fn local_remote_inputs_and_grid_tarball_on_s3_output_local() {
 
     // Two MPI ranks on this node, one task each: the grid is fetched and unpacked once
     // for the node (the other rank waits on the lock and reuses it).
-    if !s3_support::have_mpirun() {
-        eprintln!("SKIP the 2-rank part: no mpirun");
-        return;
-    }
+    // mpirun is part of the suite's set-up (scripts/setup.sh): no skipping here.
+    assert!(
+        s3_support::have_mpirun(),
+        "no mpirun on PATH for the 2-rank part (scripts/setup.sh installs Open MPI)"
+    );
     let out2 = f.path("out-from-s3-mpi");
     let tasks2 = s3_tasks(&f, &b, &out2.to_string_lossy(), &scratch, &ep);
     let o = s3_support::mpirun(2, &ep, &scratch)

@@ -104,6 +104,15 @@ pub fn have(cmd: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Fails the test when a tool the suite needs is missing: `scripts/setup.sh` installs
+/// every one of them, so a missing tool is a broken set-up, never a reason to skip.
+pub fn require(cmd: &str) {
+    assert!(
+        have(cmd),
+        "`{cmd}` is not on PATH: run scripts/setup.sh (the tests need it and do not skip)"
+    );
+}
+
 /// `ncdump -h` of a file, parsed.
 #[derive(Debug, Default)]
 pub struct Header {
