@@ -184,7 +184,7 @@ impl Grid {
             // ECCO grid directories ship the GRID_GEOMETRY file; EDP copies its bounds.
             Some(nc) => {
                 let r = NcReader::open(&nc)?;
-                (r.read_f32("XC_bnds")?, r.read_f32("YC_bnds")?)
+                (r.read_as_f32("XC_bnds")?, r.read_as_f32("YC_bnds")?)
             }
             None => corner_bounds(n, &xg, &yg),
         };
@@ -225,7 +225,7 @@ impl Grid {
         }
         let len = NTILES * n * n;
         let h = |name: &str| -> Result<Vec<f32>, GridError> {
-            let v = r.read_f32(name)?;
+            let v = r.read_as_f32(name)?;
             if v.len() != len {
                 return Err(shape(format!(
                     "{name} has {} values, expected {len}",
@@ -235,7 +235,7 @@ impl Grid {
             Ok(v)
         };
         let levels = |name: &str| -> Result<Levels, GridError> {
-            let v = r.read_f32(name)?;
+            let v = r.read_as_f32(name)?;
             if v.len() != nz * len {
                 return Err(shape(format!(
                     "{name} has {} values, expected {}",
@@ -245,8 +245,8 @@ impl Grid {
             }
             Ok(Levels::Memory(v))
         };
-        let rf = r.read_f64("Zp1")?;
-        let drf = r.read_f64("drF")?;
+        let rf = r.read_as_f64("Zp1")?;
+        let drf = r.read_as_f64("drF")?;
         Ok(Grid {
             n,
             nz,
@@ -254,13 +254,13 @@ impl Grid {
             yc: h("YC")?,
             xg: h("XG")?,
             yg: h("YG")?,
-            xc_bnds: r.read_f32("XC_bnds")?,
-            yc_bnds: r.read_f32("YC_bnds")?,
+            xc_bnds: r.read_as_f32("XC_bnds")?,
+            yc_bnds: r.read_as_f32("YC_bnds")?,
             angle_cs: h("CS")?,
             angle_sn: h("SN")?,
             rac: h("rA")?,
             depth: h("Depth")?,
-            rc: r.read_f64("Z")?,
+            rc: r.read_as_f64("Z")?,
             rf,
             drf,
             hfac: [levels("hFacC")?, levels("hFacW")?, levels("hFacS")?],

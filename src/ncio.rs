@@ -833,6 +833,44 @@ impl NcReader {
         self.read_all(name, DType::F32)
     }
 
+    /// Reads all values of a numeric variable of any type (float or integer, any
+    /// width), converted by netCDF-C: inputs written by other tools (netCDF4-python,
+    /// xarray, MITgcm's own converters) often hold float64 where we keep f32, or the
+    /// reverse. A non-numeric variable is an error naming it.
+    fn read_converted<T: netcdf::NcTypeDescriptor + Copy>(
+        &self,
+        name: &str,
+        expected: &str,
+    ) -> Result<Vec<T>, NcError> {
+        let var = self.var(name)?;
+        let t = var.vartype();
+        if !matches!(t, NcVariableType::Float(_) | NcVariableType::Int(_)) {
+            return Err(NcError::Type {
+                path: self.path.clone(),
+                var: name.to_string(),
+                expected: expected.to_string(),
+                found: format!("{t:?}"),
+            });
+        }
+        var.get_values::<T, _>(..).map_err(|source| NcError::Read {
+            path: self.path.clone(),
+            what: format!("values of variable `{name}` (converted from {t:?})"),
+            source,
+        })
+    }
+
+    /// All values of a numeric variable of any type as f32 (f64 values are rounded to
+    /// the nearest f32, as the granules store them).
+    pub fn read_as_f32(&self, name: &str) -> Result<Vec<f32>, NcError> {
+        self.read_converted(name, "a number (read as f32)")
+    }
+
+    /// All values of a numeric variable of any type as f64 (exact for f32 and
+    /// integers up to 2^53).
+    pub fn read_as_f64(&self, name: &str) -> Result<Vec<f64>, NcError> {
+        self.read_converted(name, "a number (read as f64)")
+    }
+
     pub fn read_f64(&self, name: &str) -> Result<Vec<f64>, NcError> {
         self.read_all(name, DType::F64)
     }

@@ -146,3 +146,188 @@ fn a_directory_without_a_grid_is_a_clear_error() {
         "{e}"
     );
 }
+
+/// CDL of a GRID_GEOMETRY file with every variable in double precision, as MITgcm's
+/// grid files and xmitgcm/xarray keep them, for `ncgen` (netCDF-C) to write: the file
+/// is made by another tool than edp's writer. Horizontal values are `grid`'s (f32, so
+/// exactly representable); the vertical ones get an offset no f32 can hold, so that a
+/// lossy read shows.
+fn float64_geometry_cdl(grid: &Grid) -> String {
+    use std::fmt::Write;
+    let (n, nz) = (grid.n, grid.nz);
+    let mut s = format!(
+        "netcdf grid {{\ndimensions:\n\ti = {n} ;\n\ti_g = {n} ;\n\tj = {n} ;\n\tj_g = {n} ;\n\
+         \tk = {nz} ;\n\tk_p1 = {} ;\n\ttile = 13 ;\n\tnb = 4 ;\nvariables:\n",
+        nz + 1
+    );
+    let horizontal = [
+        ("XC", "tile, j, i"),
+        ("YC", "tile, j, i"),
+        ("XG", "tile, j_g, i_g"),
+        ("YG", "tile, j_g, i_g"),
+        ("XC_bnds", "tile, j, i, nb"),
+        ("YC_bnds", "tile, j, i, nb"),
+        ("CS", "tile, j, i"),
+        ("SN", "tile, j, i"),
+        ("rA", "tile, j, i"),
+        ("Depth", "tile, j, i"),
+        ("Z", "k"),
+        ("Zp1", "k_p1"),
+        ("drF", "k"),
+        ("hFacC", "k, tile, j, i"),
+        ("hFacW", "k, tile, j, i_g"),
+        ("hFacS", "k, tile, j_g, i"),
+    ];
+    for (name, dims) in horizontal {
+        writeln!(s, "\tdouble {name}({dims}) ;").unwrap();
+    }
+    s.push_str("data:\n");
+    let mut put = |name: &str, v: &[f64]| {
+        let text: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
+        writeln!(s, " {name} = {} ;", text.join(", ")).unwrap();
+    };
+    let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64).collect() };
+    put("XC", &wide(&grid.xc));
+    put("YC", &wide(&grid.yc));
+    put("XG", &wide(&grid.xg));
+    put("YG", &wide(&grid.yg));
+    put("XC_bnds", &wide(&grid.xc_bnds));
+    put("YC_bnds", &wide(&grid.yc_bnds));
+    put("CS", &wide(&grid.angle_cs));
+    put("SN", &wide(&grid.angle_sn));
+    put("rA", &wide(&grid.rac));
+    put("Depth", &wide(&grid.depth));
+    let fine = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| x + 1e-9).collect() };
+    put("Z", &fine(&grid.rc));
+    put("Zp1", &fine(&grid.rf));
+    put("drF", &fine(&grid.drf));
+    let len = grid.level_len();
+    for (name, p) in [
+        ("hFacC", PointType::C),
+        ("hFacW", PointType::U),
+        ("hFacS", PointType::V),
+    ] {
+        let mut all = Vec::new();
+        let mut level = vec![0f32; len];
+        for k in 0..nz {
+            grid.hfac_level(p, k, &mut level).unwrap();
+            all.extend(wide(&level));
+        }
+        put(name, &all);
+    }
+    s.push_str("}\n");
+    s
+}
+
+#[test]
+fn a_float64_geometry_file_written_by_netcdf_c_is_read() {
+    common::require("ncgen");
+    let sample = Sample::new(8, 3, 1, &["THETA"]);
+    let mds = Grid::from_mds_dir(&sample.grid_dir()).unwrap();
+    let dir = sample.dir.path().join("grid64");
+    std::fs::create_dir(&dir).unwrap();
+    let cdl = dir.join("grid.cdl");
+    std::fs::write(&cdl, float64_geometry_cdl(&mds)).unwrap();
+    let nc_path = dir.join("GRID_GEOMETRY_ECCO_V4r4_native_llc0008.nc");
+    let out = std::process::Command::new("ncgen")
+        .args(["-k", "nc4", "-o"])
+        .arg(&nc_path)
+        .arg(&cdl)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&cdl).unwrap();
+    // It really is float64 on disk.
+    let r = NcReader::open(&nc_path).unwrap();
+    let t = r.var_type("XC_bnds").unwrap();
+    assert_eq!(format!("{t:?}"), "F64");
+
+    let nc = Grid::open(&dir).unwrap();
+    assert_eq!((nc.n, nc.nz), (mds.n, mds.nz));
+    assert_eq!(nc.xc, mds.xc);
+    assert_eq!(nc.yg, mds.yg);
+    assert_eq!(nc.xc_bnds, mds.xc_bnds);
+    assert_eq!(nc.angle_sn, mds.angle_sn);
+    // f64 stays f64: no rounding through f32 on the way.
+    let fine: Vec<f64> = mds.rf.iter().map(|x| x + 1e-9).collect();
+    assert_eq!(nc.rf, fine);
+    assert_ne!(nc.rf, mds.rf);
+    let len = mds.level_len();
+    let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
+    for p in [PointType::C, PointType::U, PointType::V] {
+        for k in 0..mds.nz {
+            mds.hfac_level(p, k, &mut a).unwrap();
+            nc.hfac_level(p, k, &mut b).unwrap();
+            assert_eq!(a, b, "{p:?} level {k}");
+        }
+    }
+
+    // `edp factors` takes it as its grid (this is where the f64 file used to stop).
+    let factors = dir.join("f.bin");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edp"))
+        .args(["factors", "--grid"])
+        .arg(&nc_path)
+        .arg("-o")
+        .arg(&factors)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(factors.metadata().unwrap().len() > 0);
+}
+
+#[test]
+fn mds_grid_files_in_single_precision_are_read() {
+    // MITgcm writes grid files in the model's precision: float32 as well as float64.
+    let sample = Sample::new(8, 3, 1, &["SSH"]);
+    let g64 = Grid::from_mds_dir(&sample.grid_dir()).unwrap();
+    let dir = sample.dir.path().join("grid32");
+    std::fs::create_dir(&dir).unwrap();
+    let mut converted = 0;
+    for e in std::fs::read_dir(sample.grid_dir()).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some(base) = name.strip_suffix(".meta") {
+            let meta = std::fs::read_to_string(&path).unwrap();
+            if !meta.contains("'float64'") {
+                std::fs::copy(&path, dir.join(&name)).unwrap();
+                std::fs::copy(
+                    path.with_extension("data"),
+                    dir.join(format!("{base}.data")),
+                )
+                .unwrap();
+                continue;
+            }
+            std::fs::write(dir.join(&name), meta.replace("'float64'", "'float32'")).unwrap();
+            let bytes = std::fs::read(path.with_extension("data")).unwrap();
+            let narrow: Vec<u8> = bytes
+                .chunks_exact(8)
+                .flat_map(|c| (f64::from_be_bytes(c.try_into().unwrap()) as f32).to_be_bytes())
+                .collect();
+            std::fs::write(dir.join(format!("{base}.data")), narrow).unwrap();
+            converted += 1;
+        } else if !name.ends_with(".data") {
+            std::fs::copy(&path, dir.join(&name)).unwrap();
+        }
+    }
+    assert!(converted >= 10, "{converted} float64 grid files");
+    let g32 = Grid::open(&dir).unwrap();
+    assert_eq!(g32.xc, g64.xc);
+    assert_eq!(g32.angle_cs, g64.angle_cs);
+    let narrow = |v: &[f64]| -> Vec<f64> { v.iter().map(|&x| x as f32 as f64).collect() };
+    assert_eq!(g32.rf, narrow(&g64.rf));
+    let len = g64.level_len();
+    let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
+    for k in 0..g64.nz {
+        g64.hfac_level(PointType::C, k, &mut a).unwrap();
+        g32.hfac_level(PointType::C, k, &mut b).unwrap();
+        assert_eq!(a, b, "hFacC level {k}");
+    }
+}
