@@ -1,0 +1,514 @@
+//! Generic NetCDF-4 writing and reading: the crate's only door to netCDF-C and HDF5.
+//!
+//! Everything that calls the C libraries lives here, so their global lock, their error
+//! codes and their file-format quirks stay in one place, and so the way a granule is put
+//! on disk (today: serial `netcdf` crate calls, slab by slab) can later become chunk-level
+//! or parallel writing without touching callers. This module knows nothing of ECCO: a
+//! dataset is described as plain Rust values ([`DatasetDef`]) and written atomically
+//! with [`write_atomic`] (temporary file + rename, see [`crate::storage`]); [`NcReader`]
+//! reads such files back (grid geometry inputs, tests).
+//!
+//! Layout guarantees: dimensions, variables, variable attributes and global attributes
+//! appear in the file in the order of their `Vec`s (NetCDF-4 keeps creation order, which
+//! `ncdump -h` shows), with `_FillValue` first when a variable has one.
+//!
+//! `write.rs` writes a [`DatasetDef`] ([`write_atomic`]); `read.rs` reads files back
+//! ([`NcReader`]); this file holds the types both share, the error enum and the direct
+//! C calls (`raw`) with their lock.
+
+mod read;
+mod write;
+
+pub use read::NcReader;
+pub use write::write_atomic;
+
+use std::cell::Cell;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use netcdf::types::{FloatType, IntType, NcVariableType};
+use netcdf::AttributeValue;
+
+use crate::storage::StorageError;
+
+/// Error a slab producer returns; its message is kept as the `source` of
+/// [`NcError::Slab`].
+pub type SlabError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Producer of one slab of a streamed variable (see [`VarData::SlabsF32`]).
+pub type SlabProducer = Box<dyn FnMut(usize, &mut [f32]) -> Result<(), SlabError> + Send>;
+
+/// Upper bound on the slab buffer when several slabs are gathered into one write to
+/// cover a whole chunk row (see `put_slabs`).
+const SLAB_BUFFER_BUDGET_BYTES: usize = 256 << 20;
+
+/// An attribute value, with the netCDF type it is written as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    /// NC_CHAR text, as xarray writes Python strings (`:x = "..."` in ncdump).
+    Str(String),
+    /// NC_FLOAT (`1.5f` in ncdump).
+    F32(f32),
+    /// NC_DOUBLE.
+    F64(f64),
+    /// NC_INT.
+    I32(i32),
+    /// NC_DOUBLE array (`-0.5, 0.5`). A one-element array reads back as [`AttrValue::F64`].
+    F64s(Vec<f64>),
+    /// NC_FLOAT array. A one-element array reads back as [`AttrValue::F32`].
+    F32s(Vec<f32>),
+    /// NC_INT array. A one-element array reads back as [`AttrValue::I32`].
+    I32s(Vec<i32>),
+}
+
+impl From<&str> for AttrValue {
+    fn from(s: &str) -> Self {
+        AttrValue::Str(s.to_string())
+    }
+}
+impl From<String> for AttrValue {
+    fn from(s: String) -> Self {
+        AttrValue::Str(s)
+    }
+}
+impl From<f32> for AttrValue {
+    fn from(x: f32) -> Self {
+        AttrValue::F32(x)
+    }
+}
+impl From<f64> for AttrValue {
+    fn from(x: f64) -> Self {
+        AttrValue::F64(x)
+    }
+}
+impl From<i32> for AttrValue {
+    fn from(x: i32) -> Self {
+        AttrValue::I32(x)
+    }
+}
+
+impl AttrValue {
+    fn to_nc(&self) -> AttributeValue {
+        match self {
+            AttrValue::Str(s) => AttributeValue::Str(s.clone()),
+            AttrValue::F32(x) => AttributeValue::Float(*x),
+            AttrValue::F64(x) => AttributeValue::Double(*x),
+            AttrValue::I32(x) => AttributeValue::Int(*x),
+            AttrValue::F64s(v) => AttributeValue::Doubles(v.clone()),
+            AttrValue::F32s(v) => AttributeValue::Floats(v.clone()),
+            AttrValue::I32s(v) => AttributeValue::Ints(v.clone()),
+        }
+    }
+
+    /// Converts what the library read; gives back values of types this module does not
+    /// write.
+    fn from_nc(v: AttributeValue) -> Result<Self, AttributeValue> {
+        Ok(match v {
+            AttributeValue::Str(s) => AttrValue::Str(s),
+            AttributeValue::Float(x) => AttrValue::F32(x),
+            AttributeValue::Double(x) => AttrValue::F64(x),
+            AttributeValue::Int(x) => AttrValue::I32(x),
+            AttributeValue::Floats(v) => AttrValue::F32s(v),
+            AttributeValue::Doubles(v) => AttrValue::F64s(v),
+            AttributeValue::Ints(v) => AttrValue::I32s(v),
+            other => return Err(other),
+        })
+    }
+
+    /// The scalar type of a fill value, if it is one.
+    fn scalar_dtype(&self) -> Option<DType> {
+        match self {
+            AttrValue::F32(_) => Some(DType::F32),
+            AttrValue::F64(_) => Some(DType::F64),
+            AttrValue::I32(_) => Some(DType::I32),
+            _ => None,
+        }
+    }
+}
+
+/// Element type of a variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    /// NC_FLOAT.
+    F32,
+    /// NC_DOUBLE.
+    F64,
+    /// NC_INT.
+    I32,
+}
+
+impl DType {
+    fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::F64 => 8,
+        }
+    }
+
+    fn from_nc(t: &NcVariableType) -> Option<DType> {
+        match t {
+            NcVariableType::Float(FloatType::F32) => Some(DType::F32),
+            NcVariableType::Float(FloatType::F64) => Some(DType::F64),
+            NcVariableType::Int(IntType::I32) => Some(DType::I32),
+            _ => None,
+        }
+    }
+}
+
+/// zlib ("deflate") compression of a variable's chunks, optionally after byte shuffling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    /// 1–9 (0 is accepted by netCDF but stores uncompressed through the filter).
+    pub deflate_level: u8,
+    /// Apply the HDF5 shuffle filter before deflate.
+    pub shuffle: bool,
+}
+
+/// One variable: its definition and its values.
+#[derive(Debug)]
+pub struct VarDef {
+    pub name: String,
+    pub dtype: DType,
+    /// Dimension names, outermost first; each must be in [`DatasetDef::dims`].
+    pub dims: Vec<String>,
+    /// Written in this order, after `_FillValue`; must not contain `_FillValue`.
+    pub attrs: Vec<(String, AttrValue)>,
+    /// `_FillValue` (of the variable's own type). `None` writes no `_FillValue` attribute
+    /// (as EDP does for coordinates); the library default fill still backs unwritten
+    /// storage, which stays invisible because every value is written.
+    pub fill: Option<AttrValue>,
+    pub compression: Option<Compression>,
+    /// Chunk shape (one entry per dimension, each 1..=dimension length). `None` lets
+    /// netCDF choose: contiguous if uncompressed, its default chunks otherwise.
+    pub chunks: Option<Vec<usize>>,
+    pub data: VarData,
+}
+
+impl VarDef {
+    /// A variable with no attributes, no fill, no compression and default chunking; the
+    /// type follows `data`.
+    pub fn new(name: impl Into<String>, dims: &[&str], data: VarData) -> Self {
+        VarDef {
+            name: name.into(),
+            dtype: data.dtype(),
+            dims: dims.iter().map(|d| d.to_string()).collect(),
+            attrs: Vec::new(),
+            fill: None,
+            compression: None,
+            chunks: None,
+            data,
+        }
+    }
+}
+
+/// The values of a variable, row-major over its dimensions.
+pub enum VarData {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I32(Vec<i32>),
+    /// Values produced slab by slab so a large field (one LLC4320 3D field is several
+    /// GB) streams through a bounded buffer.
+    ///
+    /// Slab `s` is the `s`-th index, in row-major order, over dimensions
+    /// `0..=slab_dim`: with dims `(time=1, k, tile, j, i)` and `slab_dim = 1`, slab `s`
+    /// is depth level `s`, and `out` holds `tile·j·i` values. The producer is called
+    /// exactly once per slab; today in increasing order, but callers should not rely on
+    /// the order. An error aborts the write and is kept as the error's source.
+    SlabsF32 {
+        slab_dim: usize,
+        produce: SlabProducer,
+    },
+}
+
+impl VarData {
+    /// The element type of these values.
+    pub fn dtype(&self) -> DType {
+        match self {
+            VarData::F32(_) | VarData::SlabsF32 { .. } => DType::F32,
+            VarData::F64(_) => DType::F64,
+            VarData::I32(_) => DType::I32,
+        }
+    }
+}
+
+impl fmt::Debug for VarData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VarData::F32(v) => write!(f, "F32([{} values])", v.len()),
+            VarData::F64(v) => write!(f, "F64([{} values])", v.len()),
+            VarData::I32(v) => write!(f, "I32([{} values])", v.len()),
+            VarData::SlabsF32 { slab_dim, .. } => write!(f, "SlabsF32 {{ slab_dim: {slab_dim} }}"),
+        }
+    }
+}
+
+/// A whole NetCDF-4 dataset (root group only).
+#[derive(Debug, Default)]
+pub struct DatasetDef {
+    /// Fixed-length dimensions (lengths ≥ 1), in file order.
+    pub dims: Vec<(String, usize)>,
+    pub vars: Vec<VarDef>,
+    pub global_attrs: Vec<(String, AttrValue)>,
+}
+
+/// What a successful [`write_atomic`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WriteReport {
+    /// Size of the finished file.
+    pub bytes: u64,
+    /// Uncompressed size of all variable values written.
+    pub data_bytes: u64,
+    /// Wall time from the call to the committed file, slab production included.
+    pub elapsed: Duration,
+}
+
+impl WriteReport {
+    /// Uncompressed data throughput in MB/s (10⁶ bytes).
+    pub fn data_mb_per_s(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.data_bytes as f64 / 1e6 / secs
+        } else {
+            f64::INFINITY
+        }
+    }
+}
+
+/// How a variable is stored, as `ncdump -s` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarStorage {
+    /// Chunk shape; `None` for contiguous (or compact) storage.
+    pub chunking: Option<Vec<usize>>,
+    /// zlib level if the deflate filter is on.
+    pub deflate: Option<u8>,
+    pub shuffle: bool,
+}
+
+/// What went wrong writing or reading a netCDF file, naming the file and the part.
+#[derive(Debug, thiserror::Error)]
+pub enum NcError {
+    /// The [`DatasetDef`] is inconsistent; nothing was created.
+    #[error("invalid dataset definition for {path:?}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("cannot create netCDF-4 file {temp:?} (for {path:?})")]
+    Create {
+        path: PathBuf,
+        temp: PathBuf,
+        #[source]
+        source: netcdf::Error,
+    },
+    #[error("cannot define {what} in {path:?}")]
+    Define {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: netcdf::Error,
+    },
+    #[error("cannot write values of variable `{var}` to {path:?}")]
+    Put {
+        path: PathBuf,
+        var: String,
+        #[source]
+        source: netcdf::Error,
+    },
+    #[error("producing slab {slab} of variable `{var}` for {path:?} failed")]
+    Slab {
+        path: PathBuf,
+        var: String,
+        slab: usize,
+        #[source]
+        source: SlabError,
+    },
+    #[error("cannot close (flush) netCDF file for {path:?}")]
+    Close {
+        path: PathBuf,
+        #[source]
+        source: netcdf::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot open netCDF file {path:?}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: netcdf::Error,
+    },
+    #[error("{path:?} has no {what}")]
+    Missing { path: PathBuf, what: String },
+    #[error("cannot read {what} from {path:?}")]
+    Read {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: netcdf::Error,
+    },
+    #[error("variable `{var}` in {path:?} is {found}, not {expected}")]
+    Type {
+        path: PathBuf,
+        var: String,
+        /// What the caller asked for (a [`DType`] name, or the supported set).
+        expected: String,
+        found: String,
+    },
+    #[error("attribute `{attr}` of {owner} in {path:?} has an unsupported type ({found})")]
+    AttrType {
+        path: PathBuf,
+        owner: String,
+        attr: String,
+        found: String,
+    },
+    /// A direct netCDF-C call (for what the `netcdf` crate does not expose) failed.
+    #[error("cannot inquire {what} in {path:?}: netCDF error {code}: {message}")]
+    Inquire {
+        path: PathBuf,
+        what: String,
+        code: i32,
+        message: String,
+    },
+}
+
+/// Direct netCDF-C and HDF5 calls for what the `netcdf` crate (0.12) does not expose.
+///
+/// Deflate/shuffle inquiry: the crate has none and keeps its ncid/varid private, so this
+/// opens the file a second time, read-only.
+///
+/// HDF5 error printing: netCDF-C switches HDF5's automatic error stack printing off when
+/// it initialises, but the system HDF5 is thread-safe, where that switch is per thread;
+/// every other thread would print `HDF5-DIAG` noise for the attributes netCDF probes and
+/// does not find (`_QuantizeBitGroom...`) although nothing failed. Each thread entering
+/// this module switches it off for itself. libnetcdf and libhdf5 are linked through
+/// `netcdf-sys` / `hdf5-metno-sys`.
+///
+/// netCDF-C is not thread-safe and the crate's global lock (`netcdf_sys::libnetcdf_lock`)
+/// is only reachable with `netcdf-sys` as a direct dependency, so these calls serialise
+/// on a lock of their own. Until that dependency exists, do not call them while another
+/// thread is inside netCDF (in practice: read-side inquiry, used by tests and checks).
+mod raw {
+    use super::*;
+
+    static LOCK: Mutex<()> = Mutex::new(());
+    const NC_NOWRITE: c_int = 0;
+    const NC_NOERR: c_int = 0;
+    /// `H5E_DEFAULT`: the calling thread's default error stack (`hid_t` is 64-bit).
+    const H5E_DEFAULT: i64 = 0;
+
+    thread_local! {
+        static HDF5_QUIET: Cell<bool> = const { Cell::new(false) };
+    }
+
+    extern "C" {
+        fn nc_open(path: *const c_char, mode: c_int, ncidp: *mut c_int) -> c_int;
+        fn nc_close(ncid: c_int) -> c_int;
+        fn nc_inq_varid(ncid: c_int, name: *const c_char, varidp: *mut c_int) -> c_int;
+        fn nc_inq_var_deflate(
+            ncid: c_int,
+            varid: c_int,
+            shufflep: *mut c_int,
+            deflatep: *mut c_int,
+            deflate_levelp: *mut c_int,
+        ) -> c_int;
+        fn nc_strerror(ncerr: c_int) -> *const c_char;
+        fn H5is_library_threadsafe(is_ts: *mut bool) -> c_int;
+        fn H5Eset_auto2(estack_id: i64, func: *const c_void, client_data: *mut c_void) -> c_int;
+    }
+
+    /// Switches HDF5's automatic error printing off for the calling thread (once per
+    /// thread). Only a thread-safe HDF5 needs it: elsewhere the setting is global,
+    /// netCDF's initialisation already made it, and an unlocked call could race.
+    pub(super) fn quiet_hdf5_errors() {
+        static THREADSAFE: OnceLock<bool> = OnceLock::new();
+        let threadsafe = *THREADSAFE.get_or_init(|| {
+            let mut ts = false;
+            // SAFETY: a pure query writing one hbool_t (C `bool`) through a valid pointer.
+            let rc = unsafe { H5is_library_threadsafe(&mut ts) };
+            rc >= 0 && ts
+        });
+        if !threadsafe {
+            return;
+        }
+        HDF5_QUIET.with(|done| {
+            if !done.get() {
+                // SAFETY: a null handler disables printing for this thread's default
+                // stack; thread-safe HDF5 serialises the call itself. Failure would only
+                // leave the noise on, so its status is ignored.
+                let _ =
+                    unsafe { H5Eset_auto2(H5E_DEFAULT, std::ptr::null(), std::ptr::null_mut()) };
+                done.set(true);
+            }
+        });
+    }
+
+    fn message(code: c_int) -> String {
+        // SAFETY: nc_strerror returns a pointer to a static NUL-terminated string for
+        // every code.
+        unsafe {
+            let p = nc_strerror(code);
+            if p.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        }
+    }
+
+    /// `(deflate level if on, shuffle)` of variable `name` in the file at `path`.
+    pub(super) fn inq_deflate(path: &Path, name: &str) -> Result<(Option<u8>, bool), NcError> {
+        let fail = |what: &str, code: c_int| NcError::Inquire {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+            code,
+            message: message(code),
+        };
+        let cpath = path_cstring(path).ok_or_else(|| NcError::Missing {
+            path: path.to_path_buf(),
+            what: "C-compatible path (it contains a NUL byte)".to_string(),
+        })?;
+        let cname = CString::new(name).map_err(|_| NcError::Missing {
+            path: path.to_path_buf(),
+            what: format!("variable `{name:?}` (name contains a NUL byte)"),
+        })?;
+        // A poisoned lock only means another inquiry panicked; the () it guards is fine.
+        let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ncid: c_int = -1;
+        // SAFETY: valid NUL-terminated path and out-pointer.
+        let rc = unsafe { nc_open(cpath.as_ptr(), NC_NOWRITE, &mut ncid) };
+        if rc != NC_NOERR {
+            return Err(fail("file (opening for storage inquiry)", rc));
+        }
+        let mut varid: c_int = -1;
+        let (mut shuffle, mut deflate, mut level): (c_int, c_int, c_int) = (0, 0, 0);
+        // SAFETY: ncid is open; all pointers are valid for writes.
+        let rc = unsafe {
+            let rc = nc_inq_varid(ncid, cname.as_ptr(), &mut varid);
+            if rc != NC_NOERR {
+                rc
+            } else {
+                nc_inq_var_deflate(ncid, varid, &mut shuffle, &mut deflate, &mut level)
+            }
+        };
+        // SAFETY: ncid was opened above and is closed exactly once.
+        let close_rc = unsafe { nc_close(ncid) };
+        if rc != NC_NOERR {
+            return Err(fail(&format!("deflate/shuffle of variable `{name}`"), rc));
+        }
+        if close_rc != NC_NOERR {
+            return Err(fail("file (closing after storage inquiry)", close_rc));
+        }
+        let level = (deflate != 0).then(|| u8::try_from(level).unwrap_or(u8::MAX));
+        Ok((level, shuffle != 0))
+    }
+
+    #[cfg(unix)]
+    fn path_cstring(path: &Path) -> Option<CString> {
+        use std::os::unix::ffi::OsStrExt;
+        CString::new(path.as_os_str().as_bytes()).ok()
+    }
+
+    #[cfg(not(unix))]
+    fn path_cstring(path: &Path) -> Option<CString> {
+        CString::new(path.to_str()?).ok()
+    }
+}
