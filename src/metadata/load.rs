@@ -1,0 +1,266 @@
+//! Loading a metadata set: the embedded V4r4 files or a directory (V4r4 or V4r5
+//! naming, files found by suffix), each JSON file parsed into records.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::diagnostics::parse_diagnostics;
+use super::podaac::parse_podaac;
+use super::{Grouping, MetadataError, MetadataSet, Product, Record, Release};
+
+/// Files of the embedded V4r4 set, by the suffix they are looked up with.
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "groupings_for_native_datasets.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_groupings_for_native_datasets.json"),
+    ),
+    (
+        "groupings_for_latlon_datasets.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_groupings_for_latlon_datasets.json"),
+    ),
+    (
+        "variable_metadata.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_variable_metadata.json"),
+    ),
+    (
+        "variable_metadata_for_latlon_datasets.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_variable_metadata_for_latlon_datasets.json"),
+    ),
+    (
+        "coordinate_metadata_for_native_datasets.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_coordinate_metadata_for_native_datasets.json"),
+    ),
+    (
+        "coordinate_metadata_for_latlon_datasets.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_coordinate_metadata_for_latlon_datasets.json"),
+    ),
+    (
+        "geometry_metadata_for_native_datasets.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_geometry_metadata_for_native_datasets.json"),
+    ),
+    (
+        "global_metadata_for_all_datasets.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_global_metadata_for_all_datasets.json"),
+    ),
+    (
+        "global_metadata_for_native_datasets.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_global_metadata_for_native_datasets.json"),
+    ),
+    (
+        "global_metadata_for_latlon_datasets.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_global_metadata_for_latlon_datasets.json"),
+    ),
+    (
+        "time_coordinate_metadata.json",
+        include_str!("../../metadata/V4r4/time_coordinate_metadata.json"),
+    ),
+    (
+        "PODAAC_datasets-revised_20210226.5.csv",
+        include_str!("../../metadata/V4r4/PODAAC_datasets-revised_20210226.5.csv"),
+    ),
+    (
+        "available_diagnostics.log",
+        include_str!("../../metadata/V4r4/available_diagnostics.log"),
+    ),
+];
+
+/// Where the text of each metadata file comes from.
+enum Source<'a> {
+    Embedded,
+    Dir(&'a Path, Vec<PathBuf>),
+}
+
+impl Source<'_> {
+    /// Finds the file whose name ends with `suffix` (preferring the shortest name, so
+    /// `variable_metadata.json` does not pick `..._for_latlon_datasets.json`).
+    fn read(
+        &self,
+        suffix: &str,
+        required: bool,
+    ) -> Result<Option<(PathBuf, String)>, MetadataError> {
+        match self {
+            Source::Embedded => Ok(EMBEDDED
+                .iter()
+                .find(|(s, _)| *s == suffix)
+                .map(|(s, text)| {
+                    (
+                        PathBuf::from(format!("<embedded V4r4>/{s}")),
+                        text.to_string(),
+                    )
+                })),
+            Source::Dir(dir, files) => {
+                let hit = files
+                    .iter()
+                    .filter(|p| {
+                        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                            n.ends_with(suffix)
+                                && (n.len() == suffix.len()
+                                    || !n[..n.len() - suffix.len()]
+                                        .ends_with("for_latlon_datasets_"))
+                        })
+                    })
+                    .min_by_key(|p| p.as_os_str().len());
+                match hit {
+                    Some(p) => {
+                        let text =
+                            std::fs::read_to_string(p).map_err(|source| MetadataError::Io {
+                                path: p.clone(),
+                                source,
+                            })?;
+                        Ok(Some((p.clone(), text)))
+                    }
+                    None if required => Err(MetadataError::Missing {
+                        dir: dir.to_path_buf(),
+                        suffix: suffix.to_string(),
+                    }),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+}
+
+fn records(path: &Path, text: &str) -> Result<Vec<Record>, MetadataError> {
+    let v: Value = serde_json::from_str(text).map_err(|source| MetadataError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let Value::Array(items) = v else {
+        return Err(MetadataError::Format {
+            path: path.to_path_buf(),
+            what: "expected a JSON list of records".into(),
+        });
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::Object(m) if m.get("name").is_some_and(Value::is_string) => Ok(m),
+            _ => Err(MetadataError::Format {
+                path: path.to_path_buf(),
+                what: format!("record {i} is not an object with a string 'name'"),
+            }),
+        })
+        .collect()
+}
+
+impl MetadataSet {
+    /// The V4r4 set compiled into the binary.
+    pub fn embedded() -> Result<MetadataSet, MetadataError> {
+        Self::load_from(Source::Embedded, "embedded V4r4".into(), Release::v4r4())
+    }
+
+    /// A metadata directory (V4r4 or V4r5 naming). Files the directory lacks that only
+    /// describe the model (the diagnostics table) fall back to the embedded copy.
+    pub fn from_dir(dir: &Path) -> Result<MetadataSet, MetadataError> {
+        let rd = std::fs::read_dir(dir).map_err(|source| MetadataError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut files = Vec::new();
+        for e in rd {
+            let e = e.map_err(|source| MetadataError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            files.push(e.path());
+        }
+        let mut release = Release::v4r4();
+        let cfg = dir.join("edp_release.json");
+        if cfg.is_file() {
+            let text = std::fs::read_to_string(&cfg).map_err(|source| MetadataError::Io {
+                path: cfg.clone(),
+                source,
+            })?;
+            let v: Value = serde_json::from_str(&text).map_err(|source| MetadataError::Json {
+                path: cfg.clone(),
+                source,
+            })?;
+            let Value::Object(m) = v else {
+                return Err(MetadataError::Format {
+                    path: cfg,
+                    what: "expected a JSON object".into(),
+                });
+            };
+            release.apply_overrides(&m, &cfg)?;
+        } else if let Some(v) = guess_version(dir) {
+            release.version = v;
+        }
+        Self::load_from(Source::Dir(dir, files), dir.display().to_string(), release)
+    }
+
+    fn load_from(
+        src: Source<'_>,
+        origin: String,
+        release: Release,
+    ) -> Result<MetadataSet, MetadataError> {
+        let req = |suffix: &str| -> Result<(PathBuf, String), MetadataError> {
+            src.read(suffix, true)?
+                .ok_or_else(|| MetadataError::Missing {
+                    dir: PathBuf::from(origin.clone()),
+                    suffix: suffix.into(),
+                })
+        };
+        let recs = |suffix: &str| -> Result<Vec<Record>, MetadataError> {
+            let (p, t) = req(suffix)?;
+            records(&p, &t)
+        };
+        let opt_recs = |suffix: &str| -> Result<Vec<Record>, MetadataError> {
+            match src.read(suffix, false)? {
+                Some((p, t)) => records(&p, &t),
+                None => Ok(Vec::new()),
+            }
+        };
+        let groupings = |suffix: &str, product: Product| -> Result<Vec<Grouping>, MetadataError> {
+            let (p, t) = req(suffix)?;
+            records(&p, &t)?
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Grouping::from_record(i, product, r, &p))
+                .collect()
+        };
+        let mut variables = recs("variable_metadata.json")?;
+        variables.extend(opt_recs("geometry_metadata_for_native_datasets.json")?);
+        let podaac = match src.read(&release.podaac_file, false)? {
+            Some((p, t)) => parse_podaac(&p, &t)?,
+            None => match src.read("dataset_table.csv", false)? {
+                Some((p, t)) => parse_podaac(&p, &t)?,
+                None => Vec::new(),
+            },
+        };
+        let diagnostics = match src.read("available_diagnostics.log", false)? {
+            Some((_, t)) => parse_diagnostics(&t),
+            None => parse_diagnostics(
+                EMBEDDED
+                    .iter()
+                    .find(|(s, _)| *s == "available_diagnostics.log")
+                    .map(|(_, t)| *t)
+                    .unwrap_or(""),
+            ),
+        };
+        Ok(MetadataSet {
+            origin: origin.clone(),
+            groupings_native: groupings("groupings_for_native_datasets.json", Product::Native)?,
+            groupings_latlon: groupings("groupings_for_latlon_datasets.json", Product::Latlon)?,
+            variables,
+            variables_latlon: opt_recs("variable_metadata_for_latlon_datasets.json")?,
+            coords_native: recs("coordinate_metadata_for_native_datasets.json")?,
+            coords_latlon: opt_recs("coordinate_metadata_for_latlon_datasets.json")?,
+            time_coords: recs("time_coordinate_metadata.json")?,
+            global_all: recs("global_metadata_for_all_datasets.json")?,
+            global_native: recs("global_metadata_for_native_datasets.json")?,
+            global_latlon: opt_recs("global_metadata_for_latlon_datasets.json")?,
+            podaac,
+            diagnostics,
+            release,
+        })
+    }
+}
+
+fn guess_version(dir: &Path) -> Option<String> {
+    dir.components().rev().find_map(|c| {
+        let s = c.as_os_str().to_str()?;
+        (s.len() == 4 && s.starts_with("V4r")).then(|| s.to_string())
+    })
+}
