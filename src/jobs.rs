@@ -1,5 +1,10 @@
 //! The jobs file: EDP's compact description of what to produce, one job per line,
-//! `[<grouping id>, <'native'|'latlon'>, <'SNAP'|'AVG_DAY'|'AVG_MON'>, <'all'|[steps]>]`.
+//! `[<grouping id>, <'native'|'latlon'>, <'SNAP'|'AVG_DAY'|'AVG_MON'|'TI'>, <'all'|[steps]>]`.
+//!
+//! The grouping may also be named by its `filename` (`'OCEAN_3D_MIXING_COEFFS'`);
+//! names reach the time-invariant groupings the groupings files lack: the geometry
+//! datasets (`'GRID_GEOMETRY'`, alias `'GEOMETRY'`) and the lat-lon mixing
+//! coefficients.
 //!
 //! Each line is a Python literal (list or tuple, single or double quotes); blank lines
 //! and `#` comments are allowed. Unlike EDP, which silently skips any line it cannot
@@ -131,7 +136,13 @@ fn strip_comment(line: &str) -> &str {
 }
 
 /// Parses one job line (without comment). `None` for blank lines.
-fn parse_line(text: &str) -> Result<Option<(i64, String, String, Lit)>, String> {
+/// How a job line names its grouping.
+enum GroupingRef {
+    Id(i64),
+    Name(String),
+}
+
+fn parse_line(text: &str) -> Result<Option<(GroupingRef, String, String, Lit)>, String> {
     let t = strip_comment(text).trim();
     if t.is_empty() {
         return Ok(None);
@@ -156,8 +167,15 @@ fn parse_line(text: &str) -> Result<Option<(i64, String, String, Lit)>, String> 
             items.len()
         )
     })?;
-    let Lit::Int(id) = id else {
-        return Err("the grouping id (first element) must be an integer".into());
+    let id = match id {
+        Lit::Int(n) => GroupingRef::Id(n),
+        Lit::Str(s) => GroupingRef::Name(s),
+        Lit::List(_) => {
+            return Err(
+                "the grouping (first element) must be an integer id or a quoted grouping name"
+                    .into(),
+            )
+        }
     };
     let (Lit::Str(product), Lit::Str(freq)) = (product, freq) else {
         return Err(
@@ -193,21 +211,33 @@ pub fn parse_jobs(path: &Path, text: &str, m: &MetadataSet) -> Result<Vec<Job>, 
         };
         let freq = Frequency::parse(&freq).ok_or_else(|| {
             err(format!(
-                "unknown frequency '{freq}' (expected 'SNAP', 'AVG_DAY' or 'AVG_MON')"
+                "unknown frequency '{freq}' (expected 'SNAP', 'AVG_DAY', 'AVG_MON' or 'TI')"
             ))
         })?;
         let groupings = m.groupings(product);
-        let grouping = usize::try_from(id)
-            .ok()
-            .filter(|g| *g < groupings.len())
-            .ok_or_else(|| {
-                err(format!(
-                    "grouping id {id} is out of range: the {} groupings are numbered 0 to {}",
-                    product.name(),
-                    groupings.len().saturating_sub(1)
-                ))
-            })?;
-        let g = &groupings[grouping];
+        let g = match id {
+            GroupingRef::Name(name) => {
+                let canonical = if name.eq_ignore_ascii_case("GEOMETRY") {
+                    "GRID_GEOMETRY"
+                } else {
+                    name.as_str()
+                };
+                m.grouping_named(product, canonical).ok_or_else(|| {
+                    err(format!("no {} grouping is named '{name}'", product.name()))
+                })?
+            }
+            GroupingRef::Id(id) => usize::try_from(id)
+                .ok()
+                .and_then(|g| groupings.get(g))
+                .ok_or_else(|| {
+                    err(format!(
+                        "grouping id {id} is out of range: the {} groupings are numbered 0 to {}",
+                        product.name(),
+                        groupings.len().saturating_sub(1)
+                    ))
+                })?,
+        };
+        let grouping = g.index;
         if !g.frequencies.contains(&freq) {
             let offered: Vec<&str> = g.frequencies.iter().map(|f| f.job_name()).collect();
             return Err(err(format!(
@@ -288,11 +318,47 @@ mod tests {
     }
 
     #[test]
+    fn time_invariant_jobs_by_id_and_name() {
+        let m = MetadataSet::embedded().unwrap();
+        let jobs = parse(
+            "[20, 'native', 'TI', 'all']\n['OCEAN_3D_MIXING_COEFFS', 'latlon', 'TI', 'all']\n['GEOMETRY', 'native', 'TI', 'all']\n['GRID_GEOMETRY', 'latlon', 'TI', 'all']\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = jobs
+            .iter()
+            .map(|j| {
+                assert_eq!(j.freq, Frequency::Ti);
+                m.grouping(j.product, j.grouping).unwrap().filename.as_str()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "OCEAN_3D_MIXING_COEFFS",
+                "OCEAN_3D_MIXING_COEFFS",
+                "GRID_GEOMETRY",
+                "GRID_GEOMETRY"
+            ]
+        );
+        // Derived groupings are numbered after the groupings file's.
+        assert!(jobs[1].grouping >= m.groupings_latlon.len());
+    }
+
+    #[test]
     fn every_error_names_its_line() {
         let cases = [
             ("[0, 'native', 'AVG_MON'", "expected ','"),
             ("[0, 'native', 'AVG_MON']", "expected 4 elements"),
-            ("['0', 'native', 'AVG_MON', 'all']", "must be an integer"),
+            ("[[0], 'native', 'AVG_MON', 'all']", "must be an integer"),
+            (
+                "['NO_SUCH', 'native', 'AVG_MON', 'all']",
+                "no native grouping is named",
+            ),
+            ("[20, 'native', 'AVG_MON', 'all']", "not offered at AVG_MON"),
+            (
+                "['GEOMETRY', 'native', 'SNAP', 'all']",
+                "not offered at SNAP",
+            ),
             ("[0, 'raw', 'AVG_MON', 'all']", "unknown product type 'raw'"),
             ("[0, '1D', 'AVG_MON', 'all']", "'1D'"),
             (

@@ -161,6 +161,8 @@ pub enum Frequency {
     Snap,
     AvgDay,
     AvgMon,
+    /// Time-invariant (`TI`): one granule per grouping, no time dimension.
+    Ti,
 }
 
 impl Frequency {
@@ -170,6 +172,7 @@ impl Frequency {
             "SNAP" => Some(Frequency::Snap),
             "AVG_DAY" => Some(Frequency::AvgDay),
             "AVG_MON" => Some(Frequency::AvgMon),
+            "TI" => Some(Frequency::Ti),
             _ => None,
         }
     }
@@ -179,6 +182,7 @@ impl Frequency {
             Frequency::Snap => "SNAP",
             Frequency::AvgDay => "AVG_DAY",
             Frequency::AvgMon => "AVG_MON",
+            Frequency::Ti => "TI",
         }
     }
 
@@ -188,6 +192,7 @@ impl Frequency {
             Frequency::Snap => "snap",
             Frequency::AvgDay => "day_mean",
             Frequency::AvgMon => "mon_mean",
+            Frequency::Ti => "TI",
         }
     }
 
@@ -197,6 +202,7 @@ impl Frequency {
             Frequency::Snap => "day_snap",
             Frequency::AvgDay => "day_mean",
             Frequency::AvgMon => "mon_mean",
+            Frequency::Ti => "TI",
         }
     }
 
@@ -206,6 +212,7 @@ impl Frequency {
             Frequency::Snap => "diags_inst",
             Frequency::AvgDay => "diags_daily",
             Frequency::AvgMon => "diags_monthly",
+            Frequency::Ti => "time_invariant",
         }
     }
 
@@ -215,12 +222,15 @@ impl Frequency {
             Frequency::Snap => "PT0S",
             Frequency::AvgDay => "P1D",
             Frequency::AvgMon => "P1M",
+            // No time sampling: the granule holds no time axis.
+            Frequency::Ti => "",
         }
     }
 
     pub fn time_long_name(self) -> &'static str {
         match self {
             Frequency::Snap => "snapshot time",
+            Frequency::Ti => "",
             _ => "center time of averaging period",
         }
     }
@@ -231,6 +241,7 @@ impl Frequency {
             Frequency::Snap => "This dataset contains instantaneous ",
             Frequency::AvgDay => "This dataset contains daily-averaged ",
             Frequency::AvgMon => "This dataset contains monthly-averaged ",
+            Frequency::Ti => "This dataset contains time-invariant ",
         }
     }
 }
@@ -285,6 +296,11 @@ impl ModelClock {
         let end = self.instant(step);
         let (start, end, centre) = match freq {
             Frequency::Snap => (end, end, end),
+            // Valid for the whole record: the product's coverage, no file date.
+            Frequency::Ti => {
+                let (s, e) = (self.start, self.end);
+                (s, e, Instant(s.0 + (e.0 - s.0) / 2))
+            }
             Frequency::AvgDay | Frequency::AvgMon => {
                 let mut start = match freq {
                     Frequency::AvgDay => end.add_seconds(-86400),
@@ -301,6 +317,7 @@ impl ModelClock {
             }
         };
         let date = match freq {
+            Frequency::Ti => String::new(),
             // The end of a month lies in the next month: date by the centre.
             Frequency::AvgMon => {
                 let c = centre.civil();

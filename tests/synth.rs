@@ -402,16 +402,17 @@ fn output_tree_follows_the_edp_layout() {
     }
     let grid = dir.path().join("grid");
     for name in [
-        "XC", "YC", "XG", "YG", "DXG", "DYG", "DXC", "DYC", "RAC", "AngleCS", "AngleSN", "Depth",
-        "hFacC", "hFacW", "hFacS", "RC", "RF", "DRF", "DRC",
+        "XC", "YC", "XG", "YG", "DXG", "DYG", "DXC", "DYC", "RAC", "RAS", "RAW", "RAZ", "AngleCS",
+        "AngleSN", "Depth", "hFacC", "hFacW", "hFacS", "RC", "RF", "DRF", "DRC", "PHrefC",
+        "PHrefF",
     ] {
         let meta = MdsMeta::parse(grid.join(format!("{name}.meta"))).expect("grid meta");
         assert_eq!(meta.precision, Precision::F64, "{name}");
         assert!(grid.join(format!("{name}.data")).is_file());
     }
     assert!(grid.join("available_diagnostics.log").is_file());
-    // 19 grid pairs + log + 13 variables × 5 steps pairs.
-    assert_eq!(report.files_written, 19 * 2 + 1 + 13 * 5 * 2);
+    // 24 grid pairs + log + 13 variables × 5 steps pairs.
+    assert_eq!(report.files_written, 24 * 2 + 1 + 13 * 5 * 2);
     let total: u64 = walk(dir.path()).values().map(|b| b.len() as u64).sum();
     assert_eq!(report.bytes_written, total);
 

@@ -28,6 +28,9 @@ const DEMO_GROUPINGS: &[(Product, &str)] = &[
     (Product::Latlon, "OCEAN_VELOCITY"),
 ];
 
+/// The time-invariant datasets (geometry from the grid, mixing from MDS inputs).
+const DEMO_INVARIANT: &[&str] = &["GRID_GEOMETRY", "OCEAN_3D_MIXING_COEFFS"];
+
 pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
     init_threads(a.threads);
     let total = Instant::now();
@@ -41,13 +44,15 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
     let t = Instant::now();
     let report = synth::generate(&cfg, &input)
         .with_context(|| format!("synthesising inputs into {}", input.display()))?;
+    let mixing = synth::invariant::write_mixing(cfg.n, cfg.nz, &report.release_dir)
+        .with_context(|| format!("synthesising mixing coefficients into {}", input.display()))?;
     println!(
         "synthesised LLC{} x {} levels, {} month(s): {} files, {:.1} MB in {:.1} s",
         cfg.n,
         cfg.nz,
         cfg.months,
-        report.files_written,
-        report.bytes_written as f64 / 1e6,
+        report.files_written + mixing.files,
+        (report.bytes_written + mixing.bytes) as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
 
@@ -125,6 +130,25 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
             DailyDate::default(),
             &loc,
         ));
+    }
+    for product in [Product::Native, Product::Latlon] {
+        for prefix in DEMO_INVARIANT {
+            let g = m.grouping_named(product, prefix).with_context(|| {
+                format!(
+                    "{} grouping {prefix} is not in the metadata",
+                    product.name()
+                )
+            })?;
+            list.extend(tasks::tasks_for_steps(
+                g,
+                Frequency::Ti,
+                &[synth::invariant::INVARIANT_STEP],
+                &source,
+                &release,
+                DailyDate::default(),
+                &loc,
+            ));
+        }
     }
     let task_file = a.out.join("tasks.json");
     tasks::write_task_list(&task_file, &list)?;

@@ -33,6 +33,10 @@ pub struct SynthArgs {
     /// Only these variables (comma-separated); default all.
     #[arg(long, value_delimiter = ',')]
     variables: Option<Vec<String>>,
+    /// Also write the time-invariant mixing coefficients (DIFFKR, KAPGM, KAPREDI) under
+    /// <out>/<release>/time_invariant/.
+    #[arg(long)]
+    invariant: bool,
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -51,6 +55,11 @@ pub fn run(a: &SynthArgs) -> anyhow::Result<u8> {
     let t = std::time::Instant::now();
     let report = synth::generate(&cfg, &a.out)
         .with_context(|| format!("synthesising LLC{} data into {}", a.n, a.out.display()))?;
+    if a.invariant {
+        synth::invariant::write_mixing(cfg.n, cfg.nz, &report.release_dir).with_context(|| {
+            format!("synthesising mixing coefficients into {}", a.out.display())
+        })?;
+    }
     println!(
         "synthesised LLC{} x {} levels into {} ({report:?}) in {:.1} s",
         a.n,

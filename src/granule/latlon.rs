@@ -264,6 +264,105 @@ fn find<'a>(records: &'a [Record], name: &str) -> Option<&'a Record> {
         .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
 }
 
+/// The coordinate variables of a lat-lon granule: `head` after `time`, `bounds` after
+/// the data, and the names the global `coordinates` lists.
+pub(crate) struct Coordinates {
+    pub head: Vec<VarDef>,
+    pub bounds: Vec<VarDef>,
+    pub global: Vec<&'static str>,
+}
+
+/// Builds the lat-lon coordinates (3D granules add `Z` and its bounds).
+pub(crate) fn coordinates(
+    m: &MetadataSet,
+    grid: &Grid,
+    target: TargetGrid,
+    is_3d: bool,
+) -> Coordinates {
+    let coord = |cname: &str, dims: &[&str], data: VarData, bounds: bool| -> VarDef {
+        let mut a = Attrs::new();
+        if let Some(r) = find(&m.coords_latlon, cname) {
+            let skip: &[&str] = if bounds {
+                &["name", "grid_dimension", "units", "positive"]
+            } else {
+                &["name", "grid_dimension"]
+            };
+            merge_record(&mut a, r, skip);
+        }
+        let mut v = VarDef::new(cname, dims, data);
+        v.attrs = a;
+        v
+    };
+    let mut head = Vec::new();
+    if is_3d {
+        let z = grid.rc.iter().map(|&x| x as f32).collect();
+        head.push(coord("Z", &["Z"], VarData::F32(z), false));
+    }
+    let lats: Vec<f32> = (0..target.nlat).map(|j| target.lat(j) as f32).collect();
+    let lons: Vec<f32> = (0..target.nlon).map(|i| target.lon(i) as f32).collect();
+    head.push(coord("latitude", &["latitude"], VarData::F32(lats), false));
+    head.push(coord(
+        "longitude",
+        &["longitude"],
+        VarData::F32(lons),
+        false,
+    ));
+    let half = target.resolution / 2.0;
+    let edges = |centres: Vec<f64>| {
+        VarData::F32(
+            centres
+                .into_iter()
+                .flat_map(|c| [(c - half) as f32, (c + half) as f32])
+                .collect(),
+        )
+    };
+    let mut bounds = vec![
+        coord(
+            "latitude_bnds",
+            &["latitude", "nv"],
+            edges((0..target.nlat).map(|j| target.lat(j)).collect()),
+            true,
+        ),
+        coord(
+            "longitude_bnds",
+            &["longitude", "nv"],
+            edges((0..target.nlon).map(|i| target.lon(i)).collect()),
+            true,
+        ),
+    ];
+    let mut global = vec!["latitude_bnds", "longitude_bnds"];
+    if is_3d {
+        // EDP: [0 or −Σ drF[..k], −Σ drF[..=k]].
+        let mut top = 0.0f64;
+        let mut zb = Vec::with_capacity(2 * grid.nz);
+        for d in &grid.drf {
+            zb.extend([-top as f32, -(top + d) as f32]);
+            top += d;
+        }
+        bounds.push(coord("Z_bnds", &["Z", "nv"], VarData::F32(zb), true));
+        global.push("Z_bnds");
+    }
+    Coordinates {
+        head,
+        bounds,
+        global,
+    }
+}
+
+/// The dimensions of a lat-lon granule (`time` of length 1 included).
+pub(crate) fn dimensions(target: TargetGrid, nz: usize, is_3d: bool) -> Vec<(String, usize)> {
+    let mut dims = vec![("time".to_string(), 1)];
+    if is_3d {
+        dims.push(("Z".into(), nz));
+    }
+    dims.extend([
+        ("latitude".into(), target.nlat),
+        ("longitude".into(), target.nlon),
+        ("nv".into(), 2),
+    ]);
+    dims
+}
+
 /// Builds the dataset of a lat-lon granule with the given (checked) factors.
 pub fn build(
     task: &Task,
@@ -355,36 +454,10 @@ pub fn build(
         deflate_level: ctx.encoding.deflate_level,
         shuffle: ctx.encoding.shuffle,
     };
-    let coord = |cname: &str, dims: &[&str], data: VarData, bounds: bool| -> VarDef {
-        let mut a = Attrs::new();
-        if let Some(r) = find(&m.coords_latlon, cname) {
-            let skip: &[&str] = if bounds {
-                &["name", "grid_dimension", "units", "positive"]
-            } else {
-                &["name", "grid_dimension"]
-            };
-            merge_record(&mut a, r, skip);
-        }
-        let mut v = VarDef::new(cname, dims, data);
-        v.attrs = a;
-        v
-    };
-
+    let coord_vars = coordinates(m, grid, target, is_3d);
     let (time_var, time_bnds) = super::time_vars(task, m, &m.coords_latlon)?;
     let mut vars = vec![time_var];
-    if is_3d {
-        let z = grid.rc.iter().map(|&x| x as f32).collect();
-        vars.push(coord("Z", &["Z"], VarData::F32(z), false));
-    }
-    let lats: Vec<f32> = (0..target.nlat).map(|j| target.lat(j) as f32).collect();
-    let lons: Vec<f32> = (0..target.nlon).map(|i| target.lon(i) as f32).collect();
-    vars.push(coord("latitude", &["latitude"], VarData::F32(lats), false));
-    vars.push(coord(
-        "longitude",
-        &["longitude"],
-        VarData::F32(lons),
-        false,
-    ));
+    vars.extend(coord_vars.head);
 
     let mut keywords = Vec::new();
     for (out, src) in sources {
@@ -456,39 +529,9 @@ pub fn build(
         vars.push(v);
     }
     vars.push(time_bnds);
-    let half = target.resolution / 2.0;
-    let bounds = |centres: Vec<f64>| {
-        VarData::F32(
-            centres
-                .into_iter()
-                .flat_map(|c| [(c - half) as f32, (c + half) as f32])
-                .collect(),
-        )
-    };
-    vars.push(coord(
-        "latitude_bnds",
-        &["latitude", "nv"],
-        bounds((0..target.nlat).map(|j| target.lat(j)).collect()),
-        true,
-    ));
-    vars.push(coord(
-        "longitude_bnds",
-        &["longitude", "nv"],
-        bounds((0..target.nlon).map(|i| target.lon(i)).collect()),
-        true,
-    ));
-    let mut global_coords = vec!["latitude_bnds", "longitude_bnds", "time_bnds"];
-    if is_3d {
-        // EDP: [0 or −Σ drF[..k], −Σ drF[..=k]].
-        let mut top = 0.0f64;
-        let mut zb = Vec::with_capacity(2 * nz);
-        for d in &grid.drf {
-            zb.extend([-top as f32, -(top + d) as f32]);
-            top += d;
-        }
-        vars.push(coord("Z_bnds", &["Z", "nv"], VarData::F32(zb), true));
-        global_coords.push("Z_bnds");
-    }
+    vars.extend(coord_vars.bounds);
+    let mut global_coords = coord_vars.global;
+    global_coords.push("time_bnds");
     global_coords.sort();
 
     let granule_file = name.file_name();
@@ -506,15 +549,7 @@ pub fn build(
     );
     globals.push(("coordinates".into(), global_coords.join(" ").into()));
 
-    let mut dims = vec![("time".to_string(), 1)];
-    if is_3d {
-        dims.push(("Z".into(), nz));
-    }
-    dims.extend([
-        ("latitude".into(), target.nlat),
-        ("longitude".into(), target.nlon),
-        ("nv".into(), 2),
-    ]);
+    let dims = dimensions(target, nz, is_3d);
     Ok(DatasetDef {
         dims,
         vars,

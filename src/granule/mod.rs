@@ -5,6 +5,7 @@
 //! variables, attributes from the metadata set) but not how bytes reach the disk.
 
 pub mod attrs;
+pub mod invariant;
 pub mod latlon;
 pub mod native;
 
@@ -134,13 +135,19 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
     )?;
     let local_task = with_local_inputs(task, &inputs);
     let task = local_task.as_ref().unwrap_or(task);
-    let def = match name.product {
-        Product::Native => native::build(task, &name, ctx, &now_utc())?,
+    let factors = match name.product {
+        Product::Native => None,
         Product::Latlon => {
             let target = latlon::target_of(&name)?;
-            let factors = crate::regrid::store::global().for_task(task, &ctx.grid, target)?;
-            latlon::build(task, &name, ctx, &factors, &now_utc())?
+            Some(crate::regrid::store::global().for_task(task, &ctx.grid, target)?)
         }
+    };
+    let def = match (&factors, name.freq) {
+        (_, crate::time::Frequency::Ti) => {
+            invariant::build(task, &name, ctx, factors.as_ref(), &now_utc())?
+        }
+        (None, _) => native::build(task, &name, ctx, &now_utc())?,
+        (Some(f), _) => latlon::build(task, &name, ctx, f, &now_utc())?,
     };
     let path = PathBuf::from(&task.granule);
     let Some(url) = remote else {

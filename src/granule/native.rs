@@ -34,12 +34,21 @@ struct Field {
 /// before the first period token, as EDP's `ECCOMDSFilestr` parses it.
 pub fn input_prefix(data_path: &str) -> Option<&str> {
     let file = data_path.rsplit(['/', '\\']).next()?;
-    ["_day_snap", "_mon_snap", "_snap", "_day_mean", "_mon_mean"]
-        .iter()
-        .filter_map(|t| file.find(t))
-        .min()
-        .map(|p| &file[..p])
-        .filter(|p| !p.is_empty())
+    // `_TI.` (time-invariant inputs) with its period so that a name holding `_TI`
+    // is not cut there.
+    [
+        "_day_snap",
+        "_mon_snap",
+        "_snap",
+        "_day_mean",
+        "_mon_mean",
+        "_TI.",
+    ]
+    .iter()
+    .filter_map(|t| file.find(t))
+    .min()
+    .map(|p| &file[..p])
+    .filter(|p| !p.is_empty())
 }
 
 fn open_field(task: &Task, out_name: &str, ctx: &Context) -> Result<Field, GranuleError> {
@@ -332,32 +341,19 @@ fn vertical_coord(dim: &str) -> &'static str {
     }
 }
 
-/// Builds the dataset of a native granule; values stream while it is written.
-pub fn build(
-    task: &Task,
-    name: &GranuleName,
-    ctx: &Context,
-    now: &str,
-) -> Result<DatasetDef, GranuleError> {
+/// The coordinate variables of a native granule, in EDP's order around `time`
+/// (index coordinates, then `time`, then the geographic ones; bounds after the data).
+pub(crate) struct Coordinates {
+    pub index: Vec<VarDef>,
+    pub geographic: Vec<VarDef>,
+    pub bounds: Vec<VarDef>,
+}
+
+/// Builds the native coordinates (3D granules add the vertical ones).
+pub(crate) fn coordinates(ctx: &Context, is_3d: bool) -> Coordinates {
     let grid = &ctx.grid;
     let m = &ctx.metadata;
-    let n = grid.n;
-    let nz = grid.nz;
-    let is_3d = task.dynamic_metadata.dimension.eq_ignore_ascii_case("3D");
-    if task.variables.is_empty() {
-        return Err(GranuleError::Task("the task lists no variables".into()));
-    }
-    // Open and check every input before any work, so a bad input fails fast.
-    let fields: Vec<Field> = task
-        .variables
-        .keys()
-        .map(|v| open_field(task, v, ctx))
-        .collect::<Result<_, _>>()?;
-    let ranges: Vec<(f32, f32)> = fields
-        .iter()
-        .map(|f| valid_range(grid, f).map_err(|e| e.for_var(&f.out_name)))
-        .collect::<Result<_, _>>()?;
-
+    let (n, nz) = (grid.n, grid.nz);
     let zip = Compression {
         deflate_level: ctx.encoding.deflate_level,
         shuffle: ctx.encoding.shuffle,
@@ -396,49 +392,47 @@ pub fn build(
         )
     };
 
-    let mut vars = vec![
+    let mut index_vars = vec![
         index("i", n),
         index("i_g", n),
         index("j", n),
         index("j_g", n),
     ];
     if is_3d {
-        vars.extend([
+        index_vars.extend([
             index("k", nz),
             index("k_u", nz),
             index("k_l", nz),
             index("k_p1", nz + 1),
         ]);
     }
-    vars.push(index("tile", NTILES));
-
-    let (time_var, time_bnds) = super::time_vars(task, m, &m.coords_native)?;
-    vars.push(time_var);
-
-    vars.push(coord(
-        "XC",
-        &["tile", "j", "i"],
-        VarData::F32(grid.xc.clone()),
-        false,
-    ));
-    vars.push(coord(
-        "YC",
-        &["tile", "j", "i"],
-        VarData::F32(grid.yc.clone()),
-        false,
-    ));
-    vars.push(coord(
-        "XG",
-        &["tile", "j_g", "i_g"],
-        VarData::F32(grid.xg.clone()),
-        false,
-    ));
-    vars.push(coord(
-        "YG",
-        &["tile", "j_g", "i_g"],
-        VarData::F32(grid.yg.clone()),
-        false,
-    ));
+    index_vars.push(index("tile", NTILES));
+    let mut vars = vec![
+        coord(
+            "XC",
+            &["tile", "j", "i"],
+            VarData::F32(grid.xc.clone()),
+            false,
+        ),
+        coord(
+            "YC",
+            &["tile", "j", "i"],
+            VarData::F32(grid.yc.clone()),
+            false,
+        ),
+        coord(
+            "XG",
+            &["tile", "j_g", "i_g"],
+            VarData::F32(grid.xg.clone()),
+            false,
+        ),
+        coord(
+            "YG",
+            &["tile", "j_g", "i_g"],
+            VarData::F32(grid.yg.clone()),
+            false,
+        ),
+    ];
     let f32s = |v: &[f64]| VarData::F32(v.iter().map(|x| *x as f32).collect());
     if is_3d {
         vars.push(coord("Z", &["k"], f32s(&grid.rc), false));
@@ -446,6 +440,95 @@ pub fn build(
         vars.push(coord("Zu", &["k_u"], f32s(&grid.rf[1..]), false));
         vars.push(coord("Zl", &["k_l"], f32s(&grid.rf[..nz]), false));
     }
+
+    let mut bounds = vec![
+        coord(
+            "XC_bnds",
+            &["tile", "j", "i", "nb"],
+            VarData::F32(grid.xc_bnds.clone()),
+            true,
+        ),
+        coord(
+            "YC_bnds",
+            &["tile", "j", "i", "nb"],
+            VarData::F32(grid.yc_bnds.clone()),
+            true,
+        ),
+    ];
+    if is_3d {
+        let z_bnds = (0..nz)
+            .flat_map(|k| [grid.rf[k] as f32, grid.rf[k + 1] as f32])
+            .collect();
+        bounds.push(coord("Z_bnds", &["k", "nv"], VarData::F32(z_bnds), true));
+    }
+    Coordinates {
+        index: index_vars,
+        geographic: vars,
+        bounds,
+    }
+}
+
+/// The dimensions of a native granule (`time` of length 1 included).
+pub(crate) fn dimensions(n: usize, nz: usize, is_3d: bool) -> Vec<(String, usize)> {
+    let mut dims = vec![
+        ("i".to_string(), n),
+        ("i_g".into(), n),
+        ("j".into(), n),
+        ("j_g".into(), n),
+    ];
+    if is_3d {
+        dims.extend([
+            ("k".into(), nz),
+            ("k_u".into(), nz),
+            ("k_l".into(), nz),
+            ("k_p1".into(), nz + 1),
+        ]);
+    }
+    dims.extend([
+        ("tile".into(), NTILES),
+        ("time".into(), 1),
+        ("nv".into(), 2),
+        ("nb".into(), 4),
+    ]);
+    dims
+}
+
+/// Builds the dataset of a native granule; values stream while it is written.
+pub fn build(
+    task: &Task,
+    name: &GranuleName,
+    ctx: &Context,
+    now: &str,
+) -> Result<DatasetDef, GranuleError> {
+    let grid = &ctx.grid;
+    let m = &ctx.metadata;
+    let n = grid.n;
+    let nz = grid.nz;
+    let is_3d = task.dynamic_metadata.dimension.eq_ignore_ascii_case("3D");
+    if task.variables.is_empty() {
+        return Err(GranuleError::Task("the task lists no variables".into()));
+    }
+    // Open and check every input before any work, so a bad input fails fast.
+    let fields: Vec<Field> = task
+        .variables
+        .keys()
+        .map(|v| open_field(task, v, ctx))
+        .collect::<Result<_, _>>()?;
+    let ranges: Vec<(f32, f32)> = fields
+        .iter()
+        .map(|f| valid_range(grid, f).map_err(|e| e.for_var(&f.out_name)))
+        .collect::<Result<_, _>>()?;
+
+    let zip = Compression {
+        deflate_level: ctx.encoding.deflate_level,
+        shuffle: ctx.encoding.shuffle,
+    };
+    let [ct, cj, ci] = horizontal_chunks(n);
+    let coord_vars = coordinates(ctx, is_3d);
+    let mut vars = coord_vars.index;
+    let (time_var, time_bnds) = super::time_vars(task, m, &m.coords_native)?;
+    vars.push(time_var);
+    vars.extend(coord_vars.geographic);
 
     // Data variables: EDP's order puts time_bnds after the first one.
     let mut referenced: Vec<&str> = Vec::new();
@@ -511,24 +594,7 @@ pub fn build(
     vars.extend(data_vars.next());
     vars.push(time_bnds);
     vars.extend(data_vars);
-    vars.push(coord(
-        "XC_bnds",
-        &["tile", "j", "i", "nb"],
-        VarData::F32(grid.xc_bnds.clone()),
-        true,
-    ));
-    vars.push(coord(
-        "YC_bnds",
-        &["tile", "j", "i", "nb"],
-        VarData::F32(grid.yc_bnds.clone()),
-        true,
-    ));
-    if is_3d {
-        let z_bnds = (0..nz)
-            .flat_map(|k| [grid.rf[k] as f32, grid.rf[k + 1] as f32])
-            .collect();
-        vars.push(coord("Z_bnds", &["k", "nv"], VarData::F32(z_bnds), true));
-    }
+    vars.extend(coord_vars.bounds);
 
     // Auxiliary coordinates no data variable names go to the global `coordinates`.
     let mut aux: Vec<&str> = vec!["XC", "YC", "XG", "YG", "XC_bnds", "YC_bnds", "time_bnds"];
@@ -556,26 +622,7 @@ pub fn build(
     );
     globals.push(("coordinates".into(), global_coords.join(" ").into()));
 
-    let mut dims = vec![
-        ("i".to_string(), n),
-        ("i_g".into(), n),
-        ("j".into(), n),
-        ("j_g".into(), n),
-    ];
-    if is_3d {
-        dims.extend([
-            ("k".into(), nz),
-            ("k_u".into(), nz),
-            ("k_l".into(), nz),
-            ("k_p1".into(), nz + 1),
-        ]);
-    }
-    dims.extend([
-        ("tile".into(), NTILES),
-        ("time".into(), 1),
-        ("nv".into(), 2),
-        ("nb".into(), 4),
-    ]);
+    let dims = dimensions(n, nz, is_3d);
     Ok(DatasetDef {
         dims,
         vars,
@@ -599,6 +646,10 @@ mod tests {
         );
         assert_eq!(input_prefix("SSH_day_snap.0000000012.data"), Some("SSH"));
         assert_eq!(input_prefix("junk.data"), None);
+        assert_eq!(
+            input_prefix("t/DIFFKR_TI/DIFFKR_TI.0000000000.data"),
+            Some("DIFFKR")
+        );
     }
 
     #[test]

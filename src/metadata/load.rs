@@ -40,6 +40,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../metadata/V4r4/ECCOv4r4_geometry_metadata_for_native_datasets.json"),
     ),
     (
+        "geometry_metadata_for_latlon_datasets.json",
+        include_str!("../../metadata/V4r4/ECCOv4r4_geometry_metadata_for_latlon_datasets.json"),
+    ),
+    (
+        "Geometry and Mixing Dataset Info.txt",
+        include_str!("../../metadata/V4r4/ECCO Geometry and Mixing Dataset Info.txt"),
+    ),
+    (
         "global_metadata_for_all_datasets.json",
         include_str!("../../metadata/V4r4/ECCOv4r4_global_metadata_for_all_datasets.json"),
     ),
@@ -221,7 +229,12 @@ impl MetadataSet {
                 .collect()
         };
         let mut variables = recs("variable_metadata.json")?;
-        variables.extend(opt_recs("geometry_metadata_for_native_datasets.json")?);
+        let geometry_native = opt_recs("geometry_metadata_for_native_datasets.json")?;
+        variables.extend(geometry_native.iter().cloned());
+        let dataset_info = src
+            .read("Geometry and Mixing Dataset Info.txt", false)?
+            .map(|(_, t)| t)
+            .unwrap_or_default();
         let podaac = match src.read(&release.podaac_file, false)? {
             Some((p, t)) => parse_podaac(&p, &t)?,
             None => match src.read("dataset_table.csv", false)? {
@@ -239,10 +252,19 @@ impl MetadataSet {
                     .unwrap_or(""),
             ),
         };
+        let groupings_native = groupings("groupings_for_native_datasets.json", Product::Native)?;
+        let groupings_latlon = groupings("groupings_for_latlon_datasets.json", Product::Latlon)?;
+        let geometry_latlon = opt_recs("geometry_metadata_for_latlon_datasets.json")?;
+        let derived_groupings = crate::granule::invariant::derived_groupings(
+            &groupings_native,
+            &groupings_latlon,
+            &geometry_native,
+            &geometry_latlon,
+        );
         Ok(MetadataSet {
             origin: origin.clone(),
-            groupings_native: groupings("groupings_for_native_datasets.json", Product::Native)?,
-            groupings_latlon: groupings("groupings_for_latlon_datasets.json", Product::Latlon)?,
+            groupings_native,
+            groupings_latlon,
             variables,
             variables_latlon: opt_recs("variable_metadata_for_latlon_datasets.json")?,
             coords_native: recs("coordinate_metadata_for_native_datasets.json")?,
@@ -254,6 +276,10 @@ impl MetadataSet {
             podaac,
             diagnostics,
             release,
+            geometry_native,
+            geometry_latlon,
+            dataset_info,
+            derived_groupings,
         })
     }
 }

@@ -147,6 +147,15 @@ pub struct MetadataSet {
     pub podaac: Vec<PodaacRow>,
     pub diagnostics: HashMap<String, Diagnostic>,
     pub release: Release,
+    /// Records of the geometry datasets' variables (native, lat-lon).
+    pub geometry_native: Vec<Record>,
+    pub geometry_latlon: Vec<Record>,
+    /// `ECCO Geometry and Mixing Dataset Info.txt`: the time-invariant datasets'
+    /// descriptions, by file name (empty when the set lacks it).
+    pub dataset_info: String,
+    /// Time-invariant groupings the groupings files lack, numbered after them (see
+    /// [`crate::granule::invariant::derived_groupings`]).
+    pub derived_groupings: Vec<Grouping>,
 }
 
 impl MetadataSet {
@@ -155,6 +164,25 @@ impl MetadataSet {
             Product::Native => &self.groupings_native,
             Product::Latlon => &self.groupings_latlon,
         }
+    }
+
+    /// The grouping a job's index names: the groupings file's, then the derived
+    /// time-invariant ones numbered after them.
+    pub fn grouping(&self, product: Product, index: usize) -> Option<&Grouping> {
+        self.groupings(product).get(index).or_else(|| {
+            self.derived_groupings
+                .iter()
+                .find(|g| g.product == product && g.index == index)
+        })
+    }
+
+    /// Finds a grouping by its `filename` (e.g. `SEA_SURFACE_HEIGHT`), derived ones included.
+    pub fn grouping_named(&self, product: Product, filename: &str) -> Option<&Grouping> {
+        self.grouping_by_filename(product, filename).or_else(|| {
+            self.derived_groupings
+                .iter()
+                .find(|g| g.product == product && g.filename == filename)
+        })
     }
 
     /// Finds a grouping by its `filename` (e.g. `SEA_SURFACE_HEIGHT`).
@@ -180,6 +208,13 @@ impl MetadataSet {
     /// The PO.DAAC row for a granule (file name matched with the date wildcarded;
     /// snapshots included, unlike EDP's newest matcher).
     pub fn podaac_row(&self, granule_file: &str, date: &str) -> Option<&PodaacRow> {
+        if date.is_empty() {
+            // Time-invariant granules: one file per dataset, named exactly.
+            return self
+                .podaac
+                .iter()
+                .find(|r| r.filename.eq_ignore_ascii_case(granule_file));
+        }
         let (head, tail) = granule_file.split_once(date)?;
         let mut hits = self.podaac.iter().filter(|r| {
             r.filename.len() > head.len() + tail.len()

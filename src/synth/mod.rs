@@ -11,13 +11,14 @@
 //! the same configuration always produces byte-identical files.
 //!
 //! Output tree of [`generate`]:
-//! `<out>/grid/{XC,YC,XG,YG,DXG,DYG,DXC,DYC,RAC,AngleCS,AngleSN,Depth,hFacC,hFacW,hFacS,RC,RF,DRF,DRC}.{data,meta}`
+//! `<out>/grid/{XC,YC,XG,YG,DXG,DYG,DXC,DYC,RAC,RAS,RAW,RAZ,AngleCS,AngleSN,Depth,hFacC,hFacW,hFacS,RC,RF,DRF,DRC,PHrefC,PHrefF}.{data,meta}`
 //! plus `available_diagnostics.log`, and
 //! `<out>/<release>/{diags_monthly,diags_daily,diags_inst}/<VAR>_<token>/<VAR>_<token>.<step>.{data,meta}`.
 
 pub mod analytic;
 pub mod bathymetry;
 pub mod geometry;
+pub mod invariant;
 pub mod layout;
 mod output;
 
@@ -357,6 +358,17 @@ fn write_grid(
         ] {
             output::write_2d_f64(dir, name, n, values, tally)?;
         }
+        // Face and corner areas as products of the lengths around them (MITgcm
+        // computes them from the same lengths; close enough for synthetic data).
+        let product =
+            |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x * y).collect() };
+        for (name, values) in [
+            ("RAW", product(&m.dxc, &m.dyg)),
+            ("RAS", product(&m.dxg, &m.dyc)),
+            ("RAZ", product(&m.dxc, &m.dyc)),
+        ] {
+            output::write_2d_f64(dir, name, n, &values, tally)?;
+        }
     }
     output::write_2d_f64(dir, "Depth", n, &bathy.depth(), tally)?;
 
@@ -393,6 +405,14 @@ fn write_grid(
     ] {
         let base = dir.join(name);
         crate::mds::write_vector_f64(&base, values, name)?;
+        tally.add_pair(&base)?;
+    }
+    // Reference hydrostatic potential g·|z| at centres and faces (MITgcm's phiRef).
+    const GRAVITY: f64 = 9.81;
+    for (name, z) in [("PHrefC", &v.rc), ("PHrefF", &v.rf)] {
+        let values: Vec<f64> = z.iter().map(|z| -GRAVITY * z).collect();
+        let base = dir.join(name);
+        crate::mds::write_vector_f64(&base, &values, name)?;
         tally.add_pair(&base)?;
     }
     let log = dir.join("available_diagnostics.log");

@@ -39,7 +39,7 @@ pub enum TaskError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("granule name '{0}' is not of the form <GROUPING>_<mon_mean|day_mean|snap>_<date>_ECCO_<release>_<native|latlon>_<label>.nc")]
+    #[error("granule name '{0}' is not of the form <GROUPING>_<mon_mean|day_mean|snap>_<date>_ECCO_<release>_<native|latlon>_<label>.nc (or <GROUPING>_ECCO_<release>_<native|latlon>_<label>.nc for a time-invariant one)")]
     GranuleName(String),
 }
 
@@ -101,18 +101,31 @@ impl GranuleName {
         let file = granule.rsplit(['/', '\\']).next().unwrap_or(granule);
         let bad = || TaskError::GranuleName(file.to_string());
         let stem = file.strip_suffix(".nc").ok_or_else(bad)?;
-        let (pos, freq, tok) = [
+        let period = [
             (Frequency::Snap, "_snap_"),
             (Frequency::AvgDay, "_day_mean_"),
             (Frequency::AvgMon, "_mon_mean_"),
         ]
         .iter()
         .filter_map(|(f, t)| stem.find(t).map(|p| (p, *f, *t)))
-        .min_by_key(|(p, _, _)| *p)
-        .ok_or_else(bad)?;
-        let prefix = &stem[..pos];
-        let rest = &stem[pos + tok.len()..];
-        let (date, rest) = rest.split_once("_ECCO_").ok_or_else(bad)?;
+        .min_by_key(|(p, _, _)| *p);
+        let (prefix, freq, date, rest) = match period {
+            Some((pos, freq, tok)) => {
+                let (date, rest) = stem[pos + tok.len()..]
+                    .split_once("_ECCO_")
+                    .ok_or_else(bad)?;
+                if date.is_empty() {
+                    return Err(bad());
+                }
+                (&stem[..pos], freq, date, rest)
+            }
+            // Time-invariant granules have neither period nor date:
+            // `<GROUPING>_ECCO_<version>_<grid>_<label>.nc`.
+            None => {
+                let (prefix, rest) = stem.split_once("_ECCO_").ok_or_else(bad)?;
+                (prefix, Frequency::Ti, "", rest)
+            }
+        };
         let mut parts = rest.splitn(3, '_');
         let (version, grid, label) = (
             parts.next().ok_or_else(bad)?,
@@ -120,7 +133,7 @@ impl GranuleName {
             parts.next().ok_or_else(bad)?,
         );
         let product = Product::parse(grid).ok_or_else(bad)?;
-        if prefix.is_empty() || date.is_empty() {
+        if prefix.is_empty() {
             return Err(bad());
         }
         Ok(GranuleName {
@@ -134,6 +147,15 @@ impl GranuleName {
     }
 
     pub fn file_name(&self) -> String {
+        if self.freq == Frequency::Ti {
+            return format!(
+                "{}_ECCO_{}_{}_{}.nc",
+                self.prefix,
+                self.version,
+                self.product.name(),
+                self.label
+            );
+        }
         format!(
             "{}_{}_{}_ECCO_{}_{}_{}.nc",
             self.prefix,

@@ -79,6 +79,13 @@ pub fn plan_grouping(
     loc: &Locations,
     report: &mut JobReport,
 ) -> Vec<Task> {
+    if crate::granule::invariant::is_geometry(g) {
+        // The geometry datasets are made from the grid itself: no inputs to find.
+        let vars = g.fields.iter().map(|f| (f.clone(), Vec::new())).collect();
+        let cov = release.clock.coverage(Frequency::Ti, 0, daily);
+        report.tasks += 1;
+        return vec![build_task(g, freq, &cov, vars, release, loc)];
+    }
     let fields: Vec<(String, Vec<String>)> = g
         .fields
         .iter()
@@ -108,6 +115,21 @@ pub fn plan_grouping(
             all
         }
         Steps::List(list) => list.clone(),
+    };
+    // A time-invariant dataset is one granule: the newest step found (or asked for).
+    let wanted = match (freq, wanted.iter().max()) {
+        (Frequency::Ti, Some(&last)) => {
+            if wanted.len() > 1 {
+                log::warn!(
+                    "{} {} TI: inputs at {} steps; the newest, {last}, makes the granule",
+                    g.filename,
+                    g.product.name(),
+                    wanted.len()
+                );
+            }
+            vec![last]
+        }
+        _ => wanted,
     };
     let per_field = values_per_field(g, 90, 50) * 4;
     let mut tasks = Vec::with_capacity(wanted.len());
@@ -161,7 +183,15 @@ pub fn build_from_jobs(
     let mut inv = Inventory::new(source_root, &m.release.version);
     let mut plan = Plan::default();
     for job in jobs {
-        let g = &m.groupings(job.product)[job.grouping];
+        let Some(g) = m.grouping(job.product, job.grouping) else {
+            log::error!(
+                "job line {}: no {} grouping {}",
+                job.line,
+                job.product.name(),
+                job.grouping
+            );
+            continue;
+        };
         let mut report = JobReport {
             line: job.line,
             grouping: g.filename.clone(),

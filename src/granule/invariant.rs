@@ -1,0 +1,649 @@
+//! Time-invariant granules: ECCO's geometry datasets (`GRID_GEOMETRY`, made from the
+//! grid itself) and the `TI` groupings such as the mixing coefficients (made from MDS
+//! inputs), native and lat-lon, without a time dimension.
+//!
+//! V4r4's groupings files list only the native mixing grouping; the geometry datasets
+//! (both products) and the lat-lon mixing dataset that PO.DAAC publishes are derived
+//! here ([`derived_groupings`]) and numbered after the file's groupings. A `TI`
+//! grouping with inputs is built like any granule of its product and its time axis
+//! then removed ([`drop_time`]), so the data path is the one the time series use.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::attrs::{self, merge_variable_record, set, Attrs};
+use super::{latlon, native, Context, GranuleError, FILL_F32};
+use crate::grid::Grid;
+use crate::llc::PointType;
+use crate::mds::MdsFile;
+use crate::metadata::{Grouping, Product, Record};
+use crate::ncio::{AttrValue, Compression, DatasetDef, VarData, VarDef};
+use crate::regrid::{apply, Factors};
+use crate::tasks::{GranuleName, Task};
+use crate::time::Frequency;
+
+/// The grouping `filename` of the geometry datasets.
+pub const GEOMETRY: &str = "GRID_GEOMETRY";
+
+/// Is this the derived geometry grouping (made from the grid, no inputs)?
+pub fn is_geometry(g: &Grouping) -> bool {
+    g.filename == GEOMETRY
+}
+
+fn record_names(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| r.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// The time-invariant groupings a metadata set implies but its groupings files lack:
+/// `GRID_GEOMETRY` per product (the geometry records' variables), and each native
+/// `TI` grouping on the lat-lon grid. Indices continue after each file's groupings.
+pub fn derived_groupings(
+    native: &[Grouping],
+    latlon: &[Grouping],
+    geometry_native: &[Record],
+    geometry_latlon: &[Record],
+) -> Vec<Grouping> {
+    let mut out = Vec::new();
+    let mut next = [native.len(), latlon.len()];
+    let mut push = |mut g: Grouping, out: &mut Vec<Grouping>| {
+        let slot = usize::from(g.product == Product::Latlon);
+        g.index = next[slot];
+        next[slot] += 1;
+        out.push(g);
+    };
+    let geometry = |product: Product, records: &[Record]| Grouping {
+        index: 0,
+        product,
+        name: "grid geometry parameters".into(),
+        fields: record_names(records),
+        filename: GEOMETRY.into(),
+        dimension: "3D".into(),
+        frequencies: vec![Frequency::Ti],
+        comment: None,
+        rename: None,
+        field_components: None,
+        field_orientations: None,
+    };
+    if !geometry_native.is_empty() {
+        push(geometry(Product::Native, geometry_native), &mut out);
+    }
+    if !geometry_latlon.is_empty() {
+        push(geometry(Product::Latlon, geometry_latlon), &mut out);
+    }
+    for g in native
+        .iter()
+        .filter(|g| g.frequencies.contains(&Frequency::Ti))
+    {
+        if latlon.iter().all(|l| l.filename != g.filename) {
+            let mut copy = g.clone();
+            copy.product = Product::Latlon;
+            push(copy, &mut out);
+        }
+    }
+    out
+}
+
+/// The description of a time-invariant dataset from ECCO's
+/// `ECCO Geometry and Mixing Dataset Info.txt`: the paragraph after its `filename:`
+/// (file names compared case-insensitively: the text writes `v4r4`).
+pub fn dataset_description(info: &str, file: &str) -> Option<String> {
+    let mut lines = info.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line.trim().strip_prefix("filename:") else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case(file) {
+            continue;
+        }
+        for l in lines.by_ref() {
+            let t = l.trim();
+            if t.is_empty() || t.starts_with("shortname:") {
+                continue;
+            }
+            return Some(t.to_string());
+        }
+    }
+    None
+}
+
+/// Builds a time-invariant granule (`factors` for lat-lon ones).
+pub fn build(
+    task: &Task,
+    name: &GranuleName,
+    ctx: &Context,
+    factors: Option<&Arc<Factors>>,
+    now: &str,
+) -> Result<DatasetDef, GranuleError> {
+    let geometry = name.prefix == GEOMETRY;
+    let mut def = match (name.product, factors) {
+        (Product::Native, _) if geometry => geometry_native(task, name, ctx, now)?,
+        (Product::Native, _) => drop_time(native::build(task, name, ctx, now)?),
+        (Product::Latlon, Some(f)) if geometry => geometry_latlon(task, name, ctx, f, now)?,
+        (Product::Latlon, Some(f)) => drop_time(latlon::build(task, name, ctx, f, now)?),
+        (Product::Latlon, None) => {
+            return Err(GranuleError::Task(
+                "a lat-lon granule needs mapping factors".into(),
+            ))
+        }
+    };
+    invariant_globals(&mut def.global_attrs, ctx, &name.file_name());
+    Ok(def)
+}
+
+/// Global attributes of a time-invariant granule: no time sampling, and the
+/// dataset's own description.
+fn invariant_globals(globals: &mut Attrs, ctx: &Context, file: &str) {
+    globals.retain(|(k, _)| k != "time_coverage_duration" && k != "time_coverage_resolution");
+    match dataset_description(&ctx.metadata.dataset_info, file) {
+        Some(d) => set(globals, "summary", d.into()),
+        None => log::warn!("{file}: no description in the metadata's dataset info text"),
+    }
+}
+
+/// Removes the time axis of a granule built by the time-series builders: the `time`
+/// and `time_bnds` variables, the `time` dimension of every variable (streamed
+/// variables keep streaming) and `time` from the `coordinates` attributes.
+pub fn drop_time(mut def: DatasetDef) -> DatasetDef {
+    let lens: HashMap<String, usize> = def.dims.iter().cloned().collect();
+    def.vars
+        .retain(|v| v.name != "time" && v.name != "time_bnds");
+    for v in &mut def.vars {
+        if v.dims.first().map(String::as_str) != Some("time") {
+            continue;
+        }
+        v.dims.remove(0);
+        if let Some(c) = &mut v.chunks {
+            c.remove(0);
+        }
+        let total: usize = v
+            .dims
+            .iter()
+            .map(|d| lens.get(d).copied().unwrap_or(1))
+            .product();
+        if let VarData::SlabsF32 { slab_dim, produce } = &mut v.data {
+            if *slab_dim > 0 {
+                *slab_dim -= 1;
+            } else {
+                // A 2D field streamed as its one time slab: now slabs of the outermost
+                // remaining dimension, cut from that one slab.
+                let mut inner = std::mem::replace(produce, Box::new(|_, _| Ok(())));
+                let mut whole: Vec<f32> = Vec::new();
+                *produce = Box::new(move |s, out| {
+                    if whole.is_empty() {
+                        whole = vec![0f32; total];
+                        inner(0, &mut whole)?;
+                    }
+                    let len = out.len();
+                    out.copy_from_slice(&whole[s * len..(s + 1) * len]);
+                    Ok(())
+                });
+            }
+        }
+        strip_coordinate(&mut v.attrs, "time");
+    }
+    strip_coordinate(&mut def.global_attrs, "time_bnds");
+    def.dims.retain(|(d, _)| d != "time");
+    if !def.vars.iter().any(|v| v.dims.iter().any(|d| d == "nv")) {
+        def.dims.retain(|(d, _)| d != "nv");
+    }
+    def
+}
+
+fn strip_coordinate(attrs: &mut Attrs, name: &str) {
+    if let Some((_, AttrValue::Str(s))) = attrs.iter_mut().find(|(k, _)| k == "coordinates") {
+        *s = s
+            .split_whitespace()
+            .filter(|c| *c != name)
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+}
+
+/// Where a native geometry variable comes from.
+enum NativeSource {
+    /// A 2D MDS grid file and the (j, i) dimensions of its point.
+    Horizontal(&'static str, [&'static str; 2]),
+    /// A 1D MDS grid file along a vertical dimension.
+    Vertical(&'static str),
+    /// The open fraction of a point type, all levels.
+    Hfac(PointType),
+    /// 1 where that fraction is positive, else 0.
+    Mask(PointType),
+}
+
+fn native_source(name: &str) -> Option<NativeSource> {
+    use NativeSource::*;
+    const C: [&str; 2] = ["j", "i"];
+    const U: [&str; 2] = ["j", "i_g"];
+    const V: [&str; 2] = ["j_g", "i"];
+    const G: [&str; 2] = ["j_g", "i_g"];
+    Some(match name {
+        "Depth" => Horizontal("Depth", C),
+        "CS" => Horizontal("AngleCS", C),
+        "SN" => Horizontal("AngleSN", C),
+        "rA" => Horizontal("RAC", C),
+        "rAs" => Horizontal("RAS", V),
+        "rAw" => Horizontal("RAW", U),
+        "rAz" => Horizontal("RAZ", G),
+        "dxC" => Horizontal("DXC", U),
+        "dyC" => Horizontal("DYC", V),
+        "dxG" => Horizontal("DXG", V),
+        "dyG" => Horizontal("DYG", U),
+        "drC" => Vertical("DRC"),
+        "drF" => Vertical("DRF"),
+        "PHrefC" => Vertical("PHrefC"),
+        "PHrefF" => Vertical("PHrefF"),
+        "hFacC" => Hfac(PointType::C),
+        "hFacW" => Hfac(PointType::U),
+        "hFacS" => Hfac(PointType::V),
+        "maskC" => Mask(PointType::C),
+        "maskW" => Mask(PointType::U),
+        "maskS" => Mask(PointType::V),
+        _ => return None,
+    })
+}
+
+fn open_grid_file(dir: &Path, name: &str, var: &str) -> Result<MdsFile, GranuleError> {
+    MdsFile::open(
+        &dir.join(format!("{name}.data")),
+        &dir.join(format!("{name}.meta")),
+    )
+    .map_err(|source| GranuleError::Input {
+        var: var.to_string(),
+        source,
+    })
+}
+
+/// Vertical dimension of a 1D grid vector by its length (`k` for centres, `k_p1`
+/// for faces, `k_l` for a `drC` of nz values as older MITgcm writes it).
+fn vertical_dim(name: &str, len: usize, nz: usize) -> Option<&'static str> {
+    match (len, name) {
+        (l, _) if l == nz + 1 => Some("k_p1"),
+        (l, "DRC") if l == nz => Some("k_l"),
+        (l, _) if l == nz => Some("k"),
+        _ => None,
+    }
+}
+
+fn all_levels(grid: &Grid, p: PointType) -> Result<Vec<f32>, GranuleError> {
+    let len = grid.level_len();
+    let mut out = vec![0f32; grid.nz * len];
+    for (k, level) in out.chunks_mut(len).enumerate() {
+        grid.hfac_level(p, k, level)?;
+    }
+    Ok(out)
+}
+
+fn geometry_record<'a>(records: &'a [Record], name: &str) -> Option<&'a Record> {
+    records
+        .iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// Attributes of a geometry variable from its record; GCMD keywords go to `keywords`.
+fn geometry_attrs(record: &Record, coordinates: &str, keywords: &mut Vec<String>) -> Attrs {
+    let mut a = Attrs::new();
+    merge_variable_record(&mut a, record);
+    keywords.extend(attrs::gcmd_keywords(record));
+    if !coordinates.is_empty() {
+        a.push(("coordinates".into(), coordinates.into()));
+    }
+    a
+}
+
+fn geometry_globals(
+    task: &Task,
+    name: &GranuleName,
+    ctx: &Context,
+    keywords: Vec<String>,
+    now: &str,
+    global_coords: Vec<&str>,
+) -> Attrs {
+    let file = name.file_name();
+    let mut globals = attrs::global_attrs(
+        &ctx.metadata,
+        &attrs::GlobalInputs {
+            task,
+            product: name.product,
+            granule_file: &file,
+            file_date: &name.date,
+            keywords,
+            now,
+            uuid: uuid::Uuid::new_v4().to_string(),
+        },
+    );
+    globals.push(("coordinates".into(), global_coords.join(" ").into()));
+    globals
+}
+
+/// The native geometry granule: every variable of the native geometry records, from
+/// the MDS grid directory.
+fn geometry_native(
+    task: &Task,
+    name: &GranuleName,
+    ctx: &Context,
+    now: &str,
+) -> Result<DatasetDef, GranuleError> {
+    let grid = &ctx.grid;
+    let m = &ctx.metadata;
+    let (n, nz) = (grid.n, grid.nz);
+    let dir = grid.source.as_path();
+    if !dir.join("XC.meta").is_file() {
+        return Err(GranuleError::Unsupported(format!(
+            "the native geometry granule is made from an MDS grid directory (XC, RAS, RAW, RAZ, DRC, PHrefC, … .data/.meta); {} is not one",
+            dir.display()
+        )));
+    }
+    let zip = Compression {
+        deflate_level: ctx.encoding.deflate_level,
+        shuffle: ctx.encoding.shuffle,
+    };
+    let [ct, cj, ci] = native::horizontal_chunks(n);
+    let coords = native::coordinates(ctx, true);
+    let mut vars = coords.index;
+    vars.extend(coords.geographic);
+    let mut keywords = Vec::new();
+    let mut referenced: Vec<&str> = Vec::new();
+    for out in task.variables.keys() {
+        let record = geometry_record(&m.geometry_native, out).ok_or_else(|| {
+            GranuleError::Task(format!(
+                "{out} is not a variable of the native geometry metadata"
+            ))
+        })?;
+        let source = native_source(out).ok_or_else(|| {
+            GranuleError::Unsupported(format!(
+                "no grid source is known for geometry variable {out}"
+            ))
+        })?;
+        let (dims, data, chunks, coordinates): (Vec<&str>, VarData, Option<Vec<usize>>, &str) =
+            match source {
+                NativeSource::Horizontal(file, [jd, id]) => {
+                    let f = open_grid_file(dir, file, out)?;
+                    let mut v = vec![0f32; grid.level_len()];
+                    f.read_level_tiles(0, 0, n, &mut v)
+                        .map_err(|source| GranuleError::Input {
+                            var: out.clone(),
+                            source,
+                        })?;
+                    let coordinates = match (jd, id) {
+                        ("j", "i") => "XC YC",
+                        ("j_g", "i_g") => "XG YG",
+                        _ => "",
+                    };
+                    (
+                        vec!["tile", jd, id],
+                        VarData::F32(v),
+                        Some(vec![ct, cj, ci]),
+                        coordinates,
+                    )
+                }
+                NativeSource::Vertical(file) => {
+                    let f = open_grid_file(dir, file, out)?;
+                    let v = f.read_all_f64(0).map_err(|source| GranuleError::Input {
+                        var: out.clone(),
+                        source,
+                    })?;
+                    let dim =
+                        vertical_dim(file, v.len(), nz).ok_or_else(|| GranuleError::Shape {
+                            path: dir.join(format!("{file}.meta")),
+                            what: format!("{} values, but the grid has {nz} levels", v.len()),
+                        })?;
+                    let coordinate = match dim {
+                        "k_p1" => "Zp1",
+                        "k_l" => "Zl",
+                        _ => "Z",
+                    };
+                    (
+                        vec![dim],
+                        VarData::F32(v.iter().map(|x| *x as f32).collect()),
+                        None,
+                        coordinate,
+                    )
+                }
+                NativeSource::Hfac(p) | NativeSource::Mask(p) => {
+                    let (jd, id) = p.dim_names();
+                    let values = all_levels(grid, p)?;
+                    let data = match source {
+                        NativeSource::Mask(_) => {
+                            VarData::I32(values.iter().map(|h| i32::from(*h > 0.0)).collect())
+                        }
+                        _ => VarData::F32(values),
+                    };
+                    let coordinates = if p == PointType::C { "XC YC Z" } else { "Z" };
+                    (
+                        vec!["k", "tile", jd, id],
+                        data,
+                        Some(vec![1, ct, cj, ci]),
+                        coordinates,
+                    )
+                }
+            };
+        referenced.extend(coordinates.split_whitespace());
+        let mut v = VarDef::new(out, &dims, data);
+        v.attrs = geometry_attrs(record, coordinates, &mut keywords);
+        if chunks.is_some() {
+            v.compression = Some(zip);
+            v.chunks = chunks;
+        }
+        vars.push(v);
+    }
+    vars.extend(coords.bounds);
+    let mut global_coords: Vec<&str> = [
+        "XC", "YC", "XG", "YG", "XC_bnds", "YC_bnds", "Z", "Zp1", "Zu", "Zl", "Z_bnds",
+    ]
+    .into_iter()
+    .filter(|c| !referenced.contains(c))
+    .collect();
+    global_coords.sort();
+    let global_attrs = geometry_globals(task, name, ctx, keywords, now, global_coords);
+    let mut dims = native::dimensions(n, nz, true);
+    dims.retain(|(d, _)| d != "time");
+    Ok(DatasetDef {
+        dims,
+        vars,
+        global_attrs,
+    })
+}
+
+/// Regrids one native level with level `k`'s factors; targets off the lat-lon land
+/// mask of that level (or without a value) are 0. Returns the values and the mask.
+fn regrid_masked(
+    factors: &Factors,
+    k: usize,
+    src: &[f32],
+) -> Result<(Vec<f32>, Vec<i32>), GranuleError> {
+    let mut out = vec![0f32; factors.target.len()];
+    apply::regrid_level(factors, k, src, &mut out, FILL_F32)?;
+    let view = factors.level(k)?;
+    let mut mask = vec![0i32; out.len()];
+    for (t, (v, m)) in out.iter_mut().zip(mask.iter_mut()).enumerate() {
+        if view.is_ocean(t) && *v != FILL_F32 {
+            *m = 1;
+        } else {
+            *v = 0.0;
+        }
+    }
+    Ok((out, mask))
+}
+
+/// The lat-lon geometry granule: Depth and hFacC regridded as the lat-lon products
+/// are, cell areas of the target grid, the vertical spacings, and maskC per level
+/// from the lat-lon land mask of the mapping factors.
+fn geometry_latlon(
+    task: &Task,
+    name: &GranuleName,
+    ctx: &Context,
+    factors: &Arc<Factors>,
+    now: &str,
+) -> Result<DatasetDef, GranuleError> {
+    let grid = &ctx.grid;
+    let m = &ctx.metadata;
+    let nz = grid.nz;
+    let target = factors.target;
+    if factors.n != grid.n || factors.levels() < nz {
+        return Err(GranuleError::Task(format!(
+            "mapping factors {} cover LLC{} with {} level(s); the geometry needs LLC{} with {nz}",
+            factors.origin.display(),
+            factors.n,
+            factors.levels(),
+            grid.n
+        )));
+    }
+    let zip = Compression {
+        deflate_level: ctx.encoding.deflate_level,
+        shuffle: ctx.encoding.shuffle,
+    };
+    let coords = latlon::coordinates(m, grid, target, true);
+    let mut vars = coords.head;
+    let plane = [target.nlat, target.nlon];
+    // hFacC and maskC level by level (maskC is where hFacC has a value).
+    let mut hfac = Vec::with_capacity(nz * target.len());
+    let mut mask = Vec::with_capacity(nz * target.len());
+    let mut level = vec![0f32; grid.level_len()];
+    for k in 0..nz {
+        grid.hfac_level(PointType::C, k, &mut level)?;
+        let (h, mk) = regrid_masked(factors, k, &level)?;
+        hfac.extend(h);
+        mask.extend(mk);
+    }
+    // drC: surface to the first centre, then centre to centre (MITgcm's definition).
+    let drc: Vec<f32> = (0..nz)
+        .map(|k| {
+            if k == 0 {
+                -grid.rc[0]
+            } else {
+                grid.rc[k - 1] - grid.rc[k]
+            }
+        })
+        .map(|x| x as f32)
+        .collect();
+    let mut keywords = Vec::new();
+    for out in task.variables.keys() {
+        let record = geometry_record(&m.geometry_latlon, out).ok_or_else(|| {
+            GranuleError::Task(format!(
+                "{out} is not a variable of the lat-lon geometry metadata"
+            ))
+        })?;
+        let horizontal = ["latitude", "longitude"];
+        let (dims, data): (Vec<&str>, VarData) = match out.as_str() {
+            "Depth" => (
+                horizontal.to_vec(),
+                VarData::F32(regrid_masked(factors, 0, &grid.depth)?.0),
+            ),
+            "area" => (
+                horizontal.to_vec(),
+                VarData::F32(
+                    (0..target.nlat)
+                        .flat_map(|j| {
+                            std::iter::repeat(target.cell_area(j) as f32).take(target.nlon)
+                        })
+                        .collect(),
+                ),
+            ),
+            "drC" => (vec!["Z"], VarData::F32(drc.clone())),
+            "drF" => (
+                vec!["Z"],
+                VarData::F32(grid.drf.iter().map(|x| *x as f32).collect()),
+            ),
+            "hFacC" => (
+                vec!["Z", "latitude", "longitude"],
+                VarData::F32(hfac.clone()),
+            ),
+            "maskC" => (
+                vec!["Z", "latitude", "longitude"],
+                VarData::I32(mask.clone()),
+            ),
+            other => {
+                return Err(GranuleError::Unsupported(format!(
+                    "no source is known for lat-lon geometry variable {other}"
+                )))
+            }
+        };
+        let coordinates = dims.join(" ");
+        let mut v = VarDef::new(out, &dims, data);
+        v.attrs = geometry_attrs(record, &coordinates, &mut keywords);
+        if dims.len() >= 2 {
+            v.compression = Some(zip);
+            let mut chunks = vec![1; dims.len() - 2];
+            chunks.extend(plane);
+            v.chunks = Some(chunks);
+        }
+        vars.push(v);
+    }
+    vars.extend(coords.bounds);
+    let mut global_coords = coords.global;
+    global_coords.sort();
+    let global_attrs = geometry_globals(task, name, ctx, keywords, now, global_coords);
+    let mut dims = latlon::dimensions(target, nz, true);
+    dims.retain(|(d, _)| d != "time");
+    Ok(DatasetDef {
+        dims,
+        vars,
+        global_attrs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::MetadataSet;
+
+    #[test]
+    fn descriptions_come_from_the_info_text() {
+        let m = MetadataSet::embedded().unwrap();
+        let d = dataset_description(
+            &m.dataset_info,
+            "OCEAN_3D_MIXING_COEFFS_ECCO_V4r4_latlon_0p50deg.nc",
+        )
+        .unwrap();
+        assert!(
+            d.starts_with("This dataset provides 3D coefficients"),
+            "{d}"
+        );
+        assert!(
+            d.contains("interpolated to a regular 0.5-degree grid"),
+            "{d}"
+        );
+        let g = dataset_description(&m.dataset_info, "GRID_GEOMETRY_ECCO_V4r4_native_llc0090.nc")
+            .unwrap();
+        assert!(
+            g.contains("lat-lon-cap 90 (llc90) native model grid"),
+            "{g}"
+        );
+        assert!(dataset_description(&m.dataset_info, "NOPE.nc").is_none());
+    }
+
+    #[test]
+    fn derived_groupings_of_v4r4() {
+        let m = MetadataSet::embedded().unwrap();
+        let d = &m.derived_groupings;
+        let names: Vec<(Product, &str, usize)> = d
+            .iter()
+            .map(|g| (g.product, g.filename.as_str(), g.index))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (Product::Native, GEOMETRY, 21),
+                (Product::Latlon, GEOMETRY, 13),
+                (Product::Latlon, "OCEAN_3D_MIXING_COEFFS", 14),
+            ]
+        );
+        assert_eq!(d[0].fields.len(), 21);
+        assert_eq!(
+            d[1].fields,
+            ["Depth", "area", "drC", "drF", "hFacC", "maskC"]
+        );
+        assert_eq!(d[2].fields, ["DIFFKR", "KAPGM", "KAPREDI"]);
+        // Every native geometry variable has a grid source.
+        for f in &d[0].fields {
+            assert!(native_source(f).is_some(), "{f}");
+        }
+    }
+}
