@@ -125,6 +125,7 @@ fn geometry_file_round_trip_gives_the_same_granule_values() {
             metadata: Arc::clone(&meta),
             grid: Arc::new(grid),
             encoding: Encoding::default(),
+            nonfinite: Default::default(),
         };
         let p = granule::produce(&t, &ctx).unwrap();
         let r = NcReader::open(&p.path).unwrap();

@@ -506,6 +506,7 @@ fn stress_granule_holds_the_rotated_wind() {
         metadata: Arc::new(edp::metadata::MetadataSet::embedded().unwrap()),
         grid: Arc::new(grid_of(&sample)),
         encoding: edp::granule::Encoding::default(),
+        nonfinite: Default::default(),
     };
     let tasks = latlon_tasks(&sample, "OCEAN_AND_ICE_SURFACE_STRESS");
     assert_eq!(tasks.len(), 1);

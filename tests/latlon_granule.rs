@@ -67,6 +67,7 @@ fn latlon_granules_match_edp_headers() {
         metadata: Arc::clone(&m),
         grid: Arc::clone(&grid),
         encoding: Encoding::default(),
+        nonfinite: Default::default(),
     };
     for grouping in [
         "SEA_SURFACE_HEIGHT",

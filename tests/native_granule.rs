@@ -20,6 +20,7 @@ fn context(sample: &Sample) -> Context {
         metadata: Arc::new(MetadataSet::embedded().unwrap()),
         grid: Arc::new(Grid::open(&sample.grid_dir()).unwrap()),
         encoding: Encoding::default(),
+        nonfinite: Default::default(),
     }
 }
 

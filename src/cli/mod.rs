@@ -96,6 +96,7 @@ pub(crate) fn init_threads(threads: Option<usize>) {
 
 /// Runs the CLI and maps the outcome to the exit-code contract.
 pub fn main_entry() -> ExitCode {
+    crate::ncio::library_init();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

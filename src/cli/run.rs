@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{init_threads, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE};
+use crate::granule::finite::NonFinitePolicy;
 use crate::granule::Encoding;
 use crate::jobs;
 use crate::metadata::MetadataSet;
@@ -59,6 +60,11 @@ pub struct RunArgs {
     /// Before skipping a granule a previous run made, check its sha256 too (not only its size).
     #[arg(long)]
     verify: bool,
+    /// Non-finite values (NaN, ±Inf) in wet cells of an input: `fail` the task (naming
+    /// the file, variable, count and first cell), or `fill` (written as the fill value,
+    /// with a warning and the count in the manifest record).
+    #[arg(long, value_enum, default_value_t = NonFinitePolicy::Fail)]
+    nonfinite: NonFinitePolicy,
     /// Seconds between progress reports on rank 0 (0: none).
     #[arg(long, default_value_t = 10.0)]
     progress: f64,
@@ -115,6 +121,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
             deflate_level: a.deflate,
             shuffle: true,
         },
+        nonfinite: a.nonfinite,
         threads,
         verify: a.verify,
         progress_every: Duration::from_secs_f64(a.progress.max(0.0)),

@@ -112,20 +112,22 @@ pub fn dataset_description(info: &str, file: &str) -> Option<String> {
     None
 }
 
-/// Builds a time-invariant granule (`factors` for lat-lon ones).
+/// Builds a time-invariant granule (`factors` for lat-lon ones), with the count of
+/// non-finite wet values written as fill.
 pub fn build(
     task: &Task,
     name: &GranuleName,
     ctx: &Context,
     factors: Option<&Arc<Factors>>,
     now: &str,
-) -> Result<DatasetDef, GranuleError> {
+) -> Result<(DatasetDef, u64), GranuleError> {
     let geometry = name.prefix == GEOMETRY;
-    let mut def = match (name.product, factors) {
-        (Product::Native, _) if geometry => geometry_native(task, name, ctx, now)?,
-        (Product::Native, _) => drop_time(native::build(task, name, ctx, now)?),
-        (Product::Latlon, Some(f)) if geometry => geometry_latlon(task, name, ctx, f, now)?,
-        (Product::Latlon, Some(f)) => drop_time(latlon::build(task, name, ctx, f, now)?),
+    let without_time = |(def, filled): (DatasetDef, u64)| (drop_time(def), filled);
+    let (mut def, filled) = match (name.product, factors) {
+        (Product::Native, _) if geometry => (geometry_native(task, name, ctx, now)?, 0),
+        (Product::Native, _) => without_time(native::build(task, name, ctx, now)?),
+        (Product::Latlon, Some(f)) if geometry => (geometry_latlon(task, name, ctx, f, now)?, 0),
+        (Product::Latlon, Some(f)) => without_time(latlon::build(task, name, ctx, f, now)?),
         (Product::Latlon, None) => {
             return Err(GranuleError::Task(
                 "a lat-lon granule needs mapping factors".into(),
@@ -133,7 +135,7 @@ pub fn build(
         }
     };
     invariant_globals(&mut def.global_attrs, ctx, &name.file_name());
-    Ok(def)
+    Ok((def, filled))
 }
 
 /// Global attributes of a time-invariant granule: no time sampling, and the

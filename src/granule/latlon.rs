@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use super::attrs::{self, merge_record, merge_variable_record, Attrs};
+use super::finite::NonFinite;
 use super::native::input_prefix;
 use super::{Context, GranuleError, FILL_F32};
 use crate::grid::Grid;
@@ -62,6 +63,23 @@ impl Input {
                 var: self.name.clone(),
                 source: e,
             })
+    }
+
+    /// The non-finite values in wet cells, over all levels read.
+    fn nonfinite(&self, grid: &Grid) -> Result<NonFinite, GranuleError> {
+        let len = grid.level_len();
+        let per_level = (0..self.levels)
+            .into_par_iter()
+            .map(|k| {
+                let (mut v, mut h) = (vec![0f32; len], vec![0f32; len]);
+                self.read_level(grid, k, &mut v)?;
+                grid.hfac_level(self.point, k, &mut h)?;
+                Ok(NonFinite::scan_level(grid.n, k, &v, &h))
+            })
+            .collect::<Result<Vec<_>, GranuleError>>()?;
+        Ok(per_level
+            .into_iter()
+            .fold(NonFinite::default(), NonFinite::then))
     }
 }
 
@@ -370,7 +388,7 @@ pub fn build(
     ctx: &Context,
     factors: &Arc<Factors>,
     now: &str,
-) -> Result<DatasetDef, GranuleError> {
+) -> Result<(DatasetDef, u64), GranuleError> {
     let grid = &ctx.grid;
     let m: &MetadataSet = &ctx.metadata;
     let target = factors.target;
@@ -441,6 +459,14 @@ pub fn build(
             }
         };
         sources.push((out.clone(), src));
+    }
+
+    // Non-finite values in wet cells: checked on every input before any work.
+    let mut checked: Vec<&Arc<Input>> = inputs.values().collect();
+    checked.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut nonfinite_filled = 0;
+    for i in checked {
+        nonfinite_filled += i.nonfinite(grid)?.apply(ctx.nonfinite, &i.path, &i.name)?;
     }
 
     // Vector pairs: read and rotate once, keep both components.
@@ -550,11 +576,14 @@ pub fn build(
     globals.push(("coordinates".into(), global_coords.join(" ").into()));
 
     let dims = dimensions(target, nz, is_3d);
-    Ok(DatasetDef {
-        dims,
-        vars,
-        global_attrs: globals,
-    })
+    Ok((
+        DatasetDef {
+            dims,
+            vars,
+            global_attrs: globals,
+        },
+        nonfinite_filled,
+    ))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! variables, attributes from the metadata set) but not how bytes reach the disk.
 
 pub mod attrs;
+pub mod finite;
 pub mod invariant;
 pub mod latlon;
 pub mod native;
@@ -46,6 +47,14 @@ pub enum GranuleError {
     Regrid(#[from] crate::regrid::RegridError),
     #[error(transparent)]
     Storage(#[from] crate::storage::LocationError),
+    #[error("input {path}: {count} non-finite value(s) of {var} in wet cells, the first at tile {}, j {}, i {}, k {} (a broken input; --nonfinite fill writes them as fill)", first[0], first[1], first[2], first[3])]
+    NonFinite {
+        path: PathBuf,
+        var: String,
+        count: u64,
+        /// (tile, j, i, k) of the first one.
+        first: [usize; 4],
+    },
 }
 
 impl GranuleError {
@@ -83,6 +92,8 @@ pub struct Context {
     pub metadata: Arc<MetadataSet>,
     pub grid: Arc<Grid>,
     pub encoding: Encoding,
+    /// What non-finite values in wet cells do (see [`finite`]).
+    pub nonfinite: finite::NonFinitePolicy,
 }
 
 /// A granule written.
@@ -94,6 +105,8 @@ pub struct Produced {
     /// sha256 and ETag of an uploaded granule (computed while uploading; `None` locally).
     pub sha256: Option<String>,
     pub etag: Option<String>,
+    /// Non-finite wet values written as fill (`--nonfinite fill`), all fields together.
+    pub nonfinite_filled: u64,
 }
 
 /// Current UTC time as `YYYY-MM-DDThh:mm:ssZ`.
@@ -142,7 +155,7 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
             Some(crate::regrid::store::global().for_task(task, &ctx.grid, target)?)
         }
     };
-    let def = match (&factors, name.freq) {
+    let (def, nonfinite_filled) = match (&factors, name.freq) {
         (_, crate::time::Frequency::Ti) => {
             invariant::build(task, &name, ctx, factors.as_ref(), &now_utc())?
         }
@@ -158,6 +171,7 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
             elapsed: report.elapsed,
             sha256: None,
             etag: None,
+            nonfinite_filled,
         });
     };
     let staged = storage::staging_path(&url)?;
@@ -169,6 +183,7 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
         elapsed: start.elapsed(),
         sha256: Some(up.sha256),
         etag: up.etag,
+        nonfinite_filled,
     })
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::attrs::{self, merge_record, merge_variable_record, Attrs};
+use super::finite::NonFinite;
 use super::{Context, GranuleError, FILL_F32};
 use crate::grid::Grid;
 use crate::llc::{PointType, NTILES};
@@ -163,7 +164,8 @@ fn open_field(task: &Task, out_name: &str, ctx: &Context) -> Result<Field, Granu
     })
 }
 
-/// Reads level `k` of a field into `out`, with dry and non-finite cells set to the fill.
+/// Reads level `k` of a field into `out`, with dry and non-finite cells set to the fill;
+/// returns the non-finite values found in wet cells.
 fn masked_level(
     grid: &Grid,
     file: &MdsFile,
@@ -172,48 +174,52 @@ fn masked_level(
     k: usize,
     out: &mut [f32],
     hfac: &mut [f32],
-) -> Result<(), GranuleError> {
+) -> Result<NonFinite, GranuleError> {
     file.read_level_tiles(record, k, grid.n, out)
         .map_err(|e| GranuleError::Input {
             var: String::new(),
             source: e,
         })?;
     grid.hfac_level(point, k, hfac)?;
+    let nonfinite = NonFinite::scan_level(grid.n, k, out, hfac);
     for (v, h) in out.iter_mut().zip(hfac.iter()) {
         if *h <= 0.0 || !v.is_finite() {
             *v = FILL_F32;
         }
     }
-    Ok(())
+    Ok(nonfinite)
 }
 
-/// Min and max over wet, finite values of all levels (NaN if none).
-fn valid_range(grid: &Grid, f: &Field) -> Result<(f32, f32), GranuleError> {
+/// Min and max over wet, finite values of all levels (NaN if none), and the non-finite
+/// values in wet cells.
+fn valid_range(grid: &Grid, f: &Field) -> Result<((f32, f32), NonFinite), GranuleError> {
     let levels = if f.vertical.is_some() { grid.nz } else { 1 };
     let len = grid.level_len();
-    let per_level: Vec<(f32, f32)> = (0..levels)
+    let per_level: Vec<((f32, f32), NonFinite)> = (0..levels)
         .into_par_iter()
         .map(|k| {
             let mut v = vec![0f32; len];
             let mut h = vec![0f32; len];
-            masked_level(grid, &f.file, f.record, f.point, k, &mut v, &mut h)?;
-            Ok(v.iter()
+            let nf = masked_level(grid, &f.file, f.record, f.point, k, &mut v, &mut h)?;
+            let range = v
+                .iter()
                 .filter(|x| **x != FILL_F32)
                 .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
                     (lo.min(x), hi.max(x))
-                }))
+                });
+            Ok((range, nf))
         })
         .collect::<Result<_, GranuleError>>()?;
-    let (lo, hi) = per_level
-        .into_iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (c, d)| {
-            (a.min(c), b.max(d))
-        });
-    Ok(if lo > hi {
+    let ((lo, hi), nf) = per_level.into_iter().fold(
+        ((f32::INFINITY, f32::NEG_INFINITY), NonFinite::default()),
+        |((a, b), n0), ((c, d), n1)| ((a.min(c), b.max(d)), n0.then(n1)),
+    );
+    let range = if lo > hi {
         (f32::NAN, f32::NAN)
     } else {
         (lo, hi)
-    })
+    };
+    Ok((range, nf))
 }
 
 /// Horizontal chunk shape `(tile, j, i)`: a whole level while it stays ≤ 16 MiB,
@@ -499,7 +505,7 @@ pub fn build(
     name: &GranuleName,
     ctx: &Context,
     now: &str,
-) -> Result<DatasetDef, GranuleError> {
+) -> Result<(DatasetDef, u64), GranuleError> {
     let grid = &ctx.grid;
     let m = &ctx.metadata;
     let n = grid.n;
@@ -514,10 +520,13 @@ pub fn build(
         .keys()
         .map(|v| open_field(task, v, ctx))
         .collect::<Result<_, _>>()?;
-    let ranges: Vec<(f32, f32)> = fields
-        .iter()
-        .map(|f| valid_range(grid, f).map_err(|e| e.for_var(&f.out_name)))
-        .collect::<Result<_, _>>()?;
+    let mut nonfinite_filled = 0;
+    let mut ranges: Vec<(f32, f32)> = Vec::with_capacity(fields.len());
+    for f in &fields {
+        let (range, nf) = valid_range(grid, f).map_err(|e| e.for_var(&f.out_name))?;
+        nonfinite_filled += nf.apply(ctx.nonfinite, f.file.data_path(), &f.input_name)?;
+        ranges.push(range);
+    }
 
     let zip = Compression {
         deflate_level: ctx.encoding.deflate_level,
@@ -574,6 +583,7 @@ pub fn build(
         let produce = Box::new(
             move |k: usize, out: &mut [f32]| -> Result<(), crate::ncio::SlabError> {
                 masked_level(&grid, &file, record, point, k, out, &mut hfac)
+                    .map(|_| ())
                     .map_err(|e| Box::new(e.for_var(&var)) as crate::ncio::SlabError)
             },
         );
@@ -623,11 +633,14 @@ pub fn build(
     globals.push(("coordinates".into(), global_coords.join(" ").into()));
 
     let dims = dimensions(n, nz, is_3d);
-    Ok(DatasetDef {
-        dims,
-        vars,
-        global_attrs: globals,
-    })
+    Ok((
+        DatasetDef {
+            dims,
+            vars,
+            global_attrs: globals,
+        },
+        nonfinite_filled,
+    ))
 }
 
 #[cfg(test)]

@@ -413,12 +413,32 @@ mod raw {
         fn nc_strerror(ncerr: c_int) -> *const c_char;
         fn H5is_library_threadsafe(is_ts: *mut bool) -> c_int;
         fn H5Eset_auto2(estack_id: i64, func: *const c_void, client_data: *mut c_void) -> c_int;
+        fn H5dont_atexit() -> c_int;
+    }
+
+    /// Keeps HDF5 from closing, at process exit, files that are still open. A granule
+    /// write that failed (a full disk) leaves its HDF5 file half-closed: netCDF-C has
+    /// freed its side, HDF5's close could not flush and kept the file's ID. HDF5's
+    /// exit handler (H5_term_library) then closed it again and crashed in
+    /// H5F__close_cb: a full disk ended in SIGSEGV instead of exit status 1, and under
+    /// MPI a crashed rank takes the whole job with it. Every file we open we also close
+    /// (or abandon after a failed write, its temporary file emptied and removed), so
+    /// nothing is lost. Must run before HDF5 initialises: [`super::library_init`] in
+    /// `main`, and before the first open or create here for library users.
+    pub(super) fn no_hdf5_atexit() {
+        static DONE: OnceLock<()> = OnceLock::new();
+        DONE.get_or_init(|| {
+            // SAFETY: sets a library flag; a negative status (HDF5 already initialised)
+            // only means the handler stays installed.
+            let _ = unsafe { H5dont_atexit() };
+        });
     }
 
     /// Switches HDF5's automatic error printing off for the calling thread (once per
     /// thread). Only a thread-safe HDF5 needs it: elsewhere the setting is global,
     /// netCDF's initialisation already made it, and an unlocked call could race.
     pub(super) fn quiet_hdf5_errors() {
+        no_hdf5_atexit();
         static THREADSAFE: OnceLock<bool> = OnceLock::new();
         let threadsafe = *THREADSAFE.get_or_init(|| {
             let mut ts = false;
@@ -511,4 +531,10 @@ mod raw {
     fn path_cstring(path: &Path) -> Option<CString> {
         CString::new(path.to_str()?).ok()
     }
+}
+
+/// Sets up netCDF-C/HDF5 for this process before any file is touched: call first in
+/// `main` (see `raw::no_hdf5_atexit` for why).
+pub fn library_init() {
+    raw::no_hdf5_atexit();
 }

@@ -73,6 +73,9 @@ pub struct Record {
     /// ETag of the object, for a granule uploaded to S3 (recorded once the upload completed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Non-finite values in wet cells written as fill (`--nonfinite fill`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonfinite_filled: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub inputs: Vec<InputFile>,
@@ -272,6 +275,7 @@ mod tests {
             size: Some(10),
             sha256: Some("cd".into()),
             etag: None,
+            nonfinite_filled: None,
             error: None,
             inputs: vec![],
             started: "s".into(),

@@ -250,6 +250,7 @@ mod tests {
             size: Some(1),
             sha256: None,
             etag: None,
+            nonfinite_filled: None,
             error: None,
             inputs: vec![],
             started: String::new(),

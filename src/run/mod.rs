@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::granule::finite::NonFinitePolicy;
 use crate::granule::{self, Context, Encoding, GranuleError};
 use crate::grid::{Grid, GridError};
 use crate::metadata::{MetadataError, MetadataSet};
@@ -79,6 +80,8 @@ pub struct Shared {
     grids: HashMap<PathBuf, Result<Arc<Grid>, String>>,
     encoding: Encoding,
     overrides: Overrides,
+    /// What non-finite values in wet cells do (`--nonfinite`).
+    pub nonfinite: NonFinitePolicy,
 }
 
 impl Shared {
@@ -96,6 +99,7 @@ impl Shared {
             grids: HashMap::new(),
             encoding,
             overrides,
+            nonfinite: NonFinitePolicy::default(),
         })
     }
 
@@ -140,6 +144,7 @@ impl Shared {
             metadata: Arc::clone(&self.metadata),
             grid,
             encoding: self.encoding,
+            nonfinite: self.nonfinite,
         })
     }
 }

@@ -221,6 +221,7 @@ mod tests {
             size: Some(10),
             sha256: Some("s".into()),
             etag: None,
+            nonfinite_filled: None,
             error: None,
             inputs: vec![],
             started: String::new(),

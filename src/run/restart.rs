@@ -313,6 +313,7 @@ mod tests {
             size: Some(5),
             sha256: Some(sha),
             etag: None,
+            nonfinite_filled: None,
             error: None,
             inputs: vec![],
             started: String::new(),

@@ -57,6 +57,8 @@ pub struct SpmdConfig {
     pub dest: Option<PathBuf>,
     pub overrides: Overrides,
     pub encoding: Encoding,
+    /// What non-finite values in wet cells do.
+    pub nonfinite: crate::granule::finite::NonFinitePolicy,
     /// Threads per rank (for the record; the pool is set up by the caller).
     pub threads: usize,
     /// Checksum existing granules before skipping them.
@@ -92,6 +94,9 @@ struct RankReport {
     busy_seconds: f64,
     not_run: usize,
     interrupted: bool,
+    /// Why this rank stopped early because it could not record its work.
+    #[serde(default)]
+    journal_failed: Option<String>,
 }
 
 /// Rank 0's view of the run, kept between planning and the end.
@@ -181,7 +186,11 @@ pub fn run_spmd(
     let shared = match root.as_mut().and_then(|r| r.shared.take()) {
         Some(s) => Ok(s),
         None => Shared::new(cfg.overrides.clone(), cfg.encoding),
-    };
+    }
+    .map(|mut s| {
+        s.nonfinite = cfg.nonfinite;
+        s
+    });
     let setup = shared
         .map_err(|e| format!("rank {}: {e}", world.rank()))
         .and_then(|s| {
@@ -359,7 +368,6 @@ fn work(
         .filter(|s| !s.is_empty());
     let host = mpi::host();
     let mut report = RankReport::default();
-    let mut journal_ok = true;
     for (n, w) in mine.iter().enumerate() {
         if stop.is_set() {
             report.interrupted = true;
@@ -394,15 +402,20 @@ fn work(
                 e.as_deref().unwrap_or("?")
             ),
         }
-        if let Err(e) = journal.append(&record) {
-            // The record still reaches the manifest through rank 0; only a crash
-            // before the end would lose it (and its granule would be redone).
-            if journal_ok {
-                log::error!("rank {}: {e}; going on without a journal", world.rank());
-            }
-            journal_ok = false;
-        }
+        let appended = journal.append(&record);
         report.records.push(record);
+        if let Err(e) = appended {
+            // Work that cannot be recorded would be lost to a crash and redone: stop
+            // taking tasks (this record still reaches the manifest through rank 0).
+            report.not_run = mine.len() - n - 1;
+            log::error!(
+                "rank {}: {e}; stopping: {} task(s) of this rank left undone",
+                world.rank(),
+                report.not_run
+            );
+            report.journal_failed = Some(e.to_string());
+            break;
+        }
     }
     report
 }
@@ -416,12 +429,13 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
         .context(w.index, &w.task)
         .and_then(|ctx| granule::produce(&w.task, &ctx).map_err(|e| error_chain(&e)))
         .and_then(|p| {
+            let filled = Some(p.nonfinite_filled).filter(|&n| n > 0);
             // An uploaded granule was checksummed on its way up; a local one is read back.
             if let Some(sha) = p.sha256 {
-                return Ok((p.bytes, sha, p.etag));
+                return Ok((p.bytes, sha, p.etag, filled));
             }
             crate::storage::sha256_file(&p.path)
-                .map(|sha| (p.bytes, sha, None))
+                .map(|sha| (p.bytes, sha, None, filled))
                 .map_err(|e| {
                     format!(
                         "{} was written but cannot be read back: {e}",
@@ -429,9 +443,11 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
                     )
                 })
         });
-    let (status, size, sha256, etag, error) = match result {
-        Ok((bytes, sha, etag)) => (Status::Done, Some(bytes), Some(sha), etag, None),
-        Err(e) => (Status::Failed, None, None, None, Some(e)),
+    let (status, size, sha256, etag, nonfinite_filled, error) = match result {
+        Ok((bytes, sha, etag, filled)) => {
+            (Status::Done, Some(bytes), Some(sha), etag, filled, None)
+        }
+        Err(e) => (Status::Failed, None, None, None, None, Some(e)),
     };
     Record {
         granule: w.key.clone(),
@@ -441,6 +457,7 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
         size,
         sha256,
         etag,
+        nonfinite_filled,
         error,
         inputs,
         started,
@@ -473,6 +490,7 @@ fn conclude(
         ..RunInfo::default()
     };
     let mut records = Vec::new();
+    let mut journal_failed = Vec::new();
     for (rank, bytes) in reports.iter().enumerate() {
         let r: RankReport = match serde_json::from_slice(bytes) {
             Ok(r) => r,
@@ -484,6 +502,9 @@ fn conclude(
         info.busy_seconds.push(r.busy_seconds);
         info.not_run += r.not_run;
         info.interrupted |= r.interrupted;
+        if let Some(why) = &r.journal_failed {
+            journal_failed.push(format!("rank {rank}: {why}"));
+        }
         records.extend(r.records);
     }
     for r in &records {
@@ -498,9 +519,12 @@ fn conclude(
     info.imbalance = cost::imbalance(&info.busy_seconds);
     state.manifest.merge(records);
     state.manifest.last_run = Some(info.clone());
+    for why in &journal_failed {
+        eprintln!("edp: error: stopped early, cannot record finished work: {why}");
+    }
     let mut end = if info.interrupted {
         RunEnd::Interrupted
-    } else if info.failed > 0 {
+    } else if info.failed > 0 || !journal_failed.is_empty() {
         RunEnd::SomeFailed
     } else {
         RunEnd::AllDone

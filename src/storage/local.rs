@@ -167,9 +167,18 @@ pub fn commit(temp: &Path, final_path: &Path) -> Result<(), StorageError> {
 
 /// Removes a temporary file after a failed write; a missing file is fine.
 ///
+/// The file is emptied first: after a write failed on a full disk, HDF5 can keep the
+/// file open (its close could not flush), and an unlinked file still open keeps its
+/// blocks, so the disk would stay full for the journal and every later granule.
+///
 /// Never fails: it runs on error paths, where the original error is what matters.
 /// Other removal failures are logged.
 pub fn discard(temp: &Path) {
+    if let Ok(f) = fs::OpenOptions::new().write(true).open(temp) {
+        if let Err(e) = f.set_len(0) {
+            log::warn!("cannot empty temporary file {temp:?}: {e}");
+        }
+    }
     match fs::remove_file(temp) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
