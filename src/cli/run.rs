@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::{init_threads, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE};
 use crate::granule::finite::NonFinitePolicy;
+use crate::granule::quantize::BitRoundTable;
 use crate::granule::Encoding;
 use crate::jobs;
 use crate::metadata::MetadataSet;
@@ -68,9 +69,38 @@ pub struct RunArgs {
     /// Seconds between progress reports on rank 0 (0: none).
     #[arg(long, default_value_t = 10.0)]
     progress: f64,
+    /// Lossy BitRound before compression: keep N significant mantissa bits (1-23) of
+    /// variable VAR (e.g. THETA=10,SSH=7). Off by default; recorded in the manifest and
+    /// as the variable's _QuantizeBitRoundNumberOfSignificantBits.
+    #[arg(long, value_name = "VAR=N", value_delimiter = ',')]
+    significant_bits: Vec<String>,
+    /// A table of `VAR N` lines for --significant-bits (# comments); the command line wins.
+    #[arg(long, value_name = "FILE")]
+    significant_bits_file: Option<PathBuf>,
+}
+
+/// The --significant-bits table, or `None` when no variable is named.
+fn significant_bits(a: &RunArgs) -> anyhow::Result<Option<&'static BitRoundTable>> {
+    let mut table = match &a.significant_bits_file {
+        Some(p) => BitRoundTable::from_file(p)?,
+        None => BitRoundTable::default(),
+    };
+    table.extend(BitRoundTable::parse_items(
+        a.significant_bits.iter().map(String::as_str),
+        "--significant-bits",
+    )?);
+    // One table per process, shared by every granule for the whole run.
+    Ok((!table.is_empty()).then(|| &*Box::leak(Box::new(table))))
 }
 
 pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
+    let bits = match significant_bits(a) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("edp: error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
     let world = match World::init() {
         Ok(w) => w,
         Err(e) => {
@@ -120,6 +150,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
         encoding: Encoding {
             deflate_level: a.deflate,
             shuffle: true,
+            significant_bits: bits,
         },
         nonfinite: a.nonfinite,
         threads,

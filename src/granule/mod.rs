@@ -9,6 +9,7 @@ pub mod finite;
 pub mod invariant;
 pub mod latlon;
 pub mod native;
+pub mod quantize;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,6 +76,8 @@ impl GranuleError {
 pub struct Encoding {
     pub deflate_level: u8,
     pub shuffle: bool,
+    /// Opt-in BitRound of named variables (`--significant-bits`); set once per process.
+    pub significant_bits: Option<&'static quantize::BitRoundTable>,
 }
 
 impl Default for Encoding {
@@ -82,6 +85,7 @@ impl Default for Encoding {
         Encoding {
             deflate_level: 5,
             shuffle: true,
+            significant_bits: None,
         }
     }
 }
@@ -107,6 +111,8 @@ pub struct Produced {
     pub etag: Option<String>,
     /// Non-finite wet values written as fill (`--nonfinite fill`), all fields together.
     pub nonfinite_filled: u64,
+    /// Variables BitRound-quantized, with the significant bits kept (empty: none).
+    pub significant_bits: std::collections::BTreeMap<String, u8>,
 }
 
 /// Current UTC time as `YYYY-MM-DDThh:mm:ssZ`.
@@ -155,12 +161,16 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
             Some(crate::regrid::store::global().for_task(task, &ctx.grid, target)?)
         }
     };
-    let (def, nonfinite_filled) = match (&factors, name.freq) {
+    let (mut def, nonfinite_filled) = match (&factors, name.freq) {
         (_, crate::time::Frequency::Ti) => {
             invariant::build(task, &name, ctx, factors.as_ref(), &now_utc())?
         }
         (None, _) => native::build(task, &name, ctx, &now_utc())?,
         (Some(f), _) => latlon::build(task, &name, ctx, f, &now_utc())?,
+    };
+    let significant_bits = match ctx.encoding.significant_bits {
+        Some(table) => quantize::apply(&mut def, table),
+        None => Default::default(),
     };
     let path = PathBuf::from(&task.granule);
     let Some(url) = remote else {
@@ -172,6 +182,7 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
             sha256: None,
             etag: None,
             nonfinite_filled,
+            significant_bits,
         });
     };
     let staged = storage::staging_path(&url)?;
@@ -184,6 +195,7 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
         sha256: Some(up.sha256),
         etag: up.etag,
         nonfinite_filled,
+        significant_bits,
     })
 }
 

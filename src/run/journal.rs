@@ -6,6 +6,7 @@
 //! manifest at the end of a run (and at the start of the next one, after a crash),
 //! then removes them. A line torn by a kill mid-write is ignored on reading.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -87,6 +88,10 @@ pub struct Record {
     pub host: String,
     pub run_id: String,
     pub edp_version: String,
+    /// Variables BitRound-quantized in the granule and the significant bits kept
+    /// (`--significant-bits`; absent when the granule is exact).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub significant_bits: BTreeMap<String, u8>,
 }
 
 /// The journal of one rank, opened for appending.
@@ -285,6 +290,7 @@ mod tests {
             host: "h".into(),
             run_id: "r".into(),
             edp_version: "v".into(),
+            significant_bits: Default::default(),
         }
     }
 

@@ -260,6 +260,7 @@ mod tests {
             host: String::new(),
             run_id: run.into(),
             edp_version: String::new(),
+            significant_bits: Default::default(),
         }
     }
 

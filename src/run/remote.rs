@@ -231,6 +231,7 @@ mod tests {
             host: String::new(),
             run_id: String::new(),
             edp_version: String::new(),
+            significant_bits: Default::default(),
         };
         let obj = |size| ObjectInfo {
             key: "p/k".into(),

@@ -323,6 +323,7 @@ mod tests {
             host: String::new(),
             run_id: String::new(),
             edp_version: String::new(),
+            significant_bits: Default::default(),
         };
         assert_eq!(check_done(Some(&r), "t", &p, true), Ok(()));
         assert!(check_done(None, "t", &p, false).is_err());

@@ -432,10 +432,10 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
             let filled = Some(p.nonfinite_filled).filter(|&n| n > 0);
             // An uploaded granule was checksummed on its way up; a local one is read back.
             if let Some(sha) = p.sha256 {
-                return Ok((p.bytes, sha, p.etag, filled));
+                return Ok((p.bytes, sha, p.etag, filled, p.significant_bits));
             }
             crate::storage::sha256_file(&p.path)
-                .map(|sha| (p.bytes, sha, None, filled))
+                .map(|sha| (p.bytes, sha, None, filled, p.significant_bits))
                 .map_err(|e| {
                     format!(
                         "{} was written but cannot be read back: {e}",
@@ -443,11 +443,25 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
                     )
                 })
         });
-    let (status, size, sha256, etag, nonfinite_filled, error) = match result {
-        Ok((bytes, sha, etag, filled)) => {
-            (Status::Done, Some(bytes), Some(sha), etag, filled, None)
-        }
-        Err(e) => (Status::Failed, None, None, None, None, Some(e)),
+    let (status, size, sha256, etag, nonfinite_filled, error, significant_bits) = match result {
+        Ok((bytes, sha, etag, filled, bits)) => (
+            Status::Done,
+            Some(bytes),
+            Some(sha),
+            etag,
+            filled,
+            None,
+            bits,
+        ),
+        Err(e) => (
+            Status::Failed,
+            None,
+            None,
+            None,
+            None,
+            Some(e),
+            Default::default(),
+        ),
     };
     Record {
         granule: w.key.clone(),
@@ -467,6 +481,7 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
         host: host.into(),
         run_id: run_id.into(),
         edp_version: env!("CARGO_PKG_VERSION").into(),
+        significant_bits,
     }
 }
 
