@@ -33,5 +33,10 @@ if [ "${1:-}" != "--no-python" ] && command -v python3 >/dev/null 2>&1; then
     echo "setup: installing Python test references (xmitgcm)"
     python3 -m pip install --quiet --disable-pip-version-check xmitgcm
   fi
+  # netCDF4 + xarray: granules must open in them without a warning (tests/writer.rs).
+  if ! python3 -c "import netCDF4, xarray" >/dev/null 2>&1; then
+    echo "setup: installing Python test references (netCDF4, xarray)"
+    python3 -m pip install --quiet --disable-pip-version-check netCDF4 xarray
+  fi
 fi
 echo "setup: ok"

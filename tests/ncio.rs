@@ -6,6 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edp::ncio::{
@@ -143,6 +144,7 @@ fn native_granule(produce: SlabProducer) -> DatasetDef {
             shuffle: true,
         }),
         chunks: Some(vec![1, 1, NT, N, N]),
+        valid_range: false,
         data: VarData::SlabsF32 {
             slab_dim: 1,
             produce,
@@ -163,7 +165,7 @@ fn native_granule(produce: SlabProducer) -> DatasetDef {
 }
 
 fn good_producer() -> SlabProducer {
-    Box::new(|k, out| {
+    Arc::new(|k, out| {
         theta_level(k, out);
         Ok(())
     })
@@ -171,7 +173,7 @@ fn good_producer() -> SlabProducer {
 
 /// A producer that fails at level `fail_at` with a recognisable message.
 fn failing_producer(fail_at: usize) -> SlabProducer {
-    Box::new(move |k, out| {
+    Arc::new(move |k, out| {
         if k == fail_at {
             return Err(format!("synthetic MDS read failure at level {k}").into());
         }
@@ -455,7 +457,7 @@ fn failed_rewrite_keeps_existing_file() {
 fn panicking_producer_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let final_path = dir.path().join("p.nc");
-    let producer: SlabProducer = Box::new(|k, out| {
+    let producer: SlabProducer = Arc::new(|k, out| {
         if k == 3 {
             panic!("producer bug");
         }
@@ -548,7 +550,7 @@ fn helper_slow_write_for_kill_test() {
                 &["time", "k", "tile", "j", "i"],
                 VarData::SlabsF32 {
                     slab_dim: 1,
-                    produce: Box::new(move |k, out| {
+                    produce: Arc::new(move |k, out| {
                         theta_level(k % NK, out);
                         if k == 2 {
                             fs::write(&marker, b"writing")?;

@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// zlib level of data variables (EDP: 5).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=9))]
     deflate: u8,
+    /// How granules reach the disk: `direct` compresses chunks on every thread and hands
+    /// them to HDF5 finished; `netcdf` puts everything through netCDF-C (one thread
+    /// compresses). Same files, same values.
+    #[arg(long, default_value = "direct")]
+    writer: crate::ncio::Writer,
     /// Threads per rank (default: SLURM_CPUS_PER_TASK, else the node's cores divided
     /// among its ranks).
     #[arg(long)]
@@ -151,6 +156,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
             deflate_level: a.deflate,
             shuffle: true,
             significant_bits: bits,
+            writer: a.writer,
         },
         nonfinite: a.nonfinite,
         threads,

@@ -174,13 +174,17 @@ pub fn drop_time(mut def: DatasetDef) -> DatasetDef {
             } else {
                 // A 2D field streamed as its one time slab: now slabs of the outermost
                 // remaining dimension, cut from that one slab.
-                let mut inner = std::mem::replace(produce, Box::new(|_, _| Ok(())));
-                let mut whole: Vec<f32> = Vec::new();
-                *produce = Box::new(move |s, out| {
-                    if whole.is_empty() {
-                        whole = vec![0f32; total];
-                        inner(0, &mut whole)?;
+                let inner = std::mem::replace(produce, Arc::new(|_, _| Ok(())));
+                // Made once, by whichever thread asks first (not under a lock: the
+                // producer may use rayon, and a stolen job could want the same lock).
+                let whole: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+                *produce = Arc::new(move |s, out| {
+                    if whole.get().is_none() {
+                        let mut w = vec![0f32; total];
+                        inner(0, &mut w)?;
+                        let _ = whole.set(w);
                     }
+                    let whole = whole.get().ok_or("the 2D field was not produced")?;
                     let len = out.len();
                     out.copy_from_slice(&whole[s * len..(s + 1) * len]);
                     Ok(())

@@ -24,7 +24,7 @@ use crate::grid::Grid;
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
 use crate::metadata::{MetadataSet, Product, Record};
-use crate::ncio::{AttrValue, Compression, DatasetDef, SlabError, VarData, VarDef};
+use crate::ncio::{AttrValue, Compression, DatasetDef, SlabError, SlabProducer, VarData, VarDef};
 use crate::regrid::{apply, vector, Factors, TargetGrid};
 use crate::tasks::{GranuleName, Task};
 
@@ -514,8 +514,8 @@ pub fn build(
             Source::Scalar(input) => {
                 let range = scalar_range(grid, factors, &input).map_err(|e| e.for_var(&out))?;
                 let (g, f, var) = (Arc::clone(grid), Arc::clone(factors), out.clone());
-                let mut src = vec![0f32; grid.level_len()];
-                let produce = Box::new(move |k: usize, dst: &mut [f32]| -> Result<(), SlabError> {
+                let produce: SlabProducer = Arc::new(move |k: usize, dst: &mut [f32]| {
+                    let mut src = vec![0f32; g.level_len()];
                     input
                         .read_level(&g, k, &mut src)
                         .and_then(|()| Ok(apply::regrid_level(&f, k, &src, dst, FILL_F32)?))

@@ -71,13 +71,15 @@ impl GranuleError {
     }
 }
 
-/// Compression of data variables (EDP: zlib level 5 with shuffle).
+/// Compression of data variables (EDP: zlib level 5 with shuffle), and which writer
+/// puts it on disk.
 #[derive(Debug, Clone, Copy)]
 pub struct Encoding {
     pub deflate_level: u8,
     pub shuffle: bool,
     /// Opt-in BitRound of named variables (`--significant-bits`); set once per process.
     pub significant_bits: Option<&'static quantize::BitRoundTable>,
+    pub writer: ncio::Writer,
 }
 
 impl Default for Encoding {
@@ -86,6 +88,7 @@ impl Default for Encoding {
             deflate_level: 5,
             shuffle: true,
             significant_bits: None,
+            writer: ncio::Writer::default(),
         }
     }
 }
@@ -174,7 +177,7 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
     };
     let path = PathBuf::from(&task.granule);
     let Some(url) = remote else {
-        let report = ncio::write_atomic(def, &path)?;
+        let report = ncio::write_atomic_with(def, &path, ctx.encoding.writer)?;
         return Ok(Produced {
             path,
             bytes: report.bytes,
@@ -186,7 +189,8 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
         });
     };
     let staged = storage::staging_path(&url)?;
-    ncio::write_atomic(def, &staged).inspect_err(|_| storage::discard(&staged))?;
+    ncio::write_atomic_with(def, &staged, ctx.encoding.writer)
+        .inspect_err(|_| storage::discard(&staged))?;
     let up = storage::upload_granule(&staged, &url)?;
     Ok(Produced {
         path,

@@ -6,7 +6,7 @@
 //! attributes, so they must be known before the variable is defined), the second
 //! feeds the writer one level at a time.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use rayon::prelude::*;
 
@@ -17,7 +17,7 @@ use crate::grid::Grid;
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
 use crate::metadata::Product;
-use crate::ncio::{AttrValue, Compression, DatasetDef, VarData, VarDef};
+use crate::ncio::{AttrValue, Compression, DatasetDef, SharedValues, Values, VarData, VarDef};
 use crate::tasks::{GranuleName, Task};
 
 /// One data variable of the granule and where its values come from.
@@ -337,6 +337,41 @@ fn coord_seed(name: &str) -> Attrs {
     v.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// The horizontal coordinates and bounds of a grid, shared by every native granule of
+/// this process so the writer compresses them once per grid.
+struct SharedCoords {
+    xc: Arc<SharedValues>,
+    yc: Arc<SharedValues>,
+    xg: Arc<SharedValues>,
+    yg: Arc<SharedValues>,
+    xc_bnds: Arc<SharedValues>,
+    yc_bnds: Arc<SharedValues>,
+}
+
+/// The [`SharedCoords`] of `grid`, made on first use (kept while the grid lives).
+fn shared_coords(grid: &Arc<Grid>) -> Arc<SharedCoords> {
+    static CACHE: Mutex<Vec<(Weak<Grid>, Arc<SharedCoords>)>> = Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|(g, _)| g.strong_count() > 0);
+    if let Some((_, c)) = cache
+        .iter()
+        .find(|(g, _)| std::ptr::eq(g.as_ptr(), Arc::as_ptr(grid)))
+    {
+        return Arc::clone(c);
+    }
+    let v = |x: &Vec<f32>| SharedValues::new(Values::F32(x.clone()));
+    let c = Arc::new(SharedCoords {
+        xc: v(&grid.xc),
+        yc: v(&grid.yc),
+        xg: v(&grid.xg),
+        yg: v(&grid.yg),
+        xc_bnds: v(&grid.xc_bnds),
+        yc_bnds: v(&grid.yc_bnds),
+    });
+    cache.push((Arc::downgrade(grid), Arc::clone(&c)));
+    c
+}
+
 /// Name of the vertical coordinate along a vertical dimension.
 fn vertical_coord(dim: &str) -> &'static str {
     match dim {
@@ -398,6 +433,7 @@ pub(crate) fn coordinates(ctx: &Context, is_3d: bool) -> Coordinates {
         )
     };
 
+    let shared = shared_coords(grid);
     let mut index_vars = vec![
         index("i", n),
         index("i_g", n),
@@ -417,25 +453,25 @@ pub(crate) fn coordinates(ctx: &Context, is_3d: bool) -> Coordinates {
         coord(
             "XC",
             &["tile", "j", "i"],
-            VarData::F32(grid.xc.clone()),
+            VarData::Shared(Arc::clone(&shared.xc)),
             false,
         ),
         coord(
             "YC",
             &["tile", "j", "i"],
-            VarData::F32(grid.yc.clone()),
+            VarData::Shared(Arc::clone(&shared.yc)),
             false,
         ),
         coord(
             "XG",
             &["tile", "j_g", "i_g"],
-            VarData::F32(grid.xg.clone()),
+            VarData::Shared(Arc::clone(&shared.xg)),
             false,
         ),
         coord(
             "YG",
             &["tile", "j_g", "i_g"],
-            VarData::F32(grid.yg.clone()),
+            VarData::Shared(Arc::clone(&shared.yg)),
             false,
         ),
     ];
@@ -451,13 +487,13 @@ pub(crate) fn coordinates(ctx: &Context, is_3d: bool) -> Coordinates {
         coord(
             "XC_bnds",
             &["tile", "j", "i", "nb"],
-            VarData::F32(grid.xc_bnds.clone()),
+            VarData::Shared(Arc::clone(&shared.xc_bnds)),
             true,
         ),
         coord(
             "YC_bnds",
             &["tile", "j", "i", "nb"],
-            VarData::F32(grid.yc_bnds.clone()),
+            VarData::Shared(Arc::clone(&shared.yc_bnds)),
             true,
         ),
     ];
@@ -579,9 +615,9 @@ pub fn build(
         let grid = Arc::clone(&ctx.grid);
         let (file, record, point, var) =
             (Arc::clone(&f.file), f.record, f.point, f.out_name.clone());
-        let mut hfac = vec![0f32; grid.level_len()];
-        let produce = Box::new(
+        let produce: crate::ncio::SlabProducer = Arc::new(
             move |k: usize, out: &mut [f32]| -> Result<(), crate::ncio::SlabError> {
+                let mut hfac = vec![0f32; grid.level_len()];
                 masked_level(&grid, &file, record, point, k, out, &mut hfac)
                     .map(|_| ())
                     .map_err(|e| Box::new(e.for_var(&var)) as crate::ncio::SlabError)

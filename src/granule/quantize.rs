@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::ncio::{AttrValue, DatasetDef, VarData};
 
@@ -141,8 +142,8 @@ pub fn apply(def: &mut DatasetDef, table: &BitRoundTable) -> BTreeMap<String, u8
         match &mut v.data {
             VarData::F32(values) => bitround(values, nsb, fill),
             VarData::SlabsF32 { produce, .. } => {
-                let mut inner = std::mem::replace(produce, Box::new(|_, _| Ok(())));
-                *produce = Box::new(move |s, out| {
+                let inner = std::mem::replace(produce, Arc::new(|_, _| Ok(())));
+                *produce = Arc::new(move |s, out| {
                     inner(s, out)?;
                     bitround(out, nsb, fill);
                     Ok(())

@@ -2,8 +2,9 @@
 //!
 //! Everything that calls the C libraries lives here, so their global lock, their error
 //! codes and their file-format quirks stay in one place, and so the way a granule is put
-//! on disk (today: serial `netcdf` crate calls, slab by slab) can later become chunk-level
-//! or parallel writing without touching callers. This module knows nothing of ECCO: a
+//! on disk (netCDF-C defines the file; chunks are compressed on every thread and handed
+//! to HDF5 finished, or everything goes through netCDF-C: [`Writer`]) stays out of
+//! callers' sight. This module knows nothing of ECCO: a
 //! dataset is described as plain Rust values ([`DatasetDef`]) and written atomically
 //! with [`write_atomic`] (temporary file + rename, see [`crate::storage`]); [`NcReader`]
 //! reads such files back (grid geometry inputs, tests).
@@ -12,21 +13,26 @@
 //! appear in the file in the order of their `Vec`s (NetCDF-4 keeps creation order, which
 //! `ncdump -h` shows), with `_FillValue` first when a variable has one.
 //!
-//! `write.rs` writes a [`DatasetDef`] ([`write_atomic`]); `read.rs` reads files back
+//! `write.rs` writes a [`DatasetDef`] ([`write_atomic`]), with `chunked.rs` (the direct
+//! writer's parallel data path), `compress.rs` (shuffle + deflate in Rust) and
+//! `direct.rs` (HDF5 direct chunk writes); `read.rs` reads files back
 //! ([`NcReader`]); this file holds the types both share, the error enum and the direct
 //! C calls (`raw`) with their lock.
 
+mod chunked;
+pub mod compress;
+mod direct;
 mod read;
 mod write;
 
 pub use read::NcReader;
-pub use write::write_atomic;
+pub use write::{write_atomic, write_atomic_with};
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use netcdf::types::{FloatType, IntType, NcVariableType};
@@ -38,8 +44,127 @@ use crate::storage::StorageError;
 /// [`NcError::Slab`].
 pub type SlabError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Producer of one slab of a streamed variable (see [`VarData::SlabsF32`]).
-pub type SlabProducer = Box<dyn FnMut(usize, &mut [f32]) -> Result<(), SlabError> + Send>;
+/// Producer of one slab of a streamed variable (see [`VarData::SlabsF32`]). It is
+/// called from several threads at once, for different slabs.
+pub type SlabProducer = Arc<dyn Fn(usize, &mut [f32]) -> Result<(), SlabError> + Send + Sync>;
+
+/// Producer of slab `s` of every member of a [`SlabGroup`] at once: `outs[m]` is member
+/// `m`'s slab. Called from several threads at once, for different slabs.
+pub type GroupProducer = Arc<GroupFn<'static>>;
+
+/// The function behind a [`GroupProducer`].
+pub type GroupFn<'a> = dyn Fn(usize, &mut [&mut [f32]]) -> Result<(), SlabError> + Send + Sync + 'a;
+
+/// Compressed chunks of one variable: (element offset, zlib bytes).
+type ChunkList = Vec<(Vec<u64>, Vec<u8>)>;
+
+/// A slab group met while putting values through netCDF-C: the group, its slab
+/// dimension, member names as found, shape.
+type NcGroup = (Arc<SlabGroup>, usize, Vec<Option<String>>, Vec<usize>);
+
+/// Variables of one shape whose slabs come from one computation (the east and north
+/// components of a vector pair): each slab index is produced once for all members.
+pub struct SlabGroup {
+    /// Members, in the order the producer fills them.
+    pub members: usize,
+    pub produce: GroupProducer,
+}
+
+/// How a file's data reach the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Writer {
+    /// netCDF-C defines the file; compressed chunked variables are shuffled and deflated
+    /// on every thread ([`compress`]) and handed to HDF5 with direct chunk writes;
+    /// [`SharedValues`] are compressed once.
+    #[default]
+    Direct,
+    /// Everything through netCDF-C (`nc_put_vara`): HDF5 compresses each chunk itself, on
+    /// one thread under the library lock. The reference the direct writer is checked
+    /// against.
+    NetCdf,
+}
+
+impl std::str::FromStr for Writer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "direct" => Ok(Writer::Direct),
+            "netcdf" => Ok(Writer::NetCdf),
+            other => Err(format!("unknown writer {other:?} (direct or netcdf)")),
+        }
+    }
+}
+
+/// Values shared by many files (grid coordinates and bounds): the writer keeps their
+/// compressed chunks, so each chunking and compression is done once per process.
+pub struct SharedValues {
+    values: Values,
+    /// Compressed chunks (offset, bytes) per (shape, chunks, codec).
+    compressed: Mutex<Vec<(ChunkKey, Arc<ChunkList>)>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ChunkKey {
+    shape: Vec<usize>,
+    chunks: Vec<usize>,
+    codec: compress::ChunkCodec,
+}
+
+/// In-memory values of one type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I32(Vec<i32>),
+}
+
+impl Values {
+    fn dtype(&self) -> DType {
+        match self {
+            Values::F32(_) => DType::F32,
+            Values::F64(_) => DType::F64,
+            Values::I32(_) => DType::I32,
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            Values::F32(x) => x.len(),
+            Values::F64(x) => x.len(),
+            Values::I32(x) => x.len(),
+        }
+    }
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Values::F32(x) => bytemuck::cast_slice(x),
+            Values::F64(x) => bytemuck::cast_slice(x),
+            Values::I32(x) => bytemuck::cast_slice(x),
+        }
+    }
+}
+
+impl SharedValues {
+    pub fn new(values: Values) -> Arc<SharedValues> {
+        Arc::new(SharedValues {
+            values,
+            compressed: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn values(&self) -> &Values {
+        &self.values
+    }
+}
+
+impl fmt::Debug for SharedValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SharedValues({:?}, {} values)",
+            self.values.dtype(),
+            self.values.len()
+        )
+    }
+}
 
 /// Upper bound on the slab buffer when several slabs are gathered into one write to
 /// cover a whole chunk row (see `put_slabs`).
@@ -184,6 +309,11 @@ pub struct VarDef {
     /// Chunk shape (one entry per dimension, each 1..=dimension length). `None` lets
     /// netCDF choose: contiguous if uncompressed, its default chunks otherwise.
     pub chunks: Option<Vec<usize>>,
+    /// The writer sets the float32 attributes `valid_min` and `valid_max` (which `attrs`
+    /// must hold, placeholders, at the place they are to appear) to the minimum and
+    /// maximum of the values that are neither the fill value nor NaN (NaN if none), so
+    /// streamed values are produced once.
+    pub valid_range: bool,
     pub data: VarData,
 }
 
@@ -199,6 +329,7 @@ impl VarDef {
             fill: None,
             compression: None,
             chunks: None,
+            valid_range: false,
             data,
         }
     }
@@ -209,17 +340,28 @@ pub enum VarData {
     F32(Vec<f32>),
     F64(Vec<f64>),
     I32(Vec<i32>),
+    /// Values many files share (see [`SharedValues`]).
+    Shared(Arc<SharedValues>),
     /// Values produced slab by slab so a large field (one LLC4320 3D field is several
     /// GB) streams through a bounded buffer.
     ///
     /// Slab `s` is the `s`-th index, in row-major order, over dimensions
     /// `0..=slab_dim`: with dims `(time=1, k, tile, j, i)` and `slab_dim = 1`, slab `s`
-    /// is depth level `s`, and `out` holds `tile·j·i` values. The producer is called
-    /// exactly once per slab; today in increasing order, but callers should not rely on
-    /// the order. An error aborts the write and is kept as the error's source.
+    /// is depth level `s`, and `out` holds `tile·j·i` values. The producer may be
+    /// called for several slabs at once, in any order, and (with
+    /// [`VarDef::valid_range`] and the netCDF writer) twice per slab. An error aborts
+    /// the write and is kept as the error's source.
     SlabsF32 {
         slab_dim: usize,
         produce: SlabProducer,
+    },
+    /// Member `member` of a [`SlabGroup`]: like [`VarData::SlabsF32`], with the slabs of
+    /// all members produced together. Every member must be in the dataset, with the same
+    /// shape and `slab_dim`.
+    GroupF32 {
+        slab_dim: usize,
+        group: Arc<SlabGroup>,
+        member: usize,
     },
 }
 
@@ -227,9 +369,10 @@ impl VarData {
     /// The element type of these values.
     pub fn dtype(&self) -> DType {
         match self {
-            VarData::F32(_) | VarData::SlabsF32 { .. } => DType::F32,
+            VarData::F32(_) | VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => DType::F32,
             VarData::F64(_) => DType::F64,
             VarData::I32(_) => DType::I32,
+            VarData::Shared(v) => v.values.dtype(),
         }
     }
 }
@@ -240,7 +383,11 @@ impl fmt::Debug for VarData {
             VarData::F32(v) => write!(f, "F32([{} values])", v.len()),
             VarData::F64(v) => write!(f, "F64([{} values])", v.len()),
             VarData::I32(v) => write!(f, "I32([{} values])", v.len()),
+            VarData::Shared(v) => write!(f, "{v:?}"),
             VarData::SlabsF32 { slab_dim, .. } => write!(f, "SlabsF32 {{ slab_dim: {slab_dim} }}"),
+            VarData::GroupF32 {
+                slab_dim, member, ..
+            } => write!(f, "GroupF32 {{ slab_dim: {slab_dim}, member: {member} }}"),
         }
     }
 }
@@ -359,6 +506,17 @@ pub enum NcError {
         owner: String,
         attr: String,
         found: String,
+    },
+    /// A direct HDF5 call (direct chunk writes) failed; HDF5's own error stack is not
+    /// printed.
+    #[error("HDF5 failed {what} in {path:?}")]
+    Hdf5 { path: PathBuf, what: String },
+    #[error("cannot compress a chunk of variable `{var}` for {path:?}")]
+    Compress {
+        path: PathBuf,
+        var: String,
+        #[source]
+        source: compress::CompressError,
     },
     /// A direct netCDF-C call (for what the `netcdf` crate does not expose) failed.
     #[error("cannot inquire {what} in {path:?}: netCDF error {code}: {message}")]

@@ -4,12 +4,16 @@
 use std::ffi::c_int;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use netcdf::Options;
 
 use super::SLAB_BUFFER_BUDGET_BYTES;
-use super::{raw, AttrValue, DType, DatasetDef, NcError, SlabProducer, VarData, WriteReport};
+use super::{
+    chunked, raw, AttrValue, DType, DatasetDef, GroupFn, NcError, NcGroup, SlabGroup, Values,
+    VarData, VarDef, WriteReport, Writer,
+};
 use crate::storage;
 
 /// Writes `def` as a NetCDF-4 file that appears at `final_path` only once complete.
@@ -19,6 +23,15 @@ use crate::storage;
 /// directory fsynced. On any error, slab producer errors included, the temporary file is
 /// removed and an existing file at `final_path` is left untouched.
 pub fn write_atomic(def: DatasetDef, final_path: &Path) -> Result<WriteReport, NcError> {
+    write_atomic_with(def, final_path, Writer::default())
+}
+
+/// [`write_atomic`] with a chosen [`Writer`].
+pub fn write_atomic_with(
+    def: DatasetDef,
+    final_path: &Path,
+    writer: Writer,
+) -> Result<WriteReport, NcError> {
     let start = Instant::now();
     validate(&def).map_err(|reason| NcError::Invalid {
         path: final_path.to_path_buf(),
@@ -28,7 +41,7 @@ pub fn write_atomic(def: DatasetDef, final_path: &Path) -> Result<WriteReport, N
     let temp = storage::prepare(final_path)?;
     // Removes the temporary file on every early return and on panics in producers.
     let guard = TempGuard(Some(temp.clone()));
-    let data_bytes = write_file(def, &temp, final_path)?;
+    let data_bytes = write_file(def, &temp, final_path, writer)?;
     storage::commit(&temp, final_path)?;
     guard.disarm();
     let bytes = storage::file_size(final_path)?;
@@ -100,7 +113,8 @@ fn validate(def: &DatasetDef) -> Result<(), String> {
             VarData::F32(x) => Some(x.len()),
             VarData::F64(x) => Some(x.len()),
             VarData::I32(x) => Some(x.len()),
-            VarData::SlabsF32 { slab_dim, .. } => {
+            VarData::Shared(x) => Some(x.values.len()),
+            VarData::SlabsF32 { slab_dim, .. } | VarData::GroupF32 { slab_dim, .. } => {
                 if *slab_dim >= shape.len() {
                     return Err(format!(
                         "variable `{name}` has slab_dim {slab_dim} but only {} dimensions",
@@ -114,6 +128,32 @@ fn validate(def: &DatasetDef) -> Result<(), String> {
             if n != count {
                 return Err(format!(
                     "variable `{name}` has {n} values for shape {shape:?} ({count} expected)"
+                ));
+            }
+        }
+        if v.valid_range {
+            for a in ["valid_min", "valid_max"] {
+                if !v
+                    .attrs
+                    .iter()
+                    .any(|(n, x)| n == a && matches!(x, AttrValue::F32(_)))
+                {
+                    return Err(format!(
+                        "variable `{name}` asks for its valid range but has no float32 `{a}` attribute"
+                    ));
+                }
+            }
+            if v.dtype != DType::F32 {
+                return Err(format!(
+                    "variable `{name}` asks for a valid range but is not F32"
+                ));
+            }
+        }
+        if let VarData::GroupF32 { group, member, .. } = &v.data {
+            if *member >= group.members {
+                return Err(format!(
+                    "variable `{name}` is member {member} of a group of {}",
+                    group.members
                 ));
             }
         }
@@ -172,7 +212,12 @@ fn validate(def: &DatasetDef) -> Result<(), String> {
 
 /// Creates, defines, fills and closes the netCDF file at `temp`; returns the
 /// uncompressed data size. `path` (the final name) is what errors report.
-fn write_file(def: DatasetDef, temp: &Path, path: &Path) -> Result<u64, NcError> {
+fn write_file(
+    mut def: DatasetDef,
+    temp: &Path,
+    path: &Path,
+    writer: Writer,
+) -> Result<u64, NcError> {
     let define = |what: String| {
         move |source| NcError::Define {
             path: path.to_path_buf(),
@@ -180,6 +225,22 @@ fn write_file(def: DatasetDef, temp: &Path, path: &Path) -> Result<u64, NcError>
             source,
         }
     };
+    let dim_len: std::collections::HashMap<&str, usize> =
+        def.dims.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let shapes: Vec<Vec<usize>> = def
+        .vars
+        .iter()
+        .map(|v| {
+            v.dims
+                .iter()
+                .map(|d| dim_len.get(d.as_str()).copied().unwrap_or(1))
+                .collect()
+        })
+        .collect();
+    drop(dim_len);
+    let direct = direct_vars(&def.vars, writer);
+    known_ranges(&mut def.vars, &shapes, &direct, path)?;
+
     // NOCLOBBER: the temporary name is fresh; an existing file there is not ours.
     let mut file =
         netcdf::create_with(temp, Options::NETCDF4 | Options::NOCLOBBER).map_err(|source| {
@@ -201,8 +262,6 @@ fn write_file(def: DatasetDef, temp: &Path, path: &Path) -> Result<u64, NcError>
 
     // Define every variable before writing any values, so the file leaves define mode
     // once.
-    let dim_len: std::collections::HashMap<&str, usize> =
-        def.dims.iter().map(|(n, l)| (n.as_str(), *l)).collect();
     for v in &def.vars {
         let vname = &v.name;
         let dims: Vec<&str> = v.dims.iter().map(String::as_str).collect();
@@ -240,13 +299,14 @@ fn write_file(def: DatasetDef, temp: &Path, path: &Path) -> Result<u64, NcError>
     }
 
     let mut data_bytes = 0u64;
-    for v in def.vars {
-        let shape: Vec<usize> = v
-            .dims
-            .iter()
-            .map(|d| dim_len.get(d.as_str()).copied().unwrap_or(1))
-            .collect();
+    let mut deferred = Vec::new();
+    let mut groups: Vec<NcGroup> = Vec::new();
+    for ((v, shape), is_direct) in def.vars.into_iter().zip(shapes).zip(direct) {
         data_bytes += (shape.iter().product::<usize>() * v.dtype.size()) as u64;
+        if is_direct {
+            deferred.push((v, shape));
+            continue;
+        }
         let put_err = |source| NcError::Put {
             path: path.to_path_buf(),
             var: v.name.clone(),
@@ -260,10 +320,51 @@ fn write_file(def: DatasetDef, temp: &Path, path: &Path) -> Result<u64, NcError>
             VarData::F32(x) => var.put_values(&x, ..).map_err(put_err)?,
             VarData::F64(x) => var.put_values(&x, ..).map_err(put_err)?,
             VarData::I32(x) => var.put_values(&x, ..).map_err(put_err)?,
+            VarData::Shared(x) => match &x.values {
+                Values::F32(x) => var.put_values(x, ..).map_err(put_err)?,
+                Values::F64(x) => var.put_values(x, ..).map_err(put_err)?,
+                Values::I32(x) => var.put_values(x, ..).map_err(put_err)?,
+            },
             VarData::SlabsF32 { slab_dim, produce } => {
-                put_slabs(&mut var, &shape, slab_dim, produce, path, &v.name)?
+                let group = |s: usize, outs: &mut [&mut [f32]]| produce(s, &mut *outs[0]);
+                drop(var);
+                put_slabs(
+                    &mut file,
+                    &[v.name.as_str()],
+                    &shape,
+                    slab_dim,
+                    &group,
+                    path,
+                )?
+            }
+            VarData::GroupF32 {
+                slab_dim,
+                group,
+                member,
+            } => {
+                let g = match groups.iter().position(|(g, ..)| Arc::ptr_eq(g, &group)) {
+                    Some(p) => p,
+                    None => {
+                        let n = group.members;
+                        groups.push((group, slab_dim, vec![None; n], shape.clone()));
+                        groups.len() - 1
+                    }
+                };
+                groups[g].2[member] = Some(v.name.clone());
             }
         }
+    }
+    for (group, slab_dim, names, shape) in groups {
+        let names: Vec<&str> = names
+            .iter()
+            .map(|n| {
+                n.as_deref().ok_or_else(|| NcError::Invalid {
+                    path: path.to_path_buf(),
+                    reason: "a slab group has members missing from the dataset".to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        put_slabs(&mut file, &names, &shape, slab_dim, &*group.produce, path)?;
     }
 
     // Closing flushes HDF5's chunk cache and metadata: errors here are real write errors.
@@ -271,35 +372,185 @@ fn write_file(def: DatasetDef, temp: &Path, path: &Path) -> Result<u64, NcError>
         path: path.to_path_buf(),
         source,
     })?;
+    if !deferred.is_empty() {
+        chunked::write_direct(deferred, temp, path)?;
+    }
     Ok(data_bytes)
 }
 
-/// Streams a [`VarData::SlabsF32`] variable into the file.
+/// Which variables the direct writer hands to HDF5 as finished chunks: the chunked,
+/// deflated ones (a slab group only if all its members are).
+fn direct_vars(vars: &[VarDef], writer: Writer) -> Vec<bool> {
+    let mut direct: Vec<bool> = vars
+        .iter()
+        .map(|v| writer == Writer::Direct && chunked::goes_direct(v))
+        .collect();
+    for (i, v) in vars.iter().enumerate() {
+        if let VarData::GroupF32 { group, .. } = &v.data {
+            let all = vars.iter().zip(&direct).all(|(w, &d)| match &w.data {
+                VarData::GroupF32 { group: g, .. } if Arc::ptr_eq(g, group) => d,
+                _ => true,
+            });
+            direct[i] = all;
+        }
+    }
+    direct
+}
+
+/// Sets the `valid_min`/`valid_max` placeholders that can be known before the file is
+/// defined: in-memory values, and streamed values the netCDF writer will put (one
+/// extra pass over their slabs). The direct writer finds the others as it writes.
+fn known_ranges(
+    vars: &mut [VarDef],
+    shapes: &[Vec<usize>],
+    direct: &[bool],
+    path: &Path,
+) -> Result<(), NcError> {
+    let mut found: Vec<Option<(f32, f32)>> = vec![None; vars.len()];
+    let mut group_done: Vec<*const SlabGroup> = Vec::new();
+    for i in 0..vars.len() {
+        let v = &vars[i];
+        if !v.valid_range {
+            continue;
+        }
+        let fill = chunked::f32_fill(v);
+        match &v.data {
+            VarData::F32(x) => found[i] = Some(chunked::value_range(x, fill)),
+            VarData::Shared(x) => {
+                if let Values::F32(x) = &x.values {
+                    found[i] = Some(chunked::value_range(x, fill));
+                }
+            }
+            VarData::SlabsF32 { slab_dim, produce } if !direct[i] => {
+                let group = |s: usize, outs: &mut [&mut [f32]]| produce(s, &mut *outs[0]);
+                let r = slab_ranges(&shapes[i], *slab_dim, 1, &[fill], &group, path, &v.name)?;
+                found[i] = Some(r[0]);
+            }
+            VarData::GroupF32 {
+                slab_dim, group, ..
+            } if !direct[i] => {
+                if group_done.contains(&Arc::as_ptr(group)) {
+                    continue;
+                }
+                group_done.push(Arc::as_ptr(group));
+                // Members in producer order.
+                let mut members = vec![usize::MAX; group.members];
+                for (j, w) in vars.iter().enumerate() {
+                    if let VarData::GroupF32 {
+                        group: g, member, ..
+                    } = &w.data
+                    {
+                        if Arc::ptr_eq(g, group) {
+                            members[*member] = j;
+                        }
+                    }
+                }
+                let fills: Vec<Option<f32>> = members
+                    .iter()
+                    .map(|&j| vars.get(j).and_then(chunked::f32_fill))
+                    .collect();
+                let r = slab_ranges(
+                    &shapes[i],
+                    *slab_dim,
+                    group.members,
+                    &fills,
+                    &*group.produce,
+                    path,
+                    &v.name,
+                )?;
+                for (&j, r) in members.iter().zip(r) {
+                    if j < found.len() {
+                        found[j] = Some(r);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (v, r) in vars.iter_mut().zip(found) {
+        let Some(r) = r.filter(|_| v.valid_range) else {
+            continue;
+        };
+        let (lo, hi) = chunked::finish_range(r);
+        for (name, value) in v.attrs.iter_mut() {
+            match name.as_str() {
+                "valid_min" => *value = AttrValue::F32(lo),
+                "valid_max" => *value = AttrValue::F32(hi),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Folded value ranges of each member of a stream, over all its slabs (in parallel).
+fn slab_ranges(
+    shape: &[usize],
+    slab_dim: usize,
+    members: usize,
+    fills: &[Option<f32>],
+    produce: &GroupFn<'_>,
+    path: &Path,
+    name: &str,
+) -> Result<Vec<(f32, f32)>, NcError> {
+    use rayon::prelude::*;
+    let slabs: usize = shape[..=slab_dim].iter().product();
+    let len: usize = shape[slab_dim + 1..].iter().product();
+    let empty = vec![(f32::INFINITY, f32::NEG_INFINITY); members];
+    (0..slabs)
+        .into_par_iter()
+        .map(|s| {
+            let mut bufs: Vec<Vec<f32>> = (0..members).map(|_| vec![0f32; len]).collect();
+            let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+            produce(s, &mut outs).map_err(|source| NcError::Slab {
+                path: path.to_path_buf(),
+                var: name.to_string(),
+                slab: s,
+                source,
+            })?;
+            Ok(bufs
+                .iter()
+                .zip(fills)
+                .map(|(b, f)| chunked::value_range(b, *f))
+                .collect::<Vec<_>>())
+        })
+        .try_reduce(
+            || empty.clone(),
+            |a, b| {
+                Ok(a.into_iter()
+                    .zip(b)
+                    .map(|(x, y)| chunked::merge_range(x, y))
+                    .collect())
+            },
+        )
+}
+
+/// Streams the slabs of one or more variables of one shape (a group's members, in the
+/// producer's order) into the file through netCDF-C.
 ///
 /// Slabs are gathered into blocks that span whole chunks along `slab_dim`, so HDF5
 /// compresses each chunk once instead of re-reading partly written chunks.
 fn put_slabs(
-    var: &mut netcdf::VariableMut<'_>,
+    file: &mut netcdf::FileMut,
+    names: &[&str],
     shape: &[usize],
     slab_dim: usize,
-    mut produce: SlabProducer,
+    produce: &GroupFn<'_>,
     path: &Path,
-    name: &str,
 ) -> Result<(), NcError> {
     let n = shape[slab_dim];
     let outer_shape = &shape[..slab_dim];
     let inner_shape = &shape[slab_dim + 1..];
     let outer: usize = outer_shape.iter().product();
     let slab_len: usize = inner_shape.iter().product();
-    let chunk_along = var
-        .chunking()
-        .ok()
-        .flatten()
+    let chunk_along = file
+        .variable(names[0])
+        .and_then(|v| v.chunking().ok().flatten())
         .and_then(|c| c.get(slab_dim).copied())
         .unwrap_or(1);
-    let budget = (SLAB_BUFFER_BUDGET_BYTES / (slab_len.max(1) * 4)).max(1);
+    let budget = (SLAB_BUFFER_BUDGET_BYTES / (slab_len.max(1) * 4 * names.len())).max(1);
     let block = chunk_along.clamp(1, budget).min(n);
-    let mut buf = vec![0f32; block * slab_len];
+    let mut bufs: Vec<Vec<f32>> = names.iter().map(|_| vec![0f32; block * slab_len]).collect();
 
     for o in 0..outer {
         // Row-major multi-index of the outer (pre-slab_dim) dimensions.
@@ -314,13 +565,15 @@ fn put_slabs(
             let kn = block.min(n - k0);
             for dk in 0..kn {
                 let s = o * n + k0 + dk;
-                produce(s, &mut buf[dk * slab_len..(dk + 1) * slab_len]).map_err(|source| {
-                    NcError::Slab {
-                        path: path.to_path_buf(),
-                        var: name.to_string(),
-                        slab: s,
-                        source,
-                    }
+                let mut outs: Vec<&mut [f32]> = bufs
+                    .iter_mut()
+                    .map(|b| &mut b[dk * slab_len..(dk + 1) * slab_len])
+                    .collect();
+                produce(s, &mut outs).map_err(|source| NcError::Slab {
+                    path: path.to_path_buf(),
+                    var: names[0].to_string(),
+                    slab: s,
+                    source,
                 })?;
             }
             let extents: Vec<Range<usize>> = outer_idx
@@ -329,12 +582,18 @@ fn put_slabs(
                 .chain(std::iter::once(k0..k0 + kn))
                 .chain(inner_shape.iter().map(|&l| 0..l))
                 .collect();
-            var.put_values(&buf[..kn * slab_len], extents)
-                .map_err(|source| NcError::Put {
+            for (name, buf) in names.iter().zip(&bufs) {
+                let mut var = file.variable_mut(name).ok_or_else(|| NcError::Missing {
                     path: path.to_path_buf(),
-                    var: name.to_string(),
-                    source,
+                    what: format!("variable `{name}` just defined"),
                 })?;
+                var.put_values(&buf[..kn * slab_len], extents.clone())
+                    .map_err(|source| NcError::Put {
+                        path: path.to_path_buf(),
+                        var: name.to_string(),
+                        source,
+                    })?;
+            }
             k0 += kn;
         }
     }

@@ -1,0 +1,315 @@
+//! Benchmark of whole granules against the compression floor, on synthetic LLC inputs.
+//!
+//! For each granule kind (2D and 3D, native and lat-lon, scalar and vector) at 1 and 2
+//! threads it prints wall time per granule (min and median over repeats) with the
+//! default (direct) writer and with the netCDF-only writer, the output size, the peak
+//! anonymous memory (RssAnon, sampled every millisecond; memory-mapped inputs are file
+//! pages and not in it), and the floor: the granule's data-variable chunks, shuffled and
+//! deflated in memory with the writer's compressor and level on the same number of
+//! threads, then the ratio of granule time to floor. All in one run, on the same bytes.
+//!
+//! `cargo bench --bench granules`; EDP_BENCH_N=270 for LLC270 (default 90),
+//! EDP_BENCH_REPEATS (3D repeats, default 5; 2D use 4×), EDP_BENCH_DIR keeps the inputs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use edp::granule::{self, Context, Encoding};
+use edp::grid::Grid;
+use edp::metadata::{MetadataSet, Product};
+use edp::ncio::compress::ChunkCodec;
+use edp::ncio::{NcReader, Writer};
+use edp::synth::{self, SynthConfig};
+use edp::tasks::{self, Locations, Task};
+use edp::time::{DailyDate, Frequency};
+
+/// Current RssAnon of this process in bytes.
+fn rss_anon() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("RssAnon:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Samples RssAnon every millisecond on its own thread; `take` returns the peak since
+/// the last call.
+struct PeakSampler {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl PeakSampler {
+    fn start() -> PeakSampler {
+        let peak = Arc::new(AtomicU64::new(rss_anon()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (Arc::clone(&peak), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(rss_anon(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        PeakSampler { peak, stop }
+    }
+    fn take(&self) -> u64 {
+        self.peak.swap(rss_anon(), Ordering::Relaxed)
+    }
+}
+
+impl Drop for PeakSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn stats(mut t: Vec<f64>) -> (f64, f64) {
+    t.sort_by(f64::total_cmp);
+    (t[0], t[t.len() / 2])
+}
+
+fn ms(s: f64) -> String {
+    format!("{:.0}", s * 1e3)
+}
+
+fn task_of(
+    m: &MetadataSet,
+    product: Product,
+    grouping: &str,
+    steps: &[u64],
+    source: &str,
+    dest: &Path,
+    grid: &Path,
+) -> Task {
+    let g = m.grouping_by_filename(product, grouping).expect("grouping");
+    let loc = Locations {
+        dest_root: dest.to_string_lossy().into_owned(),
+        grid: Some(grid.to_string_lossy().into_owned()),
+        ..Locations::default()
+    };
+    tasks::tasks_for_steps(
+        g,
+        Frequency::AvgMon,
+        &steps[..1],
+        source,
+        &m.release,
+        DailyDate::default(),
+        &loc,
+    )
+    .into_iter()
+    .next()
+    .expect("one task")
+}
+
+/// The data variables' chunks of a written granule (each chunk a whole trailing
+/// block, as every granule kind here has), as raw bytes.
+fn data_chunks(path: &Path, task: &Task) -> Vec<Vec<u8>> {
+    let r = NcReader::open(path).expect("open granule");
+    let mut chunks = Vec::new();
+    for name in task.variables.keys() {
+        let values = r.read_f32(name).expect("read data variable");
+        let shape: Vec<usize> = r
+            .var_dims(name)
+            .expect("dims")
+            .iter()
+            .map(|d| r.dims().iter().find(|(n, _)| n == d).expect("dim").1)
+            .collect();
+        let storage = r.var_storage(name).expect("storage");
+        let c = storage.chunking.expect("chunked");
+        let lead = c.iter().take_while(|&&x| x == 1).count();
+        assert_eq!(
+            &c[lead..],
+            &shape[lead..],
+            "{name}: chunks {c:?} are not whole trailing blocks of {shape:?}"
+        );
+        let len: usize = c.iter().product();
+        chunks.extend(
+            values
+                .chunks(len)
+                .map(|x| bytemuck::cast_slice::<f32, u8>(x).to_vec()),
+        );
+    }
+    chunks
+}
+
+fn main() {
+    let n: usize = std::env::var("EDP_BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(90);
+    let repeats: usize = std::env::var("EDP_BENCH_REPEATS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    let keep = std::env::var_os("EDP_BENCH_DIR");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = keep.map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
+    let cfg = SynthConfig {
+        n,
+        nz: 50,
+        months: 1,
+        variables: Some(
+            [
+                "SSH", "SSHIBC", "SSHNOIBC", "ETAN", "THETA", "SALT", "UVEL", "VVEL", "WVELMASS",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        ..SynthConfig::default()
+    };
+    let t = Instant::now();
+    let report = synth::generate(&cfg, &dir).expect("synth");
+    println!(
+        "synthesised LLC{n} x 50 levels in {:.1} s; {} cores",
+        t.elapsed().as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let m = Arc::new(MetadataSet::embedded().expect("metadata"));
+    let grid_dir = report.grid_dir.clone();
+    let grid = Arc::new(Grid::open(&grid_dir).expect("grid"));
+    let source = dir.join(&cfg.release).to_string_lossy().into_owned();
+    let out = dir.join("out");
+    let encoding = Encoding::default();
+    let codec = ChunkCodec {
+        level: encoding.deflate_level,
+        shuffle: encoding.shuffle,
+        elem_size: 4,
+    };
+    let kinds = [
+        (
+            "SSH native (2D)",
+            Product::Native,
+            "SEA_SURFACE_HEIGHT",
+            false,
+        ),
+        (
+            "SSH lat-lon (2D)",
+            Product::Latlon,
+            "SEA_SURFACE_HEIGHT",
+            false,
+        ),
+        (
+            "THETA/SALT native",
+            Product::Native,
+            "OCEAN_TEMPERATURE_SALINITY",
+            true,
+        ),
+        (
+            "THETA/SALT lat-lon",
+            Product::Latlon,
+            "OCEAN_TEMPERATURE_SALINITY",
+            true,
+        ),
+        (
+            "UVEL/VVEL/WVEL native",
+            Product::Native,
+            "OCEAN_VELOCITY",
+            true,
+        ),
+        (
+            "EVEL/NVEL/WVEL lat-lon",
+            Product::Latlon,
+            "OCEAN_VELOCITY",
+            true,
+        ),
+    ];
+    let sampler = PeakSampler::start();
+    println!(
+        "deflate {} + shuffle; direct = this writer, netcdf = netCDF-only path; floor = data chunks, libdeflate, same threads; times in ms",
+        encoding.deflate_level
+    );
+    println!(
+        "| granule (LLC{n}) | threads | direct min | direct median | floor min | ratio (min/min) | netcdf min | size MB | peak RssAnon MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut summary = Vec::new();
+    for (label, product, grouping, is_3d) in kinds {
+        let task = task_of(
+            &m,
+            product,
+            grouping,
+            &report.monthly_steps,
+            &source,
+            &out,
+            &grid_dir,
+        );
+        let path = PathBuf::from(&task.granule);
+        let reps = if is_3d { repeats } else { 4 * repeats };
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            let run = |writer: Writer, reps: usize| -> Vec<f64> {
+                let ctx = Context {
+                    metadata: Arc::clone(&m),
+                    grid: Arc::clone(&grid),
+                    encoding: Encoding { writer, ..encoding },
+                    nonfinite: Default::default(),
+                };
+                // One warm-up: factors, shared coordinates, page cache.
+                pool.install(|| granule::produce(&task, &ctx))
+                    .expect("granule");
+                (0..reps)
+                    .map(|_| {
+                        let t = Instant::now();
+                        pool.install(|| granule::produce(&task, &ctx))
+                            .expect("granule");
+                        t.elapsed().as_secs_f64()
+                    })
+                    .collect()
+            };
+            let _ = sampler.take();
+            let direct = run(Writer::Direct, reps);
+            let peak = sampler.take();
+            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+            let chunks = data_chunks(&path, &task);
+            let floor: Vec<f64> = (0..reps)
+                .map(|_| {
+                    let t = Instant::now();
+                    let total: usize = pool.install(|| {
+                        chunks
+                            .par_iter()
+                            .map(|c| codec.compress(c).expect("compress").len())
+                            .sum()
+                    });
+                    assert!(total > 0);
+                    t.elapsed().as_secs_f64()
+                })
+                .collect();
+            drop(chunks);
+            let netcdf = run(Writer::NetCdf, reps.min(3));
+            let (dmin, dmed) = stats(direct);
+            let (fmin, _) = stats(floor);
+            let (nmin, _) = stats(netcdf);
+            println!(
+                "| {label} | {threads} | {} | {} | {} | {:.2} | {} | {:.1} | {:.0} |",
+                ms(dmin),
+                ms(dmed),
+                ms(fmin),
+                dmin / fmin,
+                ms(nmin),
+                size as f64 / 1e6,
+                peak as f64 / 1e6
+            );
+            summary.push((label, threads, dmin));
+        }
+    }
+    println!();
+    for (label, _, _) in summary.iter().filter(|(_, t, _)| *t == 1) {
+        let one = summary.iter().find(|(l, t, _)| l == label && *t == 1);
+        let two = summary.iter().find(|(l, t, _)| l == label && *t == 2);
+        if let (Some(a), Some(b)) = (one, two) {
+            println!("{label}: 2 threads {:.2}x faster than 1", a.2 / b.2);
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! The direct writer's data path: a file's compressed chunked variables, produced,
+//! shuffled and deflated on every thread and handed to HDF5 chunk by chunk.
+//!
+//! Work is cut into units that are each one row of chunks along a streamed variable's
+//! slab dimension (one depth level of a 3D field, with all its members when the slabs
+//! come from a [`SlabGroup`]), or one in-memory variable. Rayon threads take units in
+//! order (reading, decoding and regridding level k+1 while level k compresses on the
+//! other thread), and a writer thread hands each finished chunk to HDF5 through a
+//! bounded channel, so only a few levels are ever in memory. [`SharedValues`] keep
+//! their compressed chunks for the next file.
+
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::compress::{ChunkCodec, CompressError};
+use super::direct::H5File;
+use super::{
+    AttrValue, ChunkKey, ChunkList, NcError, SharedValues, SlabGroup, SlabProducer, Values,
+    VarData, VarDef,
+};
+use std::path::Path;
+
+/// Compressed chunks of one variable: (element offset, zlib bytes).
+pub(super) type Chunks = Arc<ChunkList>;
+
+/// Does this variable go through direct chunk writes? Chunked, deflated ones do.
+pub(super) fn goes_direct(v: &VarDef) -> bool {
+    v.chunks.is_some()
+        && v.compression
+            .is_some_and(|c| (1..=9).contains(&c.deflate_level))
+}
+
+/// (min, max) over values that are neither `fill` nor NaN; (+inf, -inf) when none.
+pub(super) fn value_range(values: &[f32], fill: Option<f32>) -> (f32, f32) {
+    values
+        .iter()
+        .filter(|&&x| Some(x) != fill && !x.is_nan())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
+/// Folds two ranges of [`value_range`].
+pub(super) fn merge_range(a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
+    (a.0.min(b.0), a.1.max(b.1))
+}
+
+/// The attribute values of a folded range: NaN when nothing was valid.
+pub(super) fn finish_range(r: (f32, f32)) -> (f32, f32) {
+    if r.0 > r.1 {
+        (f32::NAN, f32::NAN)
+    } else {
+        r
+    }
+}
+
+/// The float32 fill of a variable, if it has one.
+pub(super) fn f32_fill(v: &VarDef) -> Option<f32> {
+    match v.fill {
+        Some(AttrValue::F32(x)) => Some(x),
+        _ => None,
+    }
+}
+
+/// One variable written directly.
+struct Target {
+    name: String,
+    shape: Vec<usize>,
+    chunks: Vec<usize>,
+    codec: ChunkCodec,
+    fill: Option<f32>,
+    valid_range: bool,
+}
+
+/// Slabs of one or more variables produced together.
+struct Stream {
+    /// Target index of each member, in the producer's order.
+    members: Vec<usize>,
+    slab_dim: usize,
+    produce: StreamProducer,
+}
+
+enum StreamProducer {
+    One(SlabProducer),
+    Group(Arc<SlabGroup>),
+}
+
+enum Job {
+    Array {
+        target: usize,
+        values: Values,
+    },
+    Shared {
+        target: usize,
+        values: Arc<SharedValues>,
+    },
+    Unit {
+        stream: usize,
+        row: Vec<usize>,
+    },
+}
+
+struct Msg {
+    target: usize,
+    chunks: Chunks,
+    range: Option<(f32, f32)>,
+}
+
+/// Writes the data of `vars` (all [`goes_direct`], each with its shape) into the
+/// closed netCDF-4 file at `temp`, then their `valid_range` attributes.
+pub(super) fn write_direct(
+    vars: Vec<(VarDef, Vec<usize>)>,
+    temp: &Path,
+    path: &Path,
+) -> Result<(), NcError> {
+    let mut targets = Vec::with_capacity(vars.len());
+    let mut jobs_first = Vec::new();
+    let mut streams: Vec<Stream> = Vec::new();
+    let mut groups: Vec<(Arc<SlabGroup>, usize)> = Vec::new();
+    for (v, shape) in vars {
+        let t = targets.len();
+        let (Some(chunks), Some(c)) = (v.chunks.clone(), v.compression) else {
+            return Err(NcError::Invalid {
+                path: path.to_path_buf(),
+                reason: format!("variable `{}` is not chunked and compressed", v.name),
+            });
+        };
+        targets.push(Target {
+            name: v.name.clone(),
+            codec: ChunkCodec {
+                level: c.deflate_level,
+                shuffle: c.shuffle,
+                elem_size: v.dtype.size(),
+            },
+            fill: f32_fill(&v),
+            valid_range: v.valid_range,
+            shape,
+            chunks,
+        });
+        match v.data {
+            VarData::F32(x) => jobs_first.push(Job::Array {
+                target: t,
+                values: Values::F32(x),
+            }),
+            VarData::F64(x) => jobs_first.push(Job::Array {
+                target: t,
+                values: Values::F64(x),
+            }),
+            VarData::I32(x) => jobs_first.push(Job::Array {
+                target: t,
+                values: Values::I32(x),
+            }),
+            VarData::Shared(values) => jobs_first.push(Job::Shared { target: t, values }),
+            VarData::SlabsF32 { slab_dim, produce } => streams.push(Stream {
+                members: vec![t],
+                slab_dim,
+                produce: StreamProducer::One(produce),
+            }),
+            VarData::GroupF32 {
+                slab_dim,
+                group,
+                member,
+            } => {
+                let s = match groups.iter().position(|(g, _)| Arc::ptr_eq(g, &group)) {
+                    Some(p) => groups[p].1,
+                    None => {
+                        streams.push(Stream {
+                            members: vec![usize::MAX; group.members],
+                            slab_dim,
+                            produce: StreamProducer::Group(Arc::clone(&group)),
+                        });
+                        groups.push((group, streams.len() - 1));
+                        streams.len() - 1
+                    }
+                };
+                streams[s].members[member] = t;
+            }
+        }
+    }
+    for s in &streams {
+        if s.members.contains(&usize::MAX) {
+            return Err(NcError::Invalid {
+                path: path.to_path_buf(),
+                reason: "a slab group has members missing from the dataset".to_string(),
+            });
+        }
+    }
+
+    // Units of all streams interleaved row by row: level k of every field before
+    // level k+1, so a group's members and the fields progress together.
+    let rows: Vec<Vec<Vec<usize>>> = streams
+        .iter()
+        .map(|s| {
+            let t = &targets[s.members[0]];
+            chunk_rows(&t.shape[..=s.slab_dim], &t.chunks[..=s.slab_dim])
+        })
+        .collect();
+    let mut jobs = jobs_first;
+    let longest = rows.iter().map(Vec::len).max().unwrap_or(0);
+    for r in 0..longest {
+        for (s, list) in rows.iter().enumerate() {
+            if let Some(row) = list.get(r) {
+                jobs.push(Job::Unit {
+                    stream: s,
+                    row: row.clone(),
+                });
+            }
+        }
+    }
+
+    let mut streamed = vec![false; targets.len()];
+    for s in &streams {
+        for &m in &s.members {
+            streamed[m] = true;
+        }
+    }
+    let in_flight = 2 * rayon::current_num_threads() + 2;
+    let (tx, rx) = sync_channel::<Msg>(in_flight);
+    let targets = &targets;
+    let streams = &streams;
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<(), NcError> {
+            super::raw::quiet_hdf5_errors();
+            let file = H5File::open_rw(temp, path)?;
+            let sets = targets
+                .iter()
+                .map(|t| file.dataset(&t.name))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); targets.len()];
+            for msg in rx {
+                for (offset, bytes) in msg.chunks.iter() {
+                    sets[msg.target].write_chunk(offset, bytes)?;
+                }
+                if let Some(r) = msg.range {
+                    ranges[msg.target] = merge_range(ranges[msg.target], r);
+                }
+            }
+            for (((t, set), r), streamed) in targets.iter().zip(&sets).zip(ranges).zip(streamed) {
+                // In-memory variables had theirs set before the file was defined.
+                if t.valid_range && streamed {
+                    let (lo, hi) = finish_range(r);
+                    set.set_f32_attr("valid_min", lo)?;
+                    set.set_f32_attr("valid_max", hi)?;
+                }
+            }
+            drop(sets);
+            file.close()
+        });
+        let work =
+            jobs.into_iter()
+                .par_bridge()
+                .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
+                    match job {
+                        Job::Array { target, values } => {
+                            let t = &targets[target];
+                            let chunks = compress_array(t, values.bytes(), path)?;
+                            send(tx, target, Arc::new(chunks), None)
+                        }
+                        Job::Shared { target, values } => {
+                            let t = &targets[target];
+                            let chunks = shared_chunks(t, &values, path)?;
+                            send(tx, target, chunks, None)
+                        }
+                        Job::Unit { stream, row } => {
+                            run_unit(&streams[stream], &row, targets, path)?
+                                .into_iter()
+                                .try_for_each(|(target, chunks, range)| {
+                                    send(tx, target, Arc::new(chunks), range)
+                                })
+                        }
+                    }
+                });
+        // The writer's own error explains a closed channel better than the send did.
+        let written = writer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        written.and(work)
+    })
+}
+
+fn send(
+    tx: &SyncSender<Msg>,
+    target: usize,
+    chunks: Chunks,
+    range: Option<(f32, f32)>,
+) -> Result<(), NcError> {
+    tx.send(Msg {
+        target,
+        chunks,
+        range,
+    })
+    .map_err(|_| NcError::Hdf5 {
+        path: Default::default(),
+        what: "(the chunk writer stopped)".to_string(),
+    })
+}
+
+/// Chunk-index tuples over the given dimensions, row-major.
+fn chunk_rows(shape: &[usize], chunks: &[usize]) -> Vec<Vec<usize>> {
+    let counts: Vec<usize> = shape
+        .iter()
+        .zip(chunks)
+        .map(|(&l, &c)| l.div_ceil(c))
+        .collect();
+    let total: usize = counts.iter().product();
+    (0..total)
+        .map(|mut i| {
+            let mut idx = vec![0; counts.len()];
+            for d in (0..counts.len()).rev() {
+                idx[d] = i % counts[d];
+                i /= counts[d];
+            }
+            idx
+        })
+        .collect()
+}
+
+/// Produces one row of slabs of a stream and compresses its chunks; returns per member
+/// (target, chunks, range if wanted).
+#[allow(clippy::type_complexity)]
+fn run_unit(
+    s: &Stream,
+    row: &[usize],
+    targets: &[Target],
+    path: &Path,
+) -> Result<Vec<(usize, Vec<(Vec<u64>, Vec<u8>)>, Option<(f32, f32)>)>, NcError> {
+    let first = &targets[s.members[0]];
+    let (shape, chunks, d) = (&first.shape, &first.chunks, s.slab_dim);
+    let lo: Vec<usize> = (0..=d).map(|i| row[i] * chunks[i]).collect();
+    let ext: Vec<usize> = (0..=d).map(|i| chunks[i].min(shape[i] - lo[i])).collect();
+    let inner: usize = shape[d + 1..].iter().product();
+    let slabs: usize = ext.iter().product();
+    let mut bufs: Vec<Vec<f32>> = s
+        .members
+        .iter()
+        .map(|_| vec![0f32; slabs * inner])
+        .collect();
+    for l in 0..slabs {
+        // Global slab index of local slab l (row-major over dims 0..=d).
+        let mut rem = l;
+        let mut local = vec![0usize; d + 1];
+        for i in (0..=d).rev() {
+            local[i] = rem % ext[i];
+            rem /= ext[i];
+        }
+        let slab = (0..=d).fold(0usize, |acc, i| acc * shape[i] + lo[i] + local[i]);
+        let mut outs: Vec<&mut [f32]> = bufs
+            .iter_mut()
+            .map(|b| &mut b[l * inner..(l + 1) * inner])
+            .collect();
+        let produced = match &s.produce {
+            StreamProducer::One(p) => p(slab, outs[0]),
+            StreamProducer::Group(g) => (g.produce)(slab, &mut outs),
+        };
+        produced.map_err(|source| NcError::Slab {
+            path: path.to_path_buf(),
+            var: first.name.clone(),
+            slab,
+            source,
+        })?;
+    }
+    let buf_shape: Vec<usize> = ext.iter().chain(&shape[d + 1..]).copied().collect();
+    let origin: Vec<usize> = lo
+        .iter()
+        .copied()
+        .chain(std::iter::repeat(0).take(shape.len() - d - 1))
+        .collect();
+    s.members
+        .iter()
+        .zip(bufs)
+        .map(|(&m, buf)| {
+            let t = &targets[m];
+            let range = t.valid_range.then(|| value_range(&buf, t.fill));
+            let chunks = cut_and_compress(t, bytemuck::cast_slice(&buf), &buf_shape, &origin)
+                .map_err(|source| compress_err(t, path, source))?;
+            Ok((m, chunks, range))
+        })
+        .collect()
+}
+
+fn compress_err(t: &Target, path: &Path, source: CompressError) -> NcError {
+    NcError::Compress {
+        path: path.to_path_buf(),
+        var: t.name.clone(),
+        source,
+    }
+}
+
+fn compress_array(t: &Target, bytes: &[u8], path: &Path) -> Result<ChunkList, NcError> {
+    let origin = vec![0; t.shape.len()];
+    cut_and_compress(t, bytes, &t.shape, &origin).map_err(|e| compress_err(t, path, e))
+}
+
+/// The compressed chunks of shared values, from the cache or made now and kept.
+fn shared_chunks(t: &Target, values: &SharedValues, path: &Path) -> Result<Chunks, NcError> {
+    let key = ChunkKey {
+        shape: t.shape.clone(),
+        chunks: t.chunks.clone(),
+        codec: t.codec,
+    };
+    let cached = |v: &SharedValues| {
+        let list = v.compressed.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| Arc::clone(c))
+    };
+    if let Some(c) = cached(values) {
+        return Ok(c);
+    }
+    // Not under the lock: compressing uses rayon, and a stolen job may want the lock.
+    let made = Arc::new(compress_array(t, values.values.bytes(), path)?);
+    let mut list = values.compressed.lock().unwrap_or_else(|e| e.into_inner());
+    if !list.iter().any(|(k, _)| *k == key) {
+        list.push((key, Arc::clone(&made)));
+    }
+    Ok(made)
+}
+
+/// Cuts a block of values (`buf_shape`, first element at `origin` in the variable) into
+/// the variable's chunks and compresses each; edge chunks are padded with zeros (HDF5
+/// stores whole chunks; readers never see the padding).
+fn cut_and_compress(
+    t: &Target,
+    buf: &[u8],
+    buf_shape: &[usize],
+    origin: &[usize],
+) -> Result<ChunkList, CompressError> {
+    let esize = t.codec.elem_size;
+    let offset = |start: &[usize]| -> Vec<u64> {
+        origin
+            .iter()
+            .zip(start)
+            .map(|(&o, &s)| (o + s) as u64)
+            .collect()
+    };
+    if buf_shape == t.chunks.as_slice() {
+        let zero = vec![0; buf_shape.len()];
+        return Ok(vec![(offset(&zero), t.codec.compress(buf)?)]);
+    }
+    let starts: Vec<Vec<usize>> = chunk_rows(buf_shape, &t.chunks)
+        .into_iter()
+        .map(|idx| idx.iter().zip(&t.chunks).map(|(i, c)| i * c).collect())
+        .collect();
+    let chunk_len: usize = t.chunks.iter().product::<usize>() * esize;
+    starts
+        .into_par_iter()
+        .map(|start| {
+            let count: Vec<usize> = start
+                .iter()
+                .zip(&t.chunks)
+                .zip(buf_shape)
+                .map(|((&s, &c), &l)| c.min(l - s))
+                .collect();
+            let mut raw = vec![0u8; chunk_len];
+            copy_block(buf, buf_shape, &start, &mut raw, &t.chunks, &count, esize);
+            Ok((offset(&start), t.codec.compress(&raw)?))
+        })
+        .collect()
+}
+
+/// Copies the box `count` at `start` of a row-major `src` (shape `src_shape`) to the
+/// origin of a row-major `dst` (shape `dst_shape`); elements are `esize` bytes.
+fn copy_block(
+    src: &[u8],
+    src_shape: &[usize],
+    start: &[usize],
+    dst: &mut [u8],
+    dst_shape: &[usize],
+    count: &[usize],
+    esize: usize,
+) {
+    let nd = src_shape.len();
+    let strides = |shape: &[usize]| {
+        let mut s = vec![1usize; nd];
+        for i in (0..nd.saturating_sub(1)).rev() {
+            s[i] = s[i + 1] * shape[i + 1];
+        }
+        s
+    };
+    let (ss, ds) = (strides(src_shape), strides(dst_shape));
+    let row = count[nd - 1] * esize;
+    let rows: usize = count[..nd - 1].iter().product();
+    let mut idx = vec![0usize; nd];
+    for _ in 0..rows {
+        let so: usize = (0..nd).map(|i| (start[i] + idx[i]) * ss[i]).sum::<usize>() * esize;
+        let dof: usize = (0..nd).map(|i| idx[i] * ds[i]).sum::<usize>() * esize;
+        dst[dof..dof + row].copy_from_slice(&src[so..so + row]);
+        // Next row-major index over dims 0..nd-1.
+        for i in (0..nd - 1).rev() {
+            idx[i] += 1;
+            if idx[i] < count[i] {
+                break;
+            }
+            idx[i] = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_block_takes_the_box() {
+        // 3 × 4 source, box of 2 × 3 at (1, 1) into a 2 × 4 chunk (one column padding).
+        let src: Vec<u8> = (0..12).collect();
+        let mut dst = vec![0u8; 8];
+        copy_block(&src, &[3, 4], &[1, 1], &mut dst, &[2, 4], &[2, 3], 1);
+        assert_eq!(dst, [5, 6, 7, 0, 9, 10, 11, 0]);
+    }
+
+    #[test]
+    fn rows_are_row_major() {
+        assert_eq!(
+            chunk_rows(&[2, 5], &[1, 2]),
+            vec![
+                vec![0, 0],
+                vec![0, 1],
+                vec![0, 2],
+                vec![1, 0],
+                vec![1, 1],
+                vec![1, 2]
+            ]
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! HDF5 direct chunk writes into a file netCDF-C has just defined.
+//!
+//! netCDF-C defines the file (dimensions, attributes, chunked variables with their
+//! shuffle + deflate filters and fill) and closes it; this reopens it through HDF5 and
+//! hands over chunks that were compressed elsewhere ([`super::compress`]), with filter
+//! mask 0 (every declared filter applied), so the file stays an ordinary netCDF-4 file.
+//! It also rewrites attributes whose values are known only once the data went by
+//! (`valid_min`/`valid_max`) in place, which keeps their position among the attributes.
+//!
+//! Every call holds `hdf5_sys::LOCK`, the lock the `netcdf` crate serialises netCDF-C
+//! (and so HDF5) on, so these calls never overlap other threads' netCDF calls.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use h5::h5i::hid_t;
+use hdf5_metno_sys as h5;
+
+use super::NcError;
+
+extern "C" {
+    /// HDF5 ≥ 1.10.7 (Debian 12 has 1.10.8); not in `hdf5-metno-sys` 0.12.
+    fn H5Pset_file_locking(
+        fapl_id: hid_t,
+        use_file_locking: h5::h5::hbool_t,
+        ignore_when_disabled: h5::h5::hbool_t,
+    ) -> h5::h5::herr_t;
+}
+
+/// A netCDF-4 file reopened read-write through HDF5.
+pub(super) struct H5File {
+    id: hid_t,
+    path: PathBuf,
+}
+
+/// One dataset (netCDF variable) of an [`H5File`].
+pub(super) struct H5Dataset<'f> {
+    id: hid_t,
+    file: &'f H5File,
+    name: String,
+}
+
+fn cstring(path: &Path, s: &str) -> Result<CString, NcError> {
+    CString::new(s).map_err(|_| NcError::Missing {
+        path: path.to_path_buf(),
+        what: format!("C-compatible name for {s:?} (it contains a NUL byte)"),
+    })
+}
+
+impl H5File {
+    /// Opens the (closed) netCDF-4 file at `temp` for writing; `path` is the name errors
+    /// report.
+    pub(super) fn open_rw(temp: &Path, path: &Path) -> Result<H5File, NcError> {
+        let fail = |what: &str| NcError::Hdf5 {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+        };
+        let ctemp = cstring(path, &temp.to_string_lossy())?;
+        let _held = h5::LOCK.lock();
+        // SAFETY: H5open only initialises the library (idempotent).
+        if unsafe { h5::h5::H5open() } < 0 {
+            return Err(fail("initialisation"));
+        }
+        // No file lock (HDF5 ≥ 1.10.7 takes an flock by default): a child process
+        // spawned meanwhile inherits the descriptor, and with it an exclusive lock,
+        // until it exits, so netCDF's next open of the finished file would fail.
+        // SAFETY: the library is open, so the class id is initialised; the list is
+        // closed below.
+        let fapl = unsafe { h5::h5p::H5Pcreate(*h5::h5p::H5P_CLS_FILE_ACCESS) };
+        if fapl < 0 {
+            return Err(fail("creating a file access list"));
+        }
+        // SAFETY: `fapl` is a file access property list; both flags are plain values.
+        let locking = unsafe { H5Pset_file_locking(fapl, false as _, true as _) };
+        // SAFETY: valid NUL-terminated path and an open access list, closed once.
+        let id = unsafe {
+            let id = if locking >= 0 {
+                h5::h5f::H5Fopen(ctemp.as_ptr(), h5::h5f::H5F_ACC_RDWR, fapl)
+            } else {
+                -1
+            };
+            h5::h5p::H5Pclose(fapl);
+            id
+        };
+        if id < 0 {
+            return Err(fail("opening the file read-write"));
+        }
+        Ok(H5File {
+            id,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub(super) fn dataset(&self, name: &str) -> Result<H5Dataset<'_>, NcError> {
+        let cname = cstring(&self.path, name)?;
+        let _held = h5::LOCK.lock();
+        // SAFETY: open file id, valid name, default access list.
+        let id = unsafe { h5::h5d::H5Dopen2(self.id, cname.as_ptr(), h5::h5p::H5P_DEFAULT) };
+        if id < 0 {
+            return Err(NcError::Hdf5 {
+                path: self.path.clone(),
+                what: format!("opening variable `{name}`"),
+            });
+        }
+        Ok(H5Dataset {
+            id,
+            file: self,
+            name: name.to_string(),
+        })
+    }
+
+    /// Closes the file, flushing HDF5's metadata: a failure here is a write failure.
+    pub(super) fn close(mut self) -> Result<(), NcError> {
+        let id = std::mem::replace(&mut self.id, -1);
+        let _held = h5::LOCK.lock();
+        // SAFETY: id is an open file closed exactly once (Drop sees -1).
+        if unsafe { h5::h5f::H5Fclose(id) } < 0 {
+            return Err(NcError::Hdf5 {
+                path: self.path.clone(),
+                what: "closing the file".to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for H5File {
+    fn drop(&mut self) {
+        if self.id >= 0 {
+            let _held = h5::LOCK.lock();
+            // SAFETY: an open file id, closed once; the file is discarded by the caller.
+            unsafe { h5::h5f::H5Fclose(self.id) };
+        }
+    }
+}
+
+impl H5Dataset<'_> {
+    fn fail(&self, what: String) -> NcError {
+        NcError::Hdf5 {
+            path: self.file.path.clone(),
+            what: format!("{what} of variable `{}`", self.name),
+        }
+    }
+
+    /// Writes one finished (shuffled + deflated) chunk whose first element is at
+    /// `offset` (element coordinates, a multiple of the chunk shape).
+    pub(super) fn write_chunk(&self, offset: &[u64], bytes: &[u8]) -> Result<(), NcError> {
+        let _held = h5::LOCK.lock();
+        // SAFETY: open dataset; `offset` has one entry per dimension (the caller builds
+        // it from the variable's shape); `bytes` is valid for its length. Filter mask 0:
+        // every filter of the pipeline was applied.
+        let rc = unsafe {
+            h5::h5d::H5Dwrite_chunk(
+                self.id,
+                h5::h5p::H5P_DEFAULT,
+                0,
+                offset.as_ptr(),
+                bytes.len(),
+                bytes.as_ptr().cast(),
+            )
+        };
+        if rc < 0 {
+            return Err(self.fail(format!("writing the chunk at {offset:?}")));
+        }
+        Ok(())
+    }
+
+    /// Overwrites the value of an existing scalar float32 attribute in place.
+    pub(super) fn set_f32_attr(&self, name: &str, value: f32) -> Result<(), NcError> {
+        let cname = cstring(&self.file.path, name)?;
+        let _held = h5::LOCK.lock();
+        // SAFETY: open dataset id, valid name.
+        let attr = unsafe { h5::h5a::H5Aopen(self.id, cname.as_ptr(), h5::h5p::H5P_DEFAULT) };
+        if attr < 0 {
+            return Err(self.fail(format!("opening attribute `{name}`")));
+        }
+        // SAFETY: the library is open (H5Fopen ran H5open), so the native type id is
+        // initialised; the attribute holds one float32, `value` is one f32.
+        let rc = unsafe {
+            let rc = h5::h5a::H5Awrite(
+                attr,
+                *h5::h5t::H5T_NATIVE_FLOAT,
+                (&value as *const f32).cast(),
+            );
+            let close = h5::h5a::H5Aclose(attr);
+            if rc < 0 {
+                rc
+            } else {
+                close
+            }
+        };
+        if rc < 0 {
+            return Err(self.fail(format!("writing attribute `{name}`")));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for H5Dataset<'_> {
+    fn drop(&mut self) {
+        let _held = h5::LOCK.lock();
+        // SAFETY: an open dataset id, closed exactly once.
+        unsafe { h5::h5d::H5Dclose(self.id) };
+    }
+}
