@@ -4,6 +4,7 @@
 //! Exit codes: 0 everything asked was done; 1 some task failed (the others were
 //! still produced); 2 usage or configuration error before any work; 3 interrupted.
 
+mod check_metadata;
 mod demo;
 mod factors;
 mod run;
@@ -59,6 +60,8 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Check an output tree against its manifest (sizes, sha256, extra granules).
     Verify(verify::VerifyArgs),
+    /// List every problem of a metadata set (file and line), as `run` and `tasks` check it.
+    CheckMetadata(check_metadata::CheckMetadataArgs),
 }
 
 #[derive(Args, Debug)]
@@ -114,6 +117,7 @@ pub fn main_entry() -> ExitCode {
         Command::Factors(a) => factors::run(&a),
         Command::Sync(a) => sync::run(&a),
         Command::Verify(a) => verify::run(&a),
+        Command::CheckMetadata(a) => check_metadata::run(&a),
     };
     // Removes this process's scratch files (S3 inputs, staged granules).
     crate::storage::shutdown();

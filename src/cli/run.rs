@@ -180,6 +180,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
 
 /// Rank 0: the task list, read or built from the jobs file.
 fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
+    super::check_metadata::gate(a.metadata.as_deref())?;
     if let Some(path) = &a.tasks {
         let loc = path.to_string_lossy();
         if storage::is_s3(&loc) {

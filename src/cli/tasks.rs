@@ -51,6 +51,7 @@ pub struct TasksArgs {
 
 pub fn run(a: &TasksArgs) -> anyhow::Result<u8> {
     let t = Instant::now();
+    super::check_metadata::gate(a.metadata.as_deref())?;
     let m = match &a.metadata {
         Some(d) => MetadataSet::from_dir(&storage::local_dir(&d.to_string_lossy())?)?,
         None => MetadataSet::embedded()?,

@@ -10,7 +10,7 @@ use super::podaac::parse_podaac;
 use super::{Grouping, MetadataError, MetadataSet, Product, Record, Release};
 
 /// Files of the embedded V4r4 set, by the suffix they are looked up with.
-const EMBEDDED: &[(&str, &str)] = &[
+pub(super) const EMBEDDED: &[(&str, &str)] = &[
     (
         "groupings_for_native_datasets.json",
         include_str!("../../metadata/V4r4/ECCOv4r4_groupings_for_native_datasets.json"),
@@ -73,6 +73,21 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
 ];
 
+/// The file of `files` whose name ends with `suffix`, preferring the shortest name (so
+/// `variable_metadata.json` does not pick `..._for_latlon_datasets.json`).
+pub(super) fn find_by_suffix<'a>(files: &'a [PathBuf], suffix: &str) -> Option<&'a PathBuf> {
+    files
+        .iter()
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.ends_with(suffix)
+                    && (n.len() == suffix.len()
+                        || !n[..n.len() - suffix.len()].ends_with("for_latlon_datasets_"))
+            })
+        })
+        .min_by_key(|p| p.as_os_str().len())
+}
+
 /// Where the text of each metadata file comes from.
 enum Source<'a> {
     Embedded,
@@ -98,17 +113,7 @@ impl Source<'_> {
                     )
                 })),
             Source::Dir(dir, files) => {
-                let hit = files
-                    .iter()
-                    .filter(|p| {
-                        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                            n.ends_with(suffix)
-                                && (n.len() == suffix.len()
-                                    || !n[..n.len() - suffix.len()]
-                                        .ends_with("for_latlon_datasets_"))
-                        })
-                    })
-                    .min_by_key(|p| p.as_os_str().len());
+                let hit = find_by_suffix(files, suffix);
                 match hit {
                     Some(p) => {
                         let text =

@@ -12,6 +12,7 @@
 //! a directory), `podaac.rs` reads the PO.DAAC dataset table and `diagnostics.rs`
 //! MITgcm's diagnostics table.
 
+mod check;
 mod diagnostics;
 mod load;
 mod model;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
+pub use check::{check_dir, check_embedded, Problem};
 pub use diagnostics::parse_diagnostics;
 pub use model::{Diagnostic, Grouping, MetadataSet, PodaacRow, Product};
 pub use release::Release;

@@ -1,0 +1,60 @@
+//! `edp check-metadata [DIR]`: every problem of a metadata set at once, with file and
+//! line (see [`crate::metadata::check_dir`]); the same checks gate `edp run` and
+//! `edp tasks` before any work.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::{EXIT_OK, EXIT_USAGE};
+use crate::metadata::{check_dir, check_embedded, Problem};
+
+#[derive(Args, Debug)]
+pub struct CheckMetadataArgs {
+    /// Metadata directory (default: the embedded V4r4 set); local or s3://.
+    dir: Option<PathBuf>,
+}
+
+pub fn run(a: &CheckMetadataArgs) -> anyhow::Result<u8> {
+    let (origin, problems) = problems_of(a.dir.as_deref())?;
+    if problems.is_empty() {
+        println!("{origin}: no problems");
+        return Ok(EXIT_OK);
+    }
+    println!("{}", report(&origin, &problems));
+    Ok(EXIT_USAGE)
+}
+
+/// The problems of the set `--metadata` names (the embedded one when `None`).
+pub(crate) fn problems_of(dir: Option<&Path>) -> anyhow::Result<(String, Vec<Problem>)> {
+    Ok(match dir {
+        None => ("embedded V4r4".to_string(), check_embedded()),
+        Some(d) => {
+            // An S3 prefix is mirrored once per node into the scratch cache.
+            let local = crate::storage::local_dir(&d.to_string_lossy())?;
+            (d.display().to_string(), check_dir(&local))
+        }
+    })
+}
+
+/// `<origin>: N problem(s)` and one line per problem.
+pub(crate) fn report(origin: &str, problems: &[Problem]) -> String {
+    let mut s = format!("metadata set {origin}: {} problem(s)", problems.len());
+    for p in problems {
+        s.push_str("\n  ");
+        s.push_str(&p.to_string());
+    }
+    s
+}
+
+/// The gate of `edp run` and `edp tasks`: an error listing every problem, before any work.
+pub(crate) fn gate(dir: Option<&Path>) -> anyhow::Result<()> {
+    let (origin, problems) = problems_of(dir)?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}\n(`edp check-metadata` lists the same; fix the set before producing granules)",
+        report(&origin, &problems)
+    )
+}
