@@ -24,12 +24,12 @@ pub enum GridError {
     NotAGrid(PathBuf),
     #[error("grid file {path}: {what}")]
     Shape { path: PathBuf, what: String },
-    #[error("cannot read grid location {path}: {source}")]
+    #[error("cannot read grid location {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("grid location: {0}")]
+    #[error(transparent)]
     Location(#[from] crate::storage::LocationError),
 }
 

@@ -8,6 +8,7 @@
 //! the command-line surface the `edp` binary exposes.
 
 pub mod cli;
+pub mod error;
 pub mod granule;
 pub mod grid;
 pub mod jobs;

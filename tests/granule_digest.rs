@@ -79,7 +79,7 @@ fn digest(path: &Path) -> String {
             .collect();
         let values = var.get_raw_values(..).unwrap();
         let sha = Sha256::digest(&values);
-        let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(sha);
         let attrs: Vec<String> = var.attributes().map(|a| a.name().to_string()).collect();
         writeln!(
             out,

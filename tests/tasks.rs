@@ -414,3 +414,32 @@ fn runs_a_task_list_written_by_edp() {
         "only the task's variables"
     );
 }
+
+/// An unreadable task list is a configuration error (exit 2) whose message names the
+/// file and shows the parser's cause once, not twice.
+#[test]
+fn bad_task_list_error_shows_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("t.json");
+    std::fs::write(&list, "[{\"granule\": \"unterminated").unwrap();
+    let out = edp_bin()
+        .args(["run", "--tasks"])
+        .arg(&list)
+        .env("EDP_MPI", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "task list {} is not a valid EDP task list: EOF while parsing a string",
+            list.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("EOF while parsing").count(),
+        1,
+        "the cause is shown once: {stderr}"
+    );
+}

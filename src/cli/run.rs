@@ -109,7 +109,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
     let world = match World::init() {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("edp: error: {e}");
+            eprintln!("edp: error: {}", crate::error::chain(&e));
             return Ok(EXIT_USAGE);
         }
     };
@@ -126,7 +126,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
             .as_deref()
             .and_then(|f| {
                 crate::storage::local_file(f)
-                    .map_err(|e| log::warn!("--factors {f}: {e}"))
+                    .map_err(|e| log::warn!("--factors {f}: {}", crate::error::chain(&e)))
                     .ok()
             })
             .filter(|p| p.is_file()),
@@ -143,7 +143,10 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
     // Failing to install a handler must not make one rank leave early (the others would
     // wait for it): the run goes on, only without a graceful stop.
     let stop = StopFlag::install().unwrap_or_else(|e| {
-        log::warn!("{e}; SIGTERM/SIGUSR1 will not stop the run gracefully");
+        log::warn!(
+            "{}; SIGTERM/SIGUSR1 will not stop the run gracefully",
+            crate::error::chain(&e)
+        );
         StopFlag::default()
     });
     let cfg = SpmdConfig {
@@ -186,10 +189,7 @@ fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
         if storage::is_s3(&loc) {
             // A task list on S3 (the remote mode) is read whole.
             let bytes = storage::read_bytes(&loc)?;
-            let list: Vec<Task> = serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::anyhow!("task list {loc} is not a valid EDP task list: {e}")
-            })?;
-            return Ok(list);
+            return Ok(tasks::parse_task_list(path, &bytes)?);
         }
         return Ok(tasks::read_task_list(path)?);
     }

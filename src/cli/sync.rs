@@ -46,28 +46,17 @@ enum Plan {
 /// (journals in `.edp/`, temporary files of unfinished writes).
 fn walk(root: &Path) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let rd = std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;
-        for e in rd {
-            let e = e.with_context(|| format!("listing {}", dir.display()))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || storage::is_temp_name(&e.path()) {
-                continue;
-            }
-            let t = e
-                .file_type()
-                .with_context(|| format!("stat {}", e.path().display()))?;
-            if t.is_dir() {
-                stack.push(e.path());
-            } else if t.is_file() {
-                let rel = e.path().strip_prefix(root).map(Path::to_path_buf)?;
-                let parts: Vec<String> = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect();
-                out.push(parts.join("/"));
-            }
+    let hidden = |e: &walkdir::DirEntry| {
+        e.depth() > 0
+            && (e.file_name().to_string_lossy().starts_with('.') || storage::is_temp_name(e.path()))
+    };
+    for e in walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_entry(|e| !hidden(e))
+    {
+        let e = e.with_context(|| format!("listing {}", root.display()))?;
+        if e.file_type().is_file() {
+            out.push(crate::run::verify::relative(root, e.path()));
         }
     }
     out.sort();

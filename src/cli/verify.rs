@@ -29,7 +29,7 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<u8> {
     let report = match verify::verify(&path, !a.no_checksum) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("edp: error: {e}");
+            eprintln!("edp: error: {}", crate::error::chain(&e));
             return Ok(EXIT_USAGE);
         }
     };

@@ -30,21 +30,21 @@ pub const FILL_F32: f32 = 9.969_21e36;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GranuleError {
-    #[error("{0}")]
+    #[error(transparent)]
     Name(#[from] TaskError),
     #[error("bad task: {0}")]
     Task(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
-    #[error("input of {var}: {source}")]
+    #[error("input of {var}")]
     Input { var: String, source: MdsError },
     #[error("input {path}: {what}")]
     Shape { path: PathBuf, what: String },
-    #[error("grid: {0}")]
+    #[error("grid")]
     Grid(#[from] GridError),
     #[error(transparent)]
     Write(#[from] NcError),
-    #[error("lat-lon mapping: {0}")]
+    #[error("lat-lon mapping")]
     Regrid(#[from] crate::regrid::RegridError),
     #[error(transparent)]
     Storage(#[from] crate::storage::LocationError),

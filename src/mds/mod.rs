@@ -51,7 +51,7 @@ impl Precision {
 #[derive(Debug, thiserror::Error)]
 pub enum MdsError {
     /// The OS refused an operation on the file.
-    #[error("{}: cannot {action}: {source}", path.display())]
+    #[error("{}: cannot {action}", path.display())]
     Io {
         path: PathBuf,
         action: &'static str,

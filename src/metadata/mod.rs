@@ -30,12 +30,12 @@ pub use release::Release;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    #[error("cannot read metadata file {path}: {source}")]
+    #[error("cannot read metadata file {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("metadata file {path} is not valid JSON: {source}")]
+    #[error("metadata file {path} is not valid JSON")]
     Json {
         path: PathBuf,
         source: serde_json::Error,

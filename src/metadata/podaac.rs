@@ -1,55 +1,30 @@
-//! The PO.DAAC dataset table (CSV): short name, long name, file pattern and DOI suffix
-//! of every dataset.
+//! The PO.DAAC dataset table (CSV, read with the `csv` crate): short name, long name,
+//! file pattern and DOI suffix of every dataset.
 
 use std::path::Path;
 
 use super::{MetadataError, PodaacRow};
 
-/// Minimal RFC 4180 reader (quoted fields with commas, doubled quotes, newlines).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
-}
-
 pub(super) fn parse_podaac(path: &Path, text: &str) -> Result<Vec<PodaacRow>, MetadataError> {
-    let rows = parse_csv(text);
-    let Some(header) = rows.first() else {
-        return Ok(Vec::new());
+    let bad = |what: String| MetadataError::Format {
+        path: path.to_path_buf(),
+        what,
     };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return Err(bad(format!("PO.DAAC table header: {e}"))),
+    };
+    if header.is_empty() {
+        return Ok(Vec::new());
+    }
     let col = |name: &str| {
         header
             .iter()
             .position(|h| h == name)
-            .ok_or_else(|| MetadataError::Format {
-                path: path.to_path_buf(),
-                what: format!("PO.DAAC table has no column '{name}'"),
-            })
+            .ok_or_else(|| bad(format!("PO.DAAC table has no column '{name}'")))
     };
     let (sn, ln, f, pid) = (
         col("DATASET.SHORT_NAME")?,
@@ -57,16 +32,22 @@ pub(super) fn parse_podaac(path: &Path, text: &str) -> Result<Vec<PodaacRow>, Me
         col("DATASET.FILENAME")?,
         col("DATASET.PERSISTENT_ID")?,
     );
-    Ok(rows[1..]
-        .iter()
-        .filter(|r| r.len() > sn.max(ln).max(f).max(pid))
-        .map(|r| PodaacRow {
-            short_name: r[sn].trim().to_string(),
-            long_name: r[ln].trim().to_string(),
-            filename: r[f].trim().to_string(),
-            persistent_id: r[pid].trim().to_string(),
-        })
-        .collect())
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let r = record.map_err(|e| bad(format!("PO.DAAC table: {e}")))?;
+        // Short rows (a trailing blank line, a truncated row) describe no dataset.
+        let (Some(sn), Some(ln), Some(f), Some(pid)) = (r.get(sn), r.get(ln), r.get(f), r.get(pid))
+        else {
+            continue;
+        };
+        rows.push(PodaacRow {
+            short_name: sn.trim().to_string(),
+            long_name: ln.trim().to_string(),
+            filename: f.trim().to_string(),
+            persistent_id: pid.trim().to_string(),
+        });
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -74,8 +55,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_quotes() {
-        let rows = parse_csv("a,b\n\"x, y\",\"he said \"\"hi\"\"\nline\"\n");
-        assert_eq!(rows[1], ["x, y", "he said \"hi\"\nline"]);
+    fn quoted_fields_with_commas_quotes_and_newlines() {
+        let text = "DATASET.SHORT_NAME,DATASET.LONG_NAME,DATASET.FILENAME,DATASET.PERSISTENT_ID\n\
+                    A,\"x, y\",\"he said \"\"hi\"\"\nline\",P-1\nshort\n";
+        let rows = parse_podaac(Path::new("t.csv"), text).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].long_name, "x, y");
+        assert_eq!(rows[0].filename, "he said \"hi\"\nline");
+        assert_eq!(rows[0].persistent_id, "P-1");
+    }
+
+    #[test]
+    fn missing_column_is_named() {
+        let err = parse_podaac(Path::new("t.csv"), "DATASET.SHORT_NAME\nA\n").unwrap_err();
+        assert!(err.to_string().contains("DATASET.LONG_NAME"), "{err}");
     }
 }

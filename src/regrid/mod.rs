@@ -35,7 +35,7 @@ pub const EARTH_RADIUS_AREA_M: f64 = 6_371_008.8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegridError {
-    #[error("{}: cannot {action}: {source}", path.display())]
+    #[error("{}: cannot {action}", path.display())]
     Io {
         path: PathBuf,
         action: &'static str,
@@ -70,10 +70,7 @@ pub struct GridHash(pub [u8; 32]);
 
 impl fmt::Display for GridHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in &self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex::encode(self.0))
     }
 }
 

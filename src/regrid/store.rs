@@ -149,7 +149,10 @@ impl FactorStore {
             Ok(p) => Some(p),
             Err(e) => {
                 self.note_once(format!("fetch {loc}"), || {
-                    format!("mapping factors {loc} are not one of our factor files: {e}")
+                    format!(
+                        "mapping factors {loc} are not one of our factor files: {}",
+                        crate::error::chain(&e)
+                    )
                 });
                 None
             }
@@ -254,7 +257,10 @@ fn cached_or_build(
         match Factors::open(path).and_then(|f| check(&f, grid, target).map(|()| f)) {
             Ok(f) => Some(f),
             Err(e) => {
-                log::warn!("ignoring cached mapping factors: {e}");
+                log::warn!(
+                    "ignoring cached mapping factors: {}",
+                    crate::error::chain(&e)
+                );
                 None
             }
         }

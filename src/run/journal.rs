@@ -21,19 +21,19 @@ pub const STATE_DIR: &str = ".edp";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("cannot create directory {path:?}: {source}")]
+    #[error("cannot create directory {path:?}")]
     CreateDir { path: PathBuf, source: io::Error },
-    #[error("cannot open journal {path:?}: {source}")]
+    #[error("cannot open journal {path:?}")]
     Open { path: PathBuf, source: io::Error },
-    #[error("cannot append to journal {path:?}: {source}")]
+    #[error("cannot append to journal {path:?}")]
     Append { path: PathBuf, source: io::Error },
-    #[error("cannot read journal {path:?}: {source}")]
+    #[error("cannot read journal {path:?}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("cannot list {path:?}: {source}")]
+    #[error("cannot list {path:?}")]
     List { path: PathBuf, source: io::Error },
-    #[error("cannot remove journal {path:?}: {source}")]
+    #[error("cannot remove journal {path:?}")]
     Remove { path: PathBuf, source: io::Error },
-    #[error("cannot encode the record of {granule}: {source}")]
+    #[error("cannot encode the record of {granule}")]
     Encode {
         granule: String,
         source: serde_json::Error,
@@ -235,16 +235,7 @@ pub fn remove_journals(paths: &[PathBuf]) -> Result<(), JournalError> {
 /// sha256 of a task's JSON (field order is fixed by the task type).
 pub fn task_sha256(task: &Task) -> String {
     let bytes = serde_json::to_vec(task).unwrap_or_default();
-    hex(&Sha256::digest(&bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(Sha256::digest(&bytes))
 }
 
 /// Sizes and modification times of a task's input files.

@@ -23,18 +23,18 @@ const FORMAT: &str = "edp-manifest/1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read manifest {path:?}: {source}")]
+    #[error("cannot read manifest {path:?}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("manifest {path:?} is not an edp manifest: {source}")]
+    #[error("manifest {path:?} is not an edp manifest")]
     Parse {
         path: PathBuf,
         source: serde_json::Error,
     },
     #[error("manifest {path:?} has format {found:?}; this edp reads {FORMAT:?}")]
     Format { path: PathBuf, found: String },
-    #[error("cannot write {path:?}: {source}")]
+    #[error("cannot write {path:?}")]
     Write { path: PathBuf, source: io::Error },
-    #[error("cannot place {path:?}: {source}")]
+    #[error("cannot place {path:?}")]
     Place {
         path: PathBuf,
         source: storage::StorageError,

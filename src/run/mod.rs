@@ -27,9 +27,9 @@ use crate::tasks::Task;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot load metadata: {0}")]
+    #[error("cannot load metadata")]
     Metadata(#[from] MetadataError),
-    #[error("cannot load metadata: {0}")]
+    #[error("cannot load metadata")]
     MetadataLocation(#[from] crate::storage::LocationError),
     #[error("task {index} ({granule}) names no grid location (ecco_grid_loc) and none was given with --grid")]
     NoGrid { index: usize, granule: String },
@@ -127,7 +127,7 @@ impl Shared {
                 let t = Instant::now();
                 let g = Grid::open(&loc)
                     .map(Arc::new)
-                    .map_err(|e: GridError| e.to_string());
+                    .map_err(|e: GridError| error_chain(&e));
                 if let Ok(g) = &g {
                     log::info!(
                         "grid: LLC{} x {} levels from {} ({:.2} s)",
@@ -185,17 +185,7 @@ pub fn run_serial(tasks: &[Task], shared: &mut Shared) -> RunSummary {
     summary
 }
 
-/// An error with its sources, `a: b: c`.
+/// An error with its sources, `a: b: c` (see [`crate::error::chain`]).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let next = c.to_string();
-        if !s.contains(&next) {
-            s.push_str(": ");
-            s.push_str(&next);
-        }
-        cur = c.source();
-    }
-    s
+    crate::error::chain(e)
 }

@@ -26,14 +26,14 @@ pub enum RemoteError {
     Mixed { s3: String, local: String },
     #[error("the tasks' S3 granules share no bucket and prefix; give one with --dest s3://bucket/prefix")]
     NoDest,
-    #[error("S3 destination {dest}: {source}")]
+    #[error("S3 destination {dest}")]
     Storage {
         dest: String,
         // Boxed: the storage errors are large and this travels through every Result.
         #[source]
         source: Box<LocationError>,
     },
-    #[error("cannot create the run's local state directory {path:?}: {source}")]
+    #[error("cannot create the run's local state directory {path:?}")]
     StateDir {
         path: PathBuf,
         source: std::io::Error,
@@ -150,7 +150,7 @@ pub fn check_done(
     if verify {
         let want = r.sha256.as_deref().ok_or("record without sha256")?;
         let got = storage::s3::head(url)
-            .map_err(|e| format!("unreadable: {e}"))?
+            .map_err(|e| format!("unreadable: {}", crate::error::chain(&e)))?
             .and_then(|(_, sha)| sha);
         if got.as_deref() != Some(want) {
             return Err("sha256 differs".into());

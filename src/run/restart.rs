@@ -41,12 +41,12 @@ pub enum RestartError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("cannot clear partial files under {dir:?}: {source}")]
+    #[error("cannot clear partial files under {dir:?}")]
     Temps {
         dir: PathBuf,
         source: storage::StorageError,
     },
-    #[error("cannot list {dir:?}: {source}")]
+    #[error("cannot list {dir:?}")]
     Walk { dir: PathBuf, source: io::Error },
 }
 
@@ -189,23 +189,31 @@ pub fn consolidate(dest: &Path) -> Result<Manifest, RestartError> {
 /// returns how many. Only safe while nothing else writes there.
 pub fn remove_stale_temps_tree(dest: &Path) -> Result<usize, RestartError> {
     let mut removed = 0;
-    let mut stack = vec![dest.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        removed += storage::remove_stale_temps(&dir).map_err(|source| RestartError::Temps {
-            dir: dir.clone(),
+    // Not following symbolic links: only the destination's own tree.
+    for e in walkdir::WalkDir::new(dest) {
+        let e = match e {
+            Ok(e) => e,
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::NotFound) =>
+            {
+                continue
+            }
+            Err(e) => {
+                return Err(RestartError::Walk {
+                    dir: e.path().unwrap_or(dest).to_path_buf(),
+                    source: e.into(),
+                })
+            }
+        };
+        if !e.file_type().is_dir() {
+            continue;
+        }
+        let dir = e.path();
+        removed += storage::remove_stale_temps(dir).map_err(|source| RestartError::Temps {
+            dir: dir.to_path_buf(),
             source,
         })?;
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(RestartError::Walk { dir, source }),
-        };
-        for e in entries.flatten() {
-            // Not following symbolic links: only the destination's own tree.
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(e.path());
-            }
-        }
     }
     Ok(removed)
 }
@@ -233,7 +241,8 @@ pub fn check_done(
     }
     if verify {
         let want = r.sha256.as_deref().ok_or("record without sha256")?;
-        let got = crate::storage::sha256_file(path).map_err(|e| format!("unreadable: {e}"))?;
+        let got = crate::storage::sha256_file(path)
+            .map_err(|e| format!("unreadable: {}", crate::error::chain(&e)))?;
         if got != want {
             return Err("sha256 differs".into());
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot install the handler of signal {signal}: {source}")]
+#[error("cannot install the handler of signal {signal}")]
 pub struct SignalError {
     signal: i32,
     source: std::io::Error,

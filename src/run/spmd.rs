@@ -192,11 +192,11 @@ pub fn run_spmd(
         s
     });
     let setup = shared
-        .map_err(|e| format!("rank {}: {e}", world.rank()))
+        .map_err(|e| format!("rank {}: {}", world.rank(), error_chain(&e)))
         .and_then(|s| {
             JournalWriter::open(&dest, world.rank())
                 .map(|j| (s, j))
-                .map_err(|e| format!("rank {}: {e}", world.rank()))
+                .map_err(|e| format!("rank {}: {}", world.rank(), error_chain(&e)))
         });
     let (mut shared, mut journal) = match (world.all_true(setup.is_ok()), setup) {
         (true, Ok(s)) => s,
@@ -409,11 +409,12 @@ fn work(
             // taking tasks (this record still reaches the manifest through rank 0).
             report.not_run = mine.len() - n - 1;
             log::error!(
-                "rank {}: {e}; stopping: {} task(s) of this rank left undone",
+                "rank {}: {}; stopping: {} task(s) of this rank left undone",
                 world.rank(),
+                error_chain(&e),
                 report.not_run
             );
-            report.journal_failed = Some(e.to_string());
+            report.journal_failed = Some(error_chain(&e));
             break;
         }
     }
@@ -438,8 +439,9 @@ fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str
                 .map(|sha| (p.bytes, sha, None, filled, p.significant_bits))
                 .map_err(|e| {
                     format!(
-                        "{} was written but cannot be read back: {e}",
-                        p.path.display()
+                        "{} was written but cannot be read back: {}",
+                        p.path.display(),
+                        error_chain(&e)
                     )
                 })
         });
@@ -548,13 +550,13 @@ fn conclude(
     match state.manifest.write(&state.dest) {
         Ok(path) => {
             if let Err(e) = journal::remove_journals(&journals) {
-                log::warn!("{e} (its records are in the manifest)");
+                log::warn!("{} (its records are in the manifest)", error_chain(&e));
             }
             log::info!("manifest: {}", path.display());
         }
         Err(e) => {
             // The journals stay, so the next run folds them in.
-            eprintln!("edp: error: {e}");
+            eprintln!("edp: error: {}", error_chain(&e));
             if end == RunEnd::AllDone {
                 end = RunEnd::SomeFailed;
             }
@@ -564,11 +566,11 @@ fn conclude(
     print!("{text}");
     let summary = state.dest.join(manifest::SUMMARY_NAME);
     if let Err(e) = manifest::write_file_atomic(&summary, text.as_bytes()) {
-        log::warn!("{e}");
+        log::warn!("{}", error_chain(&e));
     }
     if let Some(url) = &state.remote {
         if let Err(e) = remote::publish(url, &state.dest) {
-            eprintln!("edp: error: {e}");
+            eprintln!("edp: error: {}", error_chain(&e));
             if end == RunEnd::AllDone {
                 end = RunEnd::SomeFailed;
             }

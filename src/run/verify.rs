@@ -19,7 +19,7 @@ use crate::storage;
 pub enum VerifyError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("cannot list {dir:?}: {source}")]
+    #[error("cannot list {dir:?}")]
     Walk { dir: PathBuf, source: io::Error },
 }
 
@@ -120,7 +120,7 @@ pub fn verify(manifest_path: &Path, checksum: bool) -> Result<VerifyReport, Veri
                     Err(e) => {
                         return Some(Problem::Unreadable {
                             granule,
-                            error: e.to_string(),
+                            error: crate::error::chain(&e),
                         })
                     }
                 }
@@ -162,33 +162,30 @@ pub fn verify(manifest_path: &Path, checksum: bool) -> Result<VerifyReport, Veri
 /// Files under `dest` (not following links, not in `.edp`), `/`-separated relative paths.
 fn tree_files(dest: &Path) -> Result<Vec<String>, VerifyError> {
     let mut out = Vec::new();
-    let mut stack = vec![(dest.to_path_buf(), String::new())];
-    while let Some((dir, rel)) = stack.pop() {
-        let entries = fs::read_dir(&dir).map_err(|source| VerifyError::Walk {
-            dir: dir.clone(),
-            source,
+    let walk = walkdir::WalkDir::new(dest)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            !(e.depth() == 1 && e.file_name() == STATE_DIR && e.file_type().is_dir())
+        });
+    for e in walk {
+        let e = e.map_err(|e| VerifyError::Walk {
+            dir: e.path().unwrap_or(dest).to_path_buf(),
+            source: e.into(),
         })?;
-        for e in entries {
-            let e = e.map_err(|source| VerifyError::Walk {
-                dir: dir.clone(),
-                source,
-            })?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            let r = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
-            match e.file_type() {
-                Ok(t) if t.is_dir() && !(rel.is_empty() && name == STATE_DIR) => {
-                    stack.push((e.path(), r));
-                }
-                Ok(t) if t.is_dir() => {}
-                Ok(t) if t.is_file() => out.push(r),
-                _ => {}
-            }
+        if e.file_type().is_file() {
+            out.push(relative(dest, e.path()));
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// `path` relative to `root`, `/`-separated.
+pub(crate) fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }

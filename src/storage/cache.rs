@@ -171,7 +171,7 @@ pub fn global() -> Result<&'static Scratch, CacheError> {
                 }
                 _ => DEFAULT_LIMIT,
             };
-            Scratch::open(&default_root(), limit).map_err(|e| e.to_string())
+            Scratch::open(&default_root(), limit).map_err(|e| crate::error::chain(&e))
         })
         .as_ref()
         .map_err(|e| CacheError::Init(e.clone()))
@@ -186,11 +186,7 @@ pub fn shutdown() {
 
 /// Digest of a string, short hex (names of node entries).
 fn short_hash(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&Sha256::digest(s.as_bytes())[..8])
 }
 
 impl Scratch {

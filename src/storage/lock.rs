@@ -6,7 +6,6 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 /// How long a lock may sit untouched before it is taken as abandoned.
@@ -14,16 +13,12 @@ const STALE_LOCK: Duration = Duration::from_secs(6 * 3600);
 
 /// This node's host name (lock ownership, run records).
 pub fn host() -> String {
-    static HOST: OnceLock<String> = OnceLock::new();
-    HOST.get_or_init(|| {
-        fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "unknown".into())
-    })
-    .clone()
+    let name = gethostname::gethostname().to_string_lossy().into_owned();
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
 }
 
 pub(crate) fn pid_alive(pid: u32) -> bool {

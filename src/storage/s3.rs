@@ -224,26 +224,16 @@ fn block_on<T>(fut: impl std::future::Future<Output = Result<T, S3Error>>) -> Re
     runtime()?.block_on(fut)
 }
 
-/// `key = value` pairs of one section of an AWS shared config/credentials file.
+/// `key = value` pairs of one section of an AWS shared config/credentials file (keys
+/// lower-cased; an unparsable file gives nothing, as a missing one does).
 pub fn ini_section(text: &str, section: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let mut inside = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            inside = name.trim() == section;
-            continue;
-        }
-        if inside {
-            if let Some((k, v)) = line.split_once('=') {
-                out.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-    }
-    out
+    let Ok(ini) = ini::Ini::load_from_str_noescape(text) else {
+        return HashMap::new();
+    };
+    ini.section_all(Some(section))
+        .flat_map(|p| p.iter())
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect()
 }
 
 /// Static keys, region and endpoint of the AWS profile (`AWS_PROFILE`, else `default`),
@@ -717,10 +707,7 @@ pub fn get_bytes(url: &S3Url) -> Result<Vec<u8>, S3Error> {
 pub fn put_bytes(url: &S3Url, bytes: Vec<u8>) -> Result<Uploaded, S3Error> {
     let store = client(&url.bucket)?;
     let path = url.path()?;
-    let sha256: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = hex::encode(Sha256::digest(&bytes));
     let size = bytes.len() as u64;
     let opts = PutOptions {
         attributes: sha_attributes(&sha256),

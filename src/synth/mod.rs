@@ -101,7 +101,7 @@ pub enum SynthError {
     #[error("unknown synthetic variable {name:?} (known: {known})")]
     UnknownVariable { name: String, known: String },
     /// The OS refused an operation.
-    #[error("{}: cannot {action}: {source}", path.display())]
+    #[error("{}: cannot {action}", path.display())]
     Io {
         path: PathBuf,
         action: &'static str,

@@ -50,7 +50,7 @@ impl Inventory {
         let remote = match storage::s3_url(&root.to_string_lossy()) {
             Some(Ok(u)) => Some(u),
             Some(Err(e)) => {
-                errors.push(e.to_string());
+                errors.push(crate::error::chain(&e));
                 None
             }
             None => None,
@@ -77,8 +77,8 @@ impl Inventory {
             let dirs = match storage::s3::list_dir(url) {
                 Ok((dirs, _)) => dirs,
                 Err(e) => {
-                    log::error!("{e}");
-                    self.errors.push(e.to_string());
+                    log::error!("{}", crate::error::chain(&e));
+                    self.errors.push(crate::error::chain(&e));
                     Vec::new()
                 }
             };
@@ -199,7 +199,7 @@ fn list_dir(dir: &Path, var: &str, freq: Frequency) -> Listing {
 
 /// Lists the S3 prefix `dir` (all pages) and pairs the object names directly under it.
 fn list_remote(dir: &S3Url, var: &str, freq: Frequency) -> Result<Listing, String> {
-    let objects = storage::s3::list(dir).map_err(|e| e.to_string())?;
+    let objects = storage::s3::list(dir).map_err(|e| crate::error::chain(&e))?;
     let base = format!("{}/", dir.key);
     let names: Vec<String> = objects
         .iter()

@@ -24,17 +24,17 @@ use crate::time::{Coverage, DailyDate, Frequency};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("cannot read task list {path}: {source}")]
+    #[error("cannot read task list {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("task list {path} is not a valid EDP task list: {source}")]
+    #[error("task list {path} is not a valid EDP task list")]
     Json {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("cannot write task list {path}: {source}")]
+    #[error("cannot write task list {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
@@ -300,8 +300,13 @@ pub fn read_task_list(path: &Path) -> Result<Vec<Task>, TaskError> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| TaskError::Json {
-        path: path.to_path_buf(),
+    parse_task_list(path, text.as_bytes())
+}
+
+/// A task list from its JSON text; `origin` (a path or URL) names it in errors.
+pub fn parse_task_list(origin: &Path, json: &[u8]) -> Result<Vec<Task>, TaskError> {
+    serde_json::from_slice(json).map_err(|source| TaskError::Json {
+        path: origin.to_path_buf(),
         source,
     })
 }

@@ -10,7 +10,6 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -91,19 +90,11 @@ pub fn raw_request(endpoint: &str, method: &str, path: &str) -> u16 {
 
 /// A fresh bucket with a unique name starting with `stem`.
 pub fn bucket(endpoint: &str, stem: &str) -> String {
-    let name = format!("{stem}-{}-{}", std::process::id(), uuid_like());
+    // Bucket names: lower-case letters, digits and hyphens, at most 63 characters.
+    let name = format!("{stem}-{}", uuid::Uuid::new_v4().simple());
     let status = raw_request(endpoint, "PUT", &format!("/{name}"));
     assert_eq!(status, 200, "creating bucket {name} on {endpoint}");
     name
-}
-
-fn uuid_like() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{:x}{}", t, N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The `edp` binary with the S3 test environment: credentials, endpoint, few retries,
