@@ -102,7 +102,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
     let bits = match significant_bits(a) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("edp: error: {e}");
+            eprintln!("edp: error: {e:#}");
             return Ok(EXIT_USAGE);
         }
     };

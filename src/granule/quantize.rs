@@ -28,7 +28,7 @@ pub enum TableError {
         item: String,
         what: String,
     },
-    #[error("cannot read the significant-bits table {path}: {source}")]
+    #[error("cannot read the significant-bits table {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
