@@ -14,7 +14,7 @@ use common::{require, Sample};
 use edp::granule::{self, Context, Encoding, FILL_F32};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
-use edp::ncio::{DType, NcReader, Writer};
+use edp::ncio::{AttrValue, DType, NcReader, Writer};
 use edp::tasks::{self, Locations, Task};
 use edp::time::{DailyDate, Frequency};
 
@@ -220,6 +220,20 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
             .filter(|&&x| x != FILL_F32)
             .map(|&x| f64::from(x))
             .sum();
+        // valid_min/valid_max (found while streaming) are the extremes of what was written.
+        let r = NcReader::open(&d).unwrap();
+        let attr = |a: &str| match r.var_attrs(var).unwrap().into_iter().find(|(n, _)| n == a) {
+            Some((_, AttrValue::F32(x))) => x,
+            other => panic!("{what}: {var}:{a} is {other:?}"),
+        };
+        let wet = values.iter().copied().filter(|&x| x != FILL_F32);
+        let lo = wet.clone().fold(f32::INFINITY, f32::min);
+        let hi = wet.fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(
+            (attr("valid_min"), attr("valid_max")),
+            (lo, hi),
+            "{what}: {var} range"
+        );
         let (s_nc, s_xr) = python_sums(&d, var);
         let tol = 1e-9 * ours.abs().max(1.0);
         assert!(

@@ -3,11 +3,10 @@
 //! and rotated to east/north first, written with the coordinates, bounds and
 //! attributes of EDP's lat-lon granules.
 //!
-//! Scalars stream level by level like native granules (a first pass finds
-//! `valid_min`/`valid_max`, the second feeds the writer). A vector pair is read and
-//! rotated once per granule and both of its lat-lon components kept in memory (the
-//! lat-lon grid is 1 MB per level whatever the LLC size), so `EVEL` and `NVEL` cost
-//! one read of `UVEL` and `VVEL`.
+//! Scalars stream level by level into the writer, which finds `valid_min`/`valid_max`
+//! as the values go by, so each level is regridded once. A vector pair is one slab
+//! group: each level of `UVEL` and `VVEL` is read, rotated and regridded once and gives
+//! that level of both `EVEL` and `NVEL`; no whole field is held.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +23,10 @@ use crate::grid::Grid;
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
 use crate::metadata::{MetadataSet, Product, Record};
-use crate::ncio::{AttrValue, Compression, DatasetDef, SlabError, SlabProducer, VarData, VarDef};
+use crate::ncio::{
+    AttrValue, Compression, DatasetDef, GroupProducer, SlabError, SlabGroup, SlabProducer, VarData,
+    VarDef,
+};
 use crate::regrid::{apply, vector, Factors, TargetGrid};
 use crate::tasks::{GranuleName, Task};
 
@@ -217,63 +219,28 @@ fn vector_inputs<'a>(
     }
 }
 
-/// Reads, interpolates, rotates and regrids a vector pair: (east, north), each
-/// `levels × nlat·nlon`.
-fn regrid_pair(
+/// Reads, interpolates, rotates and regrids level `k` of a vector pair into its east
+/// and north components (`nlat·nlon` each).
+fn regrid_pair_level(
     grid: &Grid,
     factors: &Factors,
-    x: &Input,
-    y: &Input,
-) -> Result<(Vec<f32>, Vec<f32>), GranuleError> {
-    let nt = factors.target.len();
-    let levels = x.levels;
-    let mut east = vec![0f32; levels * nt];
-    let mut north = vec![0f32; levels * nt];
-    east.par_chunks_mut(nt)
-        .zip(north.par_chunks_mut(nt))
-        .enumerate()
-        .try_for_each(|(k, (e_out, n_out))| -> Result<(), GranuleError> {
-            let len = grid.level_len();
-            let mut u = vec![0f32; len];
-            let mut v = vec![0f32; len];
-            x.read_level(grid, k, &mut u)?;
-            y.read_level(grid, k, &mut v)?;
-            let mut uc = vec![0f32; len];
-            let mut vc = vec![0f32; len];
-            vector::to_centres(grid.n, (x.point, &u), (y.point, &v), &mut uc, &mut vc)?;
-            // Reuse the input buffers for the rotated components.
-            vector::rotate(&grid.angle_cs, &grid.angle_sn, &uc, &vc, &mut u, &mut v);
-            apply::regrid_level(factors, k, &u, e_out, FILL_F32)?;
-            apply::regrid_level(factors, k, &v, n_out, FILL_F32)?;
-            Ok(())
-        })?;
-    Ok((east, north))
-}
-
-/// Range over all levels of a streamed scalar (regridded once here, again when written).
-fn scalar_range(grid: &Grid, factors: &Factors, input: &Input) -> Result<(f32, f32), GranuleError> {
-    let nt = factors.target.len();
-    let per_level = (0..input.levels)
-        .into_par_iter()
-        .map(|k| {
-            let mut src = vec![0f32; grid.level_len()];
-            input.read_level(grid, k, &mut src)?;
-            let mut out = vec![0f32; nt];
-            apply::regrid_level(factors, k, &src, &mut out, FILL_F32)?;
-            Ok(apply::value_range(&out, FILL_F32))
-        })
-        .collect::<Result<Vec<_>, GranuleError>>()?;
-    let (lo, hi) = per_level
-        .into_iter()
-        .filter(|(lo, _)| !lo.is_nan())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (c, d)| {
-            (a.min(c), b.max(d))
-        });
-    Ok(if lo > hi {
-        (f32::NAN, f32::NAN)
-    } else {
-        (lo, hi)
-    })
+    (x, y): (&Input, &Input),
+    k: usize,
+    (e_out, n_out): (&mut [f32], &mut [f32]),
+) -> Result<(), GranuleError> {
+    let len = grid.level_len();
+    let mut u = vec![0f32; len];
+    let mut v = vec![0f32; len];
+    x.read_level(grid, k, &mut u)?;
+    y.read_level(grid, k, &mut v)?;
+    let mut uc = vec![0f32; len];
+    let mut vc = vec![0f32; len];
+    vector::to_centres(grid.n, (x.point, &u), (y.point, &v), &mut uc, &mut vc)?;
+    // Reuse the input buffers for the rotated components.
+    vector::rotate(&grid.angle_cs, &grid.angle_sn, &uc, &vc, &mut u, &mut v);
+    apply::regrid_level(factors, k, &u, e_out, FILL_F32)?;
+    apply::regrid_level(factors, k, &v, n_out, FILL_F32)?;
+    Ok(())
 }
 
 fn find<'a>(records: &'a [Record], name: &str) -> Option<&'a Record> {
@@ -469,12 +436,38 @@ pub fn build(
         nonfinite_filled += i.nonfinite(grid)?.apply(ctx.nonfinite, &i.path, &i.name)?;
     }
 
-    // Vector pairs: read and rotate once, keep both components.
-    let mut rotated: Vec<[Option<Vec<f32>>; 2]> = Vec::with_capacity(pairs.len());
-    for (x, y) in &pairs {
-        let (e, n) = regrid_pair(grid, factors, x, y).map_err(|e| e.for_var(&x.name))?;
-        rotated.push([Some(e), Some(n)]);
+    // Vector pairs: one slab group each, so every level of the pair is read, rotated
+    // and regridded once for all the components the task asks for.
+    let mut pair_groups: Vec<Arc<SlabGroup>> = Vec::with_capacity(pairs.len());
+    for (pair, (x, y)) in pairs.iter().enumerate() {
+        let wanted: Vec<bool> = sources
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Source::Vector { pair: p, east } if *p == pair => Some(*east),
+                _ => None,
+            })
+            .collect();
+        let (g, f, x, y) = (
+            Arc::clone(grid),
+            Arc::clone(factors),
+            Arc::clone(x),
+            Arc::clone(y),
+        );
+        let nt = factors.target.len();
+        let members = wanted.len();
+        let produce: GroupProducer = Arc::new(move |k, outs| {
+            let mut e = vec![0f32; nt];
+            let mut n = vec![0f32; nt];
+            regrid_pair_level(&g, &f, (&x, &y), k, (&mut e, &mut n))
+                .map_err(|err| Box::new(err.for_var(&x.name)) as SlabError)?;
+            for (out, &east) in outs.iter_mut().zip(&wanted) {
+                out.copy_from_slice(if east { &e } else { &n });
+            }
+            Ok(())
+        });
+        pair_groups.push(Arc::new(SlabGroup { members, produce }));
     }
+    let mut next_member = vec![0usize; pairs.len()];
 
     let zip = Compression {
         deflate_level: ctx.encoding.deflate_level,
@@ -492,27 +485,18 @@ pub fn build(
             dims.push("Z");
         }
         dims.extend(["latitude", "longitude"]);
-        let (data, (lo, hi)) = match src {
-            Source::Vector { pair, east } => {
-                let slot = &mut rotated[pair][usize::from(!east)];
-                // The first output of a component takes the buffer; a repeat copies.
-                let values = match slot.take() {
-                    Some(v) => v,
-                    None => {
-                        let (x, y) = &pairs[pair];
-                        let (e, n) = regrid_pair(grid, factors, x, y)?;
-                        if east {
-                            e
-                        } else {
-                            n
-                        }
-                    }
-                };
-                let range = apply::value_range(&values, FILL_F32);
-                (VarData::F32(values), range)
+        let slab_dim = dims.len() - 3;
+        let data = match src {
+            Source::Vector { pair, .. } => {
+                let member = next_member[pair];
+                next_member[pair] += 1;
+                VarData::GroupF32 {
+                    slab_dim,
+                    group: Arc::clone(&pair_groups[pair]),
+                    member,
+                }
             }
             Source::Scalar(input) => {
-                let range = scalar_range(grid, factors, &input).map_err(|e| e.for_var(&out))?;
                 let (g, f, var) = (Arc::clone(grid), Arc::clone(factors), out.clone());
                 let produce: SlabProducer = Arc::new(move |k: usize, dst: &mut [f32]| {
                     let mut src = vec![0f32; g.level_len()];
@@ -521,18 +505,14 @@ pub fn build(
                         .and_then(|()| Ok(apply::regrid_level(&f, k, &src, dst, FILL_F32)?))
                         .map_err(|e| Box::new(e.for_var(&var)) as SlabError)
                 });
-                (
-                    VarData::SlabsF32 {
-                        slab_dim: dims.len() - 3,
-                        produce,
-                    },
-                    range,
-                )
+                VarData::SlabsF32 { slab_dim, produce }
             }
         };
         let mut a = Attrs::new();
-        a.push(("valid_min".into(), AttrValue::F32(lo)));
-        a.push(("valid_max".into(), AttrValue::F32(hi)));
+        // Placeholders: the writer sets them from the values as they stream by, so each
+        // level is regridded once.
+        a.push(("valid_min".into(), AttrValue::F32(f32::NAN)));
+        a.push(("valid_max".into(), AttrValue::F32(f32::NAN)));
         // Native record first, then the lat-lon one overrides (EDP's order).
         for r in [m.variable(&out), find(&m.variables_latlon, &out)]
             .into_iter()
@@ -545,6 +525,7 @@ pub fn build(
         let mut v = VarDef::new(&out, &dims, data);
         v.attrs = a;
         v.fill = Some(AttrValue::F32(FILL_F32));
+        v.valid_range = true;
         v.compression = Some(zip);
         let mut chunks = vec![1];
         if is_3d {
