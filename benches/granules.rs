@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use edp::granule::{self, Context, Encoding};
+use edp::granule::{Context, Encoding};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
 use edp::ncio::compress::ChunkCodec;
@@ -178,6 +178,15 @@ fn main() {
     let grid = Arc::new(Grid::open(&grid_dir).expect("grid"));
     let source = dir.join(&cfg.release).to_string_lossy().into_owned();
     let out = dir.join("out");
+    // Mapping factors for the lat-lon granules, built once as a run's context holds them.
+    let factors = edp::regrid::store::FactorStore::new(Default::default())
+        .get(
+            &grid,
+            edp::regrid::TargetGrid::ecco_half_degree(),
+            None,
+            &out.join("edp_factors"),
+        )
+        .expect("mapping factors");
     let encoding = Encoding::default();
     let codec = ChunkCodec {
         level: encoding.deflate_level,
@@ -255,14 +264,15 @@ fn main() {
                     grid: Arc::clone(&grid),
                     encoding: Encoding { writer, ..encoding },
                     nonfinite: Default::default(),
+                    factors: Some(Arc::clone(&factors)),
                 };
                 // One warm-up: factors, shared coordinates, page cache.
-                pool.install(|| granule::produce(&task, &ctx))
+                pool.install(|| edp::run::produce(&task, &ctx))
                     .expect("granule");
                 (0..reps)
                     .map(|_| {
                         let t = Instant::now();
-                        pool.install(|| granule::produce(&task, &ctx))
+                        pool.install(|| edp::run::produce(&task, &ctx))
                             .expect("granule");
                         t.elapsed().as_secs_f64()
                     })

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::Sample;
-use edp::granule::{self, Context, Encoding};
+use edp::granule::{Context, Encoding};
 use edp::grid::Grid;
 use edp::llc::{PointType, NTILES};
 use edp::metadata::MetadataSet;
@@ -126,8 +126,9 @@ fn geometry_file_round_trip_gives_the_same_granule_values() {
             grid: Arc::new(grid),
             encoding: Encoding::default(),
             nonfinite: Default::default(),
+            factors: None,
         };
-        let p = granule::produce(&t, &ctx).unwrap();
+        let p = edp::run::produce(&t, &ctx).unwrap();
         let r = NcReader::open(&p.path).unwrap();
         values.push((
             r.read_f32("THETA").unwrap(),

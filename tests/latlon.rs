@@ -319,9 +319,14 @@ fn factors_of_another_grid_are_refused() {
     let task = latlon_tasks(&sample, "SEA_SURFACE_HEIGHT")
         .pop()
         .expect("a lat-lon sea-surface-height task");
-    let err = s.for_task(&task, &changed, target).unwrap_err();
+    let named = task
+        .ecco_mapping_factors_loc
+        .as_deref()
+        .map(|loc| store::Named { loc, file: None });
+    let cache = sample.out().join("edp_factors");
+    let err = s.get(&changed, target, named, &cache).unwrap_err();
     assert!(err.to_string().contains(&f.grid_hash.to_string()), "{err}");
-    assert!(s.for_task(&task, &grid, target).is_ok());
+    assert!(s.get(&grid, target, named, &cache).is_ok());
     // Factors at another resolution are refused too.
     assert!(store::check(&f, &grid, TargetGrid::global(1.0).unwrap()).is_err());
 }
@@ -502,11 +507,14 @@ fn cached_factors(sample: &Sample) -> Arc<Factors> {
 #[test]
 fn stress_granule_holds_the_rotated_wind() {
     let sample = Sample::new(10, 2, 1, &["EXFtaux", "EXFtauy", "oceTAUX", "oceTAUY"]);
+    let grid = grid_of(&sample);
+    let factors = common::half_degree_factors(&grid, &sample.out().join("edp_factors"));
     let ctx = edp::granule::Context {
         metadata: Arc::new(edp::metadata::MetadataSet::embedded().unwrap()),
-        grid: Arc::new(grid_of(&sample)),
+        grid: Arc::new(grid),
         encoding: edp::granule::Encoding::default(),
         nonfinite: Default::default(),
+        factors: Some(factors),
     };
     let tasks = latlon_tasks(&sample, "OCEAN_AND_ICE_SURFACE_STRESS");
     assert_eq!(tasks.len(), 1);
@@ -516,7 +524,7 @@ fn stress_granule_holds_the_rotated_wind() {
         "{:?}",
         tasks[0].variables.keys()
     );
-    let produced = edp::granule::produce(&tasks[0], &ctx).unwrap();
+    let produced = edp::run::produce(&tasks[0], &ctx).unwrap();
     let f = cached_factors(&sample);
     let r = edp::ncio::NcReader::open(&produced.path).unwrap();
     let t_days = analytic::time_days(sample.report.monthly_steps[0]);

@@ -68,6 +68,10 @@ fn latlon_granules_match_edp_headers() {
         grid: Arc::clone(&grid),
         encoding: Encoding::default(),
         nonfinite: Default::default(),
+        factors: Some(common::half_degree_factors(
+            &grid,
+            &sample.out().join("edp_factors"),
+        )),
     };
     for grouping in [
         "SEA_SURFACE_HEIGHT",
@@ -76,7 +80,7 @@ fn latlon_granules_match_edp_headers() {
     ] {
         let tasks = latlon_tasks(&sample, &m, grouping);
         assert_eq!(tasks.len(), 1, "{grouping}: one month synthesised");
-        let produced = granule::produce(&tasks[0], &ctx).unwrap();
+        let produced = edp::run::produce(&tasks[0], &ctx).unwrap();
         let file = produced
             .path
             .file_name()

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::{edp_header, files_under, ncdump_h, parse_header, require, Sample};
-use edp::granule::{self, Context, Encoding, FILL_F32};
+use edp::granule::{Context, Encoding, FILL_F32};
 use edp::grid::Grid;
 use edp::llc::PointType;
 use edp::mds::MdsFile;
@@ -21,6 +21,7 @@ fn context(sample: &Sample) -> Context {
         grid: Arc::new(Grid::open(&sample.grid_dir()).unwrap()),
         encoding: Encoding::default(),
         nonfinite: Default::default(),
+        factors: None,
     }
 }
 
@@ -64,7 +65,7 @@ fn native_granules_match_edp_headers() {
     ] {
         let tasks = sample.tasks(grouping);
         assert_eq!(tasks.len(), 1, "{grouping}: one month synthesised");
-        let produced = granule::produce(&tasks[0], &ctx).unwrap();
+        let produced = edp::run::produce(&tasks[0], &ctx).unwrap();
         let file = produced
             .path
             .file_name()
@@ -159,7 +160,7 @@ fn values_equal_inputs_on_wet_cells_and_fill_on_dry() {
         ),
     ] {
         let task = &sample.tasks(grouping)[0];
-        let produced = granule::produce(task, &ctx).unwrap();
+        let produced = edp::run::produce(task, &ctx).unwrap();
         let r = NcReader::open(&produced.path).unwrap();
         assert_eq!(read(&r, "XC"), grid.xc, "XC is the grid's");
         assert_eq!(read(&r, "YG"), grid.yg, "YG is the grid's");

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::{require, Sample};
-use edp::granule::{self, Context, Encoding, FILL_F32};
+use edp::granule::{Context, Encoding, FILL_F32};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
 use edp::ncio::{AttrValue, DType, NcReader, Writer};
@@ -49,7 +49,7 @@ fn produce_into(task: &Task, ctx: &Context, writer: Writer, dir: &Path) -> PathB
         },
         ..ctx.clone()
     };
-    granule::produce(&t, &ctx).unwrap().path
+    edp::run::produce(&t, &ctx).unwrap().path
 }
 
 /// `ncdump -hs` without what differs between any two runs (creation times, uuid) and
@@ -160,11 +160,14 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
         ],
     );
     let m = Arc::new(MetadataSet::embedded().unwrap());
+    let grid = Grid::open(&sample.grid_dir()).unwrap();
+    let factors = common::half_degree_factors(&grid, &sample.out().join("edp_factors"));
     let ctx = Context {
         metadata: Arc::clone(&m),
-        grid: Arc::new(Grid::open(&sample.grid_dir()).unwrap()),
+        grid: Arc::new(grid),
         encoding: Encoding::default(),
         nonfinite: Default::default(),
+        factors: Some(factors),
     };
     assert_eq!(
         ctx.encoding.writer,

@@ -4,14 +4,17 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use super::{init_threads, print_summary, DemoArgs, EXIT_OK, EXIT_TASKS_FAILED};
+use super::{init_threads, DemoArgs, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE};
 use crate::granule::Encoding;
 use crate::grid::Grid;
-use crate::metadata::Product;
+use crate::metadata::{MetadataSet, Product};
 use crate::regrid::factors::{self, BuildOptions};
-use crate::regrid::store::{self, FactorSource};
+use crate::regrid::store::FactorSource;
 use crate::regrid::{format, TargetGrid};
-use crate::run::{self, Overrides, Shared};
+use crate::run::mpi::World;
+use crate::run::signal::StopFlag;
+use crate::run::spmd::{self, RunEnd, SpmdConfig};
+use crate::run::Overrides;
 use crate::synth::{self, SynthConfig};
 use crate::tasks::{self, Locations};
 use crate::time::{DailyDate, Frequency};
@@ -90,19 +93,8 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
         bytes as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
-    store::configure(FactorSource {
-        file: Some(factors_file.clone()),
-        cache_dir: None,
-    });
 
-    let mut shared = Shared::new(
-        Overrides {
-            grid: Some(grid_dir.clone()),
-            metadata: None,
-        },
-        Encoding::default(),
-    )?;
-    let m = shared.metadata();
+    let m = MetadataSet::embedded()?;
     let mut release = m.release.clone();
     // V4r4's label says llc0090; a demo on another grid size says what it is.
     release.native_label = format!("llc{:04}", cfg.n);
@@ -154,22 +146,34 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
     tasks::write_task_list(&task_file, &list)?;
     println!("wrote {} ({} tasks)", task_file.display(), list.len());
 
-    let summary = run::run_serial(&list, &mut shared);
-    for o in &summary.outcomes {
-        if let Ok(p) = &o.result {
-            println!(
-                "  {}  {:.1} MB  {:.2} s",
-                p.path.display(),
-                p.bytes as f64 / 1e6,
-                o.elapsed.as_secs_f64()
-            );
-        }
+    // The same SPMD runner as `edp run`, as a world of one rank: journal, manifest
+    // (<out>/output/edp-manifest.json) and summary included.
+    let cfg = SpmdConfig {
+        dest: Some(a.out.join("output")),
+        overrides: Overrides {
+            grid: Some(grid_dir.clone()),
+            metadata: None,
+            factors: FactorSource {
+                file: Some(factors_file.clone()),
+                cache_dir: None,
+            },
+        },
+        encoding: Encoding::default(),
+        nonfinite: Default::default(),
+        threads: rayon::current_num_threads(),
+        verify: false,
+        progress_every: std::time::Duration::ZERO,
+    };
+    let stop = StopFlag::install().unwrap_or_default();
+    let (end, message) = spmd::run_spmd(&World::serial(), &cfg, &stop, &|| Ok(list.clone()));
+    if let Some(m) = message {
+        eprintln!("edp: error: {m}");
     }
-    print_summary(&summary);
     println!("demo finished in {:.1} s", total.elapsed().as_secs_f64());
-    Ok(if summary.failed() > 0 {
-        EXIT_TASKS_FAILED
-    } else {
-        EXIT_OK
+    Ok(match end {
+        RunEnd::AllDone => EXIT_OK,
+        RunEnd::SomeFailed => EXIT_TASKS_FAILED,
+        RunEnd::Config => EXIT_USAGE,
+        RunEnd::Interrupted => EXIT_INTERRUPTED,
     })
 }

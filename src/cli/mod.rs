@@ -18,8 +18,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::run as runner;
-
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -126,27 +124,6 @@ pub fn main_entry() -> ExitCode {
         Err(e) => {
             eprintln!("edp: error: {e:#}");
             ExitCode::from(EXIT_USAGE)
-        }
-    }
-}
-
-pub(crate) fn print_summary(s: &runner::RunSummary) {
-    let secs = s.elapsed.as_secs_f64();
-    println!(
-        "{} done, {} failed, {:.1} MB written in {:.2} s ({:.1} granules/s)",
-        s.done(),
-        s.failed(),
-        s.bytes() as f64 / 1e6,
-        secs,
-        if secs > 0.0 {
-            s.done() as f64 / secs
-        } else {
-            0.0
-        }
-    );
-    for o in &s.outcomes {
-        if let Err(e) = &o.result {
-            println!("FAILED task {} {}: {e}", o.index, o.granule);
         }
     }
 }

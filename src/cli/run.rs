@@ -12,6 +12,7 @@ use crate::granule::quantize::BitRoundTable;
 use crate::granule::Encoding;
 use crate::jobs;
 use crate::metadata::MetadataSet;
+use crate::regrid::store::FactorSource;
 use crate::run::mpi::World;
 use crate::run::signal::StopFlag;
 use crate::run::spmd::{self, RunEnd, SpmdConfig};
@@ -117,21 +118,6 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
         .threads
         .unwrap_or_else(|| spmd::default_threads(world.local_size()));
     init_threads(Some(threads));
-    // Our factor file from --factors serves task lists too (EDP's name EDP's pickles);
-    // anything else leaves the lat-lon factors to the cache beside the output.
-    crate::regrid::store::configure(crate::regrid::store::FactorSource {
-        // (An S3 object is fetched once per node into the scratch cache.)
-        file: a
-            .factors
-            .as_deref()
-            .and_then(|f| {
-                crate::storage::local_file(f)
-                    .map_err(|e| log::warn!("--factors {f}: {}", crate::error::chain(&e)))
-                    .ok()
-            })
-            .filter(|p| p.is_file()),
-        cache_dir: a.factors_cache.clone(),
-    });
     if world.is_root() {
         log::info!(
             "edp {} on {} rank(s){} x {threads} thread(s)",
@@ -154,6 +140,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
         overrides: Overrides {
             grid: a.grid.clone(),
             metadata: a.metadata.clone(),
+            factors: factor_source(a),
         },
         encoding: Encoding {
             deflate_level: a.deflate,
@@ -228,4 +215,22 @@ fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
         jobs_file.display()
     );
     Ok(plan.tasks)
+}
+
+/// Our factor file from --factors serves task lists too (EDP's name EDP's pickles);
+/// anything else leaves the lat-lon factors to the cache (--factors-cache, else beside
+/// the output). An S3 object is fetched once per node into the scratch cache.
+fn factor_source(a: &RunArgs) -> FactorSource {
+    FactorSource {
+        file: a
+            .factors
+            .as_deref()
+            .and_then(|f| {
+                crate::storage::local_file(f)
+                    .map_err(|e| log::warn!("--factors {f}: {}", crate::error::chain(&e)))
+                    .ok()
+            })
+            .filter(|p| p.is_file()),
+        cache_dir: a.factors_cache.clone(),
+    }
 }

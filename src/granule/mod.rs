@@ -1,8 +1,9 @@
-//! Granule assembly: from one task to a complete NetCDF-4 dataset description,
-//! handed to [`crate::ncio`] to be written atomically.
+//! Granule assembly: from one task to a complete NetCDF-4 dataset description
+//! ([`build`]), which [`crate::run`] writes with [`crate::ncio`] and places.
 //!
 //! This layer knows what an ECCO granule contains (dimensions, coordinates, data
-//! variables, attributes from the metadata set) but not how bytes reach the disk.
+//! variables, attributes from the metadata set) but not where its inputs come from
+//! (S3 inputs are fetched by the runner first) nor how bytes reach the disk.
 
 pub mod attrs;
 pub mod finite;
@@ -13,14 +14,14 @@ pub mod quantize;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::grid::{Grid, GridError};
 use crate::mds::MdsError;
 use crate::metadata::{MetadataSet, Product, Record};
-use crate::ncio::{self, NcError};
+use crate::ncio::{self, DatasetDef, NcError};
 use crate::ncio::{VarData, VarDef};
-use crate::storage;
+use crate::regrid::{Factors, RegridError};
 use crate::tasks::{GranuleName, Task, TaskError};
 use crate::time::Instant;
 use attrs::{merge_record, set, Attrs};
@@ -45,9 +46,7 @@ pub enum GranuleError {
     #[error(transparent)]
     Write(#[from] NcError),
     #[error("lat-lon mapping")]
-    Regrid(#[from] crate::regrid::RegridError),
-    #[error(transparent)]
-    Storage(#[from] crate::storage::LocationError),
+    Regrid(#[from] RegridError),
     #[error("input {path}: {count} non-finite value(s) of {var} in wet cells, the first at tile {}, j {}, i {}, k {} (a broken input; --nonfinite fill writes them as fill)", first[0], first[1], first[2], first[3])]
     NonFinite {
         path: PathBuf,
@@ -101,17 +100,14 @@ pub struct Context {
     pub encoding: Encoding,
     /// What non-finite values in wet cells do (see [`finite`]).
     pub nonfinite: finite::NonFinitePolicy,
+    /// Mapping factors for lat-lon granules on this grid (opened or built by the caller).
+    pub factors: Option<Arc<Factors>>,
 }
 
-/// A granule written.
-#[derive(Debug, Clone)]
-pub struct Produced {
-    pub path: PathBuf,
-    pub bytes: u64,
-    pub elapsed: Duration,
-    /// sha256 and ETag of an uploaded granule (computed while uploading; `None` locally).
-    pub sha256: Option<String>,
-    pub etag: Option<String>,
+/// A granule described, ready to be written.
+#[derive(Debug)]
+pub struct Built {
+    pub def: DatasetDef,
     /// Non-finite wet values written as fill (`--nonfinite fill`), all fields together.
     pub nonfinite_filled: u64,
     /// Variables BitRound-quantized, with the significant bits kept (empty: none).
@@ -127,47 +123,26 @@ pub fn now_utc() -> String {
     format!("{}Z", Instant(secs).iso())
 }
 
-/// The task with its S3 inputs replaced by their local copies (`None`: all local).
-fn with_local_inputs(task: &Task, inputs: &storage::LocalInputs) -> Option<Task> {
-    if inputs.is_empty() {
-        return None;
-    }
-    let mut t = task.clone();
-    for p in t.variables.values_mut().flatten().flatten() {
-        *p = inputs.local(p).to_string();
-    }
-    Some(t)
-}
-
-/// Produces the granule of one task: assemble, then write atomically under the
-/// task's `granule` path — or, for an `s3://` granule, write it locally and upload it.
-pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
-    let start = std::time::Instant::now();
+/// Describes the granule of one task: reads its (local) inputs and returns the dataset,
+/// without writing anything. Lat-lon granules need `ctx.factors`.
+pub fn build(task: &Task, ctx: &Context) -> Result<Built, GranuleError> {
     let name = GranuleName::parse(&task.granule)?;
-    let remote = storage::s3_url(&task.granule)
-        .transpose()
-        .map_err(storage::LocationError::from)?;
-    // S3 inputs are read from the scratch cache, kept there until the granule is written.
-    let inputs = storage::fetch_inputs(
-        task.variables
-            .values()
-            .flatten()
-            .flatten()
-            .map(String::as_str),
-    )?;
-    let local_task = with_local_inputs(task, &inputs);
-    let task = local_task.as_ref().unwrap_or(task);
     let factors = match name.product {
         Product::Native => None,
         Product::Latlon => {
             let target = latlon::target_of(&name)?;
-            Some(crate::regrid::store::global().for_task(task, &ctx.grid, target)?)
+            let f = ctx.factors.as_ref().ok_or_else(|| {
+                GranuleError::Regrid(RegridError::Config(format!(
+                    "lat-lon granule {} needs mapping factors",
+                    task.granule
+                )))
+            })?;
+            crate::regrid::store::check(f, &ctx.grid, target)?;
+            Some(f)
         }
     };
-    let (mut def, nonfinite_filled) = match (&factors, name.freq) {
-        (_, crate::time::Frequency::Ti) => {
-            invariant::build(task, &name, ctx, factors.as_ref(), &now_utc())?
-        }
+    let (mut def, nonfinite_filled) = match (factors, name.freq) {
+        (_, crate::time::Frequency::Ti) => invariant::build(task, &name, ctx, factors, &now_utc())?,
         (None, _) => native::build(task, &name, ctx, &now_utc())?,
         (Some(f), _) => latlon::build(task, &name, ctx, f, &now_utc())?,
     };
@@ -175,29 +150,8 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, GranuleError> {
         Some(table) => quantize::apply(&mut def, table),
         None => Default::default(),
     };
-    let path = PathBuf::from(&task.granule);
-    let Some(url) = remote else {
-        let report = ncio::write_atomic_with(def, &path, ctx.encoding.writer)?;
-        return Ok(Produced {
-            path,
-            bytes: report.bytes,
-            elapsed: report.elapsed,
-            sha256: None,
-            etag: None,
-            nonfinite_filled,
-            significant_bits,
-        });
-    };
-    let staged = storage::staging_path(&url)?;
-    ncio::write_atomic_with(def, &staged, ctx.encoding.writer)
-        .inspect_err(|_| storage::discard(&staged))?;
-    let up = storage::upload_granule(&staged, &url)?;
-    Ok(Produced {
-        path,
-        bytes: up.size,
-        elapsed: start.elapsed(),
-        sha256: Some(up.sha256),
-        etag: up.etag,
+    Ok(Built {
+        def,
         nonfinite_filled,
         significant_bits,
     })

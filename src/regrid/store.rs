@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::factors::{self, BuildOptions};
@@ -20,7 +20,6 @@ use super::format::{self, Factors, MAGIC};
 use super::{grid_hash, GridHash, RegridError, TargetGrid};
 use crate::grid::Grid;
 use crate::storage::lock::NodeLock;
-use crate::tasks::Task;
 
 /// Where factors come from when a task needs them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,26 +32,22 @@ pub struct FactorSource {
 
 type GridKey = (PathBuf, usize, usize, u64);
 
-/// Factors opened so far, per grid and target resolution.
+/// What a task names as its mapping factors (`ecco_mapping_factors_loc`).
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a> {
+    /// The location as written in the task (for messages).
+    pub loc: &'a str,
+    /// Its local file (fetched from S3 if need be), when there is one.
+    pub file: Option<&'a Path>,
+}
+
+/// Factors opened so far, per grid and target resolution; one per process, owned by the
+/// run's context (not global).
 #[derive(Default)]
 pub struct FactorStore {
     source: FactorSource,
     loaded: Mutex<HashMap<GridKey, Arc<Factors>>>,
     noted: Mutex<HashSet<String>>,
-}
-
-static GLOBAL: OnceLock<FactorStore> = OnceLock::new();
-
-/// Sets the process-wide factor source (the CLI does, once, before any task).
-/// Returns false if the store was already in use or configured.
-pub fn configure(source: FactorSource) -> bool {
-    GLOBAL.set(FactorStore::new(source)).is_ok()
-}
-
-/// The process-wide store (default source — cache beside the output — unless
-/// [`configure`]d).
-pub fn global() -> &'static FactorStore {
-    GLOBAL.get_or_init(FactorStore::default)
 }
 
 fn is_our_file(path: &Path) -> bool {
@@ -61,35 +56,6 @@ fn is_our_file(path: &Path) -> bool {
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok()
         && &magic == MAGIC
-}
-
-/// The output root of a granule path `<root>/<ver>/latlon/<freq>/<GROUP>/<file>`,
-/// else the granule's directory. For an S3 granule, the run's local state directory
-/// for that root (a local directory named after the URL would be wrong).
-fn output_root(granule: &str) -> PathBuf {
-    if let Some(Ok(url)) = crate::storage::s3_url(granule) {
-        let root = url
-            .key
-            .rsplit_once("/latlon/")
-            .and_then(|(before, _)| before.rsplit_once('/').map(|(r, _)| r.to_string()))
-            .unwrap_or_else(|| {
-                url.key
-                    .rsplit_once('/')
-                    .map(|(d, _)| d.to_string())
-                    .unwrap_or_default()
-            });
-        return crate::storage::state_dir(&crate::storage::S3Url {
-            bucket: url.bucket,
-            key: root,
-        });
-    }
-    let p = Path::new(granule);
-    p.ancestors()
-        .find(|a| a.file_name().is_some_and(|n| n == "latlon"))
-        .and_then(|a| a.parent()?.parent())
-        .or_else(|| p.parent())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// File name of cached factors: grid size, resolution, levels and grid hash.
@@ -109,7 +75,8 @@ impl FactorStore {
         }
     }
 
-    fn note_once(&self, key: String, msg: impl FnOnce() -> String) {
+    /// Logs `msg` once per `key` for the life of the store.
+    pub fn note_once(&self, key: String, msg: impl FnOnce() -> String) {
         if let Ok(mut seen) = self.noted.lock() {
             if seen.insert(key) {
                 log::info!("{}", msg());
@@ -117,12 +84,15 @@ impl FactorStore {
         }
     }
 
-    /// The factors for `task` on `grid` at `target` resolution.
-    pub fn for_task(
+    /// The factors for `grid` at `target` resolution: `--factors`, else the factors the
+    /// task names if they are ours, else the cache (`--factors-cache`, else
+    /// `default_cache`), built there on first use.
+    pub fn get(
         &self,
-        task: &Task,
         grid: &Grid,
         target: TargetGrid,
+        named: Option<Named<'_>>,
+        default_cache: &Path,
     ) -> Result<Arc<Factors>, RegridError> {
         let key = (
             grid.source.clone(),
@@ -139,24 +109,8 @@ impl FactorStore {
         if let Some(f) = loaded.get(&key) {
             return Ok(Arc::clone(f));
         }
-        let task_loc = task
-            .ecco_mapping_factors_loc
-            .as_deref()
-            .filter(|l| !l.is_empty());
-        // Factors named by an S3 location are fetched once per node into the scratch
-        // cache and memory-mapped from there; EDP's (a prefix of pickles) are not ours.
-        let task_file = task_loc.and_then(|loc| match crate::storage::local_file(loc) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                self.note_once(format!("fetch {loc}"), || {
-                    format!(
-                        "mapping factors {loc} are not one of our factor files: {}",
-                        crate::error::chain(&e)
-                    )
-                });
-                None
-            }
-        });
+        let task_loc = named.map(|n| n.loc).filter(|l| !l.is_empty());
+        let task_file = named.and_then(|n| n.file).map(Path::to_path_buf);
         let explicit = match (&self.source.file, &task_file) {
             (Some(f), _) => Some(f.clone()),
             (None, Some(p)) if is_our_file(p) => Some(p.clone()),
@@ -190,7 +144,7 @@ impl FactorStore {
                     .source
                     .cache_dir
                     .clone()
-                    .unwrap_or_else(|| output_root(&task.granule).join("edp_factors"));
+                    .unwrap_or_else(|| default_cache.to_path_buf());
                 let t = Instant::now();
                 let hash = grid_hash(grid, grid.nz)?;
                 let path = dir.join(cache_file_name(grid.n, &target, grid.nz, &hash));
@@ -314,19 +268,6 @@ fn cached_or_build(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn output_root_of_granule_paths() {
-        assert_eq!(
-            output_root("/d/out/V4r4/latlon/mon_mean/SSH/SSH_x.nc"),
-            PathBuf::from("/d/out")
-        );
-        assert_eq!(output_root("rel/file.nc"), PathBuf::from("rel"));
-        // S3 granules: the run's local state directory for the root, not a path "s3:/…".
-        let s3 = output_root("s3://b/out/V4r4/latlon/mon_mean/SSH/SSH_x.nc");
-        assert!(s3.ends_with("b/out"), "{s3:?}");
-        assert!(!s3.to_string_lossy().contains("s3:"), "{s3:?}");
-    }
 
     #[test]
     fn cache_names_carry_grid_and_resolution() {

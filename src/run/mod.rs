@@ -1,13 +1,16 @@
 //! Running a task list: load the shared inputs once, produce every granule, isolate
 //! failures so one bad granule never stops the others, and report what happened.
 //!
-//! [`run_serial`] is the plain in-process runner (the demo uses it); [`spmd`] runs a
-//! task list over MPI ranks (or alone) with journals, a manifest and restart.
+//! [`spmd`] is the one runner: a task list over MPI ranks, or alone as a world of one
+//! rank (the demo too), with journals, a manifest and restart. Each rank builds one
+//! [`RunContext`] (metadata, grids, mapping factors, encoding) and passes it down;
+//! [`produce`] makes one granule (fetch, build, write, upload).
 
 pub mod cost;
 pub mod journal;
 pub mod manifest;
 pub mod mpi;
+pub mod produce;
 pub mod remote;
 pub mod restart;
 pub mod signal;
@@ -15,15 +18,19 @@ pub mod spmd;
 pub mod verify;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+pub use produce::{produce, ProduceError, Produced};
 
 use crate::granule::finite::NonFinitePolicy;
-use crate::granule::{self, Context, Encoding, GranuleError};
+use crate::granule::{Context, Encoding};
 use crate::grid::{Grid, GridError};
-use crate::metadata::{MetadataError, MetadataSet};
-use crate::tasks::Task;
+use crate::metadata::{MetadataError, MetadataSet, Product};
+use crate::regrid::store::{FactorSource, FactorStore, Named};
+use crate::regrid::Factors;
+use crate::tasks::{GranuleName, Task};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -40,52 +47,28 @@ pub enum RunError {
 pub struct Overrides {
     pub grid: Option<PathBuf>,
     pub metadata: Option<PathBuf>,
+    /// `--factors` / `--factors-cache`.
+    pub factors: FactorSource,
 }
 
-/// The outcome of one task.
-#[derive(Debug)]
-pub struct TaskOutcome {
-    pub index: usize,
-    pub granule: String,
-    pub result: Result<granule::Produced, String>,
-    pub elapsed: Duration,
-}
-
-/// What a run did.
-#[derive(Debug, Default)]
-pub struct RunSummary {
-    pub outcomes: Vec<TaskOutcome>,
-    pub elapsed: Duration,
-}
-
-impl RunSummary {
-    pub fn failed(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.result.is_err()).count()
-    }
-    pub fn done(&self) -> usize {
-        self.outcomes.len() - self.failed()
-    }
-    pub fn bytes(&self) -> u64 {
-        self.outcomes
-            .iter()
-            .filter_map(|o| o.result.as_ref().ok())
-            .map(|p| p.bytes)
-            .sum()
-    }
-}
-
-/// Shared, read-only inputs loaded once per run (per distinct location).
-pub struct Shared {
+/// What every task of a rank shares, made once per rank and passed down explicitly:
+/// the metadata set, the grids (loaded the first time a task names one), the mapping
+/// factors, the encoding and the non-finite policy.
+pub struct RunContext {
     metadata: Arc<MetadataSet>,
     grids: HashMap<PathBuf, Result<Arc<Grid>, String>>,
     encoding: Encoding,
     overrides: Overrides,
+    factors: FactorStore,
+    /// Where factors are built when neither `--factors` nor `--factors-cache` says:
+    /// `<dest>/edp_factors`.
+    factor_cache: PathBuf,
     /// What non-finite values in wet cells do (`--nonfinite`).
     pub nonfinite: NonFinitePolicy,
 }
 
-impl Shared {
-    pub fn new(overrides: Overrides, encoding: Encoding) -> Result<Shared, RunError> {
+impl RunContext {
+    pub fn new(overrides: Overrides, encoding: Encoding) -> Result<RunContext, RunError> {
         let metadata = match &overrides.metadata {
             // An S3 prefix is mirrored once per node into the scratch cache.
             Some(dir) => {
@@ -94,11 +77,13 @@ impl Shared {
             None => MetadataSet::embedded()?,
         };
         log::info!("metadata: {}", metadata.origin);
-        Ok(Shared {
+        Ok(RunContext {
             metadata: Arc::new(metadata),
             grids: HashMap::new(),
             encoding,
+            factors: FactorStore::new(overrides.factors.clone()),
             overrides,
+            factor_cache: PathBuf::from("edp_factors"),
             nonfinite: NonFinitePolicy::default(),
         })
     }
@@ -107,7 +92,13 @@ impl Shared {
         &self.metadata
     }
 
-    /// The context for a task, loading its grid the first time it is named.
+    /// The run's destination (its local directory: manifest, journals, built factors).
+    pub fn set_destination(&mut self, dest: &Path) {
+        self.factor_cache = dest.join("edp_factors");
+    }
+
+    /// The context for a task, loading its grid the first time it is named, and its
+    /// mapping factors when it is a lat-lon granule.
     pub(crate) fn context(&mut self, index: usize, task: &Task) -> Result<Context, String> {
         let loc = match (&self.overrides.grid, &task.ecco_grid_loc) {
             (Some(g), _) => g.clone(),
@@ -140,49 +131,53 @@ impl Shared {
                 g
             })
             .clone()?;
+        let factors = self.factors_for(task, &grid)?;
         Ok(Context {
             metadata: Arc::clone(&self.metadata),
             grid,
             encoding: self.encoding,
             nonfinite: self.nonfinite,
+            factors,
         })
     }
-}
 
-/// Produces every task in order; a failure is recorded and the run goes on.
-pub fn run_serial(tasks: &[Task], shared: &mut Shared) -> RunSummary {
-    let start = Instant::now();
-    let mut summary = RunSummary::default();
-    for (index, task) in tasks.iter().enumerate() {
-        let t = Instant::now();
-        let result = shared.context(index, task).and_then(|ctx| {
-            granule::produce(task, &ctx).map_err(|e: GranuleError| error_chain(&e))
-        });
-        match &result {
-            Ok(p) => log::info!(
-                "[{}/{}] wrote {} ({:.1} MB, {:.2} s)",
-                index + 1,
-                tasks.len(),
-                p.path.display(),
-                p.bytes as f64 / 1e6,
-                t.elapsed().as_secs_f64()
-            ),
-            Err(e) => log::error!(
-                "[{}/{}] task {index} failed: {}: {e}",
-                index + 1,
-                tasks.len(),
-                task.granule
-            ),
+    /// The mapping factors of a lat-lon task (`None` for a native one).
+    fn factors_for(&self, task: &Task, grid: &Grid) -> Result<Option<Arc<Factors>>, String> {
+        let Ok(name) = GranuleName::parse(&task.granule) else {
+            // The granule layer reports the bad name.
+            return Ok(None);
+        };
+        if name.product != Product::Latlon {
+            return Ok(None);
         }
-        summary.outcomes.push(TaskOutcome {
-            index,
-            granule: task.granule.clone(),
-            result,
-            elapsed: t.elapsed(),
+        let target = crate::granule::latlon::target_of(&name).map_err(|e| error_chain(&e))?;
+        let loc = task
+            .ecco_mapping_factors_loc
+            .as_deref()
+            .filter(|l| !l.is_empty());
+        // Factors named by an S3 location are fetched once per node into the scratch
+        // cache and memory-mapped from there; EDP's (a prefix of pickles) are not ours.
+        let file = loc.and_then(|loc| match crate::storage::local_file(loc) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.factors.note_once(format!("fetch {loc}"), || {
+                    format!(
+                        "mapping factors {loc} are not one of our factor files: {}",
+                        error_chain(&e)
+                    )
+                });
+                None
+            }
         });
+        let named = loc.map(|loc| Named {
+            loc,
+            file: file.as_deref(),
+        });
+        self.factors
+            .get(grid, target, named, &self.factor_cache)
+            .map(Some)
+            .map_err(|e| format!("lat-lon mapping: {}", error_chain(&e)))
     }
-    summary.elapsed = start.elapsed();
-    summary
 }
 
 /// An error with its sources, `a: b: c` (see [`crate::error::chain`]).

@@ -29,8 +29,8 @@ use super::mpi::{self, World};
 use super::remote;
 use super::restart;
 use super::signal::StopFlag;
-use super::{error_chain, Overrides, Shared};
-use crate::granule::{self, now_utc, Encoding};
+use super::{error_chain, produce, Overrides, RunContext};
+use crate::granule::{now_utc, Encoding};
 use crate::storage::S3Url;
 use crate::tasks::Task;
 
@@ -108,7 +108,7 @@ struct RootState {
     total: usize,
     skipped: usize,
     /// Loaded while planning, handed to rank 0's own work.
-    shared: Option<Shared>,
+    shared: Option<RunContext>,
     /// The S3 destination, when the granules go there (`dest` is then the local state).
     remote: Option<S3Url>,
 }
@@ -185,10 +185,11 @@ pub fn run_spmd(
     let mut root = root.and_then(Result::ok);
     let shared = match root.as_mut().and_then(|r| r.shared.take()) {
         Some(s) => Ok(s),
-        None => Shared::new(cfg.overrides.clone(), cfg.encoding),
+        None => RunContext::new(cfg.overrides.clone(), cfg.encoding),
     }
     .map(|mut s| {
         s.nonfinite = cfg.nonfinite;
+        s.set_destination(&dest);
         s
     });
     let setup = shared
@@ -255,7 +256,7 @@ fn plan(
     };
     // Rank 0 checks the shared inputs first so that a bad --metadata fails as a
     // configuration error with one message, not once per rank.
-    let shared = Shared::new(cfg.overrides.clone(), cfg.encoding)?;
+    let shared = RunContext::new(cfg.overrides.clone(), cfg.encoding)?;
     std::fs::create_dir_all(journal::state_dir(&dest)).map_err(|source| {
         journal::JournalError::CreateDir {
             path: journal::state_dir(&dest),
@@ -358,7 +359,7 @@ fn plan(
 fn work(
     world: &World,
     mine: &[Work],
-    shared: &mut Shared,
+    shared: &mut RunContext,
     journal: &mut JournalWriter,
     run_id: &str,
     stop: &StopFlag,
@@ -422,13 +423,13 @@ fn work(
 }
 
 /// Produces one task and describes what happened.
-fn run_task(w: &Work, shared: &mut Shared, rank: usize, host: &str, run_id: &str) -> Record {
+fn run_task(w: &Work, shared: &mut RunContext, rank: usize, host: &str, run_id: &str) -> Record {
     let t = Instant::now();
     let started = now_utc();
     let inputs = journal::input_files(&w.task);
     let result = shared
         .context(w.index, &w.task)
-        .and_then(|ctx| granule::produce(&w.task, &ctx).map_err(|e| error_chain(&e)))
+        .and_then(|ctx| produce(&w.task, &ctx).map_err(|e| error_chain(&e)))
         .and_then(|p| {
             let filled = Some(p.nonfinite_filled).filter(|&n| n > 0);
             // An uploaded granule was checksummed on its way up; a local one is read back.

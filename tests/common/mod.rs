@@ -190,3 +190,19 @@ pub fn ncdump_h(path: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The 0.5° mapping factors of `grid`, built into (or reused from) `cache_dir`, as a
+/// run's context holds them for lat-lon granules.
+pub fn half_degree_factors(
+    grid: &edp::grid::Grid,
+    cache_dir: &Path,
+) -> std::sync::Arc<edp::regrid::Factors> {
+    edp::regrid::store::FactorStore::new(Default::default())
+        .get(
+            grid,
+            edp::regrid::TargetGrid::ecco_half_degree(),
+            None,
+            cache_dir,
+        )
+        .expect("mapping factors")
+}

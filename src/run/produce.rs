@@ -1,0 +1,94 @@
+//! One task's granule from start to finish: fetch its S3 inputs into the scratch cache,
+//! describe the granule ([`granule::build`]), write it atomically ([`ncio`]) and, for an
+//! `s3://` granule, upload it (checksummed on the way).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::granule::{self, Context, GranuleError};
+use crate::ncio::{self, NcError};
+use crate::storage::{self, LocationError};
+use crate::tasks::Task;
+
+/// What went wrong producing a granule.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error(transparent)]
+    Granule(#[from] GranuleError),
+    #[error(transparent)]
+    Write(#[from] NcError),
+    #[error(transparent)]
+    Storage(#[from] LocationError),
+}
+
+/// A granule written.
+#[derive(Debug, Clone)]
+pub struct Produced {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// sha256 and ETag of an uploaded granule (computed while uploading; `None` locally).
+    pub sha256: Option<String>,
+    pub etag: Option<String>,
+    /// Non-finite wet values written as fill (`--nonfinite fill`), all fields together.
+    pub nonfinite_filled: u64,
+    /// Variables BitRound-quantized, with the significant bits kept (empty: none).
+    pub significant_bits: std::collections::BTreeMap<String, u8>,
+}
+
+/// The task with its S3 inputs replaced by their local copies (`None`: all local).
+fn with_local_inputs(task: &Task, inputs: &storage::LocalInputs) -> Option<Task> {
+    if inputs.is_empty() {
+        return None;
+    }
+    let mut t = task.clone();
+    for p in t.variables.values_mut().flatten().flatten() {
+        *p = inputs.local(p).to_string();
+    }
+    Some(t)
+}
+
+/// Produces the granule of one task: assemble, then write atomically under the
+/// task's `granule` path — or, for an `s3://` granule, write it locally and upload it.
+pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
+    let start = Instant::now();
+    let remote = storage::s3_url(&task.granule)
+        .transpose()
+        .map_err(LocationError::from)?;
+    // S3 inputs are read from the scratch cache, kept there until the granule is written.
+    let inputs = storage::fetch_inputs(
+        task.variables
+            .values()
+            .flatten()
+            .flatten()
+            .map(String::as_str),
+    )?;
+    let local_task = with_local_inputs(task, &inputs);
+    let built = granule::build(local_task.as_ref().unwrap_or(task), ctx)?;
+    let path = PathBuf::from(&task.granule);
+    let Some(url) = remote else {
+        let report = ncio::write_atomic_with(built.def, &path, ctx.encoding.writer)?;
+        return Ok(Produced {
+            path,
+            bytes: report.bytes,
+            elapsed: report.elapsed,
+            sha256: None,
+            etag: None,
+            nonfinite_filled: built.nonfinite_filled,
+            significant_bits: built.significant_bits,
+        });
+    };
+    let staged = storage::staging_path(&url)?;
+    ncio::write_atomic_with(built.def, &staged, ctx.encoding.writer)
+        .inspect_err(|_| storage::discard(&staged))?;
+    let up = storage::upload_granule(&staged, &url)?;
+    Ok(Produced {
+        path,
+        bytes: up.size,
+        elapsed: start.elapsed(),
+        sha256: Some(up.sha256),
+        etag: up.etag,
+        nonfinite_filled: built.nonfinite_filled,
+        significant_bits: built.significant_bits,
+    })
+}
