@@ -2,6 +2,7 @@
 //! line (see [`crate::metadata::check_dir`]); the same checks gate `edp run` and
 //! `edp tasks` before any work.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -22,7 +23,11 @@ pub fn run(a: &CheckMetadataArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     println!("{}", report(&origin, &problems));
-    Ok(EXIT_USAGE)
+    Ok(if problems.iter().all(|p| p.warning) {
+        EXIT_OK
+    } else {
+        EXIT_USAGE
+    })
 }
 
 /// The problems of the set `--metadata` names (the embedded one when `None`).
@@ -47,14 +52,41 @@ pub(crate) fn report(origin: &str, problems: &[Problem]) -> String {
     s
 }
 
-/// The gate of `edp run` and `edp tasks`: an error listing every problem, before any work.
-pub(crate) fn gate(dir: Option<&Path>) -> anyhow::Result<()> {
+/// The gate of `edp run` and `edp tasks`, before any work: an error listing every
+/// problem that concerns the whole set or a grouping in `used` (`None`: every
+/// grouping). The others, and warnings, are logged when `log_rest`.
+pub(crate) fn gate(
+    dir: Option<&Path>,
+    used: Option<&HashSet<String>>,
+    log_rest: bool,
+) -> anyhow::Result<()> {
     let (origin, problems) = problems_of(dir)?;
-    if problems.is_empty() {
+    let (blocking, rest): (Vec<Problem>, Vec<Problem>) = problems.into_iter().partition(|p| {
+        !p.warning
+            && match (&p.grouping, used) {
+                (None, _) | (_, None) => true,
+                (Some(g), Some(u)) => u.contains(g),
+            }
+    });
+    if log_rest {
+        for p in &rest {
+            log::warn!("metadata: {p}");
+        }
+    }
+    if blocking.is_empty() {
         return Ok(());
     }
     anyhow::bail!(
         "{}\n(`edp check-metadata` lists the same; fix the set before producing granules)",
-        report(&origin, &problems)
+        report(&origin, &blocking)
     )
+}
+
+/// The groupings (granule name prefixes) a task list makes.
+pub(crate) fn groupings_of(tasks: &[crate::tasks::Task]) -> HashSet<String> {
+    tasks
+        .iter()
+        .filter_map(|t| crate::tasks::GranuleName::parse(&t.granule).ok())
+        .map(|n| n.prefix)
+        .collect()
 }

@@ -170,7 +170,17 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
 
 /// Rank 0: the task list, read or built from the jobs file.
 fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
-    super::check_metadata::gate(a.metadata.as_deref())?;
+    // Problems of the whole set first (the set may not even load); those of the
+    // groupings the tasks make once they are known.
+    super::check_metadata::gate(a.metadata.as_deref(), Some(&Default::default()), false)?;
+    let tasks = read_or_build_tasks(a)?;
+    let used = super::check_metadata::groupings_of(&tasks);
+    super::check_metadata::gate(a.metadata.as_deref(), Some(&used), true)?;
+    Ok(tasks)
+}
+
+/// The task list, read or built from the jobs file.
+fn read_or_build_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
     if let Some(path) = &a.tasks {
         let loc = path.to_string_lossy();
         if storage::is_s3(&loc) {

@@ -51,7 +51,9 @@ pub struct TasksArgs {
 
 pub fn run(a: &TasksArgs) -> anyhow::Result<u8> {
     let t = Instant::now();
-    super::check_metadata::gate(a.metadata.as_deref())?;
+    // Problems of the whole set first (the set may not even load); those of the
+    // groupings the jobs make once the tasks are known.
+    super::check_metadata::gate(a.metadata.as_deref(), Some(&Default::default()), false)?;
     let m = match &a.metadata {
         Some(d) => MetadataSet::from_dir(&storage::local_dir(&d.to_string_lossy())?)?,
         None => MetadataSet::embedded()?,
@@ -91,6 +93,8 @@ pub fn run(a: &TasksArgs) -> anyhow::Result<u8> {
             plan.listing_errors.join("; ")
         );
     }
+    let used = super::check_metadata::groupings_of(&plan.tasks);
+    super::check_metadata::gate(a.metadata.as_deref(), Some(&used), true)?;
     match &a.output {
         Some(path) => tasks::write_task_list(path, &plan.tasks)
             .with_context(|| format!("writing {}", path.display()))?,

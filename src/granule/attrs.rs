@@ -257,17 +257,19 @@ pub fn global_attrs(m: &MetadataSet, g: &GlobalInputs<'_>) -> Attrs {
     // 10. PO.DAAC identity, in the published form: DOI 10.5067/<code> resolved by
     // https://doi.org, and a CMR metadata link (EDP writes https://doi.org/PODAAC-...).
     if let Some(row) = m.podaac_row(g.granule_file, g.file_date) {
-        let code = row
-            .persistent_id
-            .strip_prefix("PODAAC-")
-            .unwrap_or(&row.persistent_id);
+        // V4r4's table holds PODAAC-<code>, V4r5's the DOI itself (10.5067/<code>).
+        let doi = if row.persistent_id.starts_with("10.") {
+            row.persistent_id.clone()
+        } else {
+            let code = row
+                .persistent_id
+                .strip_prefix("PODAAC-")
+                .unwrap_or(&row.persistent_id);
+            format!("{}/{code}", rel.doi_prefix)
+        };
         set(&mut a, "id", row.short_name.as_str().into());
         set(&mut a, "title", row.long_name.as_str().into());
-        set(
-            &mut a,
-            "identifier_product_doi",
-            format!("{}/{code}", rel.doi_prefix).into(),
-        );
+        set(&mut a, "identifier_product_doi", doi.into());
         set(
             &mut a,
             "metadata_link",

@@ -26,13 +26,19 @@ pub struct Problem {
     /// 1-based line, when the problem has one.
     pub line: Option<usize>,
     pub what: String,
+    /// The grouping (`filename`) the problem concerns, when it concerns only one: a
+    /// run that makes none of its granules is not held up by it.
+    pub grouping: Option<String>,
+    /// Reported, but not a reason to refuse a run (an editors' note in a value).
+    pub warning: bool,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let warning = if self.warning { "warning: " } else { "" };
         match self.line {
-            Some(l) => write!(f, "{}:{l}: {}", self.file.display(), self.what),
-            None => write!(f, "{}: {}", self.file.display(), self.what),
+            Some(l) => write!(f, "{}:{l}: {warning}{}", self.file.display(), self.what),
+            None => write!(f, "{}: {warning}{}", self.file.display(), self.what),
         }
     }
 }
@@ -157,6 +163,15 @@ impl Text {
             file: self.path.clone(),
             line,
             what,
+            grouping: None,
+            warning: false,
+        }
+    }
+
+    fn grouping_problem(&self, line: Option<usize>, grouping: &str, what: String) -> Problem {
+        Problem {
+            grouping: Some(grouping.to_string()),
+            ..self.problem(line, what)
         }
     }
 }
@@ -190,6 +205,8 @@ pub fn check_embedded() -> Vec<Problem> {
             file: PathBuf::from("<embedded V4r4>"),
             line: None,
             what: e.to_string(),
+            grouping: None,
+            warning: false,
         }),
     }
     problems
@@ -201,6 +218,8 @@ pub fn check_dir(dir: &Path) -> Vec<Problem> {
         file: dir.to_path_buf(),
         line: None,
         what,
+        grouping: None,
+        warning: false,
     };
     let files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
@@ -227,6 +246,8 @@ pub fn check_dir(dir: &Path) -> Vec<Problem> {
                     file: path.clone(),
                     line: None,
                     what: format!("cannot read: {e}"),
+                    grouping: None,
+                    warning: false,
                 });
                 unrecoverable = true;
                 continue;
@@ -244,6 +265,21 @@ pub fn check_dir(dir: &Path) -> Vec<Problem> {
         }
         problems.extend(found);
         texts.insert(suffix, t);
+    }
+    let config = dir.join("product_generation_config.yaml");
+    if let Ok(text) = std::fs::read_to_string(&config) {
+        let t = Text { path: config, text };
+        for (key, value, line) in super::release::generation_config_scalars(&t.text) {
+            if let Some(note) = super::release::editor_note(&value) {
+                problems.push(Problem {
+                    warning: true,
+                    ..t.problem(
+                        Some(line),
+                        format!("{key} begins with the editors' note {note:?}: {value:?}"),
+                    )
+                });
+            }
+        }
     }
     let release = dir.join("edp_release.json");
     if let Ok(text) = std::fs::read_to_string(&release) {
@@ -401,8 +437,9 @@ fn semantic(m: &MetadataSet, texts: &HashMap<&str, Text>, podaac: Option<&Text>)
                     || (product == Product::Latlon
                         && m.variables_latlon.iter().any(|r| name_of(r) == out));
                 if !found {
-                    problems.push(t.problem(
+                    problems.push(t.grouping_problem(
                         line,
+                        &g.filename,
                         format!(
                             "grouping {} ({}) lists field {out}, which has no record in the variable metadata",
                             g.filename,
@@ -500,8 +537,9 @@ fn semantic(m: &MetadataSet, texts: &HashMap<&str, Text>, podaac: Option<&Text>)
                 });
                 let line = t.line_of(&format!("\"{}\"", g.filename));
                 if g.frequencies.is_empty() {
-                    problems.push(t.problem(
+                    problems.push(t.grouping_problem(
                         line,
+                        &g.filename,
                         format!(
                             "grouping {} ({}) declares no frequency ('frequency': AVG_DAY, AVG_MON, SNAP or TI)",
                             g.filename,
@@ -523,8 +561,9 @@ fn semantic(m: &MetadataSet, texts: &HashMap<&str, Text>, podaac: Option<&Text>)
                     };
                     let file_name = name.file_name();
                     let Some(row) = m.podaac_row(&file_name, &name.date) else {
-                        problems.push(t.problem(
+                        problems.push(t.grouping_problem(
                             line,
+                            &g.filename,
                             format!(
                                 "{} {} {}: no row of the PO.DAAC table {} matches {file_name} (no short name, title or DOI)",
                                 g.filename,

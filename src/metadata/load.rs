@@ -180,6 +180,20 @@ impl MetadataSet {
             files.push(e.path());
         }
         let mut release = Release::v4r4();
+        // EDP's own config when the set ships it, else the PO.DAAC table's version.
+        let generation = dir.join("product_generation_config.yaml");
+        if generation.is_file() {
+            let text =
+                std::fs::read_to_string(&generation).map_err(|source| MetadataError::Io {
+                    path: generation.clone(),
+                    source,
+                })?;
+            release.apply_generation_config(&text, &generation)?;
+        } else if let Some((version, table)) = podaac_release(&files) {
+            release.infer_from_podaac(&version, &table);
+        } else if let Some(v) = guess_version(dir) {
+            release.version = v;
+        }
         let cfg = dir.join("edp_release.json");
         if cfg.is_file() {
             let text = std::fs::read_to_string(&cfg).map_err(|source| MetadataError::Io {
@@ -197,8 +211,6 @@ impl MetadataSet {
                 });
             };
             release.apply_overrides(&m, &cfg)?;
-        } else if let Some(v) = guess_version(dir) {
-            release.version = v;
         }
         Self::load_from(Source::Dir(dir, files), dir.display().to_string(), release)
     }
@@ -287,6 +299,23 @@ impl MetadataSet {
             derived_groupings,
         })
     }
+}
+
+/// The newest release a PO.DAAC table of the directory describes, and that table's
+/// file name.
+fn podaac_release(files: &[PathBuf]) -> Option<(String, String)> {
+    let mut found: Vec<(String, String)> = files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(p).ok()?;
+            let version = super::podaac::table_version(&text)?;
+            Some((version, p.file_name()?.to_str()?.to_string()))
+        })
+        .collect();
+    // Highest release; among its tables the last by name (dated names sort by date).
+    found.sort();
+    found.pop()
 }
 
 fn guess_version(dir: &Path) -> Option<String> {

@@ -5,6 +5,29 @@ use std::path::Path;
 
 use super::{MetadataError, PodaacRow};
 
+/// The release a PO.DAAC table describes: the most frequent value of its
+/// `DATASET_CITATION.VERSION` column (`V4r5`), if it has one.
+pub(super) fn table_version(text: &str) -> Option<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let col = reader
+        .headers()
+        .ok()?
+        .iter()
+        .position(|h| h.trim() == "DATASET_CITATION.VERSION")?;
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in reader.records().flatten() {
+        if let Some(v) = r.get(col).map(str::trim).filter(|v| v.starts_with('V')) {
+            *counts.entry(v.to_string()).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(v, n)| (*n, v.clone()))
+        .map(|(v, _)| v)
+}
+
 pub(super) fn parse_podaac(path: &Path, text: &str) -> Result<Vec<PodaacRow>, MetadataError> {
     let bad = |what: String| MetadataError::Format {
         path: path.to_path_buf(),

@@ -1,6 +1,8 @@
 //! Release constants: what EDP's `config_<release>.yaml` gives granules (model clock,
-//! labels, DOI prefix, description tails), with V4r4's values built in and overrides
-//! from a metadata directory's `edp_release.json`.
+//! labels, DOI prefix, description tails), with V4r4's values built in. A metadata
+//! directory sets them from EDP's own `product_generation_config.yaml` when it ships
+//! one, else infers the release from its PO.DAAC table's version column; its
+//! `edp_release.json` overrides either.
 
 use std::path::Path;
 
@@ -107,5 +109,131 @@ impl Release {
                 ModelClock::step_seconds_from(n, &unit).map_err(|e| bad(e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+/// The top-level `key: value` scalars of EDP's `product_generation_config.yaml`, with
+/// their lines. The file is flat YAML (comments, quoted or bare scalars, flow lists);
+/// only scalars are kept (nested or list values are not release constants).
+pub(super) fn generation_config_scalars(text: &str) -> Vec<(String, String, usize)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with([' ', '\t', '#', '-']) {
+            continue;
+        }
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let rest = rest.trim();
+        let value = match rest.chars().next() {
+            Some(q @ ('\'' | '"')) => match rest[1..].find(q) {
+                Some(end) => rest[1..1 + end].to_string(),
+                None => continue,
+            },
+            Some('[' | '{') | None => continue,
+            Some(_) => rest.split(" #").next().unwrap_or("").trim().to_string(),
+        };
+        out.push((key.trim().to_string(), value, i + 1));
+    }
+    out
+}
+
+/// Editors' notes EDP's V4r5 config leaves at the start of values (`NEEDS DOI …`,
+/// `CHECK THIS DOI 10.5067`): text that must not reach a granule as it is.
+pub(super) fn editor_note(value: &str) -> Option<&str> {
+    ["NEEDS ", "CHECK THIS", "TBD", "TODO", "FIXME", "XXX"]
+        .iter()
+        .find(|n| value.starts_with(**n))
+        .copied()
+}
+
+impl Release {
+    /// Sets the constants EDP's `product_generation_config.yaml` gives (the keys are
+    /// those of `edp_release.json`, which it uses; `filename_tail_*` give the grid
+    /// labels and `doi` the DOI prefix, read as the `10.NNNN` it holds).
+    pub(super) fn apply_generation_config(
+        &mut self,
+        text: &str,
+        path: &Path,
+    ) -> Result<(), MetadataError> {
+        let mut m = Map::new();
+        for (key, value, line) in generation_config_scalars(text) {
+            if let Some(note) = editor_note(&value) {
+                log::warn!(
+                    "{}:{line}: {key} begins with the editors' note {note:?}",
+                    path.display()
+                );
+            }
+            match key.as_str() {
+                "doi" => {
+                    // `CHECK THIS DOI 10.5067` → 10.5067.
+                    if let Some(prefix) = value
+                        .split_whitespace()
+                        .find(|w| w.starts_with("10.") && w.len() > 3)
+                    {
+                        m.insert("doi_prefix".into(), Value::String(prefix.into()));
+                    }
+                }
+                "filename_tail_native" | "filename_tail_latlon" => {
+                    let label = value.strip_suffix(".nc").unwrap_or(&value).to_string();
+                    if !label.is_empty() {
+                        let which = if key.ends_with("native") {
+                            "native"
+                        } else {
+                            "latlon"
+                        };
+                        let labels = m
+                            .entry("ecco_production_filestr_grid_label")
+                            .or_insert_with(|| Value::Object(Map::new()));
+                        if let Value::Object(l) = labels {
+                            l.insert(which.into(), Value::String(label));
+                        }
+                    }
+                }
+                "geospatial_vertical_min" => {
+                    if let Ok(x) = value.parse::<f64>() {
+                        m.insert(key, Value::from(x));
+                    }
+                }
+                "model_timestep" => {
+                    if let Ok(x) = value.parse::<i64>() {
+                        m.insert(key, Value::from(x));
+                    }
+                }
+                _ if !value.is_empty() => {
+                    m.insert(key, Value::String(value));
+                }
+                _ => {}
+            }
+        }
+        self.apply_overrides(&m, path)
+    }
+
+    /// Infers the release from a PO.DAAC table's `DATASET_CITATION.VERSION` column
+    /// (`V4r5` → version V4r5, "Version 4, Release 5", this table for the DOIs, and the
+    /// description tails' release named anew). History, references and source stay
+    /// V4r4's: only a config file or `edp_release.json` knows them.
+    pub(super) fn infer_from_podaac(&mut self, version: &str, table: &str) {
+        let Some((major, minor)) = version
+            .strip_prefix('V')
+            .and_then(|v| v.split_once('r'))
+            .filter(|(a, b)| {
+                !a.is_empty() && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit())
+            })
+        else {
+            return;
+        };
+        let old = self.version.clone();
+        self.version = version.to_string();
+        self.product_version = format!("Version {major}, Release {minor}");
+        self.podaac_file = table.to_string();
+        for tail in [&mut self.tail_native, &mut self.tail_latlon] {
+            *tail = tail
+                .replace(&format!("({old})"), &format!("({version})"))
+                .replace("revision 4", &format!("release {minor}"));
+        }
+        log::warn!(
+            "release {version} inferred from the PO.DAAC table {table}; history, references and source are {old}'s (give them in edp_release.json)"
+        );
     }
 }
