@@ -6,6 +6,7 @@
 //! (S3 inputs are fetched by the runner first) nor how bytes reach the disk.
 
 pub mod attrs;
+pub mod compliance;
 pub mod finite;
 pub mod invariant;
 pub mod latlon;
@@ -146,6 +147,7 @@ pub fn build(task: &Task, ctx: &Context) -> Result<Built, GranuleError> {
         (None, _) => native::build(task, &name, ctx, &now_utc())?,
         (Some(f), _) => latlon::build(task, &name, ctx, f, &now_utc())?,
     };
+    compliance::enrich(&mut def);
     let significant_bits = match ctx.encoding.significant_bits {
         Some(table) => quantize::apply(&mut def, table),
         None => Default::default(),

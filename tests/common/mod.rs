@@ -206,3 +206,32 @@ pub fn half_degree_factors(
         )
         .expect("mapping factors")
 }
+
+/// Removes from `ours` the attributes edp adds on purpose beyond EDP's set
+/// (`edp::granule::compliance`) where EDP's header lacks them, so that what remains can
+/// be compared with EDP's attribute set name for name.
+pub fn without_deliberate_additions(ours: &mut Header, edp: &Header) {
+    use edp::granule::compliance::{ADDED_GLOBALS, ADDED_VAR_ATTRS};
+    let edp_globals: Vec<&String> = edp.globals.iter().map(|(k, _)| k).collect();
+    ours.globals
+        .retain(|(k, _)| !ADDED_GLOBALS.contains(&k.as_str()) || edp_globals.contains(&k));
+    for (var, attrs) in ours.var_attrs.iter_mut() {
+        let theirs: Vec<String> = edp
+            .var_attrs
+            .get(var)
+            .map(|a| a.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default();
+        attrs.retain(|(k, _)| {
+            !ADDED_VAR_ATTRS.contains(&(var.as_str(), k.as_str())) || theirs.contains(k)
+        });
+    }
+}
+
+/// Whether edp changes this attribute's EDP value on purpose (`edp::granule::compliance`).
+pub fn deliberately_changed(var: Option<&str>, attr: &str) -> bool {
+    use edp::granule::compliance::{CHANGED_GLOBALS, CHANGED_VAR_ATTRS};
+    match var {
+        Some(v) => CHANGED_VAR_ATTRS.contains(&(v, attr)),
+        None => CHANGED_GLOBALS.contains(&attr),
+    }
+}
