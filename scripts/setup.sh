@@ -38,5 +38,11 @@ if [ "${1:-}" != "--no-python" ] && command -v python3 >/dev/null 2>&1; then
     echo "setup: installing Python test references (netCDF4, xarray)"
     python3 -m pip install --quiet --disable-pip-version-check netCDF4 xarray
   fi
+  # IOOS compliance-checker: CF-1.8 / ACDD-1.3 scores held as floors (tests/compliance.rs);
+  # it ships its CF standard-name table and runs without network.
+  if ! command -v cchecker.py >/dev/null 2>&1; then
+    echo "setup: installing the IOOS compliance-checker"
+    python3 -m pip install --quiet --disable-pip-version-check compliance-checker
+  fi
 fi
 echo "setup: ok"

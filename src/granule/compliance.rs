@@ -15,7 +15,7 @@
 //!   `positive = "down"` (the index grows downward), as CF asks of vertical axes.
 
 use super::attrs::Attrs;
-use crate::ncio::{AttrValue, DatasetDef, VarData};
+use crate::ncio::{AttrValue, DatasetDef, Values, VarData};
 
 /// Global attributes EDP does not write (on some granules) that [`enrich`] adds.
 pub const ADDED_GLOBALS: &[&str] = &[
@@ -83,8 +83,13 @@ fn set_var_attr(attrs: &mut Attrs, key: &str, value: AttrValue) {
 fn extent(def: &DatasetDef, names: &[&str]) -> Option<(f64, f64)> {
     let mut out: Option<(f64, f64)> = None;
     for v in def.vars.iter().filter(|v| names.contains(&v.name.as_str())) {
-        let VarData::F32(values) = &v.data else {
-            continue;
+        let values: &[f32] = match &v.data {
+            VarData::F32(values) => values,
+            VarData::Shared(shared) => match shared.values() {
+                Values::F32(values) => values,
+                _ => continue,
+            },
+            _ => continue,
         };
         for x in values.iter().filter(|x| x.is_finite()) {
             let x = f64::from(*x);

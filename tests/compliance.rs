@@ -1,0 +1,94 @@
+//! CF-1.8 and ACDD-1.3 scores of the IOOS compliance-checker (`cchecker.py`, installed
+//! by scripts/setup.sh; it runs offline) on native and lat-lon granules, 2D and 3D,
+//! held as floors. EDP's own SSH monthly native granule scores CF 515/531 and ACDD
+//! 55/67, as ours did before the additions of `edp::granule::compliance`.
+
+mod common;
+
+use std::process::Command;
+
+use common::{require, Sample};
+use serde_json::Value;
+
+/// (granule below the destination, CF scored, CF failed, ACDD scored, ACDD failed):
+/// the scores measured when the floors were set; a granule must score at least as
+/// many points and fail at most as many.
+const FLOORS: [(&str, u64, u64, u64, u64); 4] = [
+    (
+        "V4r4/native/mon_mean/SEA_SURFACE_HEIGHT/SEA_SURFACE_HEIGHT_mon_mean_1992-01_ECCO_V4r4_native_llc0090.nc",
+        521, 15, 62, 6,
+    ),
+    (
+        "V4r4/native/mon_mean/OCEAN_TEMPERATURE_SALINITY/OCEAN_TEMPERATURE_SALINITY_mon_mean_1992-01_ECCO_V4r4_native_llc0090.nc",
+        670, 14, 64, 2,
+    ),
+    (
+        "V4r4/latlon/mon_mean/SEA_SURFACE_HEIGHT/SEA_SURFACE_HEIGHT_mon_mean_1992-01_ECCO_V4r4_latlon_0p50deg.nc",
+        332, 3, 60, 5,
+    ),
+    (
+        "V4r4/latlon/mon_mean/OCEAN_TEMPERATURE_SALINITY/OCEAN_TEMPERATURE_SALINITY_mon_mean_1992-01_ECCO_V4r4_latlon_0p50deg.nc",
+        348, 4, 64, 2,
+    ),
+];
+
+#[test]
+fn cf_and_acdd_scores_hold_their_floors() {
+    require("cchecker.py");
+    // LLC90 x 50 levels, every synthetic variable, January 1992 (as EDP's granules).
+    let sample = Sample::new(90, 50, 1, &[]);
+    let jobs = sample.dir.path().join("jobs.txt");
+    std::fs::write(
+        &jobs,
+        "[0, 'native', 'AVG_MON', 'all']\n[15, 'native', 'AVG_MON', 'all']\n\
+         [0, 'latlon', 'AVG_MON', 'all']\n[9, 'latlon', 'AVG_MON', 'all']\n",
+    )
+    .unwrap();
+    let out = sample.out();
+    let status = Command::new(env!("CARGO_BIN_EXE_edp"))
+        .args(["run", "--jobs"])
+        .arg(&jobs)
+        .arg("--source")
+        .arg(sample.source())
+        .arg("--dest")
+        .arg(&out)
+        .arg("--grid")
+        .arg(sample.grid_dir())
+        .env("EDP_MPI", "off")
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for (rel, cf_min, cf_fail, acdd_min, acdd_fail) in FLOORS {
+        let json = sample.dir.path().join("cc.json");
+        let o = Command::new("cchecker.py")
+            .args(["-t", "cf:1.8", "-t", "acdd:1.3", "-f", "json", "-o"])
+            .arg(&json)
+            .arg(out.join(rel))
+            .output()
+            .unwrap();
+        let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
+            panic!(
+                "cchecker.py wrote no report for {rel} ({e}): {}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+        let v: Value = serde_json::from_str(&text).unwrap();
+        for (test, min, max_fail) in [
+            ("cf:1.8", cf_min, cf_fail),
+            ("acdd:1.3", acdd_min, acdd_fail),
+        ] {
+            let scored = v[test]["scored_points"].as_u64().unwrap();
+            let possible = v[test]["possible_points"].as_u64().unwrap();
+            report.push(format!("{test} {scored}/{possible} {rel}"));
+            if scored < min || possible - scored > max_fail {
+                failures.push(format!(
+                    "{rel}: {test} {scored}/{possible}, floor {min} scored and at most {max_fail} failed"
+                ));
+            }
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
