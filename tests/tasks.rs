@@ -443,3 +443,128 @@ fn bad_task_list_error_shows_its_cause_once() {
         "the cause is shown once: {stderr}"
     );
 }
+
+/// `edp tasks` and `edp run --jobs` share one planner and its options: for the same
+/// options (here with --release and --edp-daily-dates, which `edp run` lacked before),
+/// the granules `edp run` makes are exactly the tasks `edp tasks` lists (same granule
+/// paths and the same task, by the sha256 the manifest records).
+#[test]
+fn tasks_and_run_jobs_build_identical_task_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = edp::synth::SynthConfig {
+        n: 8,
+        nz: 2,
+        months: 1,
+        days: 2,
+        variables: Some(
+            ["SSH", "SSHIBC", "SSHNOIBC", "ETAN"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let report = edp::synth::generate(&cfg, dir.path()).unwrap();
+    let jobs = dir.path().join("jobs.txt");
+    std::fs::write(
+        &jobs,
+        "[0, 'native', 'AVG_DAY', 'all']\n[0, 'native', 'AVG_MON', 'all']\n",
+    )
+    .unwrap();
+    let source = dir.path().join("V4r4");
+    let dest = dir.path().join("out");
+    let common = |extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec!["--jobs".into(), jobs.clone().into()];
+        args.extend(["--source".into(), source.clone().into()]);
+        args.extend(["--dest".into(), dest.clone().into()]);
+        args.extend(["--grid".into(), report.grid_dir.clone().into()]);
+        args.extend(extra.iter().map(|s| s.into()));
+        args
+    };
+    let options = ["--release", "V4r4", "--edp-daily-dates"];
+    let list_file = dir.path().join("tasks.json");
+    let out = edp_bin()
+        .arg("tasks")
+        .args(common(&options))
+        .arg("-o")
+        .arg(&list_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = tasks::read_task_list(&list_file).unwrap();
+    assert_eq!(listed.len(), 3, "two days and one month");
+
+    // The option changes the daily names, so the comparison below can tell.
+    let default_file = dir.path().join("default.json");
+    let out = edp_bin()
+        .arg("tasks")
+        .args(common(&["--release", "V4r4"]))
+        .arg("-o")
+        .arg(&default_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let default_names: BTreeSet<String> = tasks::read_task_list(&default_file)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.granule)
+        .collect();
+
+    let out = edp_bin()
+        .arg("run")
+        .args(common(&options))
+        .args(["--progress", "0"])
+        .env("EDP_MPI", "off")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest =
+        edp::run::manifest::Manifest::read(&dest.join(edp::run::manifest::MANIFEST_NAME)).unwrap();
+    let ran: BTreeSet<(String, String)> = manifest
+        .granules
+        .iter()
+        .map(|r| (r.granule.clone(), r.task_sha256.clone()))
+        .collect();
+    let want: BTreeSet<(String, String)> = listed
+        .iter()
+        .map(|t| {
+            // The manifest names granules relative to the destination.
+            let rel = Path::new(&t.granule).strip_prefix(&dest).unwrap();
+            (
+                rel.to_string_lossy().into_owned(),
+                edp::run::journal::task_sha256(t),
+            )
+        })
+        .collect();
+    assert_eq!(ran, want);
+    let listed_names: BTreeSet<String> = listed.iter().map(|t| t.granule.clone()).collect();
+    assert_ne!(
+        listed_names, default_names,
+        "--edp-daily-dates names differ"
+    );
+
+    // A --release that is not the metadata set's is refused by both, before any work.
+    for cmd in ["tasks", "run"] {
+        let out = edp_bin()
+            .arg(cmd)
+            .args(common(&["--release", "V4r5"]))
+            .env("EDP_MPI", "off")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--release V4r5 does not match"),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

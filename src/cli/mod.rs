@@ -7,6 +7,7 @@
 mod check_metadata;
 mod demo;
 mod factors;
+mod plan;
 mod run;
 mod sync;
 mod synth;

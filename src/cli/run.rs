@@ -6,20 +6,18 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::plan::PlanArgs;
 use super::{init_threads, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE};
 use crate::granule::finite::NonFinitePolicy;
 use crate::granule::quantize::BitRoundTable;
 use crate::granule::Encoding;
-use crate::jobs;
-use crate::metadata::MetadataSet;
 use crate::regrid::store::FactorSource;
 use crate::run::mpi::World;
 use crate::run::signal::StopFlag;
 use crate::run::spmd::{self, RunEnd, SpmdConfig};
 use crate::run::Overrides;
 use crate::storage;
-use crate::tasks::{self, Locations, Task};
-use crate::time::DailyDate;
+use crate::tasks::{self, Task};
 
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["tasks", "jobs"])))]
@@ -27,31 +25,14 @@ pub struct RunArgs {
     /// Task list (JSON array of tasks, as `edp tasks` or EDP's edp_create_job_task_list write).
     #[arg(long)]
     tasks: Option<PathBuf>,
-    /// Jobs file to expand into tasks first (as `edp tasks --jobs`); needs --source and --dest.
-    #[arg(long, requires_all = ["source", "dest"])]
-    jobs: Option<PathBuf>,
-    /// Root of the model output (with --jobs).
-    #[arg(long)]
-    source: Option<PathBuf>,
-    /// Output root: where the manifest (edp-manifest.json), the summary and the journals
-    /// (.edp/) go; with --jobs also the root of the granules. Default with --tasks: the
-    /// common root of the tasks' granules.
-    #[arg(long)]
-    dest: Option<PathBuf>,
-    /// Grid location for every task, overriding the tasks' ecco_grid_loc.
-    #[arg(long)]
-    grid: Option<PathBuf>,
-    /// Mapping factors (a file made by `edp factors`, local or s3://) for the lat-lon
-    /// granules; also written into tasks built from --jobs.
-    #[arg(long)]
-    factors: Option<String>,
+    /// With --jobs: expand a jobs file into tasks first, exactly as `edp tasks` does
+    /// (same options); needs --source and --dest.
+    #[command(flatten)]
+    plan: PlanArgs,
     /// Where factors are built and kept when --factors is not given (default: beside
     /// the output, <dest>/edp_factors/).
     #[arg(long)]
     factors_cache: Option<PathBuf>,
-    /// ECCO metadata directory (default: the embedded V4r4 set).
-    #[arg(long)]
-    metadata: Option<PathBuf>,
     /// zlib level of data variables (EDP: 5).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=9))]
     deflate: u8,
@@ -136,10 +117,10 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
         StopFlag::default()
     });
     let cfg = SpmdConfig {
-        dest: a.dest.clone(),
+        dest: a.plan.dest.as_ref().map(PathBuf::from),
         overrides: Overrides {
-            grid: a.grid.clone(),
-            metadata: a.metadata.clone(),
+            grid: a.plan.grid.as_ref().map(PathBuf::from),
+            metadata: a.plan.metadata.clone(),
             factors: factor_source(a),
         },
         encoding: Encoding {
@@ -172,10 +153,10 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
 fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
     // Problems of the whole set first (the set may not even load); those of the
     // groupings the tasks make once they are known.
-    super::check_metadata::gate(a.metadata.as_deref(), Some(&Default::default()), false)?;
+    super::check_metadata::gate(a.plan.metadata.as_deref(), Some(&Default::default()), false)?;
     let tasks = read_or_build_tasks(a)?;
     let used = super::check_metadata::groupings_of(&tasks);
-    super::check_metadata::gate(a.metadata.as_deref(), Some(&used), true)?;
+    super::check_metadata::gate(a.plan.metadata.as_deref(), Some(&used), true)?;
     Ok(tasks)
 }
 
@@ -190,41 +171,18 @@ fn read_or_build_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
         }
         return Ok(tasks::read_task_list(path)?);
     }
-    let (Some(jobs_file), Some(source), Some(dest)) = (&a.jobs, &a.source, &a.dest) else {
-        anyhow::bail!("--jobs needs --source and --dest");
-    };
-    let m = match &a.metadata {
-        Some(d) => MetadataSet::from_dir(&storage::local_dir(&d.to_string_lossy())?)?,
-        None => MetadataSet::embedded()?,
-    };
-    if !storage::is_s3(&source.to_string_lossy()) && !source.is_dir() {
-        anyhow::bail!("source root {} is not a directory", source.display());
-    }
-    let job_list = jobs::read_jobs(jobs_file, &m)?;
-    let loc = Locations {
-        dest_root: dest.to_string_lossy().into_owned(),
-        grid: a.grid.as_ref().map(|g| g.to_string_lossy().into_owned()),
-        factors: a.factors.clone(),
-        metadata: a
-            .metadata
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned()),
-        config: None,
-    };
-    let plan = tasks::build_from_jobs(&job_list, &m, source, &loc, DailyDate::default());
-    if !plan.listing_errors.is_empty() {
-        anyhow::bail!("cannot list the inputs: {}", plan.listing_errors.join("; "));
-    }
-    if plan.tasks.is_empty() {
+    let planned = a.plan.plan()?;
+    let jobs_file = a.plan.jobs.as_deref().unwrap_or(std::path::Path::new("?"));
+    if planned.plan.tasks.is_empty() {
         anyhow::bail!("{} gives no tasks", jobs_file.display());
     }
     log::info!(
         "{} task(s) from {} job(s) in {}",
-        plan.tasks.len(),
-        job_list.len(),
+        planned.plan.tasks.len(),
+        planned.jobs,
         jobs_file.display()
     );
-    Ok(plan.tasks)
+    Ok(planned.plan.tasks)
 }
 
 /// Our factor file from --factors serves task lists too (EDP's name EDP's pickles);
@@ -233,6 +191,7 @@ fn read_or_build_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
 fn factor_source(a: &RunArgs) -> FactorSource {
     FactorSource {
         file: a
+            .plan
             .factors
             .as_deref()
             .and_then(|f| {

@@ -6,41 +6,15 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{EXIT_OK, EXIT_USAGE};
-use crate::jobs;
-use crate::metadata::MetadataSet;
-use crate::storage;
-use crate::tasks::{self, Locations};
-use crate::time::DailyDate;
+use super::plan::{PlanArgs, Planned};
+use super::EXIT_OK;
+use crate::tasks;
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("jobs_file").required(true).args(["jobs"])))]
 pub struct TasksArgs {
-    /// Jobs file: one `[<grouping id>, 'native'|'latlon', 'SNAP'|'AVG_DAY'|'AVG_MON', 'all'|[steps]]` per line.
-    #[arg(long)]
-    jobs: PathBuf,
-    /// Root of the model output (holding diags_monthly/, diags_daily/, diags_inst/, or
-    /// <release>/ with them); a directory or s3://bucket/prefix.
-    #[arg(long)]
-    source: PathBuf,
-    /// Root of the granules: <dest>/<release>/<native|latlon>/<period>/<GROUPING>/...
-    #[arg(long)]
-    dest: String,
-    /// Grid location written into every task (ecco_grid_loc).
-    #[arg(long)]
-    grid: Option<String>,
-    /// Mapping-factors location written into every task (ecco_mapping_factors_loc).
-    #[arg(long)]
-    factors: Option<String>,
-    /// ECCO metadata directory (default: the embedded V4r4 set); also written into tasks.
-    #[arg(long)]
-    metadata: Option<PathBuf>,
-    /// Release label; must match the metadata set's.
-    #[arg(long)]
-    release: Option<String>,
-    /// Name daily means by the day their period ends on, as EDP's code does, instead
-    /// of the day averaged (the published archive's convention).
-    #[arg(long)]
-    edp_daily_dates: bool,
+    #[command(flatten)]
+    plan: PlanArgs,
     /// Output task list (default: standard output).
     #[arg(short = 'o', long)]
     output: Option<PathBuf>,
@@ -53,48 +27,13 @@ pub fn run(a: &TasksArgs) -> anyhow::Result<u8> {
     let t = Instant::now();
     // Problems of the whole set first (the set may not even load); those of the
     // groupings the jobs make once the tasks are known.
-    super::check_metadata::gate(a.metadata.as_deref(), Some(&Default::default()), false)?;
-    let m = match &a.metadata {
-        Some(d) => MetadataSet::from_dir(&storage::local_dir(&d.to_string_lossy())?)?,
-        None => MetadataSet::embedded()?,
-    };
-    if let Some(r) = &a.release {
-        if *r != m.release.version {
-            eprintln!(
-                "edp: error: --release {r} does not match the metadata set ({} is {})",
-                m.origin, m.release.version
-            );
-            return Ok(EXIT_USAGE);
-        }
-    }
-    if !storage::is_s3(&a.source.to_string_lossy()) && !a.source.is_dir() {
-        anyhow::bail!("source root {} is not a directory", a.source.display());
-    }
-    let job_list = jobs::read_jobs(&a.jobs, &m)?;
-    let loc = Locations {
-        dest_root: a.dest.clone(),
-        grid: a.grid.clone(),
-        factors: a.factors.clone(),
-        metadata: a
-            .metadata
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned()),
-        config: None,
-    };
-    let daily = if a.edp_daily_dates {
-        DailyDate::PeriodEnd
-    } else {
-        DailyDate::DayAveraged
-    };
-    let plan = tasks::build_from_jobs(&job_list, &m, &a.source, &loc, daily);
-    if !plan.listing_errors.is_empty() {
-        anyhow::bail!(
-            "cannot list the inputs, no task list written: {}",
-            plan.listing_errors.join("; ")
-        );
-    }
+    super::check_metadata::gate(a.plan.metadata.as_deref(), Some(&Default::default()), false)?;
+    let Planned {
+        plan,
+        jobs: job_count,
+    } = a.plan.plan()?;
     let used = super::check_metadata::groupings_of(&plan.tasks);
-    super::check_metadata::gate(a.metadata.as_deref(), Some(&used), true)?;
+    super::check_metadata::gate(a.plan.metadata.as_deref(), Some(&used), true)?;
     match &a.output {
         Some(path) => tasks::write_task_list(path, &plan.tasks)
             .with_context(|| format!("writing {}", path.display()))?,
@@ -141,7 +80,7 @@ pub fn run(a: &TasksArgs) -> anyhow::Result<u8> {
     log::info!(
         "{} tasks from {} jobs in {elapsed:.2} s",
         plan.tasks.len(),
-        job_list.len()
+        job_count
     );
     Ok(EXIT_OK)
 }

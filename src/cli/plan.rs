@@ -1,0 +1,113 @@
+//! The one planner of the command line: jobs file → task list, with the options that
+//! `edp tasks` and `edp run --jobs` share (one struct, flattened into both, so they
+//! accept the same options and build the same list).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::jobs;
+use crate::metadata::MetadataSet;
+use crate::storage;
+use crate::tasks::{self, Locations, Plan};
+use crate::time::DailyDate;
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct PlanArgs {
+    /// Jobs file: one `[<grouping id>, 'native'|'latlon', 'SNAP'|'AVG_DAY'|'AVG_MON', 'all'|[steps]]` per line.
+    #[arg(long, requires_all = ["source", "dest"])]
+    pub jobs: Option<PathBuf>,
+    /// Root of the model output (holding diags_monthly/, diags_daily/, diags_inst/, or
+    /// <release>/ with them); a directory or s3://bucket/prefix.
+    #[arg(long)]
+    pub source: Option<PathBuf>,
+    /// Root of the granules (<dest>/<release>/<native|latlon>/<period>/<GROUPING>/...);
+    /// `edp run` also keeps its manifest, summary and journals (.edp/) there. With
+    /// `edp run --tasks`, default: the common root of the tasks' granules.
+    #[arg(long)]
+    pub dest: Option<String>,
+    /// Grid location written into every task (ecco_grid_loc); `edp run` uses it for
+    /// every task, overriding the tasks' own.
+    #[arg(long)]
+    pub grid: Option<String>,
+    /// Mapping-factors location written into every task (ecco_mapping_factors_loc): a
+    /// file made by `edp factors`, local or s3://, which `edp run` uses for the lat-lon
+    /// granules.
+    #[arg(long)]
+    pub factors: Option<String>,
+    /// ECCO metadata directory (default: the embedded V4r4 set); also written into tasks.
+    #[arg(long)]
+    pub metadata: Option<PathBuf>,
+    /// Release label; must match the metadata set's.
+    #[arg(long)]
+    pub release: Option<String>,
+    /// Name daily means by the day their period ends on, as EDP's code does, instead
+    /// of the day averaged (the published archive's convention).
+    #[arg(long)]
+    pub edp_daily_dates: bool,
+}
+
+/// A task list built from a jobs file, with what built it.
+pub struct Planned {
+    pub plan: Plan,
+    /// Jobs read from the file.
+    pub jobs: usize,
+}
+
+impl PlanArgs {
+    /// The metadata set (`--metadata`, else the embedded V4r4 set).
+    pub fn metadata_set(&self) -> anyhow::Result<MetadataSet> {
+        Ok(match &self.metadata {
+            Some(d) => MetadataSet::from_dir(&storage::local_dir(&d.to_string_lossy())?)?,
+            None => MetadataSet::embedded()?,
+        })
+    }
+
+    /// Builds the task list of `--jobs` (an error if the inputs cannot be listed).
+    pub fn plan(&self) -> anyhow::Result<Planned> {
+        let (Some(jobs_file), Some(source), Some(dest)) = (&self.jobs, &self.source, &self.dest)
+        else {
+            anyhow::bail!("--jobs needs --source and --dest");
+        };
+        let m = self.metadata_set()?;
+        if let Some(r) = &self.release {
+            if *r != m.release.version {
+                anyhow::bail!(
+                    "--release {r} does not match the metadata set ({} is {})",
+                    m.origin,
+                    m.release.version
+                );
+            }
+        }
+        if !storage::is_s3(&source.to_string_lossy()) && !source.is_dir() {
+            anyhow::bail!("source root {} is not a directory", source.display());
+        }
+        let job_list = jobs::read_jobs(jobs_file, &m)?;
+        let loc = Locations {
+            dest_root: dest.clone(),
+            grid: self.grid.clone(),
+            factors: self.factors.clone(),
+            metadata: self
+                .metadata
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            config: None,
+        };
+        let daily = if self.edp_daily_dates {
+            DailyDate::PeriodEnd
+        } else {
+            DailyDate::DayAveraged
+        };
+        let plan = tasks::build_from_jobs(&job_list, &m, source, &loc, daily);
+        if !plan.listing_errors.is_empty() {
+            anyhow::bail!(
+                "cannot list the inputs, no task list made: {}",
+                plan.listing_errors.join("; ")
+            );
+        }
+        Ok(Planned {
+            plan,
+            jobs: job_list.len(),
+        })
+    }
+}
