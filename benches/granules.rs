@@ -9,7 +9,8 @@
 //! threads, then the ratio of granule time to floor. All in one run, on the same bytes.
 //!
 //! `cargo bench --bench granules`; EDP_BENCH_N=270 for LLC270 (default 90),
-//! EDP_BENCH_REPEATS (3D repeats, default 5; 2D use 4×), EDP_BENCH_DIR keeps the inputs.
+//! EDP_BENCH_REPEATS (3D repeats, default 5; 2D use 4×), EDP_BENCH_ONLY (a part of the
+//! granule labels to run only those), EDP_BENCH_DIR keeps the inputs.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -141,6 +142,8 @@ fn data_chunks(path: &Path, task: &Task) -> Vec<Vec<u8>> {
 }
 
 fn main() {
+    // RUST_LOG=edp::ncio=debug shows where a granule's write time goes.
+    let _ = env_logger::try_init();
     let n: usize = std::env::var("EDP_BENCH_N")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -241,7 +244,11 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut summary = Vec::new();
+    let only = std::env::var("EDP_BENCH_ONLY").unwrap_or_default();
     for (label, product, grouping, is_3d) in kinds {
+        if !label.contains(only.as_str()) {
+            continue;
+        }
         let task = task_of(
             &m,
             product,
@@ -258,46 +265,45 @@ fn main() {
                 .num_threads(threads)
                 .build()
                 .expect("pool");
-            let run = |writer: Writer, reps: usize| -> Vec<f64> {
-                let ctx = Context {
-                    metadata: Arc::clone(&m),
-                    grid: Arc::clone(&grid),
-                    encoding: Encoding { writer, ..encoding },
-                    nonfinite: Default::default(),
-                    factors: Some(Arc::clone(&factors)),
-                };
-                // One warm-up: factors, shared coordinates, page cache.
-                pool.install(|| edp::run::produce(&task, &ctx))
-                    .expect("granule");
-                (0..reps)
-                    .map(|_| {
-                        let t = Instant::now();
-                        pool.install(|| edp::run::produce(&task, &ctx))
-                            .expect("granule");
-                        t.elapsed().as_secs_f64()
-                    })
-                    .collect()
+            let ctx_for = |writer: Writer| Context {
+                metadata: Arc::clone(&m),
+                grid: Arc::clone(&grid),
+                encoding: Encoding { writer, ..encoding },
+                nonfinite: Default::default(),
+                factors: Some(Arc::clone(&factors)),
             };
-            let _ = sampler.take();
-            let direct = run(Writer::Direct, reps);
-            let peak = sampler.take();
+            let (direct_ctx, netcdf_ctx) = (ctx_for(Writer::Direct), ctx_for(Writer::NetCdf));
+            let once = |ctx: &Context| {
+                let t = Instant::now();
+                pool.install(|| edp::run::produce(&task, ctx))
+                    .expect("granule");
+                t.elapsed().as_secs_f64()
+            };
+            // Warm-up (factors, shared coordinates, page cache), kept out of the peak.
+            once(&direct_ctx);
             let size = std::fs::metadata(&path).map_or(0, |m| m.len());
             let chunks = data_chunks(&path, &task);
-            let floor: Vec<f64> = (0..reps)
-                .map(|_| {
-                    let t = Instant::now();
-                    let total: usize = pool.install(|| {
-                        chunks
-                            .par_iter()
-                            .map(|c| codec.compress(c).expect("compress").len())
-                            .sum()
-                    });
-                    assert!(total > 0);
-                    t.elapsed().as_secs_f64()
-                })
-                .collect();
+            // Granule and floor alternate, so both see the same machine load.
+            let (mut direct, mut floor) = (Vec::new(), Vec::new());
+            for _ in 0..reps {
+                direct.push(once(&direct_ctx));
+                let t = Instant::now();
+                let total: usize = pool.install(|| {
+                    chunks
+                        .par_iter()
+                        .map(|c| codec.compress(c).expect("compress").len())
+                        .sum()
+                });
+                assert!(total > 0);
+                floor.push(t.elapsed().as_secs_f64());
+            }
             drop(chunks);
-            let netcdf = run(Writer::NetCdf, reps.min(3));
+            // The granule's own peak, without the floor's input held beside it.
+            let _ = sampler.take();
+            once(&direct_ctx);
+            let peak = sampler.take();
+            once(&netcdf_ctx);
+            let netcdf: Vec<f64> = (0..reps.min(3)).map(|_| once(&netcdf_ctx)).collect();
             let (dmin, dmed) = stats(direct);
             let (fmin, _) = stats(floor);
             let (nmin, _) = stats(netcdf);

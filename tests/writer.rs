@@ -15,27 +15,7 @@ use edp::granule::{Context, Encoding, FILL_F32};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
 use edp::ncio::{AttrValue, DType, NcReader, Writer};
-use edp::tasks::{self, Locations, Task};
-use edp::time::{DailyDate, Frequency};
-
-fn task(sample: &Sample, m: &MetadataSet, product: Product, grouping: &str) -> Task {
-    let g = m.grouping_by_filename(product, grouping).unwrap();
-    let loc = Locations {
-        dest_root: sample.out().to_string_lossy().into_owned(),
-        grid: Some(sample.grid_dir().to_string_lossy().into_owned()),
-        ..Locations::default()
-    };
-    tasks::tasks_for_steps(
-        g,
-        Frequency::AvgMon,
-        &sample.report.monthly_steps,
-        &sample.source(),
-        &m.release,
-        DailyDate::default(),
-        &loc,
-    )
-    .remove(0)
-}
+use edp::tasks::Task;
 
 /// Writes `task` with `writer` into `dir` (same file name) and returns the path.
 fn produce_into(task: &Task, ctx: &Context, writer: Writer, dir: &Path) -> PathBuf {
@@ -184,7 +164,7 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
         (Product::Latlon, "OCEAN_VELOCITY", "EVEL"),
         (Product::Native, "OCEAN_VELOCITY", "UVEL"),
     ] {
-        let t = task(&sample, &m, product, grouping);
+        let t = sample.product_tasks(product, grouping).remove(0);
         let d = produce_into(&t, &ctx, Writer::Direct, &direct_dir);
         let n = produce_into(&t, &ctx, Writer::NetCdf, &netcdf_dir);
         let what = format!("{grouping} {product:?}");

@@ -42,8 +42,15 @@ pub fn write_atomic_with(
     // Removes the temporary file on every early return and on panics in producers.
     let guard = TempGuard(Some(temp.clone()));
     let data_bytes = write_file(def, &temp, final_path, writer)?;
+    let written = start.elapsed();
     storage::commit(&temp, final_path)?;
     guard.disarm();
+    log::debug!(
+        "{}: written in {:.1} ms, committed (fsync, rename) in {:.1} ms",
+        final_path.display(),
+        written.as_secs_f64() * 1e3,
+        (start.elapsed() - written).as_secs_f64() * 1e3
+    );
     let bytes = storage::file_size(final_path)?;
     Ok(WriteReport {
         bytes,
@@ -372,9 +379,15 @@ fn write_file(
         path: path.to_path_buf(),
         source,
     })?;
+    let defined = std::time::Instant::now();
     if !deferred.is_empty() {
         chunked::write_direct(deferred, temp, path)?;
     }
+    log::debug!(
+        "{}: direct chunks {:.1} ms",
+        path.display(),
+        defined.elapsed().as_secs_f64() * 1e3
+    );
     Ok(data_bytes)
 }
 

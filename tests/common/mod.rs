@@ -53,10 +53,13 @@ impl Sample {
 
     /// Monthly native tasks of a grouping for every synthesised month.
     pub fn tasks(&self, grouping: &str) -> Vec<Task> {
+        self.product_tasks(Product::Native, grouping)
+    }
+
+    /// Monthly tasks of a grouping of `product` for every synthesised month.
+    pub fn product_tasks(&self, product: Product, grouping: &str) -> Vec<Task> {
         let m = MetadataSet::embedded().expect("metadata");
-        let g = m
-            .grouping_by_filename(Product::Native, grouping)
-            .expect("grouping");
+        let g = m.grouping_by_filename(product, grouping).expect("grouping");
         let loc = Locations {
             dest_root: self.out().to_string_lossy().into_owned(),
             grid: Some(self.grid_dir().to_string_lossy().into_owned()),
