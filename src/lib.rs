@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod ncio;
 pub mod regrid;
 pub mod run;
+pub mod settings;
 pub mod storage;
 pub mod synth;
 pub mod tasks;

@@ -35,10 +35,8 @@ struct Cli {
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "info")]
     log_level: String,
-    /// Endpoint of an S3-compatible store (path-style), e.g. http://127.0.0.1:9000;
-    /// default: AWS_ENDPOINT_URL, else the AWS profile's endpoint_url, else AWS itself.
-    #[arg(long, global = true, value_name = "URL")]
-    s3_endpoint: Option<String>,
+    #[command(flatten)]
+    settings: crate::settings::Settings,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,12 +105,12 @@ pub fn main_entry() -> ExitCode {
         }
     };
     init_logging(&cli.log_level);
-    crate::storage::configure_s3(cli.s3_endpoint.clone());
+    crate::storage::configure(cli.settings.clone());
     let outcome = match cli.command {
         Command::Demo(a) => demo::run(&a),
         Command::Synth(a) => synth::run(&a),
         Command::Tasks(a) => tasks::run(&a),
-        Command::Run(a) => run::run(&a),
+        Command::Run(a) => run::run(&a, &cli.settings),
         Command::Factors(a) => factors::run(&a),
         Command::Sync(a) => sync::run(&a),
         Command::Verify(a) => verify::run(&a),

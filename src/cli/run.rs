@@ -16,6 +16,7 @@ use crate::run::mpi::World;
 use crate::run::signal::StopFlag;
 use crate::run::spmd::{self, RunEnd, SpmdConfig};
 use crate::run::Overrides;
+use crate::settings::Settings;
 use crate::storage;
 use crate::tasks::{self, Task};
 
@@ -80,7 +81,7 @@ fn significant_bits(a: &RunArgs) -> anyhow::Result<Option<&'static BitRoundTable
     Ok((!table.is_empty()).then(|| &*Box::leak(Box::new(table))))
 }
 
-pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
+pub fn run(a: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
     let bits = match significant_bits(a) {
         Ok(b) => b,
         Err(e) => {
@@ -88,7 +89,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
-    let world = match World::init() {
+    let world = match World::init(settings.mpi.as_deref()) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("edp: error: {}", crate::error::chain(&e));
@@ -133,6 +134,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<u8> {
         threads,
         verify: a.verify,
         progress_every: Duration::from_secs_f64(a.progress.max(0.0)),
+        debug_panic_granule: settings.debug_panic_granule.clone(),
     };
     let load = || load_tasks(a);
     let (end, message) = spmd::run_spmd(&world, &cfg, &stop, &load);

@@ -16,6 +16,8 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use mpi::Count;
 
+use crate::settings::{env_set, env_var};
+
 /// Exit code of a rank that panicked (Rust's own panic exit code).
 pub const PANIC_EXIT: i32 = 101;
 
@@ -65,16 +67,14 @@ struct Mpi {
 
 /// True when some MPI launcher started this process.
 fn launched_by_mpi() -> bool {
-    LAUNCHER_VARS.iter().any(|v| std::env::var_os(v).is_some())
-        || (std::env::var_os("SLURM_PROCID").is_some()
-            && launcher_size().is_some_and(|(n, _)| n > 1))
+    LAUNCHER_VARS.iter().any(|v| env_set(v))
+        || (env_set("SLURM_PROCID") && launcher_size().is_some_and(|(n, _)| n > 1))
 }
 
 /// The number of processes the launcher says it started, if it says.
 fn launcher_size() -> Option<(usize, &'static str)> {
     LAUNCHER_SIZE_VARS.iter().find_map(|v| {
-        std::env::var(v)
-            .ok()
+        env_var(v)
             .and_then(|s| s.trim().parse::<usize>().ok())
             .map(|n| (n, *v))
     })
@@ -91,10 +91,10 @@ impl World {
         }
     }
 
-    /// Initialises MPI if a launcher started us (or [`MODE_VAR`] says so), else returns
-    /// [`World::serial`].
-    pub fn init() -> Result<World, MpiError> {
-        let mode = std::env::var(MODE_VAR).unwrap_or_else(|_| "auto".into());
+    /// Initialises MPI if a launcher started us (or `mode`, the [`MODE_VAR`] setting,
+    /// says so), else returns [`World::serial`].
+    pub fn init(mode: Option<&str>) -> Result<World, MpiError> {
+        let mode = mode.unwrap_or("auto").to_string();
         let wanted = match mode.trim().to_ascii_lowercase().as_str() {
             "" | "auto" => launched_by_mpi(),
             "on" | "1" | "yes" => true,

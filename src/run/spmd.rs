@@ -65,6 +65,8 @@ pub struct SpmdConfig {
     pub verify: bool,
     /// Progress report interval on rank 0 (zero: none).
     pub progress_every: Duration,
+    /// Testing: a task whose granule contains this panics ([`DEBUG_PANIC_VAR`]).
+    pub debug_panic_granule: Option<String>,
 }
 
 /// One task as handed to a rank.
@@ -117,8 +119,7 @@ struct RootState {
 /// those available) divided among the ranks on the node.
 pub fn default_threads(local_ranks: usize) -> usize {
     let env = |v: &str| {
-        std::env::var(v)
-            .ok()
+        crate::settings::env_var(v)
             .and_then(|s| s.trim().parse::<usize>().ok())
             .filter(|&n| n > 0)
     };
@@ -215,7 +216,15 @@ pub fn run_spmd(
 
     let progress = (world.is_root() && !cfg.progress_every.is_zero() && todo > 0)
         .then(|| Progress::start(dest.clone(), todo, cfg.progress_every));
-    let report = work(world, &mine, &mut shared, &mut journal, &run_id, stop);
+    let report = work(
+        world,
+        &mine,
+        &mut shared,
+        &mut journal,
+        &run_id,
+        stop,
+        cfg.debug_panic_granule.as_deref(),
+    );
 
     // 4. Gather and conclude.
     let report_bytes = serde_json::to_vec(&report).unwrap_or_default();
@@ -363,10 +372,9 @@ fn work(
     journal: &mut JournalWriter,
     run_id: &str,
     stop: &StopFlag,
+    debug_panic_granule: Option<&str>,
 ) -> RankReport {
-    let panic_at = std::env::var(DEBUG_PANIC_VAR)
-        .ok()
-        .filter(|s| !s.is_empty());
+    let panic_at = debug_panic_granule.filter(|s| !s.is_empty());
     let host = mpi::host();
     let mut report = RankReport::default();
     for (n, w) in mine.iter().enumerate() {
@@ -381,7 +389,7 @@ fn work(
             break;
         }
         if let Some(p) = &panic_at {
-            if w.task.granule.contains(p.as_str()) {
+            if w.task.granule.contains(p) {
                 panic!("{DEBUG_PANIC_VAR} matches task {} ({})", w.index, w.key);
             }
         }

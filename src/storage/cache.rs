@@ -105,9 +105,10 @@ fn uid() -> u32 {
 /// The scratch root: `EDP_SCRATCH_DIR`, else a per-user directory in the temp dir
 /// (node-local on most clusters, which is what "once per node" wants).
 pub fn default_root() -> PathBuf {
-    std::env::var_os("EDP_SCRATCH_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    super::settings()
+        .scratch_dir
+        .clone()
+        .filter(|v| !v.as_os_str().is_empty())
         .unwrap_or_else(|| std::env::temp_dir().join(format!("edp-scratch-{}", uid())))
 }
 
@@ -165,9 +166,9 @@ static GLOBAL: OnceLock<Result<Scratch, String>> = OnceLock::new();
 pub fn global() -> Result<&'static Scratch, CacheError> {
     GLOBAL
         .get_or_init(|| {
-            let limit = match std::env::var("EDP_SCRATCH_LIMIT") {
-                Ok(v) if !v.trim().is_empty() => {
-                    parse_size(&v).ok_or_else(|| CacheError::BadLimit(v).to_string())?
+            let limit = match &super::settings().scratch_limit {
+                Some(v) if !v.trim().is_empty() => {
+                    parse_size(v).ok_or_else(|| CacheError::BadLimit(v.clone()).to_string())?
                 }
                 _ => DEFAULT_LIMIT,
             };

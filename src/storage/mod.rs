@@ -26,8 +26,9 @@ pub use local::{
     commit, discard, file_size, is_temp_name, prepare, remove_stale_temps, sha256_file,
     temp_path_for, StorageError,
 };
-pub use s3::{ObjectInfo, S3Error, S3Settings, S3Url, Uploaded};
+pub use s3::{ObjectInfo, S3Error, S3Url, Uploaded};
 
+use crate::settings::Settings;
 use cache::{CacheError, Pinned};
 
 /// What went wrong making a location usable, naming it.
@@ -61,10 +62,18 @@ fn parse(loc: &str) -> Result<Option<S3Url>, LocationError> {
     Ok(S3Url::parse(loc).transpose()?)
 }
 
-/// Sets the S3 endpoint for this process (`--s3-endpoint`); the AWS environment and
-/// profile give everything else.
-pub fn configure_s3(endpoint: Option<String>) {
-    s3::configure(S3Settings { endpoint });
+/// The storage settings of this process (S3 endpoint and transfers, scratch cache,
+/// state directory), set once by the CLI before any storage call.
+static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+
+/// Sets this process's storage settings; only the first call counts (before any
+/// storage call). Without it, the environment's settings apply ([`Settings::from_env`]).
+pub fn configure(settings: Settings) -> bool {
+    SETTINGS.set(settings).is_ok()
+}
+
+pub(crate) fn settings() -> &'static Settings {
+    SETTINGS.get_or_init(Settings::from_env)
 }
 
 /// Cleans this process's part of the scratch cache; call once before the process exits.
@@ -245,9 +254,10 @@ pub fn read_bytes(loc: &str) -> Result<Vec<u8>, LocationError> {
 /// manifest's working copy, built mapping factors): `EDP_STATE_DIR/<bucket>/<prefix>`,
 /// default `./edp-state/<bucket>/<prefix>`. Not created here.
 pub fn state_dir(url: &S3Url) -> PathBuf {
-    let base = std::env::var_os("EDP_STATE_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    let base = settings()
+        .state_dir
+        .clone()
+        .filter(|v| !v.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("edp-state"));
     let dir = base.join(&url.bucket);
     if url.key.is_empty() {

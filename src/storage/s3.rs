@@ -14,7 +14,8 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+
+use crate::settings::env_var;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -164,44 +165,20 @@ pub struct Uploaded {
     pub parts: usize,
 }
 
-/// Settings that are not in the AWS environment: the CLI's `--s3-endpoint`.
-#[derive(Debug, Clone, Default)]
-pub struct S3Settings {
-    pub endpoint: Option<String>,
-}
-
-static SETTINGS: OnceLock<S3Settings> = OnceLock::new();
 static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
 static CLIENTS: OnceLock<Mutex<HashMap<String, Arc<AmazonS3>>>> = OnceLock::new();
 
-/// Sets the process-wide S3 settings; only the first call counts (before any request).
-pub fn configure(settings: S3Settings) -> bool {
-    SETTINGS.set(settings).is_ok()
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
-
-fn env_secs(name: &str, default: f64) -> Duration {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs_f64(default))
-}
-
 /// Part size of multipart uploads and ranged downloads (`EDP_S3_PART_SIZE`, bytes).
 pub fn part_size() -> u64 {
-    env_u64("EDP_S3_PART_SIZE")
+    super::settings()
+        .s3_part_size
         .unwrap_or(DEFAULT_PART_SIZE)
         .max(MIN_PART_SIZE)
 }
 
 /// Parts of one object in flight at once (`EDP_S3_CONCURRENCY`).
 fn concurrency() -> usize {
-    env_u64("EDP_S3_CONCURRENCY").unwrap_or(4).clamp(1, 64) as usize
+    super::settings().s3_concurrency.unwrap_or(4).clamp(1, 64) as usize
 }
 
 fn runtime() -> Result<&'static tokio::runtime::Runtime, S3Error> {
@@ -239,13 +216,13 @@ pub fn ini_section(text: &str, section: &str) -> HashMap<String, String> {
 /// Static keys, region and endpoint of the AWS profile (`AWS_PROFILE`, else `default`),
 /// used only for what the environment does not set.
 fn profile_settings() -> HashMap<String, String> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let home = env_var("HOME").map(PathBuf::from);
     let file = |var: &str, default: &str| {
-        std::env::var_os(var)
+        env_var(var)
             .map(PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
     };
-    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    let profile = env_var("AWS_PROFILE").unwrap_or_else(|| "default".into());
     let mut out = HashMap::new();
     if let Some(text) = file("AWS_CONFIG_FILE", "config").and_then(|p| fs::read_to_string(p).ok()) {
         let section = if profile == "default" {
@@ -264,7 +241,7 @@ fn profile_settings() -> HashMap<String, String> {
 }
 
 fn env_set(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| !v.is_empty())
+    env_var(name).is_some_and(|v| !v.is_empty())
 }
 
 /// The configured endpoint: `--s3-endpoint`, else `AWS_ENDPOINT_URL`/`AWS_ENDPOINT`
@@ -288,19 +265,19 @@ fn build_client(bucket: &str) -> Result<AmazonS3, S3Error> {
             b = b.with_region(r);
         }
     }
-    let endpoint = SETTINGS
-        .get()
-        .and_then(|s| s.endpoint.clone())
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .or_else(|| std::env::var("AWS_ENDPOINT").ok())
+    let endpoint = super::settings()
+        .s3_endpoint
+        .clone()
+        .or_else(|| env_var("AWS_ENDPOINT_URL"))
+        .or_else(|| env_var("AWS_ENDPOINT"))
         .or_else(|| profile.get("endpoint_url").cloned())
         .filter(|e| !e.is_empty());
     if let Some(ep) = &endpoint {
         b = b.with_endpoint(ep.trim_end_matches('/'));
     }
     let retry = RetryConfig {
-        max_retries: env_u64("EDP_S3_RETRIES").unwrap_or(10) as usize,
-        retry_timeout: env_secs("EDP_S3_RETRY_TIMEOUT", 180.0),
+        max_retries: super::settings().s3_retries.unwrap_or(10) as usize,
+        retry_timeout: super::settings().s3_retry_timeout(),
         ..RetryConfig::default()
     };
     // (The client options carry allow_http too: set here, not on the builder, which
@@ -311,8 +288,8 @@ fn build_client(bucket: &str) -> Result<AmazonS3, S3Error> {
                 .as_deref()
                 .is_some_and(|e| e.starts_with("http://")),
         )
-        .with_connect_timeout(env_secs("EDP_S3_CONNECT_TIMEOUT", 10.0))
-        .with_timeout(env_secs("EDP_S3_TIMEOUT", 300.0));
+        .with_connect_timeout(super::settings().s3_connect_timeout())
+        .with_timeout(super::settings().s3_timeout());
     b.with_virtual_hosted_style_request(false)
         .with_retry(retry)
         .with_client_options(options)
