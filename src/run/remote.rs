@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::journal::{Record, Status};
 use super::manifest::{self, MANIFEST_NAME, SUMMARY_NAME};
 use crate::storage::{self, LocationError, ObjectInfo, S3Url};
 use crate::tasks::Task;
@@ -125,40 +124,6 @@ pub fn listing(url: &S3Url) -> Result<HashMap<String, ObjectInfo>, RemoteError> 
     storage::remote_objects(url).map_err(storage_err(url))
 }
 
-/// Whether a task is done in an S3 destination: a done record of the same task whose
-/// granule the listing shows with the recorded size (and, with `verify`, whose stored
-/// sha256 is the recorded one).
-pub fn check_done(
-    record: Option<&Record>,
-    task_sha256: &str,
-    object: Option<&ObjectInfo>,
-    url: &S3Url,
-    verify: bool,
-) -> Result<(), String> {
-    let r = record.ok_or("no record")?;
-    if r.status != Status::Done {
-        return Err("failed before".into());
-    }
-    if r.task_sha256 != task_sha256 {
-        return Err("task changed".into());
-    }
-    let want = r.size.ok_or("record without size")?;
-    let obj = object.ok_or("granule missing")?;
-    if obj.size != want {
-        return Err("size differs".into());
-    }
-    if verify {
-        let want = r.sha256.as_deref().ok_or("record without sha256")?;
-        let got = storage::s3::head(url)
-            .map_err(|e| format!("unreadable: {}", crate::error::chain(&e)))?
-            .and_then(|(_, sha)| sha);
-        if got.as_deref() != Some(want) {
-            return Err("sha256 differs".into());
-        }
-    }
-    Ok(())
-}
-
 /// Publishes the manifest and the summary of the state directory next to the granules.
 pub fn publish(url: &S3Url, state: &Path) -> Result<(), RemoteError> {
     for name in [MANIFEST_NAME, SUMMARY_NAME] {
@@ -175,6 +140,8 @@ pub fn publish(url: &S3Url, state: &Path) -> Result<(), RemoteError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::journal::{Record, Status};
+    use crate::run::restart::{self, Decision, Placed};
 
     fn task(granule: &str) -> Task {
         let json = format!(
@@ -242,22 +209,65 @@ mod tests {
             bucket: "b".into(),
             key: "p/k".into(),
         };
-        assert!(check_done(Some(&rec), "t", Some(&obj(10)), &url, false).is_ok());
         assert_eq!(
-            check_done(Some(&rec), "t", Some(&obj(9)), &url, false),
-            Err("size differs".into())
+            restart::decide(
+                Some(&rec),
+                "t",
+                Placed::Remote {
+                    object: Some(&obj(10)),
+                    url: &url
+                },
+                false
+            ),
+            Decision::Done
         );
         assert_eq!(
-            check_done(Some(&rec), "t", None, &url, false),
-            Err("granule missing".into())
+            restart::decide(
+                Some(&rec),
+                "t",
+                Placed::Remote {
+                    object: Some(&obj(9)),
+                    url: &url
+                },
+                false
+            ),
+            Decision::Redo("size differs".into())
         );
         assert_eq!(
-            check_done(Some(&rec), "other", Some(&obj(10)), &url, false),
-            Err("task changed".into())
+            restart::decide(
+                Some(&rec),
+                "t",
+                Placed::Remote {
+                    object: None,
+                    url: &url
+                },
+                false
+            ),
+            Decision::Redo("granule missing".into())
         );
         assert_eq!(
-            check_done(None, "t", None, &url, false),
-            Err("no record".into())
+            restart::decide(
+                Some(&rec),
+                "other",
+                Placed::Remote {
+                    object: Some(&obj(10)),
+                    url: &url
+                },
+                false
+            ),
+            Decision::Redo("task changed".into())
+        );
+        assert_eq!(
+            restart::decide(
+                None,
+                "t",
+                Placed::Remote {
+                    object: None,
+                    url: &url
+                },
+                false
+            ),
+            Decision::Redo("no record".into())
         );
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::journal::{self, JournalError, Record, Status};
 use super::manifest::{Manifest, ManifestError};
-use crate::storage;
+use crate::storage::{self, ObjectInfo, S3Url};
 use crate::tasks::{GranuleName, Task};
 
 #[derive(Debug, thiserror::Error)]
@@ -218,11 +218,68 @@ pub fn remove_stale_temps_tree(dest: &Path) -> Result<usize, RestartError> {
     Ok(removed)
 }
 
-/// Whether a task can be skipped: `Ok(())` to skip, `Err(reason)` to redo.
-pub fn check_done(
+/// Where a granule of the destination is, as the done decision sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Placed<'a> {
+    /// A local file.
+    Local(&'a Path),
+    /// An object of an S3 destination, from the run's one listing (`None`: not listed).
+    Remote {
+        object: Option<&'a ObjectInfo>,
+        url: &'a S3Url,
+    },
+}
+
+impl Placed<'_> {
+    fn size(&self) -> Option<u64> {
+        match self {
+            Placed::Local(path) => fs::metadata(path).ok().map(|m| m.len()),
+            Placed::Remote { object, .. } => object.map(|o| o.size),
+        }
+    }
+
+    /// The granule's sha256 (read back locally; stored with the object on S3).
+    fn sha256(&self) -> Result<Option<String>, String> {
+        let unreadable =
+            |e: &dyn std::error::Error| format!("unreadable: {}", crate::error::chain(e));
+        match self {
+            Placed::Local(path) => crate::storage::sha256_file(path)
+                .map(Some)
+                .map_err(|e| unreadable(&e)),
+            Placed::Remote { url, .. } => crate::storage::s3::head(url)
+                .map(|h| h.and_then(|(_, sha)| sha))
+                .map_err(|e| unreadable(&e)),
+        }
+    }
+}
+
+/// Whether a task of a previous run is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A done record of the same task, its granule in place with the recorded size (and,
+    /// with `verify`, the recorded sha256): skip it.
+    Done,
+    /// Produce it (again), and why.
+    Redo(String),
+}
+
+/// The done decision, the same for a local and an S3 destination.
+pub fn decide(
     record: Option<&Record>,
     task_sha256: &str,
-    path: &Path,
+    granule: Placed<'_>,
+    verify: bool,
+) -> Decision {
+    match done_or_reason(record, task_sha256, granule, verify) {
+        Ok(()) => Decision::Done,
+        Err(reason) => Decision::Redo(reason),
+    }
+}
+
+fn done_or_reason(
+    record: Option<&Record>,
+    task_sha256: &str,
+    granule: Placed<'_>,
     verify: bool,
 ) -> Result<(), String> {
     let r = record.ok_or("no record")?;
@@ -233,17 +290,13 @@ pub fn check_done(
         return Err("task changed".into());
     }
     let want = r.size.ok_or("record without size")?;
-    let size = fs::metadata(path)
-        .map(|m| m.len())
-        .map_err(|_| "granule missing".to_string())?;
+    let size = granule.size().ok_or("granule missing")?;
     if size != want {
         return Err("size differs".into());
     }
     if verify {
         let want = r.sha256.as_deref().ok_or("record without sha256")?;
-        let got = crate::storage::sha256_file(path)
-            .map_err(|e| format!("unreadable: {}", crate::error::chain(&e)))?;
-        if got != want {
+        if granule.sha256()?.as_deref() != Some(want) {
             return Err("sha256 differs".into());
         }
     }
@@ -334,32 +387,38 @@ mod tests {
             edp_version: String::new(),
             significant_bits: Default::default(),
         };
-        assert_eq!(check_done(Some(&r), "t", &p, true), Ok(()));
-        assert!(check_done(None, "t", &p, false).is_err());
         assert_eq!(
-            check_done(Some(&r), "u", &p, false),
-            Err("task changed".into())
+            decide(Some(&r), "t", Placed::Local(&p), true),
+            Decision::Done
+        );
+        assert_ne!(decide(None, "t", Placed::Local(&p), false), Decision::Done);
+        assert_eq!(
+            decide(Some(&r), "u", Placed::Local(&p), false),
+            Decision::Redo("task changed".into())
         );
         fs::write(&p, b"12346").unwrap(); // same size, other content
-        assert_eq!(check_done(Some(&r), "t", &p, false), Ok(()));
         assert_eq!(
-            check_done(Some(&r), "t", &p, true),
-            Err("sha256 differs".into())
+            decide(Some(&r), "t", Placed::Local(&p), false),
+            Decision::Done
+        );
+        assert_eq!(
+            decide(Some(&r), "t", Placed::Local(&p), true),
+            Decision::Redo("sha256 differs".into())
         );
         fs::write(&p, b"1234").unwrap();
         assert_eq!(
-            check_done(Some(&r), "t", &p, false),
-            Err("size differs".into())
+            decide(Some(&r), "t", Placed::Local(&p), false),
+            Decision::Redo("size differs".into())
         );
         fs::remove_file(&p).unwrap();
         assert_eq!(
-            check_done(Some(&r), "t", &p, false),
-            Err("granule missing".into())
+            decide(Some(&r), "t", Placed::Local(&p), false),
+            Decision::Redo("granule missing".into())
         );
         r.status = Status::Failed;
         assert_eq!(
-            check_done(Some(&r), "t", &p, false),
-            Err("failed before".into())
+            decide(Some(&r), "t", Placed::Local(&p), false),
+            Decision::Redo("failed before".into())
         );
     }
 

@@ -27,7 +27,7 @@ use super::journal::{self, JournalWriter, Record, Status};
 use super::manifest::{self, Manifest, RunInfo};
 use super::mpi::{self, World};
 use super::remote;
-use super::restart;
+use super::restart::{self, Decision, Placed};
 use super::signal::StopFlag;
 use super::{error_chain, produce, Overrides, RunContext};
 use crate::granule::{now_utc, Encoding};
@@ -284,17 +284,20 @@ fn plan(
     let previous = manifest.by_granule();
     // One listing of an S3 destination stands in for a stat per granule.
     let objects = remote.as_ref().map(remote::listing).transpose()?;
-    let decisions: Vec<(String, Result<(), String>)> = tasks
+    let decisions: Vec<(String, Decision)> = tasks
         .par_iter()
         .zip(&keys)
         .map(|(t, k)| {
             let sha = journal::task_sha256(t);
-            let d = match (&remote, &objects) {
-                (Some(url), Some(objs)) => {
-                    remote::check_done(previous.get(k), &sha, objs.get(k), &url.join(k), cfg.verify)
-                }
-                _ => restart::check_done(previous.get(k), &sha, Path::new(&t.granule), cfg.verify),
+            let object_url = remote.as_ref().map(|url| url.join(k));
+            let placed = match (&object_url, &objects) {
+                (Some(url), Some(objs)) => Placed::Remote {
+                    object: objs.get(k),
+                    url,
+                },
+                _ => Placed::Local(Path::new(&t.granule)),
             };
+            let d = restart::decide(previous.get(k), &sha, placed, cfg.verify);
             (sha, d)
         })
         .collect();
@@ -302,8 +305,8 @@ fn plan(
     let mut todo: Vec<Work> = Vec::new();
     for ((i, t), (sha, d)) in tasks.into_iter().enumerate().zip(decisions) {
         match d {
-            Ok(()) => {}
-            Err(reason) => {
+            Decision::Done => {}
+            Decision::Redo(reason) => {
                 *reasons.entry(reason).or_default() += 1;
                 todo.push(Work {
                     index: i,
