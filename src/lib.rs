@@ -2,7 +2,8 @@
 //!
 //! The modules follow the pipeline of one granule:
 //! jobs → [`tasks`] → read ([`mds`] + [`llc`] + [`grid`]) → [`granule`] assembly
-//! → [`ncio`] (the only netCDF/HDF5 code) → [`storage`] (atomic placement).
+//! → [`ncio`] (the only netCDF/HDF5 code) → [`storage`] (atomic placement);
+//! [`plot`] draws quick-looks of finished granules.
 //! [`metadata`] and [`time`] feed the task and granule layers; [`synth`] makes
 //! realistic LLC inputs for the demo, the tests and the benchmarks; [`cli`] is
 //! the command-line surface the `edp` binary exposes.
@@ -16,6 +17,7 @@ pub mod llc;
 pub mod mds;
 pub mod metadata;
 pub mod ncio;
+pub mod plot;
 pub mod regrid;
 pub mod run;
 pub mod settings;

@@ -8,6 +8,7 @@ mod check_metadata;
 mod demo;
 mod factors;
 mod plan;
+mod plot;
 mod run;
 mod sync;
 mod synth;
@@ -57,6 +58,8 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Check an output tree against its manifest (sizes, sha256, extra granules).
     Verify(verify::VerifyArgs),
+    /// Draw a quick-look PNG of one field of a granule (native tiles or lat-lon map).
+    Plot(plot::PlotArgs),
     /// List every problem of a metadata set (file and line), as `run` and `tasks` check it.
     CheckMetadata(check_metadata::CheckMetadataArgs),
 }
@@ -114,6 +117,7 @@ pub fn main_entry() -> ExitCode {
         Command::Factors(a) => factors::run(&a),
         Command::Sync(a) => sync::run(&a),
         Command::Verify(a) => verify::run(&a),
+        Command::Plot(a) => plot::run(&a),
         Command::CheckMetadata(a) => check_metadata::run(&a),
     };
     // Removes this process's scratch files (S3 inputs, staged granules).
