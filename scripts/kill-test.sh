@@ -70,12 +70,17 @@ for trial in $(seq 1 "$trials"); do
   mode=$([ $((RANDOM % 2)) = 0 ] && echo job || echo rank)
   # A random instant within the clean run's duration (at least after start-up).
   frac=$((RANDOM % 1000))
-  delay=$(echo "scale=3; 0.3 + $frac * $clean_s / 1000" | bc)
+  delay=$(echo "scale=3; 0.3 + $frac * $clean_s * 0.8 / 1000" | bc)
   setsid mpirun -np 2 "$EDP" "${run_args[@]}" --dest "$dest" >"$dest.log" 2>&1 &
   launcher=$!
   sleep "$delay"
-  pids=($(tree "$launcher"))
-  ranks=($(for p in "${pids[@]}"; do [ "$(cat /proc/$p/comm 2>/dev/null)" = edp ] && echo "$p"; done))
+  # The ranks (edp processes under mpirun); in rank mode wait until they exist.
+  for _ in $(seq 1 50); do
+    pids=($(tree "$launcher"))
+    ranks=($(for p in "${pids[@]}"; do [ "$(cat /proc/$p/comm 2>/dev/null)" = edp ] && echo "$p"; done))
+    { [ "$mode" = job ] || [ ${#ranks[@]} -gt 0 ] || ! kill -0 "$launcher" 2>/dev/null; } && break
+    sleep 0.05
+  done
   if [ "$mode" = job ]; then
     kill -KILL "${pids[@]}" 2>/dev/null || true
   elif [ ${#ranks[@]} -gt 0 ]; then
@@ -122,7 +127,8 @@ for trial in $(seq 1 "$trials"); do
   fi
   if [ -z "$why" ]; then
     passed=$((passed + 1))
-    echo "trial $trial: killed the $mode at ${delay}s: $before granules, $recorded recorded; re-run skipped $skipped, redid $done_now; verify, temp files and data ok"
+    hit=$([ "$done_now" -gt 0 ] && echo "mid-run" || echo "after the last granule")
+    echo "trial $trial: killed the $mode at ${delay}s ($hit): $before granules, $recorded recorded; re-run skipped $skipped, redid $done_now; verify, temp files and data ok"
   else
     echo "trial $trial: killed the $mode at ${delay}s: FAILED: $why"
     keep=1

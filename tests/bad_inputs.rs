@@ -680,3 +680,103 @@ fn a_journal_that_cannot_be_appended_stops_the_run_with_exit_1() {
     assert_eq!(written.len(), 1);
     assert!(leftovers(&f.dest).is_empty(), "{:?}", leftovers(&f.dest));
 }
+
+#[test]
+fn a_second_run_on_the_same_destination_refuses_and_the_first_completes_untouched() {
+    let s = Sample::new(
+        24,
+        20,
+        12,
+        &["THETA", "SALT", "SSH", "SSHIBC", "SSHNOIBC", "ETAN"],
+    );
+    let dest = s.dir.path().join("out");
+    let (file, list) = task_list(&s, &dest, "tasks.json");
+    assert_eq!(list.len(), 24);
+    let mut first = Command::new(EDP);
+    first
+        .arg("run")
+        .arg("--tasks")
+        .arg(&file)
+        .args(["--threads", "1"])
+        .env_remove("EDP_MPI")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let first = first.spawn().unwrap();
+    let first_pid = first.id();
+    // Wait until the first run is producing (a journal record exists).
+    let journal = dest.join(".edp/journal-0.jsonl");
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(&journal).map_or(true, |j| j.lines().count() == 0) {
+        assert!(t.elapsed().as_secs() < 60, "the first run never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut c = Command::new(EDP);
+    c.arg("run").arg("--tasks").arg(&file);
+    let second = edp(c);
+    let first = first.wait_with_output().unwrap();
+    let t2 = text(&second);
+    assert_eq!(second.status.code(), Some(2), "{t2}");
+    let holder = format!("(pid {first_pid} on {}", edp::storage::lock::host());
+    assert!(
+        t2.contains("is in use by run") && t2.contains(&holder),
+        "{t2}"
+    );
+    // The first run did everything, undisturbed.
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    for task in &list {
+        assert!(Path::new(&task.granule).is_file(), "{}", task.granule);
+    }
+    assert!(leftovers(&dest).is_empty(), "{:?}", leftovers(&dest));
+    let m = Manifest::read(&dest.join("edp-manifest.json")).unwrap();
+    let run = m.last_run.unwrap();
+    assert_eq!((run.done, run.failed), (24, 0), "{run:?}");
+    assert!(!dest.join(".edp/run.lock").exists(), "the lock is released");
+    let mut v = Command::new(EDP);
+    v.arg("verify").arg(&dest);
+    assert!(edp(v).status.success());
+}
+
+#[test]
+fn a_stale_lock_of_a_killed_run_is_taken_over_and_only_dead_writers_temps_removed() {
+    let f = fixture();
+    let state = f.dest.join(".edp");
+    std::fs::create_dir_all(&state).unwrap();
+    // What a SIGKILLed run leaves: its lock (its pid is gone) and a temporary file.
+    let host = edp::storage::lock::host();
+    let dead = u32::MAX - 7;
+    std::fs::write(
+        state.join("run.lock"),
+        format!(
+            r#"{{"host":"{host}","pid":{dead},"started":"2026-01-01T00:00:00Z","run_id":"killed"}}"#
+        ),
+    )
+    .unwrap();
+    let gdir = Path::new(&f.list[0].granule)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    std::fs::create_dir_all(&gdir).unwrap();
+    let dead_temp = gdir.join(format!(".x.nc.tmp-{dead}-0123456789ab"));
+    std::fs::write(&dead_temp, b"partial").unwrap();
+    // A temporary file of a live process (this test) is not touched.
+    let live_temp = gdir.join(format!(".y.nc.tmp-{}-0123456789ab", std::process::id()));
+    std::fs::write(&live_temp, b"in progress").unwrap();
+    assert!(edp::storage::is_temp_name(&dead_temp) && edp::storage::is_temp_name(&live_temp));
+
+    let out = f.run(&[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("taking over the lock") && t.contains("run killed"),
+        "{t}"
+    );
+    assert!(t.contains(&format!("its process {dead} is gone")), "{t}");
+    assert!(!dead_temp.exists());
+    assert!(
+        live_temp.exists(),
+        "a live process's temporary file was removed"
+    );
+    std::fs::remove_file(&live_temp).unwrap();
+    assert_outcome(&f, &out, 0, &[], &[]);
+    assert!(!state.join("run.lock").exists());
+}

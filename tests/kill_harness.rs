@@ -22,5 +22,9 @@ fn three_kill_trials_lose_nothing_and_redo_only_what_was_missing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("3/3 trials passed"), "{stdout}");
-    assert_eq!(stdout.lines().filter(|l| l.contains("data ok")).count(), 3, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("data ok")).count(),
+        3,
+        "{stdout}"
+    );
 }

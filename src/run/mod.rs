@@ -7,6 +7,7 @@
 //! [`produce`] makes one granule (fetch, build, write, upload).
 
 pub mod cost;
+pub mod dest_lock;
 pub mod journal;
 pub mod manifest;
 pub mod mpi;

@@ -113,6 +113,8 @@ struct RootState {
     shared: Option<RunContext>,
     /// The S3 destination, when the granules go there (`dest` is then the local state).
     remote: Option<S3Url>,
+    /// This run's hold on the destination, released once the manifest is written.
+    _lock: super::dest_lock::DestLock,
 }
 
 /// Threads per rank: `SLURM_CPUS_PER_TASK`, else the node's cores (`PBS_NUM_PPN` or
@@ -272,6 +274,10 @@ fn plan(
             source,
         }
     })?;
+    // One run per destination: before anything there is read, cleaned or written.
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let lock =
+        super::dest_lock::DestLock::acquire(&journal::state_dir(&dest), &dest, &run_id, &started)?;
     if let Some(url) = &remote {
         remote::adopt_published_manifest(url, &dest)?;
     }
@@ -345,7 +351,6 @@ fn plan(
         .iter()
         .map(|a| a.iter().filter_map(|&i| slots[i].take()).collect())
         .collect();
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let todo_n = parts.iter().map(Vec::len).sum();
     Ok((
         RootState {
@@ -357,6 +362,7 @@ fn plan(
             total,
             skipped,
             shared: Some(shared),
+            _lock: lock,
         },
         Header::Go {
             run_id,

@@ -116,6 +116,13 @@ pub fn prepare(final_path: &Path) -> Result<PathBuf, StorageError> {
     Ok(temp)
 }
 
+/// The process id in a temporary file's name ([`temp_path_for`]).
+pub fn temp_pid(path: &Path) -> Option<u32> {
+    let name = path.file_name()?.to_str()?;
+    let (_, suffix) = name.rsplit_once(TEMP_MARKER)?;
+    suffix.split_once('-')?.0.parse().ok()
+}
+
 /// True if `path`'s file name is one that [`temp_path_for`] produces.
 pub fn is_temp_name(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -211,6 +218,17 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize, StorageError> {
         let path = entry.path();
         if !is_temp_name(&path) {
             continue;
+        }
+        // A writer still alive on this host keeps its file (another host's writers
+        // are kept off by the destination lock).
+        if let Some(pid) = temp_pid(&path) {
+            if pid != std::process::id() && super::lock::pid_alive(pid) {
+                log::warn!(
+                    "{} belongs to live process {pid}: left in place",
+                    path.display()
+                );
+                continue;
+            }
         }
         match fs::remove_file(&path) {
             Ok(()) => removed += 1,
