@@ -48,11 +48,13 @@ values() {
 }
 
 t0=$(date +%s.%N)
-mpirun -np 2 "$EDP" "${run_args[@]}" --dest "$work/clean" >/dev/null 2>"$work/clean.log" \
+mpirun -np 2 "$EDP" "${run_args[@]}" --dest "$work/clean" >"$work/clean.out" 2>"$work/clean.log" \
   || { echo "clean run failed:"; cat "$work/clean.log"; exit 1; }
 clean_s=$(echo "$(date +%s.%N) - $t0" | bc)
 total=$(find "$work/clean" -name '*.nc' | wc -l)
-echo "clean run: $total granules in ${clean_s} s"
+# The producing part (the summary's "written in X s"): kills fall within it.
+produce_s=$(grep -Eo 'written in [0-9.]+ s' "$work/clean.out" | grep -Eo '[0-9.]+' | head -1)
+echo "clean run: $total granules in ${clean_s} s (producing: ${produce_s} s)"
 
 # All processes of a process tree, root first.
 tree() {
@@ -70,17 +72,19 @@ for trial in $(seq 1 "$trials"); do
   mode=$([ $((RANDOM % 2)) = 0 ] && echo job || echo rank)
   # A random instant within the clean run's duration (at least after start-up).
   frac=$((RANDOM % 1000))
-  delay=$(echo "scale=3; 0.3 + $frac * $clean_s * 0.8 / 1000" | bc)
+  delay=$(echo "scale=3; $frac * $produce_s / 1000" | bc)
   setsid mpirun -np 2 "$EDP" "${run_args[@]}" --dest "$dest" >"$dest.log" 2>&1 &
   launcher=$!
-  sleep "$delay"
-  # The ranks (edp processes under mpirun); in rank mode wait until they exist.
-  for _ in $(seq 1 50); do
-    pids=($(tree "$launcher"))
-    ranks=($(for p in "${pids[@]}"; do [ "$(cat /proc/$p/comm 2>/dev/null)" = edp ] && echo "$p"; done))
-    { [ "$mode" = job ] || [ ${#ranks[@]} -gt 0 ] || ! kill -0 "$launcher" 2>/dev/null; } && break
-    sleep 0.05
+  # From the moment the ranks have opened their journals (production starts).
+  for _ in $(seq 1 600); do
+    ls "$dest"/.edp/journal-*.jsonl >/dev/null 2>&1 && break
+    kill -0 "$launcher" 2>/dev/null || break
+    sleep 0.01
   done
+  sleep "$delay"
+  # The ranks: edp processes under mpirun.
+  pids=($(tree "$launcher"))
+  ranks=($(for p in "${pids[@]}"; do [ "$(cat /proc/$p/comm 2>/dev/null)" = edp ] && echo "$p"; done))
   if [ "$mode" = job ]; then
     kill -KILL "${pids[@]}" 2>/dev/null || true
   elif [ ${#ranks[@]} -gt 0 ]; then
@@ -128,9 +132,9 @@ for trial in $(seq 1 "$trials"); do
   if [ -z "$why" ]; then
     passed=$((passed + 1))
     hit=$([ "$done_now" -gt 0 ] && echo "mid-run" || echo "after the last granule")
-    echo "trial $trial: killed the $mode at ${delay}s ($hit): $before granules, $recorded recorded; re-run skipped $skipped, redid $done_now; verify, temp files and data ok"
+    echo "trial $trial: killed the $mode ${delay}s into production ($hit): $before granules, $recorded recorded; re-run skipped $skipped, redid $done_now; verify, temp files and data ok"
   else
-    echo "trial $trial: killed the $mode at ${delay}s: FAILED: $why"
+    echo "trial $trial: killed the $mode ${delay}s into production: FAILED: $why"
     keep=1
   fi
 done

@@ -649,12 +649,14 @@ fn a_full_disk_under_mpirun_fails_that_granule_and_exits_1() {
 #[test]
 fn a_journal_that_cannot_be_appended_stops_the_run_with_exit_1() {
     let f = fixture();
-    // The state directory on a full file system of its own: the journal can be
-    // created (an empty file) but not appended to; the granules have room.
+    // The state directory on an almost full file system of its own: the lock can be
+    // taken and the journal created (an empty file) but not appended to; the granules
+    // have room.
     let state = f.dest.join(".edp");
-    let _full = Tmpfs::mount(&state, "size=4k");
+    // Two pages: one for a filler, one for the run's lock file; none for journal records.
+    let _full = Tmpfs::mount(&state, "size=8k");
     let filler = state.join("filler");
-    let _ = std::fs::write(&filler, vec![0u8; 64 * 1024]);
+    std::fs::write(&filler, vec![0u8; 4096]).unwrap();
     let out = f.run(&["--threads", "1"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");

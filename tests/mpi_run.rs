@@ -162,8 +162,15 @@ fn temp_files(dest: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The ranks' journals (`.edp/journal-<rank>.jsonl`; the run's lock lies beside them).
 fn journals(dest: &Path) -> Vec<PathBuf> {
     files_under(&dest.join(".edp"))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("journal-"))
+        })
+        .collect()
 }
 
 /// Every variable's values as bit patterns, by name.

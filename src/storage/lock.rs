@@ -21,8 +21,17 @@ pub fn host() -> String {
     }
 }
 
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+/// Whether process `pid` of this host is running. A zombie (killed, not yet reaped:
+/// containers often have no init to reap orphans) counts as gone.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")) {
+        // `pid (comm) state ...`: the comm may hold spaces, so look after the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }
 
 /// A held lock file, removed on drop.
