@@ -1,12 +1,13 @@
 //! `edp`: ECCO Dataset Production as a library.
 //!
 //! The modules follow the pipeline of one granule:
-//! jobs → [`tasks`] → read ([`mds`] + [`llc`] + [`grid`]) → [`granule`] assembly
-//! → [`ncio`] (the only netCDF/HDF5 code) → [`storage`] (atomic placement);
+//! jobs → [`tasks`] → read ([`mds`] + [`llc`] + [`grid`]) → [`regrid`] →
+//! [`granule`] (a pure description) → [`ncio`] (the only netCDF/HDF5 code) →
+//! [`storage`] (atomic placement, S3) → [`run`] (one runner, manifest, restart);
 //! [`plot`] draws quick-looks of finished granules.
-//! [`metadata`] and [`time`] feed the task and granule layers; [`synth`] makes
-//! realistic LLC inputs for the demo, the tests and the benchmarks; [`cli`] is
-//! the command-line surface the `edp` binary exposes.
+//! [`metadata`] and [`time`] feed the task and granule layers; [`settings`] are parsed
+//! once and passed down; [`synth`] makes realistic LLC inputs for the demo, the tests
+//! and the benchmarks; [`cli`] is the command-line surface the `edp` binary exposes.
 
 pub mod cli;
 pub mod error;
