@@ -13,6 +13,7 @@ use common::Sample;
 use edp::granule::FILL_F32;
 use edp::ncio::NcReader;
 use edp::plot::{colormap, png::crc32, LAND, MARGIN, TITLE_BAND};
+use edp::run::manifest::Manifest;
 
 /// Decodes an 8-bit RGB, unfiltered PNG: (width, height, rgb).
 fn decode(path: &Path) -> (usize, usize, Vec<u8>) {
@@ -197,5 +198,53 @@ fn quicklooks_of_native_and_latlon_granules() {
             3 * panel * panel,
             "{var}: one cap panel in the top row"
         );
+    }
+}
+
+#[test]
+fn run_quicklook_writes_a_png_beside_each_granule_and_records_it() {
+    let sample = Sample::new(18, 6, 1, &["SSH", "THETA", "SALT"]);
+    let jobs = sample.dir.path().join("jobs.txt");
+    std::fs::write(
+        &jobs,
+        "[0, 'native', 'AVG_MON', 'all']\n[9, 'latlon', 'AVG_MON', 'all']\n",
+    )
+    .unwrap();
+    let run = |dest: &Path, extra: &[&str]| {
+        let status = Command::new(env!("CARGO_BIN_EXE_edp"))
+            .args(["run", "--jobs"])
+            .arg(&jobs)
+            .arg("--source")
+            .arg(sample.source())
+            .arg("--dest")
+            .arg(dest)
+            .arg("--grid")
+            .arg(sample.grid_dir())
+            .args(extra)
+            .env("EDP_MPI", "off")
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0));
+        Manifest::read(&dest.join("edp-manifest.json")).unwrap()
+    };
+    let plain = sample.dir.path().join("plain");
+    let m = run(&plain, &[]);
+    assert_eq!(m.granules.len(), 2);
+    for r in &m.granules {
+        assert_eq!(r.quicklook, None, "off by default");
+        assert!(!plain.join(&r.granule).with_extension("png").exists());
+    }
+    let with = sample.dir.path().join("with");
+    let m = run(&with, &["--quicklook"]);
+    assert_eq!(m.granules.len(), 2);
+    for r in &m.granules {
+        let nc = with.join(&r.granule);
+        let png = nc.with_extension("png");
+        assert_eq!(
+            r.quicklook.as_deref(),
+            png.file_name().and_then(|n| n.to_str())
+        );
+        let (w, h, _) = decode(&png);
+        assert!(w > 700 && h > 400, "{}: {w}x{h}", png.display());
     }
 }

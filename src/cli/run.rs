@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// A table of `VAR N` lines for --significant-bits (# comments); the command line wins.
     #[arg(long, value_name = "FILE")]
     significant_bits_file: Option<PathBuf>,
+    /// Draw a quick-look PNG beside each local granule (as `edp plot` does, first data
+    /// variable, top level); recorded in the manifest. Off by default.
+    #[arg(long)]
+    quicklook: bool,
 }
 
 /// The --significant-bits table, or `None` when no variable is named.
@@ -129,6 +133,7 @@ pub fn run(a: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
             shuffle: true,
             significant_bits: bits,
             writer: a.writer,
+            quicklook: a.quicklook,
         },
         nonfinite: a.nonfinite,
         threads,

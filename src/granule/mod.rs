@@ -80,6 +80,8 @@ pub struct Encoding {
     /// Opt-in BitRound of named variables (`--significant-bits`); set once per process.
     pub significant_bits: Option<&'static quantize::BitRoundTable>,
     pub writer: ncio::Writer,
+    /// Also draw a quick-look PNG beside each local granule (`--quicklook`).
+    pub quicklook: bool,
 }
 
 impl Default for Encoding {
@@ -89,6 +91,7 @@ impl Default for Encoding {
             shuffle: true,
             significant_bits: None,
             writer: ncio::Writer::default(),
+            quicklook: false,
         }
     }
 }

@@ -92,6 +92,9 @@ pub struct Record {
     /// (`--significant-bits`; absent when the granule is exact).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub significant_bits: BTreeMap<String, u8>,
+    /// Quick-look PNG written beside the granule (`--quicklook`), its file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quicklook: Option<String>,
 }
 
 /// The journal of one rank, opened for appending.
@@ -282,6 +285,7 @@ mod tests {
             run_id: "r".into(),
             edp_version: "v".into(),
             significant_bits: Default::default(),
+            quicklook: None,
         }
     }
 

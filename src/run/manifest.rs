@@ -261,6 +261,7 @@ mod tests {
             run_id: run.into(),
             edp_version: String::new(),
             significant_bits: Default::default(),
+            quicklook: None,
         }
     }
 

@@ -34,6 +34,26 @@ pub struct Produced {
     pub nonfinite_filled: u64,
     /// Variables BitRound-quantized, with the significant bits kept (empty: none).
     pub significant_bits: std::collections::BTreeMap<String, u8>,
+    /// File name of the quick-look PNG written beside the granule (`--quicklook`).
+    pub quicklook: Option<String>,
+}
+
+/// Draws the quick-look of a written local granule beside it (`<granule stem>.png`).
+/// A granule that cannot be drawn stays done: the image is an extra, so its failure is
+/// logged and leaves no image (and no manifest entry).
+fn quicklook(granule: &std::path::Path) -> Option<String> {
+    let png = granule.with_extension("png");
+    match crate::plot::quicklook(granule, &Default::default()).and_then(|img| img.write_png(&png)) {
+        Ok(()) => png.file_name().map(|n| n.to_string_lossy().into_owned()),
+        Err(e) => {
+            log::warn!(
+                "quick-look of {}: {}",
+                granule.display(),
+                crate::error::chain(&e)
+            );
+            None
+        }
+    }
 }
 
 /// The task with its S3 inputs replaced by their local copies (`None`: all local).
@@ -68,6 +88,11 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
     let path = PathBuf::from(&task.granule);
     let Some(url) = remote else {
         let report = ncio::write_atomic_with(built.def, &path, ctx.encoding.writer)?;
+        let quicklook = if ctx.encoding.quicklook {
+            quicklook(&path)
+        } else {
+            None
+        };
         return Ok(Produced {
             path,
             bytes: report.bytes,
@@ -76,8 +101,15 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
             etag: None,
             nonfinite_filled: built.nonfinite_filled,
             significant_bits: built.significant_bits,
+            quicklook,
         });
     };
+    if ctx.encoding.quicklook {
+        log::warn!(
+            "{}: quick-looks are drawn for local granules only",
+            task.granule
+        );
+    }
     let staged = storage::staging_path(&url)?;
     ncio::write_atomic_with(built.def, &staged, ctx.encoding.writer)
         .inspect_err(|_| storage::discard(&staged))?;
@@ -90,5 +122,6 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
         etag: up.etag,
         nonfinite_filled: built.nonfinite_filled,
         significant_bits: built.significant_bits,
+        quicklook: None,
     })
 }

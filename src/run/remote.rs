@@ -199,6 +199,7 @@ mod tests {
             run_id: String::new(),
             edp_version: String::new(),
             significant_bits: Default::default(),
+            quicklook: None,
         };
         let obj = |size| ObjectInfo {
             key: "p/k".into(),

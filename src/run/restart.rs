@@ -386,6 +386,7 @@ mod tests {
             run_id: String::new(),
             edp_version: String::new(),
             significant_bits: Default::default(),
+            quicklook: None,
         };
         assert_eq!(
             decide(Some(&r), "t", Placed::Local(&p), true),

@@ -451,10 +451,17 @@ fn run_task(w: &Work, shared: &mut RunContext, rank: usize, host: &str, run_id: 
             let filled = Some(p.nonfinite_filled).filter(|&n| n > 0);
             // An uploaded granule was checksummed on its way up; a local one is read back.
             if let Some(sha) = p.sha256 {
-                return Ok((p.bytes, sha, p.etag, filled, p.significant_bits));
+                return Ok((
+                    p.bytes,
+                    sha,
+                    p.etag,
+                    filled,
+                    p.significant_bits,
+                    p.quicklook,
+                ));
             }
             crate::storage::sha256_file(&p.path)
-                .map(|sha| (p.bytes, sha, None, filled, p.significant_bits))
+                .map(|sha| (p.bytes, sha, None, filled, p.significant_bits, p.quicklook))
                 .map_err(|e| {
                     format!(
                         "{} was written but cannot be read back: {}",
@@ -463,26 +470,29 @@ fn run_task(w: &Work, shared: &mut RunContext, rank: usize, host: &str, run_id: 
                     )
                 })
         });
-    let (status, size, sha256, etag, nonfinite_filled, error, significant_bits) = match result {
-        Ok((bytes, sha, etag, filled, bits)) => (
-            Status::Done,
-            Some(bytes),
-            Some(sha),
-            etag,
-            filled,
-            None,
-            bits,
-        ),
-        Err(e) => (
-            Status::Failed,
-            None,
-            None,
-            None,
-            None,
-            Some(e),
-            Default::default(),
-        ),
-    };
+    let (status, size, sha256, etag, nonfinite_filled, error, significant_bits, quicklook) =
+        match result {
+            Ok((bytes, sha, etag, filled, bits, png)) => (
+                Status::Done,
+                Some(bytes),
+                Some(sha),
+                etag,
+                filled,
+                None,
+                bits,
+                png,
+            ),
+            Err(e) => (
+                Status::Failed,
+                None,
+                None,
+                None,
+                None,
+                Some(e),
+                Default::default(),
+                None,
+            ),
+        };
     Record {
         granule: w.key.clone(),
         status,
@@ -502,6 +512,7 @@ fn run_task(w: &Work, shared: &mut RunContext, rank: usize, host: &str, run_id: 
         run_id: run_id.into(),
         edp_version: env!("CARGO_PKG_VERSION").into(),
         significant_bits,
+        quicklook,
     }
 }
 
