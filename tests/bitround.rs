@@ -14,26 +14,12 @@ use edp::ncio::{AttrValue, NcReader};
 use edp::run::manifest::Manifest;
 
 fn run(sample: &Sample, dest: &Path, extra: &[&str]) {
-    let jobs = sample.dir.path().join("jobs.txt");
-    std::fs::write(
-        &jobs,
-        "[0, 'native', 'AVG_MON', 'all']\n[15, 'native', 'AVG_MON', 'all']\n",
-    )
-    .unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_edp"))
-        .args(["run", "--jobs"])
-        .arg(&jobs)
-        .arg("--source")
-        .arg(sample.source())
-        .arg("--dest")
-        .arg(dest)
-        .arg("--grid")
-        .arg(sample.grid_dir())
-        .args(extra)
-        .env("EDP_MPI", "off")
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "edp run {extra:?}");
+    let jobs = "[0, 'native', 'AVG_MON', 'all']\n[15, 'native', 'AVG_MON', 'all']\n";
+    assert_eq!(
+        sample.run_jobs(jobs, dest, extra),
+        Some(0),
+        "edp run {extra:?}"
+    );
 }
 
 fn granule(dest: &Path, grouping: &str) -> std::path::PathBuf {

@@ -37,27 +37,10 @@ fn cf_and_acdd_scores_hold_their_floors() {
     require("cchecker.py");
     // LLC90 x 50 levels, every synthetic variable, January 1992 (as EDP's granules).
     let sample = Sample::new(90, 50, 1, &[]);
-    let jobs = sample.dir.path().join("jobs.txt");
-    std::fs::write(
-        &jobs,
-        "[0, 'native', 'AVG_MON', 'all']\n[15, 'native', 'AVG_MON', 'all']\n\
-         [0, 'latlon', 'AVG_MON', 'all']\n[9, 'latlon', 'AVG_MON', 'all']\n",
-    )
-    .unwrap();
     let out = sample.out();
-    let status = Command::new(env!("CARGO_BIN_EXE_edp"))
-        .args(["run", "--jobs"])
-        .arg(&jobs)
-        .arg("--source")
-        .arg(sample.source())
-        .arg("--dest")
-        .arg(&out)
-        .arg("--grid")
-        .arg(sample.grid_dir())
-        .env("EDP_MPI", "off")
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    let jobs = "[0, 'native', 'AVG_MON', 'all']\n[15, 'native', 'AVG_MON', 'all']\n\
+                [0, 'latlon', 'AVG_MON', 'all']\n[9, 'latlon', 'AVG_MON', 'all']\n";
+    assert_eq!(sample.run_jobs(jobs, &out, &[]), Some(0));
     let mut report = Vec::new();
     let mut failures = Vec::new();
     for (rel, cf_min, cf_fail, acdd_min, acdd_fail) in FLOORS {

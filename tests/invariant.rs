@@ -98,30 +98,13 @@ fn time_invariant_granules_from_ti_job_lines() {
     // LLC90 (the PO.DAAC file names say llc0090), all 50 levels, one month of SSH only.
     let sample = Sample::new(90, 50, 1, &["SSH"]);
     edp::synth::invariant::write_mixing(90, 50, &sample.report.release_dir).unwrap();
-    let jobs = sample.dir.path().join("jobs.txt");
-    std::fs::write(
-        &jobs,
-        "# the four time-invariant datasets\n\
+    let out = sample.out();
+    let jobs = "# the four time-invariant datasets\n\
          [20, 'native', 'TI', 'all']\n\
          ['OCEAN_3D_MIXING_COEFFS', 'latlon', 'TI', 'all']\n\
          ['GEOMETRY', 'native', 'TI', 'all']\n\
-         ['GEOMETRY', 'latlon', 'TI', 'all']\n",
-    )
-    .unwrap();
-    let out = sample.out();
-    let status = Command::new(env!("CARGO_BIN_EXE_edp"))
-        .args(["run", "--jobs"])
-        .arg(&jobs)
-        .arg("--source")
-        .arg(sample.source())
-        .arg("--dest")
-        .arg(&out)
-        .arg("--grid")
-        .arg(sample.grid_dir())
-        .env("EDP_MPI", "off")
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+         ['GEOMETRY', 'latlon', 'TI', 'all']\n";
+    assert_eq!(sample.run_jobs(jobs, &out, &[]), Some(0));
 
     let geometry_native = records("ECCOv4r4_geometry_metadata_for_native_datasets.json");
     let geometry_latlon = records("ECCOv4r4_geometry_metadata_for_latlon_datasets.json");

@@ -76,27 +76,10 @@ fn map_index(table: &[[u8; 3]; 256], c: [u8; 3]) -> Option<usize> {
 #[test]
 fn quicklooks_of_native_and_latlon_granules() {
     let sample = Sample::new(18, 6, 1, &["SSH", "THETA", "SALT"]);
-    let jobs = sample.dir.path().join("jobs.txt");
-    std::fs::write(
-        &jobs,
-        "[0, 'native', 'AVG_MON', 'all']\n[15, 'native', 'AVG_MON', 'all']\n\
-         [0, 'latlon', 'AVG_MON', 'all']\n[9, 'latlon', 'AVG_MON', 'all']\n",
-    )
-    .unwrap();
     let out = sample.out();
-    let status = Command::new(env!("CARGO_BIN_EXE_edp"))
-        .args(["run", "--jobs"])
-        .arg(&jobs)
-        .arg("--source")
-        .arg(sample.source())
-        .arg("--dest")
-        .arg(&out)
-        .arg("--grid")
-        .arg(sample.grid_dir())
-        .env("EDP_MPI", "off")
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    let jobs = "[0, 'native', 'AVG_MON', 'all']\n[15, 'native', 'AVG_MON', 'all']\n\
+                [0, 'latlon', 'AVG_MON', 'all']\n[9, 'latlon', 'AVG_MON', 'all']\n";
+    assert_eq!(sample.run_jobs(jobs, &out, &[]), Some(0));
     let g = |product: &str, grouping: &str, label: &str| {
         out.join(format!(
             "V4r4/{product}/mon_mean/{grouping}/{grouping}_mon_mean_1992-01_ECCO_V4r4_{product}_{label}.nc"
@@ -204,27 +187,9 @@ fn quicklooks_of_native_and_latlon_granules() {
 #[test]
 fn run_quicklook_writes_a_png_beside_each_granule_and_records_it() {
     let sample = Sample::new(18, 6, 1, &["SSH", "THETA", "SALT"]);
-    let jobs = sample.dir.path().join("jobs.txt");
-    std::fs::write(
-        &jobs,
-        "[0, 'native', 'AVG_MON', 'all']\n[9, 'latlon', 'AVG_MON', 'all']\n",
-    )
-    .unwrap();
+    let jobs = "[0, 'native', 'AVG_MON', 'all']\n[9, 'latlon', 'AVG_MON', 'all']\n";
     let run = |dest: &Path, extra: &[&str]| {
-        let status = Command::new(env!("CARGO_BIN_EXE_edp"))
-            .args(["run", "--jobs"])
-            .arg(&jobs)
-            .arg("--source")
-            .arg(sample.source())
-            .arg("--dest")
-            .arg(dest)
-            .arg("--grid")
-            .arg(sample.grid_dir())
-            .args(extra)
-            .env("EDP_MPI", "off")
-            .status()
-            .unwrap();
-        assert_eq!(status.code(), Some(0));
+        assert_eq!(sample.run_jobs(jobs, dest, extra), Some(0));
         Manifest::read(&dest.join("edp-manifest.json")).unwrap()
     };
     let plain = sample.dir.path().join("plain");

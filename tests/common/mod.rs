@@ -52,6 +52,27 @@ impl Sample {
     }
 
     /// Monthly native tasks of a grouping for every synthesised month.
+    /// Runs the `edp` binary (no MPI) on a jobs file holding `jobs` over this sample,
+    /// granules under `dest`, with `extra` arguments; returns its exit code.
+    pub fn run_jobs(&self, jobs: &str, dest: &Path, extra: &[&str]) -> Option<i32> {
+        let file = self.dir.path().join("jobs.txt");
+        std::fs::write(&file, jobs).expect("jobs file");
+        Command::new(env!("CARGO_BIN_EXE_edp"))
+            .args(["run", "--jobs"])
+            .arg(&file)
+            .arg("--source")
+            .arg(self.source())
+            .arg("--dest")
+            .arg(dest)
+            .arg("--grid")
+            .arg(self.grid_dir())
+            .args(extra)
+            .env("EDP_MPI", "off")
+            .status()
+            .expect("edp run")
+            .code()
+    }
+
     pub fn tasks(&self, grouping: &str) -> Vec<Task> {
         self.product_tasks(Product::Native, grouping)
     }
