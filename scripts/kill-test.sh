@@ -71,16 +71,12 @@ for trial in $(seq 1 "$trials"); do
   dest="$work/t$trial"
   mode=$([ $((RANDOM % 2)) = 0 ] && echo job || echo rank)
   # A random instant within the clean run's duration (at least after start-up).
+  # Start-up (launch, planning) is the clean run's time outside production; the kill
+  # falls at a random instant of production after it.
   frac=$((RANDOM % 1000))
-  delay=$(echo "scale=3; $frac * $produce_s / 1000" | bc)
+  delay=$(echo "scale=3; ($clean_s - $produce_s) * 0.7 + $frac * $produce_s / 1000" | bc)
   setsid mpirun -np 2 "$EDP" "${run_args[@]}" --dest "$dest" >"$dest.log" 2>&1 &
   launcher=$!
-  # From the moment the ranks have opened their journals (production starts).
-  for _ in $(seq 1 600); do
-    ls "$dest"/.edp/journal-*.jsonl >/dev/null 2>&1 && break
-    kill -0 "$launcher" 2>/dev/null || break
-    sleep 0.01
-  done
   sleep "$delay"
   # The ranks: edp processes under mpirun.
   pids=($(tree "$launcher"))
@@ -132,9 +128,9 @@ for trial in $(seq 1 "$trials"); do
   if [ -z "$why" ]; then
     passed=$((passed + 1))
     hit=$([ "$done_now" -gt 0 ] && echo "mid-run" || echo "after the last granule")
-    echo "trial $trial: killed the $mode ${delay}s into production ($hit): $before granules, $recorded recorded; re-run skipped $skipped, redid $done_now; verify, temp files and data ok"
+    echo "trial $trial: killed the $mode at ${delay}s ($hit): $before granules, $recorded recorded; re-run skipped $skipped, redid $done_now; verify, temp files and data ok"
   else
-    echo "trial $trial: killed the $mode ${delay}s into production: FAILED: $why"
+    echo "trial $trial: killed the $mode at ${delay}s: FAILED: $why"
     keep=1
   fi
 done

@@ -782,3 +782,77 @@ fn a_stale_lock_of_a_killed_run_is_taken_over_and_only_dead_writers_temps_remove
     assert_outcome(&f, &out, 0, &[], &[]);
     assert!(!state.join("run.lock").exists());
 }
+
+#[test]
+fn unusable_factors_are_configuration_errors_before_any_work() {
+    let s = Sample::new(12, 5, 1, &["SSH", "SSHIBC", "SSHNOIBC", "ETAN"]);
+    let dest = s.dir.path().join("out");
+    let m = MetadataSet::embedded().unwrap();
+    let loc = Locations {
+        dest_root: dest.to_string_lossy().into_owned(),
+        grid: Some(s.grid_dir().to_string_lossy().into_owned()),
+        ..Locations::default()
+    };
+    let mut list = Vec::new();
+    for product in [Product::Latlon, Product::Native] {
+        let g = m
+            .grouping_by_filename(product, "SEA_SURFACE_HEIGHT")
+            .unwrap();
+        list.extend(tasks::tasks_for_steps(
+            g,
+            Frequency::AvgMon,
+            &s.report.monthly_steps,
+            &s.source(),
+            &m.release,
+            DailyDate::default(),
+            &loc,
+        ));
+    }
+    let file = s.dir.path().join("tasks.json");
+    tasks::write_task_list(&file, &list).unwrap();
+    let run = |factors: &Path| {
+        let mut c = Command::new(EDP);
+        c.arg("run")
+            .arg("--tasks")
+            .arg(&file)
+            .arg("--factors")
+            .arg(factors)
+            .arg("--factors-cache")
+            .arg(s.dir.path().join("cache"));
+        edp(c)
+    };
+    let f = ps(&s.dir.path().join("missing.bin"));
+    let missing = s.dir.path().join("missing.bin");
+    assert_config_error(
+        &run(&missing),
+        &dest,
+        &[&format!("--factors {f}: no such file")],
+    );
+    assert!(
+        !s.dir.path().join("cache").exists(),
+        "no factors were built instead"
+    );
+
+    let junk = s.dir.path().join("junk.bin");
+    std::fs::write(&junk, b"not a factor file at all").unwrap();
+    assert_config_error(&run(&junk), &dest, &[&format!("--factors {}", ps(&junk))]);
+
+    // Factors of another grid (LLC8).
+    let other = Sample::new(8, 5, 1, &["SSH"]);
+    let wrong = s.dir.path().join("llc8.bin");
+    let mut c = Command::new(EDP);
+    c.args(["factors", "--grid"])
+        .arg(other.grid_dir())
+        .arg("-o")
+        .arg(&wrong);
+    assert!(edp(c).status.success());
+    assert_config_error(
+        &run(&wrong),
+        &dest,
+        &[&format!("--factors {}", ps(&wrong)), "are for LLC8"],
+    );
+    assert!(
+        !s.dir.path().join("cache").exists(),
+        "no factors were built instead"
+    );
+}

@@ -164,7 +164,45 @@ fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
     let tasks = read_or_build_tasks(a)?;
     let used = super::check_metadata::groupings_of(&tasks);
     super::check_metadata::gate(a.plan.metadata.as_deref(), Some(&used), true)?;
+    if let Some(f) = &a.plan.factors {
+        check_factors(f, a.plan.grid.as_deref(), &tasks)?;
+    }
     Ok(tasks)
+}
+
+/// `--factors` must name factors that can be used, before any work: a file that
+/// cannot be opened, an S3 object that cannot be fetched and factors that fail their
+/// checks (format, or made for another grid than the lat-lon tasks') are configuration
+/// errors naming the path and the cause, not a silent fall-back to building factors.
+fn check_factors(f: &str, grid: Option<&str>, tasks: &[Task]) -> anyhow::Result<()> {
+    let path = crate::storage::local_file(f).map_err(|e| {
+        anyhow::anyhow!(
+            "--factors {f}: cannot be fetched: {}",
+            crate::error::chain(&e)
+        )
+    })?;
+    if !path.is_file() {
+        anyhow::bail!("--factors {f}: no such file");
+    }
+    let factors = crate::regrid::format::Factors::open(&path)
+        .map_err(|e| anyhow::anyhow!("--factors {f}: {}", crate::error::chain(&e)))?;
+    // Against the grid of the first lat-lon task (the others share it in practice).
+    let latlon = tasks.iter().find_map(|t| {
+        let name = tasks::GranuleName::parse(&t.granule).ok()?;
+        (name.product == crate::metadata::Product::Latlon).then_some((t, name))
+    });
+    if let Some((task, name)) = latlon {
+        let loc = grid
+            .map(str::to_string)
+            .or_else(|| task.ecco_grid_loc.clone());
+        if let Some(loc) = loc {
+            let target = crate::granule::latlon::target_of(&name)?;
+            let g = crate::grid::Grid::open(std::path::Path::new(&loc))?;
+            crate::regrid::store::check(&factors, &g, target)
+                .map_err(|e| anyhow::anyhow!("--factors {f}: {}", crate::error::chain(&e)))?;
+        }
+    }
+    Ok(())
 }
 
 /// The task list, read or built from the jobs file.
