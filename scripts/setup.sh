@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time (idempotent) set-up of a fresh Debian 12 machine for building and testing edp:
-# MPI, netCDF-C/HDF5 (serial), ncdump, libclang for bindgen, and the Python packages
+# MPI, netCDF-C/HDF5 (serial, and the MPI builds for the parallel-hdf5 build that
+# scripts/cargo-par makes), ncdump, libclang for bindgen, and the Python packages
 # the tests use as independent references (xmitgcm for the LLC layout).
 # Usage: scripts/setup.sh [--no-python]
 set -euo pipefail
@@ -9,6 +10,7 @@ packages=(
   build-essential pkg-config libclang-dev
   libnetcdf-dev libhdf5-dev netcdf-bin
   libopenmpi-dev openmpi-bin
+  libnetcdf-mpi-dev libhdf5-openmpi-dev
 )
 
 missing=()

@@ -164,6 +164,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
         verify: false,
         progress_every: std::time::Duration::ZERO,
         debug_panic_granule: None,
+        ranks_per_granule: None,
     };
     let stop = StopFlag::install().unwrap_or_default();
     let (end, message) = spmd::run_spmd(&World::serial(), &cfg, &stop, &|| Ok(list.clone()));

@@ -20,6 +20,16 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `edp --version`: the version and which netCDF/HDF5 build this binary links.
+const BUILD_VERSION: &str = if cfg!(feature = "parallel-hdf5") {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (parallel-hdf5: netCDF-C/HDF5 with MPI)"
+    )
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (serial netCDF-C/HDF5)")
+};
+
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -28,7 +38,7 @@ pub const EXIT_INTERRUPTED: u8 = 3;
 #[derive(Parser, Debug)]
 #[command(
     name = "edp",
-    version,
+    version = BUILD_VERSION,
     about = "ECCO Dataset Production: MITgcm MDS output to ECCO NetCDF-4 granules",
     long_about = None
 )]

@@ -69,6 +69,11 @@ pub struct RunArgs {
     /// variable, top level); recorded in the manifest. Off by default.
     #[arg(long)]
     quicklook: bool,
+    /// Ranks that write each 3D granule together through parallel HDF5 (parallel-HDF5
+    /// build only; 1: one rank per granule). Default: a granule costlier than one
+    /// rank's fair share of the run gets a group.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    ranks_per_granule: Option<u64>,
 }
 
 /// The --significant-bits table, or `None` when no variable is named.
@@ -140,6 +145,7 @@ pub fn run(a: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
         verify: a.verify,
         progress_every: Duration::from_secs_f64(a.progress.max(0.0)),
         debug_panic_granule: settings.debug_panic_granule.clone(),
+        ranks_per_granule: a.ranks_per_granule.map(|g| g as usize),
     };
     let load = || load_tasks(a);
     let (end, message) = spmd::run_spmd(&world, &cfg, &stop, &load);

@@ -40,6 +40,9 @@ use netcdf::AttributeValue;
 
 use crate::storage::StorageError;
 
+#[cfg(feature = "parallel-hdf5")]
+pub mod collective;
+
 /// Error a slab producer returns; its message is kept as the `source` of
 /// [`NcError::Slab`].
 pub type SlabError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -171,7 +174,7 @@ impl fmt::Debug for SharedValues {
 const SLAB_BUFFER_BUDGET_BYTES: usize = 256 << 20;
 
 /// An attribute value, with the netCDF type it is written as.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum AttrValue {
     /// NC_CHAR text, as xarray writes Python strings (`:x = "..."` in ncdump).
     Str(String),
@@ -518,6 +521,10 @@ pub enum NcError {
         #[source]
         source: compress::CompressError,
     },
+    /// Another rank of the group writing this file failed (its own error is reported
+    /// there); this rank stopped with it and the file was not put in place.
+    #[error("another rank of the group writing {path:?} failed {stage}")]
+    Peer { path: PathBuf, stage: String },
     /// A direct netCDF-C call (for what the `netcdf` crate does not expose) failed.
     #[error("cannot inquire {what} in {path:?}: netCDF error {code}: {message}")]
     Inquire {

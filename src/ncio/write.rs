@@ -60,10 +60,10 @@ pub fn write_atomic_with(
 }
 
 /// Discards the temporary file when dropped, unless disarmed after a commit.
-struct TempGuard(Option<PathBuf>);
+pub(super) struct TempGuard(pub(super) Option<PathBuf>);
 
 impl TempGuard {
-    fn disarm(mut self) {
+    pub(super) fn disarm(mut self) {
         self.0 = None;
     }
 }
@@ -78,7 +78,7 @@ impl Drop for TempGuard {
 
 /// Checks everything the library would otherwise reject halfway through (or accept
 /// wrongly, like a zero length meaning "unlimited"), before any file exists.
-fn validate(def: &DatasetDef) -> Result<(), String> {
+pub(super) fn validate(def: &DatasetDef) -> Result<(), String> {
     let mut dim_len = std::collections::HashMap::new();
     for (name, len) in &def.dims {
         if name.is_empty() {
@@ -225,13 +225,6 @@ fn write_file(
     path: &Path,
     writer: Writer,
 ) -> Result<u64, NcError> {
-    let define = |what: String| {
-        move |source| NcError::Define {
-            path: path.to_path_buf(),
-            what,
-            source,
-        }
-    };
     let dim_len: std::collections::HashMap<&str, usize> =
         def.dims.iter().map(|(n, l)| (n.as_str(), *l)).collect();
     let shapes: Vec<Vec<usize>> = def
@@ -258,52 +251,7 @@ fn write_file(
             }
         })?;
 
-    for (name, len) in &def.dims {
-        file.add_dimension(name, *len)
-            .map_err(define(format!("dimension `{name}`")))?;
-    }
-    for (name, value) in &def.global_attrs {
-        file.add_attribute(name, value.to_nc())
-            .map_err(define(format!("global attribute `{name}`")))?;
-    }
-
-    // Define every variable before writing any values, so the file leaves define mode
-    // once.
-    for v in &def.vars {
-        let vname = &v.name;
-        let dims: Vec<&str> = v.dims.iter().map(String::as_str).collect();
-        let mut var = match v.dtype {
-            DType::F32 => file.add_variable::<f32>(vname, &dims),
-            DType::F64 => file.add_variable::<f64>(vname, &dims),
-            DType::I32 => file.add_variable::<i32>(vname, &dims),
-        }
-        .map_err(define(format!("variable `{vname}`")))?;
-        // First, so that `_FillValue` is the first attribute in creation order.
-        if let Some(fill) = &v.fill {
-            match fill {
-                AttrValue::F32(x) => var.set_fill_value(*x),
-                AttrValue::F64(x) => var.set_fill_value(*x),
-                AttrValue::I32(x) => var.set_fill_value(*x),
-                // validate() only lets scalars of the variable's type through.
-                other => Err(netcdf::Error::Str(format!(
-                    "unsupported fill value {other:?}"
-                ))),
-            }
-            .map_err(define(format!("_FillValue of variable `{vname}`")))?;
-        }
-        if let Some(chunks) = &v.chunks {
-            var.set_chunking(chunks)
-                .map_err(define(format!("chunking of variable `{vname}`")))?;
-        }
-        if let Some(c) = &v.compression {
-            var.set_compression(c_int::from(c.deflate_level), c.shuffle)
-                .map_err(define(format!("compression of variable `{vname}`")))?;
-        }
-        for (aname, value) in &v.attrs {
-            var.put_attribute(aname, value.to_nc())
-                .map_err(define(format!("attribute `{aname}` of variable `{vname}`")))?;
-        }
-    }
+    define_dataset(&mut file, &def, path)?;
 
     let mut data_bytes = 0u64;
     let mut deferred = Vec::new();
@@ -391,6 +339,70 @@ fn write_file(
     Ok(data_bytes)
 }
 
+/// Defines `def`'s dimensions, global attributes and variables (type, fill, chunking,
+/// compression, attributes) in a freshly created file, without writing values. The
+/// serial and the collective writer share it, so both produce the same header.
+pub(super) fn define_dataset(
+    file: &mut netcdf::FileMut,
+    def: &DatasetDef,
+    path: &Path,
+) -> Result<(), NcError> {
+    let define = |what: String| {
+        move |source| NcError::Define {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    };
+    for (name, len) in &def.dims {
+        file.add_dimension(name, *len)
+            .map_err(define(format!("dimension `{name}`")))?;
+    }
+    for (name, value) in &def.global_attrs {
+        file.add_attribute(name, value.to_nc())
+            .map_err(define(format!("global attribute `{name}`")))?;
+    }
+
+    // Define every variable before writing any values, so the file leaves define mode
+    // once.
+    for v in &def.vars {
+        let vname = &v.name;
+        let dims: Vec<&str> = v.dims.iter().map(String::as_str).collect();
+        let mut var = match v.dtype {
+            DType::F32 => file.add_variable::<f32>(vname, &dims),
+            DType::F64 => file.add_variable::<f64>(vname, &dims),
+            DType::I32 => file.add_variable::<i32>(vname, &dims),
+        }
+        .map_err(define(format!("variable `{vname}`")))?;
+        // First, so that `_FillValue` is the first attribute in creation order.
+        if let Some(fill) = &v.fill {
+            match fill {
+                AttrValue::F32(x) => var.set_fill_value(*x),
+                AttrValue::F64(x) => var.set_fill_value(*x),
+                AttrValue::I32(x) => var.set_fill_value(*x),
+                // validate() only lets scalars of the variable's type through.
+                other => Err(netcdf::Error::Str(format!(
+                    "unsupported fill value {other:?}"
+                ))),
+            }
+            .map_err(define(format!("_FillValue of variable `{vname}`")))?;
+        }
+        if let Some(chunks) = &v.chunks {
+            var.set_chunking(chunks)
+                .map_err(define(format!("chunking of variable `{vname}`")))?;
+        }
+        if let Some(c) = &v.compression {
+            var.set_compression(c_int::from(c.deflate_level), c.shuffle)
+                .map_err(define(format!("compression of variable `{vname}`")))?;
+        }
+        for (aname, value) in &v.attrs {
+            var.put_attribute(aname, value.to_nc())
+                .map_err(define(format!("attribute `{aname}` of variable `{vname}`")))?;
+        }
+    }
+    Ok(())
+}
+
 /// Which variables the direct writer hands to HDF5 as finished chunks: the chunked,
 /// deflated ones (a slab group only if all its members are).
 fn direct_vars(vars: &[VarDef], writer: Writer) -> Vec<bool> {
@@ -419,6 +431,22 @@ fn known_ranges(
     direct: &[bool],
     path: &Path,
 ) -> Result<(), NcError> {
+    let found = local_ranges(vars, shapes, direct, None, path)?;
+    set_ranges(vars, found);
+    Ok(())
+}
+
+/// Folded value ranges (see [`chunked::value_range`]) of the `valid_range` variables
+/// that can be known before the file is defined: in-memory values, and streamed values
+/// the netCDF writer will put (not `direct`), over all slabs or, with `share =
+/// Some((rank, ranks))`, over that rank's [`chunk_share`] of them (collective writing).
+pub(super) fn local_ranges(
+    vars: &[VarDef],
+    shapes: &[Vec<usize>],
+    direct: &[bool],
+    share: Option<(usize, usize)>,
+    path: &Path,
+) -> Result<Vec<Option<(f32, f32)>>, NcError> {
     let mut found: Vec<Option<(f32, f32)>> = vec![None; vars.len()];
     let mut group_done: Vec<*const SlabGroup> = Vec::new();
     for i in 0..vars.len() {
@@ -436,7 +464,9 @@ fn known_ranges(
             }
             VarData::SlabsF32 { slab_dim, produce } if !direct[i] => {
                 let group = |s: usize, outs: &mut [&mut [f32]]| produce(s, &mut *outs[0]);
-                let r = slab_ranges(&shapes[i], *slab_dim, 1, &[fill], &group, path, &v.name)?;
+                let slabs = slab_list(&shapes[i], *slab_dim, v.chunks.as_deref(), share);
+                let len = shapes[i][slab_dim + 1..].iter().product();
+                let r = slab_ranges(len, &slabs, 1, &[fill], &group, path, &v.name)?;
                 found[i] = Some(r[0]);
             }
             VarData::GroupF32 {
@@ -462,9 +492,10 @@ fn known_ranges(
                     .iter()
                     .map(|&j| vars.get(j).and_then(chunked::f32_fill))
                     .collect();
+                let slabs = slab_list(&shapes[i], *slab_dim, v.chunks.as_deref(), share);
                 let r = slab_ranges(
-                    &shapes[i],
-                    *slab_dim,
+                    shapes[i][slab_dim + 1..].iter().product(),
+                    &slabs,
                     group.members,
                     &fills,
                     &*group.produce,
@@ -480,6 +511,11 @@ fn known_ranges(
             _ => {}
         }
     }
+    Ok(found)
+}
+
+/// Sets the `valid_min`/`valid_max` placeholders of the variables with a found range.
+pub(super) fn set_ranges(vars: &mut [VarDef], found: Vec<Option<(f32, f32)>>) {
     for (v, r) in vars.iter_mut().zip(found) {
         let Some(r) = r.filter(|_| v.valid_range) else {
             continue;
@@ -493,13 +529,44 @@ fn known_ranges(
             }
         }
     }
-    Ok(())
 }
 
-/// Folded value ranges of each member of a stream, over all its slabs (in parallel).
-fn slab_ranges(
+/// The part of `0..len` that member `index` of `parts` writes when a group of ranks
+/// writes one file: contiguous runs of whole chunks, as even as the chunks allow (so no
+/// chunk is shared by two ranks).
+pub(super) fn chunk_share(len: usize, chunk: usize, parts: usize, index: usize) -> Range<usize> {
+    let chunk = chunk.max(1);
+    let parts = parts.max(1);
+    let chunks = len.div_ceil(chunk);
+    let (base, extra) = (chunks / parts, chunks % parts);
+    let c0 = index * base + index.min(extra);
+    let c1 = c0 + base + usize::from(index < extra);
+    (c0 * chunk).min(len)..(c1 * chunk).min(len)
+}
+
+/// Slab indices of a stream (see [`VarData::SlabsF32`]): all, or with `share = Some((rank,
+/// ranks))` those of that rank's [`chunk_share`] along `slab_dim`, for every outer index.
+fn slab_list(
     shape: &[usize],
     slab_dim: usize,
+    chunks: Option<&[usize]>,
+    share: Option<(usize, usize)>,
+) -> Vec<usize> {
+    let n = shape[slab_dim];
+    let outer: usize = shape[..slab_dim].iter().product();
+    let along = match share {
+        Some((rank, ranks)) => chunk_share(n, chunks.map_or(1, |c| c[slab_dim]), ranks, rank),
+        None => 0..n,
+    };
+    (0..outer)
+        .flat_map(|o| along.clone().map(move |k| o * n + k))
+        .collect()
+}
+
+/// Folded value ranges of each member of a stream, over the given slabs (in parallel).
+fn slab_ranges(
+    slab_len: usize,
+    slabs: &[usize],
     members: usize,
     fills: &[Option<f32>],
     produce: &GroupFn<'_>,
@@ -507,13 +574,11 @@ fn slab_ranges(
     name: &str,
 ) -> Result<Vec<(f32, f32)>, NcError> {
     use rayon::prelude::*;
-    let slabs: usize = shape[..=slab_dim].iter().product();
-    let len: usize = shape[slab_dim + 1..].iter().product();
     let empty = vec![(f32::INFINITY, f32::NEG_INFINITY); members];
-    (0..slabs)
-        .into_par_iter()
-        .map(|s| {
-            let mut bufs: Vec<Vec<f32>> = (0..members).map(|_| vec![0f32; len]).collect();
+    slabs
+        .par_iter()
+        .map(|&s| {
+            let mut bufs: Vec<Vec<f32>> = (0..members).map(|_| vec![0f32; slab_len]).collect();
             let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
             produce(s, &mut outs).map_err(|source| NcError::Slab {
                 path: path.to_path_buf(),

@@ -77,6 +77,43 @@ pub fn partition(costs: &[f64], ranks: usize) -> Vec<Vec<usize>> {
     out
 }
 
+/// Ranks per granule for the tasks of one run, when granules may be written by a group
+/// of ranks (the `parallel-hdf5` build): `Some(g)` for a task written by a group of `g`
+/// ranks, `None` for a task written by one rank.
+///
+/// Only 3D granules on a local path are split (the collective writer divides depth
+/// levels; a 2D granule has one). `fixed` (`--ranks-per-granule`) gives every such task
+/// that group size. Otherwise the cost decides: a task costlier than one rank's fair
+/// share of the whole run (total / ranks) would set the run's length alone, so it gets
+/// as many ranks as fair shares it holds (at most `ranks`); small granules stay on one
+/// rank each, where they are cheapest. A group needs no more memory per rank than one
+/// rank writing alone (each rank holds one level buffer at a time), so memory per rank
+/// does not limit the group size; it bounds the level buffer instead (see `ncio`).
+pub fn group_sizes(
+    costs: &[f64],
+    splittable: &[bool],
+    ranks: usize,
+    fixed: Option<usize>,
+) -> Vec<Option<usize>> {
+    let total: f64 = costs.iter().sum();
+    let fair = total / ranks.max(1) as f64;
+    costs
+        .iter()
+        .zip(splittable)
+        .map(|(&c, &split)| {
+            if !split || ranks < 2 {
+                return None;
+            }
+            let g = match fixed {
+                Some(g) => g,
+                None if fair > 0.0 && c > fair => (c / fair).ceil() as usize,
+                None => 1,
+            };
+            Some(g.min(ranks)).filter(|&g| g > 1)
+        })
+        .collect()
+}
+
 /// Largest load over the mean load of a partition (1 = perfect).
 pub fn imbalance(loads: &[f64]) -> f64 {
     let n = loads.len();
@@ -167,6 +204,30 @@ mod tests {
         let d3 = estimate(&task(native, "3D", &[("T", missing)])) - OVERHEAD_BYTES;
         let d2 = estimate(&task(native, "2D", &[("T", missing)])) - OVERHEAD_BYTES;
         assert_eq!(d3, 50.0 * d2);
+    }
+
+    #[test]
+    fn only_dominant_splittable_tasks_get_groups() {
+        // One 3D granule of 30 among 2D ones of 1 on 4 ranks: fair share 10 → 3 ranks.
+        let mut costs = vec![30.0];
+        costs.extend([1.0; 10]);
+        let mut split = vec![true];
+        split.extend([false; 10]);
+        let g = group_sizes(&costs, &split, 4, None);
+        assert_eq!(g[0], Some(3));
+        assert!(g[1..].iter().all(Option::is_none));
+        // Balanced 3D tasks stay on one rank each; a fixed size applies to 3D only.
+        assert_eq!(
+            group_sizes(&[5.0, 5.0], &[true, true], 2, None),
+            vec![None, None]
+        );
+        assert_eq!(
+            group_sizes(&[5.0, 5.0], &[true, false], 3, Some(2)),
+            vec![Some(2), None]
+        );
+        // Never more than the ranks there are; one rank never groups.
+        assert_eq!(group_sizes(&[100.0], &[true], 3, Some(8)), vec![Some(3)]);
+        assert_eq!(group_sizes(&[100.0], &[true], 1, Some(8)), vec![None]);
     }
 
     #[test]

@@ -153,20 +153,10 @@ impl World {
 
     /// Rank 0's `data` on every rank (the argument is ignored elsewhere).
     pub fn broadcast_bytes(&self, data: Vec<u8>) -> Vec<u8> {
-        let Some(m) = &self.mpi else {
-            return data;
-        };
-        let root = m.world.process_at_rank(0);
-        let mut len = data.len() as u64;
-        root.broadcast_into(&mut len);
-        let len = self.count_or_abort(len as usize, "broadcast");
-        let mut buf = if self.is_root() {
-            data
-        } else {
-            vec![0u8; len as usize]
-        };
-        root.broadcast_into(&mut buf[..]);
-        buf
+        match &self.mpi {
+            Some(m) => broadcast_on(&m.world, self.rank, data),
+            None => data,
+        }
     }
 
     /// Rank 0's `parts[r]` on rank r (`parts` is ignored off rank 0, and must have one
@@ -245,14 +235,36 @@ impl World {
 
     /// True on every rank iff `ok` is true on every rank.
     pub fn all_true(&self, ok: bool) -> bool {
-        let Some(m) = &self.mpi else {
-            return ok;
+        match &self.mpi {
+            Some(m) => all_true_on(&m.world, ok),
+            None => ok,
+        }
+    }
+
+    /// Splits the world into groups of `size` consecutive ranks (the last may be
+    /// smaller), the ranks that write one granule together. Collective: every rank
+    /// calls it with the same `size`.
+    pub fn groups(&self, size: usize) -> Group {
+        let size = size.clamp(1, self.size);
+        let color = self.rank / size;
+        let members = size.min(self.size - color * size);
+        let comm = match &self.mpi {
+            Some(m) if size > 1 => m
+                .world
+                .split_by_color(mpi::topology::Color::with_value(color as c_int)),
+            _ => None,
         };
-        let mine: c_int = ok.into();
-        let mut all: c_int = 0;
-        m.world
-            .all_reduce_into(&mine, &mut all, mpi::collective::SystemOperation::min());
-        all == 1
+        let (rank, size) = match &comm {
+            Some(_) => (self.rank % size, members),
+            None => (0, 1),
+        };
+        Group {
+            comm,
+            index: color,
+            rank,
+            size,
+            world_rank: self.rank,
+        }
     }
 
     /// Ends the whole run now, every rank, with `code` after printing `message`.
@@ -273,6 +285,109 @@ impl World {
                 &format!("{what} of {n} bytes exceeds the largest MPI message"),
             )
         })
+    }
+}
+
+/// Rank 0's `data` on every rank of `comm`.
+fn broadcast_on(comm: &SimpleCommunicator, rank: usize, data: Vec<u8>) -> Vec<u8> {
+    let root = comm.process_at_rank(0);
+    let mut len = data.len() as u64;
+    root.broadcast_into(&mut len);
+    let mut buf = if rank == 0 {
+        data
+    } else {
+        vec![0u8; len as usize]
+    };
+    // Sent in pieces: MPI counts are C ints.
+    for piece in buf.chunks_mut(1 << 30) {
+        root.broadcast_into(piece);
+    }
+    buf
+}
+
+/// True on every rank of `comm` iff `ok` is true on every rank.
+fn all_true_on(comm: &SimpleCommunicator, ok: bool) -> bool {
+    let mine: c_int = ok.into();
+    let mut all: c_int = 0;
+    comm.all_reduce_into(&mine, &mut all, mpi::collective::SystemOperation::min());
+    all == 1
+}
+
+/// A group of consecutive ranks writing one granule together (see [`World::groups`]);
+/// a group of one when the world is serial or groups are of size 1.
+pub struct Group {
+    comm: Option<SimpleCommunicator>,
+    /// Which group of the world this is.
+    index: usize,
+    rank: usize,
+    size: usize,
+    world_rank: usize,
+}
+
+impl Group {
+    /// Which group of the world this rank belongs to.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// This rank's index in its group (0 leads: it records the group's granules).
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Ranks in this group.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// This rank's index in the world.
+    pub fn world_rank(&self) -> usize {
+        self.world_rank
+    }
+
+    /// Rank 0's `data` on every rank of the group.
+    pub fn broadcast_bytes(&self, data: Vec<u8>) -> Vec<u8> {
+        match &self.comm {
+            Some(c) => broadcast_on(c, self.rank, data),
+            None => data,
+        }
+    }
+
+    /// True on every rank of the group iff `ok` is true on every rank of it.
+    pub fn all_true(&self, ok: bool) -> bool {
+        match &self.comm {
+            Some(c) => all_true_on(c, ok),
+            None => ok,
+        }
+    }
+}
+
+#[cfg(feature = "parallel-hdf5")]
+impl crate::ncio::collective::WriterGroup for Group {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn comm(&self) -> mpi::ffi::MPI_Comm {
+        match &self.comm {
+            Some(c) => c.as_raw(),
+            // A group of one (the runner writes those serially): MPI_COMM_SELF.
+            None => mpi::topology::SimpleCommunicator::self_comm().as_raw(),
+        }
+    }
+    fn broadcast_bytes(&self, data: Vec<u8>) -> Vec<u8> {
+        Group::broadcast_bytes(self, data)
+    }
+    fn all_true(&self, ok: bool) -> bool {
+        Group::all_true(self, ok)
+    }
+    fn all_min_f32(&self, values: &mut [f32]) {
+        if let Some(c) = &self.comm {
+            let mine = values.to_vec();
+            c.all_reduce_into(&mine[..], values, mpi::collective::SystemOperation::min());
+        }
     }
 }
 

@@ -125,3 +125,61 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
         quicklook: None,
     })
 }
+
+/// Produces the granule of one task together with the other ranks of `group`, which
+/// all call this for the same task: one file, written collectively through parallel
+/// HDF5 ([`ncio::collective`]). Local granules only (an upload has one writer).
+#[cfg(feature = "parallel-hdf5")]
+pub fn produce_collective(
+    task: &Task,
+    ctx: &Context,
+    group: &dyn ncio::collective::WriterGroup,
+) -> Result<Produced, ProduceError> {
+    if storage::s3_url(&task.granule).is_some() {
+        return Err(GranuleError::Unsupported(
+            "a granule on S3 is written by one rank, not by a group".into(),
+        )
+        .into());
+    }
+    let inputs = storage::fetch_inputs(
+        task.variables
+            .values()
+            .flatten()
+            .flatten()
+            .map(String::as_str),
+    );
+    let local_task = inputs
+        .as_ref()
+        .ok()
+        .and_then(|i| with_local_inputs(task, i));
+    // Every rank of the group builds (checks) the same inputs; they agree on the
+    // outcome before the collective write, so a rank that cannot does not hang the rest.
+    let built = inputs
+        .map_err(ProduceError::from)
+        .and_then(|_| Ok(granule::build(local_task.as_ref().unwrap_or(task), ctx)?));
+    if !group.all_true(built.is_ok()) {
+        return Err(built.err().unwrap_or_else(|| {
+            NcError::Peer {
+                path: PathBuf::from(&task.granule),
+                stage: "building the granule".into(),
+            }
+            .into()
+        }));
+    }
+    let built = built?;
+    let path = PathBuf::from(&task.granule);
+    let report = ncio::collective::write_collective(built.def, &path, group)?;
+    Ok(Produced {
+        path,
+        bytes: report.bytes,
+        elapsed: report.elapsed,
+        sha256: None,
+        etag: None,
+        nonfinite_filled: built.nonfinite_filled,
+        significant_bits: built.significant_bits,
+        // The group's first rank draws it, once the file is in place.
+        quicklook: (ctx.encoding.quicklook && group.rank() == 0)
+            .then(|| quicklook(&path))
+            .flatten(),
+    })
+}

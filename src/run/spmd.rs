@@ -25,12 +25,12 @@ use serde::{Deserialize, Serialize};
 use super::cost;
 use super::journal::{self, JournalWriter, Record, Status};
 use super::manifest::{self, Manifest, RunInfo};
-use super::mpi::{self, World};
+use super::mpi::{self, Group, World};
 use super::remote;
 use super::restart::{self, Decision, Placed};
 use super::signal::StopFlag;
-use super::{error_chain, produce, Overrides, RunContext};
-use crate::granule::{now_utc, Encoding};
+use super::{error_chain, produce, Overrides, ProduceError, Produced, RunContext};
+use crate::granule::{now_utc, Context, Encoding};
 use crate::storage::S3Url;
 use crate::tasks::Task;
 
@@ -67,6 +67,9 @@ pub struct SpmdConfig {
     pub progress_every: Duration,
     /// Testing: a task whose granule contains this panics ([`DEBUG_PANIC_VAR`]).
     pub debug_panic_granule: Option<String>,
+    /// Ranks writing each 3D granule together (`parallel-hdf5` build); `None`: decided
+    /// from the tasks' costs ([`cost::group_sizes`]).
+    pub ranks_per_granule: Option<usize>,
 }
 
 /// One task as handed to a rank.
@@ -76,6 +79,9 @@ struct Work {
     key: String,
     task_sha256: String,
     task: Task,
+    /// Written by this rank's whole group (every member holds the same entry).
+    #[serde(default)]
+    group: bool,
 }
 
 /// What rank 0 tells every rank before the work.
@@ -85,6 +91,8 @@ enum Header {
         run_id: String,
         dest: PathBuf,
         todo: usize,
+        /// Ranks per group for the tasks written by a group (1: none are).
+        group_size: usize,
     },
     Stop,
 }
@@ -161,8 +169,13 @@ pub fn run_spmd(
         Ok(h) => h,
         Err(e) => world.abort(1, &format!("undecodable run header: {e}")),
     };
-    let (run_id, dest, todo) = match header {
-        Header::Go { run_id, dest, todo } => (run_id, dest, todo),
+    let (run_id, dest, todo, group_size) = match header {
+        Header::Go {
+            run_id,
+            dest,
+            todo,
+            group_size,
+        } => (run_id, dest, todo, group_size),
         Header::Stop => {
             let msg = match root {
                 Some(Err(m)) => Some(m),
@@ -218,8 +231,13 @@ pub fn run_spmd(
 
     let progress = (world.is_root() && !cfg.progress_every.is_zero() && todo > 0)
         .then(|| Progress::start(dest.clone(), todo, cfg.progress_every));
+    // Collective: the groups that write one granule together.
+    let group = world.groups(group_size);
     let report = work(
-        world,
+        Ranks {
+            world,
+            group: &group,
+        },
         &mine,
         &mut shared,
         &mut journal,
@@ -319,6 +337,7 @@ fn plan(
                     key: keys[i].clone(),
                     task_sha256: sha,
                     task: t,
+                    group: false,
                 });
             }
         }
@@ -335,23 +354,13 @@ fn plan(
     }
 
     let costs: Vec<f64> = todo.par_iter().map(|w| cost::estimate(&w.task)).collect();
-    let assignment = cost::partition(&costs, world.size());
-    let loads: Vec<f64> = assignment
+    let (parts, group_size) = assign(world.size(), todo, &costs, cfg.ranks_per_granule)?;
+    // A task written by a group is listed once per member.
+    let todo_n = parts
         .iter()
-        .map(|a| a.iter().map(|&i| costs[i]).sum())
-        .collect();
-    log::info!(
-        "{} task(s) to do over {} rank(s); estimated imbalance {:.3}",
-        todo.len(),
-        world.size(),
-        cost::imbalance(&loads)
-    );
-    let mut slots: Vec<Option<Work>> = todo.into_iter().map(Some).collect();
-    let parts: Vec<Vec<Work>> = assignment
-        .iter()
-        .map(|a| a.iter().filter_map(|&i| slots[i].take()).collect())
-        .collect();
-    let todo_n = parts.iter().map(Vec::len).sum();
+        .enumerate()
+        .map(|(r, p)| p.iter().filter(|w| !w.group || r % group_size == 0).count())
+        .sum();
     Ok((
         RootState {
             remote,
@@ -368,14 +377,91 @@ fn plan(
             run_id,
             dest,
             todo: todo_n,
+            group_size,
         },
         parts,
     ))
 }
 
+/// Rank 0: which rank does which task. Tasks written by a group go to groups of
+/// `group_size` consecutive ranks (every member gets the entry), largest first; the
+/// others to single ranks. Returns each rank's list and the group size (1: no groups).
+fn assign(
+    ranks: usize,
+    todo: Vec<Work>,
+    costs: &[f64],
+    fixed: Option<usize>,
+) -> anyhow::Result<(Vec<Vec<Work>>, usize)> {
+    if fixed.is_some_and(|g| g > 1) && !cfg!(feature = "parallel-hdf5") {
+        anyhow::bail!(
+            "--ranks-per-granule needs the parallel-HDF5 build of edp (this one is serial; \
+             see `edp --version`)"
+        );
+    }
+    let splittable: Vec<bool> = todo
+        .iter()
+        .map(|w| {
+            w.task.dynamic_metadata.dimension.eq_ignore_ascii_case("3D")
+                && crate::storage::s3_url(&w.task.granule).is_none()
+        })
+        .collect();
+    let sizes = if cfg!(feature = "parallel-hdf5") {
+        cost::group_sizes(costs, &splittable, ranks, fixed)
+    } else {
+        vec![None; todo.len()]
+    };
+    let group_size = sizes.iter().flatten().copied().max().unwrap_or(1);
+    let groups = ranks.div_ceil(group_size);
+    let (grouped, single): (Vec<usize>, Vec<usize>) =
+        (0..todo.len()).partition(|&i| sizes[i].is_some());
+    let share =
+        |idx: &[usize], div: f64| -> Vec<f64> { idx.iter().map(|&i| costs[i] / div).collect() };
+    let by_group = cost::partition(&share(&grouped, group_size as f64), groups);
+    let by_rank = cost::partition(&share(&single, 1.0), ranks);
+    let mut loads = vec![0.0f64; ranks];
+    let mut slots: Vec<Option<Work>> = todo.into_iter().map(Some).collect();
+    let mut parts: Vec<Vec<Work>> = vec![Vec::new(); ranks];
+    for (g, list) in by_group.iter().enumerate() {
+        for &k in list {
+            let i = grouped[k];
+            let Some(mut w) = slots[i].take() else {
+                continue;
+            };
+            w.group = true;
+            let members: Vec<usize> = (g * group_size..((g + 1) * group_size).min(ranks)).collect();
+            for &r in &members {
+                loads[r] += costs[i] / members.len() as f64;
+                parts[r].push(w.clone());
+            }
+        }
+    }
+    for (r, list) in by_rank.iter().enumerate() {
+        for &k in list {
+            let i = single[k];
+            if let Some(w) = slots[i].take() {
+                loads[r] += costs[i];
+                parts[r].push(w);
+            }
+        }
+    }
+    log::info!(
+        "{} task(s) to do over {ranks} rank(s) ({} by groups of {group_size}); estimated imbalance {:.3}",
+        grouped.len() + single.len(),
+        grouped.len(),
+        cost::imbalance(&loads)
+    );
+    Ok((parts, group_size))
+}
+
+/// This rank in the world and in its writing group.
+struct Ranks<'a> {
+    world: &'a World,
+    group: &'a Group,
+}
+
 /// Every rank: produce the assigned granules, journaling each outcome.
 fn work(
-    world: &World,
+    ranks: Ranks<'_>,
     mine: &[Work],
     shared: &mut RunContext,
     journal: &mut JournalWriter,
@@ -383,13 +469,30 @@ fn work(
     stop: &StopFlag,
     debug_panic_granule: Option<&str>,
 ) -> RankReport {
+    let Ranks { world, group } = ranks;
     let panic_at = debug_panic_granule.filter(|s| !s.is_empty());
     let host = mpi::host();
     let mut report = RankReport::default();
     for (n, w) in mine.iter().enumerate() {
+        let in_group = w.group && group.size() > 1;
+        // A group goes on or stops together: its members wait for each other, and one
+        // that stops (a signal, a journal that cannot be written) stops them all.
+        let go_on = !stop.is_set() && report.journal_failed.is_none();
+        if in_group && !group.all_true(go_on) && go_on {
+            report.not_run = remaining(&mine[n..], group);
+            log::warn!(
+                "rank {}: another rank of its group stopped; {} task(s) left undone",
+                world.rank(),
+                report.not_run
+            );
+            break;
+        }
+        if report.journal_failed.is_some() {
+            break;
+        }
         if stop.is_set() {
             report.interrupted = true;
-            report.not_run = mine.len() - n;
+            report.not_run = remaining(&mine[n..], group);
             log::warn!(
                 "rank {}: stop requested; {} task(s) left undone",
                 world.rank(),
@@ -402,7 +505,27 @@ fn work(
                 panic!("{DEBUG_PANIC_VAR} matches task {} ({})", w.index, w.key);
             }
         }
-        let record = run_task(w, shared, world.rank(), &host, run_id);
+        let record = run_task(
+            w,
+            shared,
+            world.rank(),
+            &host,
+            run_id,
+            in_group.then_some(group),
+        );
+        if in_group && group.rank() != 0 {
+            // The group's first rank records the granule.
+            if let Some(e) = &record.error {
+                log::error!(
+                    "rank {} (member {} of the group writing {}): {e}",
+                    world.rank(),
+                    group.rank(),
+                    record.granule
+                );
+            }
+            report.busy_seconds += record.seconds;
+            continue;
+        }
         report.busy_seconds += record.seconds;
         match (&record.status, &record.error) {
             (Status::Done, _) => log::info!(
@@ -424,8 +547,9 @@ fn work(
         report.records.push(record);
         if let Err(e) = appended {
             // Work that cannot be recorded would be lost to a crash and redone: stop
-            // taking tasks (this record still reaches the manifest through rank 0).
-            report.not_run = mine.len() - n - 1;
+            // taking tasks (this record still reaches the manifest through rank 0); the
+            // next round tells this rank's group.
+            report.not_run = remaining(&mine[n + 1..], group);
             log::error!(
                 "rank {}: {}; stopping: {} task(s) of this rank left undone",
                 world.rank(),
@@ -433,28 +557,62 @@ fn work(
                 report.not_run
             );
             report.journal_failed = Some(error_chain(&e));
-            break;
         }
     }
     report
 }
 
-/// Produces one task and describes what happened.
-fn run_task(w: &Work, shared: &mut RunContext, rank: usize, host: &str, run_id: &str) -> Record {
+/// Tasks of `rest` this rank would have recorded (a group's first rank records the
+/// group's tasks).
+fn remaining(rest: &[Work], group: &Group) -> usize {
+    rest.iter()
+        .filter(|w| !w.group || group.rank() == 0)
+        .count()
+}
+
+/// Produces one task (with the other ranks of `group`, if given) and describes what
+/// happened.
+fn run_task(
+    w: &Work,
+    shared: &mut RunContext,
+    rank: usize,
+    host: &str,
+    run_id: &str,
+    group: Option<&Group>,
+) -> Record {
     let t = Instant::now();
     let started = now_utc();
     let inputs = journal::input_files(&w.task);
-    let result = shared
-        .context(w.index, &w.task)
-        .and_then(|ctx| produce(&w.task, &ctx).map_err(|e| error_chain(&e)))
+    let context = shared.context(w.index, &w.task);
+    // The members of a group set up together or not at all.
+    let context = match group {
+        Some(g) if !g.all_true(context.is_ok()) => Err(context
+            .err()
+            .unwrap_or_else(|| "another rank of the group could not set up this task".to_string())),
+        _ => context,
+    };
+    let leads = group.map_or(true, |g| g.rank() == 0);
+    let result = context
+        .and_then(|ctx| produce_in(group, &w.task, &ctx).map_err(|e| error_chain(&e)))
         .and_then(|p| {
             let filled = Some(p.nonfinite_filled).filter(|&n| n > 0);
-            // An uploaded granule was checksummed on its way up; a local one is read back.
+            // An uploaded granule was checksummed on its way up; a local one is read back
+            // (by the group's first rank only).
             if let Some(sha) = p.sha256 {
                 return Ok((
                     p.bytes,
                     sha,
                     p.etag,
+                    filled,
+                    p.significant_bits,
+                    p.quicklook,
+                ));
+            }
+            if !leads {
+                return Ok((
+                    p.bytes,
+                    String::new(),
+                    None,
                     filled,
                     p.significant_bits,
                     p.quicklook,
@@ -514,6 +672,25 @@ fn run_task(w: &Work, shared: &mut RunContext, rank: usize, host: &str, run_id: 
         significant_bits,
         quicklook,
     }
+}
+
+/// Writes a task's granule alone, or collectively with `group`.
+#[cfg(feature = "parallel-hdf5")]
+fn produce_in(group: Option<&Group>, task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
+    match group {
+        Some(g) => super::produce::produce_collective(task, ctx, g),
+        None => produce(task, ctx),
+    }
+}
+
+/// Writes a task's granule (the serial build has no groups).
+#[cfg(not(feature = "parallel-hdf5"))]
+fn produce_in(
+    _group: Option<&Group>,
+    task: &Task,
+    ctx: &Context,
+) -> Result<Produced, ProduceError> {
+    produce(task, ctx)
 }
 
 /// Rank 0: fold the reports into the manifest, write it and the summary, decide the end.

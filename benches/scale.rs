@@ -1,0 +1,287 @@
+//! Benchmark of large granules: one native 2D granule (SSH grouping, 4 fields) and one 3D
+//! granule (OCEAN_VELOCITY, 3 fields) written by 1, 2 and 3 ranks per granule through
+//! `edp run --ranks-per-granule G` under mpirun. Prints per configuration the run's wall
+//! time, the granule's own time (from the manifest), and the peak anonymous (RssAnon)
+//! and file-backed (RssFile: memory-mapped inputs) memory of the largest rank, sampled
+//! every 20 ms from /proc; and checks that every multi-rank granule holds the same
+//! values as the one-rank granule (the one-rank run is the reference of each row).
+//!
+//! Groups of more than one rank need the parallel-HDF5 build:
+//! `scripts/cargo-par bench --bench scale` (the serial build measures 1 rank only).
+//! EDP_SCALE_DATA: an `edp synth` output to use (e.g. `edp synth --n 1080 --levels 50
+//! --months 1 --out /work/llc1080`); default: an LLC90 set synthesised in a temporary
+//! directory. EDP_SCALE_RANKS: the group sizes (default `1,2,3`); EDP_SCALE_THREADS:
+//! threads per rank (default 1). Granules are written under EDP_SCALE_OUT (default: a
+//! temporary directory) and removed after each row.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edp::metadata::{MetadataSet, Product};
+use edp::ncio::{DType, NcReader};
+use edp::run::manifest::Manifest;
+use edp::synth::{self, SynthConfig};
+use edp::tasks::{self, Locations, Task};
+use edp::time::{DailyDate, Frequency};
+use sha2::{Digest, Sha256};
+
+const EDP: &str = env!("CARGO_BIN_EXE_edp");
+
+/// Peak (RssAnon, RssFile) in bytes per process running the edp binary, sampled from
+/// /proc until stopped.
+struct ProcSampler {
+    stop: Arc<AtomicBool>,
+    peaks: Arc<Mutex<BTreeMap<u32, (u64, u64)>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+fn status_kb(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+impl ProcSampler {
+    fn start() -> ProcSampler {
+        let exe = std::fs::canonicalize(EDP).unwrap_or_else(|_| PathBuf::from(EDP));
+        let stop = Arc::new(AtomicBool::new(false));
+        let peaks = Arc::new(Mutex::new(BTreeMap::new()));
+        let (s, p) = (Arc::clone(&stop), Arc::clone(&peaks));
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                        continue;
+                    };
+                    if std::fs::read_link(e.path().join("exe")).ok().as_deref()
+                        != Some(exe.as_path())
+                    {
+                        continue;
+                    }
+                    let Ok(st) = std::fs::read_to_string(e.path().join("status")) else {
+                        continue;
+                    };
+                    let (a, f) = (status_kb(&st, "RssAnon:"), status_kb(&st, "RssFile:"));
+                    let mut m = p.lock().unwrap();
+                    let peak = m.entry(pid).or_insert((0, 0));
+                    peak.0 = peak.0.max(a);
+                    peak.1 = peak.1.max(f);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        ProcSampler {
+            stop,
+            peaks,
+            handle: Some(handle),
+        }
+    }
+
+    /// Largest per-process peak (RssAnon, RssFile).
+    fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        let m = self.peaks.lock().unwrap();
+        m.values()
+            .fold((0, 0), |(a, f), &(x, y)| (a.max(x), f.max(y)))
+    }
+}
+
+/// sha256 of each variable's values (as stored bits), by name.
+fn digests(path: &Path) -> BTreeMap<String, String> {
+    let r = NcReader::open(path).expect("open granule");
+    let mut out = BTreeMap::new();
+    for v in r.var_names() {
+        let mut h = Sha256::new();
+        match r.var_type(&v).unwrap() {
+            DType::F32 => h.update(bytemuck::cast_slice::<f32, u8>(&r.read_f32(&v).unwrap())),
+            DType::F64 => h.update(bytemuck::cast_slice::<f64, u8>(&r.read_f64(&v).unwrap())),
+            DType::I32 => h.update(bytemuck::cast_slice::<i32, u8>(&r.read_i32(&v).unwrap())),
+        }
+        out.insert(v, format!("{:x}", h.finalize()));
+    }
+    out
+}
+
+/// Model steps present for SSH in a synth output.
+fn steps(source: &Path) -> Vec<u64> {
+    let dir = source.join("diags_monthly/SSH_mon_mean");
+    let mut s: Vec<u64> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".data")?.rsplit('.').next()?.parse().ok()
+        })
+        .collect();
+    s.sort();
+    s
+}
+
+fn task(m: &MetadataSet, grouping: &str, data: &Path, dest: &Path) -> Task {
+    let g = m
+        .grouping_by_filename(Product::Native, grouping)
+        .expect("grouping");
+    let source = data.join(&m.release.version);
+    let loc = Locations {
+        dest_root: dest.to_string_lossy().into_owned(),
+        grid: Some(data.join("grid").to_string_lossy().into_owned()),
+        ..Locations::default()
+    };
+    let steps = steps(&source);
+    tasks::tasks_for_steps(
+        g,
+        Frequency::AvgMon,
+        &steps[..1],
+        &source.to_string_lossy(),
+        &m.release,
+        DailyDate::default(),
+        &loc,
+    )
+    .into_iter()
+    .next()
+    .expect("a task")
+}
+
+struct Row {
+    seconds: f64,
+    wall: f64,
+    anon: u64,
+    file: u64,
+    bytes: u64,
+}
+
+fn run(ranks: usize, threads: usize, task: &Task, dest: &Path) -> (Row, PathBuf) {
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::create_dir_all(dest).unwrap();
+    let list = dest.join("tasks.json");
+    tasks::write_task_list(&list, std::slice::from_ref(task)).unwrap();
+    let mut c = if ranks > 1 {
+        let mut c = Command::new("mpirun");
+        c.args(["--oversubscribe", "-np", &ranks.to_string(), EDP]);
+        c
+    } else {
+        Command::new(EDP)
+    };
+    c.args(["run", "--log-level", "warn", "--progress", "0", "--threads"])
+        .arg(threads.to_string())
+        .arg("--tasks")
+        .arg(&list)
+        .arg("--dest")
+        .arg(dest)
+        .args(["--ranks-per-granule", &ranks.to_string()])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .stdout(std::process::Stdio::null());
+    let sampler = ProcSampler::start();
+    let t = Instant::now();
+    let status = c.status().expect("run edp / mpirun");
+    let wall = t.elapsed().as_secs_f64();
+    let (anon, file) = sampler.finish();
+    assert!(status.success(), "edp run failed at {ranks} rank(s)");
+    let m = Manifest::read(&dest.join("edp-manifest.json")).expect("manifest");
+    let rec = m.granules.first().expect("a record");
+    (
+        Row {
+            seconds: rec.seconds,
+            wall,
+            anon,
+            file,
+            bytes: rec.size.unwrap_or(0),
+        },
+        dest.join(&rec.granule),
+    )
+}
+
+fn main() {
+    let ranks: Vec<usize> = std::env::var("EDP_SCALE_RANKS")
+        .unwrap_or_else(|_| "1,2,3".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .filter(|&g| g == 1 || cfg!(feature = "parallel-hdf5"))
+        .collect();
+    let threads: usize = std::env::var("EDP_SCALE_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = match std::env::var_os("EDP_SCALE_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let cfg = SynthConfig {
+                n: 90,
+                nz: 50,
+                months: 1,
+                variables: Some(
+                    [
+                        "SSH", "SSHIBC", "SSHNOIBC", "ETAN", "UVEL", "VVEL", "WVELMASS",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                ),
+                ..SynthConfig::default()
+            };
+            synth::generate(&cfg, tmp.path()).expect("synth");
+            tmp.path().to_path_buf()
+        }
+    };
+    let out = std::env::var_os("EDP_SCALE_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("out"));
+    let m = MetadataSet::embedded().unwrap();
+    println!(
+        "edp {} — data {}; {threads} thread(s) per rank; load {}",
+        if cfg!(feature = "parallel-hdf5") {
+            "parallel-hdf5 build"
+        } else {
+            "serial build"
+        },
+        data.display(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    println!(
+        "| granule | ranks | granule s | run wall s | peak RssAnon MB (max rank) | peak RssFile MB (max rank) | size MB | values = 1 rank |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (label, grouping) in [
+        ("2D SSH (4 fields)", "SEA_SURFACE_HEIGHT"),
+        ("3D velocity (3 fields)", "OCEAN_VELOCITY"),
+    ] {
+        let mut reference: Option<BTreeMap<String, String>> = None;
+        for &g in &ranks {
+            let dest = out.join(format!("g{g}"));
+            let t = task(&m, grouping, &data, &dest);
+            let (row, granule) = run(g, threads, &t, &dest);
+            let same = if g == 1 {
+                reference = Some(digests(&granule));
+                "reference".to_string()
+            } else {
+                match &reference {
+                    Some(r) => (digests(&granule) == *r).to_string(),
+                    None => "no 1-rank run".to_string(),
+                }
+            };
+            println!(
+                "| {label} | {g} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {same} |",
+                row.seconds,
+                row.wall,
+                row.anon as f64 / 1e6,
+                row.file as f64 / 1e6,
+                row.bytes as f64 / 1e6
+            );
+            let _ = std::fs::remove_dir_all(&dest);
+        }
+    }
+}

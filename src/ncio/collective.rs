@@ -1,0 +1,545 @@
+//! One granule written by a group of MPI ranks through parallel NetCDF-4/HDF5.
+//!
+//! A fine-grid granule (LLC1080 3D, LLC4320) is too much work for one rank's time, so a
+//! group of ranks writes it together. Every rank of the group builds the same
+//! [`DatasetDef`] (the inputs are memory-mapped on each); here the ranks create one file
+//! collectively, define it with identical calls (checked first), and each produces and
+//! writes its own share of every variable: whole chunks along the slab dimension (depth
+//! levels) or along the outermost dimension (tiles of the coordinates). HDF5 writes
+//! compressed chunks in parallel only with collective access (HDF5 ≥ 1.10.2), so every
+//! write is collective; ranks with nothing left to write join with an empty selection.
+//!
+//! The ranks agree after each step, so a failure on one rank stops all of them at the
+//! same point instead of leaving the others waiting in a collective call. The group's
+//! first rank names the temporary file and renames it into place only after the
+//! collective close succeeded on every rank; on any failure it removes the file, and
+//! every rank returns an error (its own, or [`NcError::Peer`]).
+//!
+//! Only built with the `parallel-hdf5` feature: netCDF-C and HDF5 must be the MPI builds.
+
+use std::ffi::OsString;
+use std::ops::Range;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use netcdf::Options;
+use sha2::{Digest, Sha256};
+
+use super::write::{chunk_share, define_dataset, local_ranges, set_ranges, validate, TempGuard};
+use super::{
+    raw, AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData, WriteReport,
+    SLAB_BUFFER_BUDGET_BYTES,
+};
+use crate::storage;
+
+/// Environment variable injecting a failure, for tests: `SUBSTRING@RANK` makes the
+/// group's rank RANK fail while producing its first slab of a file whose final path
+/// contains SUBSTRING.
+pub const DEBUG_FAIL_VAR: &str = "EDP_DEBUG_FAIL_WRITE";
+
+/// What the collective writer needs from the group of ranks writing one file. The run's
+/// MPI module implements it; this module only hands the communicator to netCDF-C.
+pub trait WriterGroup {
+    /// This rank's index in the group (0 names the file and renames it).
+    fn rank(&self) -> usize;
+    /// Ranks in the group.
+    fn size(&self) -> usize;
+    /// The group's communicator, for `nc_create_par`.
+    fn comm(&self) -> mpi::ffi::MPI_Comm;
+    /// Rank 0's `data` on every rank of the group.
+    fn broadcast_bytes(&self, data: Vec<u8>) -> Vec<u8>;
+    /// True on every rank iff `ok` is true on every rank of the group.
+    fn all_true(&self, ok: bool) -> bool;
+    /// Element-wise minimum over the group, in place on every rank.
+    fn all_min_f32(&self, values: &mut [f32]);
+}
+
+/// Writes `def` as one NetCDF-4 file from every rank of `group`; it appears at
+/// `final_path` only once complete. Every rank of the group must call this with the same
+/// definition (global attributes excepted: rank 0's creation time and UUID are used).
+pub fn write_collective(
+    mut def: DatasetDef,
+    final_path: &Path,
+    group: &dyn WriterGroup,
+) -> Result<WriteReport, NcError> {
+    let start = Instant::now();
+    let path = final_path;
+    let root = group.rank() == 0;
+    let peer = |stage: &str| NcError::Peer {
+        path: path.to_path_buf(),
+        stage: stage.to_string(),
+    };
+
+    // 1. One definition: rank 0's global attributes everywhere, then the whole header
+    //    compared, so the collective define calls are identical on every rank.
+    let valid = validate(&def).map_err(|reason| NcError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    });
+    if !group.all_true(valid.is_ok()) {
+        return Err(valid
+            .err()
+            .unwrap_or_else(|| peer("validating the definition")));
+    }
+    let globals = group.broadcast_bytes(if root {
+        serde_json::to_vec(&def.global_attrs).unwrap_or_default()
+    } else {
+        Vec::new()
+    });
+    let globals: Option<Vec<(String, AttrValue)>> = serde_json::from_slice(&globals).ok();
+    let decoded = globals.is_some();
+    if let Some(g) = globals {
+        def.global_attrs = g;
+    }
+    let dim_len: std::collections::HashMap<&str, usize> =
+        def.dims.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let shapes: Vec<Vec<usize>> = def
+        .vars
+        .iter()
+        .map(|v| {
+            v.dims
+                .iter()
+                .map(|d| dim_len.get(d.as_str()).copied().unwrap_or(1))
+                .collect()
+        })
+        .collect();
+    drop(dim_len);
+    // valid_min/valid_max are attributes, defined before any value is written: each
+    // rank folds the range of its own share of slabs, the group takes min and max.
+    let found = local_ranges(
+        &def.vars,
+        &shapes,
+        &vec![false; def.vars.len()],
+        Some((group.rank(), group.size())),
+        path,
+    );
+    if !group.all_true(found.is_ok()) {
+        return Err(found.err().unwrap_or_else(|| peer("finding value ranges")));
+    }
+    let mut found = found?;
+    let mut mins: Vec<f32> = found
+        .iter()
+        .flatten()
+        .flat_map(|&(lo, hi)| [lo, -hi])
+        .collect();
+    group.all_min_f32(&mut mins);
+    for (r, m) in found.iter_mut().flatten().zip(mins.chunks_exact(2)) {
+        *r = (m[0], -m[1]);
+    }
+    set_ranges(&mut def.vars, found);
+    let digest = header_digest(&def);
+    let root_digest = group.broadcast_bytes(digest.clone());
+    if !group.all_true(decoded && root_digest == digest) {
+        return Err(NcError::Invalid {
+            path: path.to_path_buf(),
+            reason: "the ranks of the group built different definitions (dimensions, \
+                     variables, attributes or chunking)"
+                .into(),
+        });
+    }
+
+    // 2. Rank 0 names the temporary file (and creates its directory).
+    let prepared = if root {
+        storage::prepare(path).map_err(NcError::from)
+    } else {
+        Ok(PathBuf::new())
+    };
+    let name = group.broadcast_bytes(match &prepared {
+        Ok(t) if root => t.as_os_str().as_bytes().to_vec(),
+        _ => Vec::new(),
+    });
+    if name.is_empty() {
+        return Err(prepared
+            .err()
+            .unwrap_or_else(|| peer("preparing the temporary file")));
+    }
+    let temp = PathBuf::from(OsString::from_vec(name));
+    // Rank 0 removes the temporary file on every failure, panics included; declared
+    // before the file so that the file is closed first.
+    let guard = root.then(|| TempGuard(Some(temp.clone())));
+    raw::quiet_hdf5_errors();
+
+    // 3. Create and define, collectively.
+    // SAFETY: reads an MPI constant; MPI is initialised (the group has a communicator).
+    let info = unsafe { mpi::ffi::RSMPI_INFO_NULL };
+    let created = netcdf::create_par_with(
+        &temp,
+        group.comm(),
+        info,
+        Options::NETCDF4 | Options::NOCLOBBER,
+    );
+    let mut file = match (group.all_true(created.is_ok()), created) {
+        (true, Ok(f)) => f,
+        (false, Ok(f)) => {
+            // Closing is collective and the ranks that failed would never join it: this
+            // rank leaves its handle open rather than hang the group.
+            std::mem::forget(f);
+            return Err(peer("creating the file"));
+        }
+        (_, Err(source)) => {
+            return Err(NcError::Create {
+                path: path.to_path_buf(),
+                temp: temp.clone(),
+                source,
+            })
+        }
+    };
+    let defined = define_dataset(&mut file, &def, path).and_then(|()| {
+        // Compressed chunks can only be written collectively in parallel HDF5.
+        for v in &def.vars {
+            let var = file.variable(&v.name).ok_or_else(|| NcError::Missing {
+                path: path.to_path_buf(),
+                what: format!("variable `{}` just defined", v.name),
+            })?;
+            var.access_collective().map_err(|source| NcError::Define {
+                path: path.to_path_buf(),
+                what: format!("collective access to variable `{}`", v.name),
+                source,
+            })?;
+        }
+        Ok(())
+    });
+    if !group.all_true(defined.is_ok()) {
+        return Err(defined.err().unwrap_or_else(|| peer("defining the file")));
+    }
+
+    // 4. Each rank its share of every variable.
+    let fail_here = debug_failure(path, group.rank());
+    let mut data_bytes = 0u64;
+    let mut groups: Vec<MetGroup> = Vec::new();
+    for (v, shape) in def.vars.into_iter().zip(shapes) {
+        data_bytes += (shape.iter().product::<usize>() * v.dtype.size()) as u64;
+        let chunk0 = v
+            .chunks
+            .as_ref()
+            .and_then(|c| c.first().copied())
+            .unwrap_or(shape.first().copied().unwrap_or(1));
+        let along = |slab_dim: usize| v.chunks.as_ref().map_or(1, |c| c[slab_dim]);
+        let mut var = file.variable_mut(&v.name).ok_or_else(|| NcError::Missing {
+            path: path.to_path_buf(),
+            what: format!("variable `{}` just defined", v.name),
+        })?;
+        let put_err = |source| NcError::Put {
+            path: path.to_path_buf(),
+            var: v.name.clone(),
+            source,
+        };
+        let put = match &v.data {
+            VarData::F32(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
+            VarData::F64(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
+            VarData::I32(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
+            VarData::Shared(x) => match x.values() {
+                Values::F32(x) => put_share(&mut var, x, &shape, chunk0, group),
+                Values::F64(x) => put_share(&mut var, x, &shape, chunk0, group),
+                Values::I32(x) => put_share(&mut var, x, &shape, chunk0, group),
+            }
+            .map_err(put_err),
+            VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => Ok(()),
+        };
+        if !group.all_true(put.is_ok()) {
+            return Err(put
+                .err()
+                .unwrap_or_else(|| peer(&format!("writing variable `{}`", v.name))));
+        }
+        let chunk_along = match &v.data {
+            VarData::SlabsF32 { slab_dim, .. } | VarData::GroupF32 { slab_dim, .. } => {
+                along(*slab_dim)
+            }
+            _ => 1,
+        };
+        match v.data {
+            VarData::SlabsF32 { slab_dim, produce } => {
+                let one = |s: usize, outs: &mut [&mut [f32]]| produce(s, &mut *outs[0]);
+                let slabs = SlabShare {
+                    shape: &shape,
+                    slab_dim,
+                    chunk_along,
+                    fail_first: fail_here,
+                };
+                slabs.put(&mut file, &[v.name.as_str()], &one, group, path)?;
+            }
+            VarData::GroupF32 {
+                slab_dim,
+                group: g,
+                member,
+            } => {
+                // Written once all members are met, as the serial writer does.
+                let at = match groups.iter().position(|m| Arc::ptr_eq(&m.group, &g)) {
+                    Some(p) => p,
+                    None => {
+                        groups.push(MetGroup {
+                            names: vec![None; g.members],
+                            group: g,
+                            slab_dim,
+                            shape: shape.clone(),
+                            chunk_along,
+                        });
+                        groups.len() - 1
+                    }
+                };
+                groups[at].names[member] = Some(v.name.clone());
+            }
+            _ => {}
+        }
+    }
+    for m in groups {
+        let names: Vec<&str> = m.names.iter().flatten().map(String::as_str).collect();
+        if names.len() != m.group.members {
+            // Every rank has the same definition, so every rank stops here.
+            return Err(NcError::Invalid {
+                path: path.to_path_buf(),
+                reason: "a slab group has members missing from the dataset".to_string(),
+            });
+        }
+        let slabs = SlabShare {
+            shape: &m.shape,
+            slab_dim: m.slab_dim,
+            chunk_along: m.chunk_along,
+            fail_first: fail_here,
+        };
+        slabs.put(&mut file, &names, &*m.group.produce, group, path)?;
+    }
+
+    // 5. Close collectively; rename only once every rank closed successfully.
+    let closed = file.close().map_err(|source| NcError::Close {
+        path: path.to_path_buf(),
+        source,
+    });
+    if !group.all_true(closed.is_ok()) {
+        return Err(closed.err().unwrap_or_else(|| peer("closing the file")));
+    }
+    let committed = match guard {
+        Some(g) => storage::commit(&temp, path)
+            .map(|()| g.disarm())
+            .map_err(NcError::from),
+        None => Ok(()),
+    };
+    if !group.all_true(committed.is_ok()) {
+        return Err(committed
+            .err()
+            .unwrap_or_else(|| peer("putting the file in place")));
+    }
+    let sized = if root {
+        storage::file_size(path).map(|b| b.to_le_bytes().to_vec())
+    } else {
+        Ok(Vec::new())
+    };
+    let size = group.broadcast_bytes(sized.as_ref().cloned().unwrap_or_default());
+    let bytes = match <[u8; 8]>::try_from(size.as_slice()) {
+        Ok(b) => u64::from_le_bytes(b),
+        Err(_) => {
+            return Err(sized
+                .err()
+                .map(NcError::from)
+                .unwrap_or_else(|| peer("sizing the file")))
+        }
+    };
+    Ok(WriteReport {
+        bytes,
+        data_bytes,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Writes this rank's share (along dimension 0) of an in-memory variable; ranks without a
+/// share join the collective write with an empty selection. Scalars are written by all.
+fn put_share<T: netcdf::NcTypeDescriptor + Copy>(
+    var: &mut netcdf::VariableMut<'_>,
+    values: &[T],
+    shape: &[usize],
+    chunk0: usize,
+    group: &dyn WriterGroup,
+) -> Result<(), netcdf::Error> {
+    let Some((&len0, rest)) = shape.split_first() else {
+        return var.put_values(values, ..);
+    };
+    let inner: usize = rest.iter().product();
+    let mine = chunk_share(len0, chunk0, group.size(), group.rank());
+    let extents: Vec<Range<usize>> =
+        std::iter::once(if mine.is_empty() { 0..0 } else { mine.clone() })
+            .chain(rest.iter().map(|&l| 0..l))
+            .collect();
+    var.put_values(&values[mine.start * inner..mine.end * inner], extents)
+}
+
+/// A streamed variable's layout, for splitting its slabs over the group.
+struct SlabShare<'a> {
+    shape: &'a [usize],
+    slab_dim: usize,
+    chunk_along: usize,
+    fail_first: bool,
+}
+
+impl SlabShare<'_> {
+    /// Produces and writes this rank's slabs (whole chunks along `slab_dim`) of the
+    /// variables `names` (a slab group's members, in the producer's order), in blocks of
+    /// at most one chunk row. Every rank makes the same number of collective writes, and
+    /// the group agrees after producing each block and after writing each variable.
+    fn put(
+        &self,
+        file: &mut netcdf::FileMut,
+        names: &[&str],
+        produce: &GroupFn<'_>,
+        group: &dyn WriterGroup,
+        path: &Path,
+    ) -> Result<(), NcError> {
+        let shape = self.shape;
+        let n = shape[self.slab_dim];
+        let outer_shape = &shape[..self.slab_dim];
+        let inner_shape = &shape[self.slab_dim + 1..];
+        let outer: usize = outer_shape.iter().product();
+        let slab_len: usize = inner_shape.iter().product();
+        let budget = (SLAB_BUFFER_BUDGET_BYTES / (slab_len.max(1) * 4 * names.len())).max(1);
+        let block = self.chunk_along.clamp(1, budget).min(n.max(1));
+        let share = |r: usize| chunk_share(n, self.chunk_along, group.size(), r);
+        let rounds = (0..group.size())
+            .map(|r| share(r).len().div_ceil(block))
+            .max()
+            .unwrap_or(0);
+        let mine = share(group.rank());
+        let buf_len = if mine.is_empty() { 0 } else { block * slab_len };
+        let mut bufs: Vec<Vec<f32>> = names.iter().map(|_| vec![0f32; buf_len]).collect();
+        let name = names.first().copied().unwrap_or_default();
+        let peer = |what: &str| NcError::Peer {
+            path: path.to_path_buf(),
+            stage: format!("{what} variable `{name}`"),
+        };
+        let mut fail_first = self.fail_first;
+        for o in 0..outer {
+            let mut outer_idx = vec![0usize; outer_shape.len()];
+            let mut rem = o;
+            for (d, &len) in outer_shape.iter().enumerate().rev() {
+                outer_idx[d] = rem % len;
+                rem /= len;
+            }
+            for round in 0..rounds {
+                let k0 = mine.start + round * block;
+                let kn = if k0 < mine.end {
+                    block.min(mine.end - k0)
+                } else {
+                    0
+                };
+                let mut produced = Ok(());
+                for dk in 0..kn {
+                    let s = o * n + k0 + dk;
+                    let mut outs: Vec<&mut [f32]> = bufs
+                        .iter_mut()
+                        .map(|b| &mut b[dk * slab_len..(dk + 1) * slab_len])
+                        .collect();
+                    let r = if std::mem::take(&mut fail_first) {
+                        Err(format!("failure injected by {DEBUG_FAIL_VAR}").into())
+                    } else {
+                        produce(s, &mut outs)
+                    };
+                    if let Err(source) = r {
+                        produced = Err(NcError::Slab {
+                            path: path.to_path_buf(),
+                            var: name.to_string(),
+                            slab: s,
+                            source,
+                        });
+                        break;
+                    }
+                }
+                if !group.all_true(produced.is_ok()) {
+                    return Err(produced.err().unwrap_or_else(|| peer("producing")));
+                }
+                let extents: Vec<Range<usize>> = outer_idx
+                    .iter()
+                    .map(|&i| i..i + 1)
+                    .chain(std::iter::once(if kn == 0 { 0..0 } else { k0..k0 + kn }))
+                    .chain(inner_shape.iter().map(|&l| 0..l))
+                    .collect();
+                for (vname, buf) in names.iter().zip(&bufs) {
+                    let put = match file.variable_mut(vname) {
+                        Some(mut var) => var
+                            .put_values(&buf[..kn * slab_len], extents.clone())
+                            .map_err(|source| NcError::Put {
+                                path: path.to_path_buf(),
+                                var: vname.to_string(),
+                                source,
+                            }),
+                        None => Err(NcError::Missing {
+                            path: path.to_path_buf(),
+                            what: format!("variable `{vname}` just defined"),
+                        }),
+                    };
+                    if !group.all_true(put.is_ok()) {
+                        return Err(put.err().unwrap_or_else(|| peer("writing")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A slab group met among the variables: written once all its members are known.
+struct MetGroup {
+    group: Arc<SlabGroup>,
+    slab_dim: usize,
+    /// Member names in the producer's order, as met.
+    names: Vec<Option<String>>,
+    shape: Vec<usize>,
+    chunk_along: usize,
+}
+
+/// sha256 of everything that shapes the collective define calls (not the values).
+fn header_digest(def: &DatasetDef) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(format!("{:?}|{:?}", def.dims, def.global_attrs));
+    for v in &def.vars {
+        h.update(format!(
+            "|{}:{:?}:{:?}:{:?}:{:?}:{:?}:{:?}:{}",
+            v.name,
+            v.dtype,
+            v.dims,
+            v.attrs,
+            v.fill,
+            v.compression,
+            v.chunks,
+            matches!(v.data, VarData::SlabsF32 { .. })
+        ));
+    }
+    h.finalize().to_vec()
+}
+
+/// True when [`DEBUG_FAIL_VAR`] asks this group rank to fail writing `path`.
+fn debug_failure(path: &Path, rank: usize) -> bool {
+    let Ok(spec) = std::env::var(DEBUG_FAIL_VAR) else {
+        return false;
+    };
+    let Some((pattern, r)) = spec.rsplit_once('@') else {
+        return false;
+    };
+    !pattern.is_empty()
+        && r.trim().parse::<usize>() == Ok(rank)
+        && path.to_string_lossy().contains(pattern)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_share;
+
+    #[test]
+    fn shares_cover_whole_chunks_once() {
+        for (len, chunk, parts) in [(50, 1, 3), (13, 13, 2), (13, 1, 3), (7, 3, 2), (2, 1, 3)] {
+            let mut next = 0;
+            for r in 0..parts {
+                let s = chunk_share(len, chunk, parts, r);
+                if s.is_empty() {
+                    continue;
+                }
+                assert_eq!(s.start, next, "{len} {chunk} {parts}");
+                assert_eq!(s.start % chunk, 0);
+                next = s.end;
+            }
+            assert_eq!(next, len);
+        }
+        assert_eq!(chunk_share(50, 1, 3, 0), 0..17);
+        assert_eq!(chunk_share(50, 1, 3, 2), 34..50);
+        assert_eq!(chunk_share(13, 13, 2, 1), 13..13);
+    }
+}

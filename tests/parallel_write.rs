@@ -1,0 +1,250 @@
+//! One granule written by a group of ranks through parallel HDF5 (the `parallel-hdf5`
+//! build: `scripts/cargo-par test --release --test parallel_write`): `edp run` under
+//! real `mpirun -np 2` and `-np 3` with `--ranks-per-granule`, each granule compared
+//! with the one a single rank writes (same values bit for bit, same attributes, same
+//! chunking and compression), and a failure injected on one rank of a group leaves no
+//! file under the final name (nor a temporary one) and fails only that task.
+#![cfg(feature = "parallel-hdf5")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::{files_under, Sample};
+use edp::ncio::{AttrValue, DType, NcReader};
+use edp::run::journal::Status;
+use edp::run::manifest::Manifest;
+use edp::storage;
+use edp::tasks::{self, Task};
+
+const EDP: &str = env!("CARGO_BIN_EXE_edp");
+const VELOCITY: &str = "OCEAN_VELOCITY";
+const SSH: &str = "SEA_SURFACE_HEIGHT";
+
+/// Global attributes that differ between any two runs (creation time, identifiers).
+const PER_RUN: &[&str] = &[
+    "date_created",
+    "date_issued",
+    "date_metadata_modified",
+    "date_modified",
+    "uuid",
+];
+
+/// A 3D (three velocity fields, 12 levels) and a 2D granule on a small LLC grid, as a
+/// task list with granules under `dest`.
+fn task_list(s: &Sample, dest: &Path) -> (PathBuf, Vec<Task>) {
+    let mut list = Vec::new();
+    for g in [VELOCITY, SSH] {
+        list.extend(s.tasks(g));
+    }
+    let out = s.out().to_string_lossy().into_owned();
+    for t in &mut list {
+        t.granule = t.granule.replace(&out, &dest.to_string_lossy());
+    }
+    let file = dest.with_extension("tasks.json");
+    tasks::write_task_list(&file, &list).unwrap();
+    (file, list)
+}
+
+fn edp(np: usize, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = if np == 0 {
+        Command::new(EDP)
+    } else {
+        let mut c = Command::new("mpirun");
+        c.args(["--oversubscribe", "-np", &np.to_string(), EDP]);
+        c
+    };
+    c.args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env_remove("EDP_MPI")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run edp / mpirun")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Everything in a granule but the per-run attributes: dimensions, and per variable its
+/// type, dimensions, attributes, storage and values (as bit patterns).
+fn contents(path: &Path) -> BTreeMap<String, String> {
+    let r = NcReader::open(path).unwrap();
+    let mut out = BTreeMap::new();
+    out.insert("/dims".into(), format!("{:?}", r.dims()));
+    let globals: Vec<(String, AttrValue)> = r
+        .global_attrs()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| !PER_RUN.contains(&k.as_str()))
+        .collect();
+    out.insert("/globals".into(), format!("{globals:?}"));
+    for v in r.var_names() {
+        let t = r.var_type(&v).unwrap();
+        let bits: Vec<u64> = match t {
+            DType::F32 => r
+                .read_f32(&v)
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits() as u64)
+                .collect(),
+            DType::F64 => r
+                .read_f64(&v)
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect(),
+            DType::I32 => r.read_i32(&v).unwrap().iter().map(|&x| x as u64).collect(),
+        };
+        out.insert(
+            v.clone(),
+            format!(
+                "{t:?} {:?} {:?} {:?} {bits:?}",
+                r.var_dims(&v).unwrap(),
+                r.var_attrs(&v).unwrap(),
+                r.var_storage(&v).unwrap()
+            ),
+        );
+    }
+    out
+}
+
+fn granules(dest: &Path) -> Vec<String> {
+    files_under(dest)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "nc"))
+        .map(|p| p.strip_prefix(dest).unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn version_names_the_parallel_build() {
+    let o = edp(0, &["--version"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v = String::from_utf8_lossy(&o.stdout);
+    assert!(v.contains("parallel-hdf5"), "{v}");
+}
+
+#[test]
+fn a_group_of_2_or_3_ranks_writes_the_granule_one_rank_writes() {
+    let s = Sample::new(24, 12, 1, &["UVEL", "VVEL", "WVELMASS", "SSH"]);
+    let single = s.dir.path().join("single");
+    let (list, tasks) = task_list(&s, &single);
+    assert_eq!(tasks.len(), 2, "one 3D and one 2D granule");
+    let o = edp(0, &["run", "--tasks", list.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let expected = granules(&single);
+    assert_eq!(expected.len(), 2, "{expected:?}");
+
+    for np in [2usize, 3] {
+        let dest = s.dir.path().join(format!("np{np}"));
+        let (list, _) = task_list(&s, &dest);
+        let g = np.to_string();
+        let o = edp(
+            np,
+            &[
+                "run",
+                "--tasks",
+                list.to_str().unwrap(),
+                "--ranks-per-granule",
+                &g,
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let log = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            log.contains(&format!("(1 by groups of {np})")),
+            "the 3D granule went to a group of {np}:\n{log}"
+        );
+        assert_eq!(granules(&dest), expected);
+        for name in &expected {
+            let (a, b) = (contents(&single.join(name)), contents(&dest.join(name)));
+            assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+            for (k, va) in &a {
+                assert!(
+                    va == &b[k],
+                    "{name} at -np {np}: `{k}` differs from one rank's"
+                );
+            }
+        }
+        // netCDF-C's own reader takes it too, and sees the compression.
+        let vel = expected.iter().find(|g| g.contains(VELOCITY)).unwrap();
+        let dump = Command::new("ncdump")
+            .arg("-hs")
+            .arg(dest.join(vel))
+            .output()
+            .expect("run ncdump");
+        assert!(dump.status.success(), "ncdump -hs: {}", text(&dump));
+        let dump = String::from_utf8_lossy(&dump.stdout);
+        assert!(dump.contains("UVEL:_DeflateLevel = 5"), "{dump}");
+        // The group's first rank recorded the granule once.
+        let m = Manifest::read(&dest.join("edp-manifest.json")).unwrap();
+        let done: Vec<_> = m
+            .granules
+            .iter()
+            .filter(|r| r.status == Status::Done)
+            .collect();
+        assert_eq!(done.len(), 2, "{:?}", m.granules);
+    }
+}
+
+#[test]
+fn a_failure_on_one_rank_of_the_group_leaves_no_file_and_fails_only_that_task() {
+    let s = Sample::new(24, 12, 1, &["UVEL", "VVEL", "WVELMASS", "SSH"]);
+    for (np, failing) in [(2usize, 1usize), (3, 2)] {
+        let dest = s.dir.path().join(format!("fail{np}"));
+        let (list, _) = task_list(&s, &dest);
+        let inject = format!("{VELOCITY}@{failing}");
+        let o = edp(
+            np,
+            &[
+                "run",
+                "--tasks",
+                list.to_str().unwrap(),
+                "--ranks-per-granule",
+                &np.to_string(),
+            ],
+            &[("EDP_DEBUG_FAIL_WRITE", &inject)],
+        );
+        assert_eq!(o.status.code(), Some(1), "some task failed: {}", text(&o));
+        let log = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            log.contains("failure injected"),
+            "the failing rank says why:\n{log}"
+        );
+        let left = granules(&dest);
+        assert!(
+            left.iter().all(|g| !g.contains(VELOCITY)),
+            "no file under the final name: {left:?}"
+        );
+        assert!(
+            left.iter().any(|g| g.contains(SSH)),
+            "the other task was written: {left:?}"
+        );
+        let temps: Vec<_> = files_under(&dest)
+            .into_iter()
+            .filter(|p| storage::is_temp_name(p))
+            .collect();
+        assert!(temps.is_empty(), "temporary files left: {temps:?}");
+        let m = Manifest::read(&dest.join("edp-manifest.json")).unwrap();
+        let failed: Vec<_> = m
+            .granules
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .map(|r| r.granule.clone())
+            .collect();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(failed[0].contains(VELOCITY), "{failed:?}");
+    }
+}
