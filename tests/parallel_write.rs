@@ -174,7 +174,8 @@ fn a_group_of_2_or_3_ranks_writes_the_granule_one_rank_writes() {
             for (k, va) in &a {
                 assert!(
                     va == &b[k],
-                    "{name} at -np {np}: `{k}` differs from one rank's"
+                    "{name} at -np {np}: `{k}` differs from one rank's:\n{va}\n{}",
+                    b[k]
                 );
             }
         }
