@@ -169,6 +169,10 @@ pub fn produce_collective(
     let built = built?;
     let path = PathBuf::from(&task.granule);
     let report = ncio::collective::write_collective(built.def, &path, group)?;
+    // The group's first rank draws it, once the file is in place.
+    let quicklook = (ctx.encoding.quicklook && group.rank() == 0)
+        .then(|| quicklook(&path))
+        .flatten();
     Ok(Produced {
         path,
         bytes: report.bytes,
@@ -177,9 +181,6 @@ pub fn produce_collective(
         etag: None,
         nonfinite_filled: built.nonfinite_filled,
         significant_bits: built.significant_bits,
-        // The group's first rank draws it, once the file is in place.
-        quicklook: (ctx.encoding.quicklook && group.rank() == 0)
-            .then(|| quicklook(&path))
-            .flatten(),
+        quicklook,
     })
 }
