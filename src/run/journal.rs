@@ -262,6 +262,34 @@ pub fn input_files(task: &Task) -> Vec<InputFile> {
 }
 
 #[cfg(test)]
+impl Record {
+    /// A record for tests: `granule` with `status`, size 1, everything else empty.
+    pub(crate) fn for_test(granule: &str, status: Status) -> Record {
+        Record {
+            granule: granule.into(),
+            status,
+            task: 0,
+            task_sha256: String::new(),
+            size: Some(1),
+            sha256: None,
+            etag: None,
+            nonfinite_filled: None,
+            error: None,
+            inputs: vec![],
+            started: String::new(),
+            finished: String::new(),
+            seconds: 0.0,
+            rank: 0,
+            host: String::new(),
+            run_id: String::new(),
+            edp_version: String::new(),
+            significant_bits: Default::default(),
+            quicklook: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -243,25 +243,8 @@ mod tests {
 
     fn rec(granule: &str, status: Status, run: &str) -> Record {
         Record {
-            granule: granule.into(),
-            status,
-            task: 0,
-            task_sha256: String::new(),
-            size: Some(1),
-            sha256: None,
-            etag: None,
-            nonfinite_filled: None,
-            error: None,
-            inputs: vec![],
-            started: String::new(),
-            finished: String::new(),
-            seconds: 0.0,
-            rank: 0,
-            host: String::new(),
             run_id: run.into(),
-            edp_version: String::new(),
-            significant_bits: Default::default(),
-            quicklook: None,
+            ..Record::for_test(granule, status)
         }
     }
 

@@ -144,12 +144,7 @@ mod tests {
     use crate::run::restart::{self, Decision, Placed};
 
     fn task(granule: &str) -> Task {
-        let json = format!(
-            r#"{{"granule":"{granule}","variables":{{}},"dynamic_metadata":{{"name":"n","dimension":"2D",
-            "time_coverage_start":"","time_coverage_end":"","time_coverage_center":"",
-            "time_long_name":"","time_coverage_duration":"","time_coverage_resolution":"","summary":""}}}}"#
-        );
-        serde_json::from_str(&json).unwrap()
+        Task::for_test(granule)
     }
 
     #[test]
@@ -181,25 +176,10 @@ mod tests {
     #[test]
     fn done_needs_the_object_with_the_recorded_size() {
         let rec = Record {
-            granule: "k".into(),
-            status: Status::Done,
-            task: 0,
             task_sha256: "t".into(),
             size: Some(10),
             sha256: Some("s".into()),
-            etag: None,
-            nonfinite_filled: None,
-            error: None,
-            inputs: vec![],
-            started: String::new(),
-            finished: String::new(),
-            seconds: 0.0,
-            rank: 0,
-            host: String::new(),
-            run_id: String::new(),
-            edp_version: String::new(),
-            significant_bits: Default::default(),
-            quicklook: None,
+            ..Record::for_test("k", Status::Done)
         };
         let obj = |size| ObjectInfo {
             key: "p/k".into(),
@@ -210,65 +190,22 @@ mod tests {
             bucket: "b".into(),
             key: "p/k".into(),
         };
+        let decide = |rec: Option<&Record>, sha: &str, object: Option<&ObjectInfo>| {
+            restart::decide(rec, sha, Placed::Remote { object, url: &url }, false)
+        };
+        assert_eq!(decide(Some(&rec), "t", Some(&obj(10))), Decision::Done);
         assert_eq!(
-            restart::decide(
-                Some(&rec),
-                "t",
-                Placed::Remote {
-                    object: Some(&obj(10)),
-                    url: &url
-                },
-                false
-            ),
-            Decision::Done
-        );
-        assert_eq!(
-            restart::decide(
-                Some(&rec),
-                "t",
-                Placed::Remote {
-                    object: Some(&obj(9)),
-                    url: &url
-                },
-                false
-            ),
+            decide(Some(&rec), "t", Some(&obj(9))),
             Decision::Redo("size differs".into())
         );
         assert_eq!(
-            restart::decide(
-                Some(&rec),
-                "t",
-                Placed::Remote {
-                    object: None,
-                    url: &url
-                },
-                false
-            ),
+            decide(Some(&rec), "t", None),
             Decision::Redo("granule missing".into())
         );
         assert_eq!(
-            restart::decide(
-                Some(&rec),
-                "other",
-                Placed::Remote {
-                    object: Some(&obj(10)),
-                    url: &url
-                },
-                false
-            ),
+            decide(Some(&rec), "other", Some(&obj(10))),
             Decision::Redo("task changed".into())
         );
-        assert_eq!(
-            restart::decide(
-                None,
-                "t",
-                Placed::Remote {
-                    object: None,
-                    url: &url
-                },
-                false
-            ),
-            Decision::Redo("no record".into())
-        );
+        assert_eq!(decide(None, "t", None), Decision::Redo("no record".into()));
     }
 }

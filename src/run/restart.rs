@@ -308,12 +308,7 @@ mod tests {
     use super::*;
 
     fn task(granule: &str) -> Task {
-        let json = format!(
-            r#"{{"granule":"{granule}","variables":{{}},"dynamic_metadata":{{"name":"n","dimension":"2D",
-            "time_coverage_start":"","time_coverage_end":"","time_coverage_center":"",
-            "time_long_name":"","time_coverage_duration":"","time_coverage_resolution":"","summary":""}}}}"#
-        );
-        serde_json::from_str(&json).unwrap()
+        Task::for_test(granule)
     }
 
     const G1: &str = "/o/V4r4/native/mon_mean/SEA_SURFACE_HEIGHT/SEA_SURFACE_HEIGHT_mon_mean_1992-01_ECCO_V4r4_native_llc0090.nc";
@@ -368,25 +363,10 @@ mod tests {
         fs::write(&p, b"12345").unwrap();
         let sha = crate::storage::sha256_file(&p).unwrap();
         let mut r = Record {
-            granule: "g.nc".into(),
-            status: Status::Done,
-            task: 0,
             task_sha256: "t".into(),
             size: Some(5),
             sha256: Some(sha),
-            etag: None,
-            nonfinite_filled: None,
-            error: None,
-            inputs: vec![],
-            started: String::new(),
-            finished: String::new(),
-            seconds: 0.0,
-            rank: 0,
-            host: String::new(),
-            run_id: String::new(),
-            edp_version: String::new(),
-            significant_bits: Default::default(),
-            quicklook: None,
+            ..Record::for_test("g.nc", Status::Done)
         };
         assert_eq!(
             decide(Some(&r), "t", Placed::Local(&p), true),

@@ -328,6 +328,19 @@ pub fn write_task_list(path: &Path, tasks: &[Task]) -> Result<(), TaskError> {
 }
 
 #[cfg(test)]
+impl Task {
+    /// A task for tests: `granule` with no inputs and empty dynamic metadata.
+    pub(crate) fn for_test(granule: &str) -> Task {
+        let json = format!(
+            r#"{{"granule":"{granule}","variables":{{}},"dynamic_metadata":{{"name":"n","dimension":"2D",
+            "time_coverage_start":"","time_coverage_end":"","time_coverage_center":"",
+            "time_long_name":"","time_coverage_duration":"","time_coverage_resolution":"","summary":""}}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::metadata::MetadataSet;
