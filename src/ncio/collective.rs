@@ -27,7 +27,9 @@ use std::time::Instant;
 use netcdf::Options;
 use sha2::{Digest, Sha256};
 
-use super::write::{chunk_share, define_dataset, local_ranges, set_ranges, validate, TempGuard};
+use super::write::{
+    chunk_share, define_dataset, local_ranges, set_ranges, validate, var_shapes, TempGuard,
+};
 use super::{
     raw, AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData, WriteReport,
     SLAB_BUFFER_BUDGET_BYTES,
@@ -93,19 +95,7 @@ pub fn write_collective(
     if let Some(g) = globals {
         def.global_attrs = g;
     }
-    let dim_len: std::collections::HashMap<&str, usize> =
-        def.dims.iter().map(|(n, l)| (n.as_str(), *l)).collect();
-    let shapes: Vec<Vec<usize>> = def
-        .vars
-        .iter()
-        .map(|v| {
-            v.dims
-                .iter()
-                .map(|d| dim_len.get(d.as_str()).copied().unwrap_or(1))
-                .collect()
-        })
-        .collect();
-    drop(dim_len);
+    let shapes = var_shapes(&def);
     // valid_min/valid_max are attributes, defined before any value is written: each
     // rank folds the range of its own share of slabs, the group takes min and max.
     let found = local_ranges(

@@ -225,19 +225,7 @@ fn write_file(
     path: &Path,
     writer: Writer,
 ) -> Result<u64, NcError> {
-    let dim_len: std::collections::HashMap<&str, usize> =
-        def.dims.iter().map(|(n, l)| (n.as_str(), *l)).collect();
-    let shapes: Vec<Vec<usize>> = def
-        .vars
-        .iter()
-        .map(|v| {
-            v.dims
-                .iter()
-                .map(|d| dim_len.get(d.as_str()).copied().unwrap_or(1))
-                .collect()
-        })
-        .collect();
-    drop(dim_len);
+    let shapes = var_shapes(&def);
     let direct = direct_vars(&def.vars, writer);
     known_ranges(&mut def.vars, &shapes, &direct, path)?;
 
@@ -401,6 +389,21 @@ pub(super) fn define_dataset(
         }
     }
     Ok(())
+}
+
+/// Each variable's shape (dimension lengths, outermost first).
+pub(super) fn var_shapes(def: &DatasetDef) -> Vec<Vec<usize>> {
+    let dim_len: std::collections::HashMap<&str, usize> =
+        def.dims.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    def.vars
+        .iter()
+        .map(|v| {
+            v.dims
+                .iter()
+                .map(|d| dim_len.get(d.as_str()).copied().unwrap_or(1))
+                .collect()
+        })
+        .collect()
 }
 
 /// Which variables the direct writer hands to HDF5 as finished chunks: the chunked,
