@@ -14,6 +14,14 @@ pub struct VerifyArgs {
     /// Check sizes only, not sha256 (fast).
     #[arg(long)]
     no_checksum: bool,
+    /// Also re-open each granule and check its content: the grouping's variables and
+    /// the product's dimensions, no NaN, values within valid_min/valid_max, time and
+    /// time_bnds agreeing with the file name's date.
+    #[arg(long)]
+    content: bool,
+    /// Metadata directory giving the groupings (`--content`; default: the embedded V4r4 set).
+    #[arg(long, requires = "content")]
+    metadata: Option<PathBuf>,
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -26,7 +34,22 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<u8> {
     } else {
         a.manifest.clone()
     };
-    let report = match verify::verify(&path, !a.no_checksum) {
+    let metadata = if a.content {
+        let m = match &a.metadata {
+            Some(dir) => crate::metadata::MetadataSet::from_dir(dir),
+            None => crate::metadata::MetadataSet::embedded(),
+        };
+        match m {
+            Ok(m) => Some(m),
+            Err(e) => {
+                eprintln!("edp: error: {}", crate::error::chain(&e));
+                return Ok(EXIT_USAGE);
+            }
+        }
+    } else {
+        None
+    };
+    let report = match verify::verify(&path, !a.no_checksum, metadata.as_ref()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("edp: error: {}", crate::error::chain(&e));
@@ -41,10 +64,11 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<u8> {
         path.display(),
         report.checked,
         report.bytes as f64 / 1e6,
-        if a.no_checksum {
-            " (sizes only)"
-        } else {
-            " (sizes and sha256)"
+        match (a.no_checksum, a.content) {
+            (true, false) => " (sizes only)",
+            (false, false) => " (sizes and sha256)",
+            (true, true) => " (sizes and content)",
+            (false, true) => " (sizes, sha256 and content)",
         },
         if report.problems.is_empty() {
             "OK".to_string()

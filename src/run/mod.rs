@@ -17,6 +17,7 @@ pub mod restart;
 pub mod signal;
 pub mod spmd;
 pub mod verify;
+pub mod verify_content;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

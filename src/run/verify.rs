@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::journal::{self, Status, STATE_DIR};
+use super::journal::{self, Record, Status, STATE_DIR};
 use super::manifest::{Manifest, ManifestError};
+use super::verify_content;
+use crate::metadata::MetadataSet;
 use crate::storage;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,11 @@ pub enum Problem {
         granule: String,
         error: String,
     },
+    /// `--content`: the granule's layout, values or time are wrong.
+    Content {
+        granule: String,
+        what: String,
+    },
     /// A journal of a run that did not finish: the manifest is not up to date.
     Pending {
         path: String,
@@ -71,6 +78,7 @@ impl std::fmt::Display for Problem {
             Problem::Extra { path } => write!(f, "EXTRA    {path}: not in the manifest"),
             Problem::Partial { path } => write!(f, "PARTIAL  {path}: left by a killed writer"),
             Problem::Failed { granule, error } => write!(f, "FAILED   {granule}: {error}"),
+            Problem::Content { granule, what } => write!(f, "CONTENT  {granule}: {what}"),
             Problem::Pending { path } => write!(
                 f,
                 "PENDING  {path}: journal of an unfinished run (re-run edp run to fold it in)"
@@ -88,8 +96,14 @@ pub struct VerifyReport {
 }
 
 /// Checks the tree around `manifest_path` (its directory) against it. Without
-/// `checksum` only existence and sizes are checked.
-pub fn verify(manifest_path: &Path, checksum: bool) -> Result<VerifyReport, VerifyError> {
+/// `checksum` only existence and sizes are checked. With `content`, each granule of the
+/// right size is also re-opened and its content checked against the metadata set
+/// ([`super::verify_content`]).
+pub fn verify(
+    manifest_path: &Path,
+    checksum: bool,
+    content: Option<&MetadataSet>,
+) -> Result<VerifyReport, VerifyError> {
     let manifest = Manifest::read(manifest_path)?;
     let dest = match manifest_path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -102,30 +116,21 @@ pub fn verify(manifest_path: &Path, checksum: bool) -> Result<VerifyReport, Veri
         .collect();
     let mut problems: Vec<Problem> = done
         .par_iter()
-        .filter_map(|r| {
+        .flat_map_iter(|r| {
             let path = dest.join(&r.granule);
-            let granule = r.granule.clone();
-            let got = match fs::metadata(&path) {
-                Ok(m) => m.len(),
-                Err(_) => return Some(Problem::Missing { granule }),
-            };
-            let want = r.size.unwrap_or(u64::MAX);
-            if got != want {
-                return Some(Problem::Size { granule, want, got });
-            }
-            if checksum {
-                match crate::storage::sha256_file(&path) {
-                    Ok(sha) if Some(sha.as_str()) == r.sha256.as_deref() => {}
-                    Ok(_) => return Some(Problem::Checksum { granule }),
-                    Err(e) => {
-                        return Some(Problem::Unreadable {
-                            granule,
-                            error: crate::error::chain(&e),
-                        })
-                    }
+            let first = file_problem(r, &path, checksum);
+            let content = match (&first, content) {
+                (None | Some(Problem::Size { .. } | Problem::Checksum { .. }), Some(m)) => {
+                    verify_content::check(&path, &r.granule, m)
                 }
-            }
-            None
+                _ => Vec::new(),
+            };
+            first
+                .into_iter()
+                .chain(content.into_iter().map(|what| Problem::Content {
+                    granule: r.granule.clone(),
+                    what,
+                }))
         })
         .collect();
     for r in manifest
@@ -157,6 +162,32 @@ pub fn verify(manifest_path: &Path, checksum: bool) -> Result<VerifyReport, Veri
         bytes: done.iter().filter_map(|r| r.size).sum(),
         problems,
     })
+}
+
+/// What differs between the granule at `path` and its manifest record `r`, if anything.
+fn file_problem(r: &Record, path: &Path, checksum: bool) -> Option<Problem> {
+    let granule = r.granule.clone();
+    let got = match fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(_) => return Some(Problem::Missing { granule }),
+    };
+    let want = r.size.unwrap_or(u64::MAX);
+    if got != want {
+        return Some(Problem::Size { granule, want, got });
+    }
+    if checksum {
+        match crate::storage::sha256_file(path) {
+            Ok(sha) if Some(sha.as_str()) == r.sha256.as_deref() => {}
+            Ok(_) => return Some(Problem::Checksum { granule }),
+            Err(e) => {
+                return Some(Problem::Unreadable {
+                    granule,
+                    error: crate::error::chain(&e),
+                })
+            }
+        }
+    }
+    None
 }
 
 /// Files under `dest` (not following links, not in `.edp`), `/`-separated relative paths.
