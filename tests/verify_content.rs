@@ -65,6 +65,21 @@ fn content_lines(o: &Output) -> Vec<String> {
         .collect()
 }
 
+/// Runs `edp verify --content`, which must exit 1 with a CONTENT line naming granule `g`
+/// and holding every one of `needles`; returns the CONTENT lines.
+fn fails_naming(out: &Path, g: &Path, needles: &[&str]) -> Vec<String> {
+    let o = verify(out);
+    assert_eq!(o.status.code(), Some(1));
+    let lines = content_lines(&o);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&name(g)) && needles.iter().all(|n| l.contains(n))),
+        "{lines:?}"
+    );
+    lines
+}
+
 fn name(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
 }
@@ -90,15 +105,7 @@ fn nan_in_data_fails_naming_granule_and_variable() {
     let (_s, out) = run();
     let g = granule(&out, "native");
     rewrite(&g, "ds['SSH'][0, 3, 5, 5] = np.nan");
-    let o = verify(&out);
-    assert_eq!(o.status.code(), Some(1));
-    let lines = content_lines(&o);
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains(&name(&g)) && l.contains("SSH") && l.contains("NaN")),
-        "{lines:?}"
-    );
+    let lines = fails_naming(&out, &g, &["SSH", "NaN"]);
     // The other granule is untouched and not blamed.
     assert!(lines.iter().all(|l| l.contains(&name(&g))), "{lines:?}");
 }
@@ -111,15 +118,7 @@ fn value_beyond_valid_max_fails() {
         &g,
         "v = ds['THETA']\nv[0, 0, 10, 10] = float(v.valid_max) + 50.0",
     );
-    let o = verify(&out);
-    assert_eq!(o.status.code(), Some(1));
-    let lines = content_lines(&o);
-    assert!(
-        lines.iter().any(|l| l.contains(&name(&g))
-            && l.contains("THETA")
-            && l.contains("outside valid_min")),
-        "{lines:?}"
-    );
+    fails_naming(&out, &g, &["THETA", "outside valid_min"]);
 }
 
 #[test]
@@ -132,15 +131,7 @@ fn time_disagreeing_with_file_name_fails() {
         &g,
         "ds['time'][:] = ds['time'][:] + 960\nds['time_bnds'][:] = ds['time_bnds'][:] + 960",
     );
-    let o = verify(&out);
-    assert_eq!(o.status.code(), Some(1));
-    let lines = content_lines(&o);
-    assert!(
-        lines.iter().any(
-            |l| l.contains(&name(&g)) && l.contains("does not match the mon_mean date 1992-01")
-        ),
-        "{lines:?}"
-    );
+    fails_naming(&out, &g, &["does not match the mon_mean date 1992-01"]);
 }
 
 #[test]
@@ -148,13 +139,5 @@ fn missing_grouping_variable_is_reported() {
     let (_s, out) = run();
     let g = granule(&out, "native");
     rewrite(&g, "ds.renameVariable('SSH', 'SSH_renamed')");
-    let o = verify(&out);
-    assert_eq!(o.status.code(), Some(1));
-    let lines = content_lines(&o);
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains(&name(&g)) && l.contains("variable SSH of grouping")),
-        "{lines:?}"
-    );
+    fails_naming(&out, &g, &["variable SSH of grouping"]);
 }
