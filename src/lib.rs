@@ -4,7 +4,8 @@
 //! jobs → [`tasks`] → read ([`mds`] + [`llc`] + [`grid`]) → [`regrid`] →
 //! [`granule`] (a pure description) → [`ncio`] (the only netCDF/HDF5 code) →
 //! [`storage`] (atomic placement, S3) → [`run`] (one runner, manifest, restart);
-//! [`plot`] draws quick-looks of finished granules.
+//! [`plot`] draws quick-looks of finished granules; [`references`] joins a collection's
+//! granules into one virtual Zarr dataset.
 //! [`metadata`] and [`time`] feed the task and granule layers; [`settings`] are parsed
 //! once and passed down; [`synth`] makes realistic LLC inputs for the demo, the tests
 //! and the benchmarks; [`cli`] is the command-line surface the `edp` binary exposes.
@@ -19,6 +20,7 @@ pub mod mds;
 pub mod metadata;
 pub mod ncio;
 pub mod plot;
+pub mod references;
 pub mod regrid;
 pub mod run;
 pub mod settings;

@@ -9,6 +9,7 @@ mod demo;
 mod factors;
 mod plan;
 mod plot;
+mod references;
 mod run;
 mod sync;
 mod synth;
@@ -72,6 +73,8 @@ enum Command {
     Plot(plot::PlotArgs),
     /// List every problem of a metadata set (file and line), as `run` and `tasks` check it.
     CheckMetadata(check_metadata::CheckMetadataArgs),
+    /// Write one virtual Zarr (kerchunk JSON) reference file per collection under DEST.
+    References(references::ReferencesArgs),
 }
 
 #[derive(Args, Debug)]
@@ -129,6 +132,7 @@ pub fn main_entry() -> ExitCode {
         Command::Verify(a) => verify::run(&a),
         Command::Plot(a) => plot::run(&a),
         Command::CheckMetadata(a) => check_metadata::run(&a),
+        Command::References(a) => references::run(&a),
     };
     // Removes this process's scratch files (S3 inputs, staged granules).
     crate::storage::shutdown();

@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// rank's fair share of the run gets a group.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     ranks_per_granule: Option<u64>,
+    /// After a run where every task succeeded, write the virtual Zarr reference files
+    /// of every collection under a local --dest (as `edp references DEST`).
+    #[arg(long)]
+    references: bool,
 }
 
 /// The --significant-bits table, or `None` when no variable is named.
@@ -152,9 +156,20 @@ pub fn run(a: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
     if let Some(m) = message {
         eprintln!("edp: error: {m}");
     }
+    let root = world.is_root();
     // Finalise MPI before the process exits.
     drop(world);
     Ok(match end {
+        RunEnd::AllDone if a.references && root => match a.plan.dest.as_deref() {
+            Some(d) if !d.starts_with("s3://") => {
+                let dest = PathBuf::from(d);
+                super::references::write_for(&dest, &dest.join("references"))
+            }
+            _ => {
+                log::warn!("--references needs a local --dest; no reference files written");
+                EXIT_OK
+            }
+        },
         RunEnd::AllDone => EXIT_OK,
         RunEnd::SomeFailed => EXIT_TASKS_FAILED,
         RunEnd::Config => EXIT_USAGE,

@@ -51,6 +51,15 @@ impl H5File {
     /// Opens the (closed) netCDF-4 file at `temp` for writing; `path` is the name errors
     /// report.
     pub(super) fn open_rw(temp: &Path, path: &Path) -> Result<H5File, NcError> {
+        Self::open(temp, path, true)
+    }
+
+    /// Opens the netCDF-4 file at `path` read-only (storage inquiry).
+    pub(super) fn open_ro(path: &Path) -> Result<H5File, NcError> {
+        Self::open(path, path, false)
+    }
+
+    fn open(temp: &Path, path: &Path, writable: bool) -> Result<H5File, NcError> {
         let fail = |what: &str| NcError::Hdf5 {
             path: path.to_path_buf(),
             what: what.to_string(),
@@ -75,7 +84,12 @@ impl H5File {
         // SAFETY: valid NUL-terminated path and an open access list, closed once.
         let id = unsafe {
             let id = if locking >= 0 {
-                h5::h5f::H5Fopen(ctemp.as_ptr(), h5::h5f::H5F_ACC_RDWR, fapl)
+                let flags = if writable {
+                    h5::h5f::H5F_ACC_RDWR
+                } else {
+                    h5::h5f::H5F_ACC_RDONLY
+                };
+                h5::h5f::H5Fopen(ctemp.as_ptr(), flags, fapl)
             } else {
                 -1
             };
@@ -83,7 +97,11 @@ impl H5File {
             id
         };
         if id < 0 {
-            return Err(fail("opening the file read-write"));
+            return Err(fail(if writable {
+                "opening the file read-write"
+            } else {
+                "opening the file read-only"
+            }));
         }
         Ok(H5File {
             id,
@@ -193,6 +211,91 @@ impl H5Dataset<'_> {
             return Err(self.fail(format!("writing attribute `{name}`")));
         }
         Ok(())
+    }
+}
+
+/// Where one stored chunk of a dataset lies in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkLocation {
+    /// Element coordinates of the chunk's first element.
+    pub offset: Vec<u64>,
+    /// Byte offset of the stored (filtered) chunk in the file.
+    pub addr: u64,
+    /// Stored size in bytes.
+    pub size: u64,
+}
+
+impl H5Dataset<'_> {
+    /// Whether the stored element type is little-endian.
+    pub(super) fn little_endian(&self) -> Result<bool, NcError> {
+        let _held = h5::LOCK.lock();
+        // SAFETY: open dataset; the type id is closed once.
+        let order = unsafe {
+            let t = h5::h5d::H5Dget_type(self.id);
+            if t < 0 {
+                return Err(self.fail("inquiring the type".to_string()));
+            }
+            let order = h5::h5t::H5Tget_order(t);
+            h5::h5t::H5Tclose(t);
+            order
+        };
+        match order {
+            h5::h5t::H5T_order_t::H5T_ORDER_LE => Ok(true),
+            h5::h5t::H5T_order_t::H5T_ORDER_BE => Ok(false),
+            _ => Err(self.fail("byte order (neither little- nor big-endian)".to_string())),
+        }
+    }
+
+    /// Every allocated chunk (chunks never written are absent and read as fill), with
+    /// every filter applied: a chunk stored with a filter skipped is an error.
+    pub(super) fn chunk_locations(&self, rank: usize) -> Result<Vec<ChunkLocation>, NcError> {
+        let _held = h5::LOCK.lock();
+        // SAFETY: open dataset; the space id is closed below.
+        let space = unsafe { h5::h5d::H5Dget_space(self.id) };
+        if space < 0 {
+            return Err(self.fail("inquiring the dataspace".to_string()));
+        }
+        let mut n: h5::h5::hsize_t = 0;
+        // SAFETY: open dataset and dataspace, valid out-pointer.
+        let rc = unsafe { h5::h5d::H5Dget_num_chunks(self.id, space, &mut n) };
+        let mut out = Vec::with_capacity(if rc < 0 { 0 } else { n as usize });
+        let mut result = if rc < 0 {
+            Err(self.fail("counting the chunks".to_string()))
+        } else {
+            Ok(())
+        };
+        for index in 0..if rc < 0 { 0 } else { n } {
+            let mut offset = vec![0 as h5::h5::hsize_t; rank.max(1)];
+            let (mut mask, mut addr, mut size): (u32, h5::h5::haddr_t, h5::h5::hsize_t) = (0, 0, 0);
+            // SAFETY: `offset` holds one entry per dimension of the dataset (`rank`,
+            // the caller's count of its dimensions); the other out-pointers are valid.
+            let rc = unsafe {
+                h5::h5d::H5Dget_chunk_info(
+                    self.id,
+                    space,
+                    index,
+                    offset.as_mut_ptr(),
+                    &mut mask,
+                    &mut addr,
+                    &mut size,
+                )
+            };
+            if rc < 0 {
+                result = Err(self.fail(format!("locating chunk {index}")));
+                break;
+            }
+            if mask != 0 {
+                result = Err(self.fail(format!(
+                    "chunk at {offset:?} (stored with filter mask {mask:#x}, a filter skipped)"
+                )));
+                break;
+            }
+            offset.truncate(rank);
+            out.push(ChunkLocation { offset, addr, size });
+        }
+        // SAFETY: the space id opened above, closed once.
+        unsafe { h5::h5s::H5Sclose(space) };
+        result.map(|()| out)
     }
 }
 

@@ -16,7 +16,7 @@
 //! `write.rs` writes a [`DatasetDef`] ([`write_atomic`]), with `chunked.rs` (the direct
 //! writer's parallel data path), `compress.rs` (shuffle + deflate in Rust) and
 //! `direct.rs` (HDF5 direct chunk writes); `read.rs` reads files back
-//! ([`NcReader`]); this file holds the types both share, the error enum and the direct
+//! ([`NcReader`]) and where their chunks lie ([`stored_chunks`]); this file holds the types both share, the error enum and the direct
 //! C calls (`raw`) with their lock.
 
 mod chunked;
@@ -25,6 +25,7 @@ mod direct;
 mod read;
 mod write;
 
+pub use direct::ChunkLocation;
 pub use read::NcReader;
 pub use write::{write_atomic, write_atomic_with};
 
@@ -696,6 +697,32 @@ mod raw {
     fn path_cstring(path: &Path) -> Option<CString> {
         CString::new(path.to_str()?).ok()
     }
+}
+
+/// How one variable's values are stored, as HDF5 sees them: what a reader needs to
+/// fetch and decode the chunks itself (virtual Zarr references).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChunks {
+    pub little_endian: bool,
+    /// Allocated chunks, in HDF5's index order.
+    pub chunks: Vec<ChunkLocation>,
+}
+
+/// [`StoredChunks`] of the chunked variables `vars` (name, number of dimensions) of the
+/// netCDF-4 file at `path`, in the order asked. Call it with no [`NcReader`] open on
+/// the same file.
+pub fn stored_chunks(path: &Path, vars: &[(&str, usize)]) -> Result<Vec<StoredChunks>, NcError> {
+    raw::quiet_hdf5_errors();
+    let file = direct::H5File::open_ro(path)?;
+    let mut out = Vec::with_capacity(vars.len());
+    for (name, rank) in vars {
+        let ds = file.dataset(name)?;
+        out.push(StoredChunks {
+            little_endian: ds.little_endian()?,
+            chunks: ds.chunk_locations(*rank)?,
+        });
+    }
+    Ok(out)
 }
 
 /// Sets up netCDF-C/HDF5 for this process before any file is touched: call first in
