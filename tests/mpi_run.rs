@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{files_under, Sample};
 use edp::metadata::{MetadataSet, Product};
-use edp::ncio::{DType, NcReader};
+use edp::ncio::NcReader;
 use edp::run::manifest::Manifest;
 use edp::storage;
 use edp::tasks::{self, Locations, Task};
@@ -178,21 +178,7 @@ fn data(path: &Path) -> BTreeMap<String, Vec<u64>> {
     let r = NcReader::open(path).unwrap();
     let mut out = BTreeMap::new();
     for v in r.var_names() {
-        let bits: Vec<u64> = match r.var_type(&v).unwrap() {
-            DType::F32 => r
-                .read_f32(&v)
-                .unwrap()
-                .iter()
-                .map(|x| x.to_bits() as u64)
-                .collect(),
-            DType::F64 => r
-                .read_f64(&v)
-                .unwrap()
-                .iter()
-                .map(|x| x.to_bits())
-                .collect(),
-            DType::I32 => r.read_i32(&v).unwrap().iter().map(|&x| x as u64).collect(),
-        };
+        let bits = common::value_bits(&r, &v);
         out.insert(v, bits);
     }
     out

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::{files_under, Sample};
-use edp::ncio::{AttrValue, DType, NcReader};
+use edp::ncio::{AttrValue, NcReader};
 use edp::run::journal::Status;
 use edp::run::manifest::Manifest;
 use edp::storage;
@@ -91,21 +91,7 @@ fn contents(path: &Path) -> BTreeMap<String, String> {
     out.insert("/globals".into(), format!("{globals:?}"));
     for v in r.var_names() {
         let t = r.var_type(&v).unwrap();
-        let bits: Vec<u64> = match t {
-            DType::F32 => r
-                .read_f32(&v)
-                .unwrap()
-                .iter()
-                .map(|x| x.to_bits() as u64)
-                .collect(),
-            DType::F64 => r
-                .read_f64(&v)
-                .unwrap()
-                .iter()
-                .map(|x| x.to_bits())
-                .collect(),
-            DType::I32 => r.read_i32(&v).unwrap().iter().map(|&x| x as u64).collect(),
-        };
+        let bits = common::value_bits(&r, &v);
         out.insert(
             v.clone(),
             format!(

@@ -14,7 +14,7 @@ use common::{require, Sample};
 use edp::granule::{Context, Encoding, FILL_F32};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
-use edp::ncio::{AttrValue, DType, NcReader, Writer};
+use edp::ncio::{AttrValue, NcReader, Writer};
 use edp::tasks::Task;
 
 /// Writes `task` with `writer` into `dir` (same file name) and returns the path.
@@ -65,26 +65,7 @@ fn all_values(path: &Path) -> Vec<(String, Vec<u64>)> {
     r.var_names()
         .into_iter()
         .map(|v| {
-            let bits = match r.var_type(&v).unwrap() {
-                DType::F32 => r
-                    .read_f32(&v)
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.to_bits() as u64)
-                    .collect(),
-                DType::F64 => r
-                    .read_f64(&v)
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.to_bits())
-                    .collect(),
-                DType::I32 => r
-                    .read_i32(&v)
-                    .unwrap()
-                    .iter()
-                    .map(|&x| x as u32 as u64)
-                    .collect(),
-            };
+            let bits = common::value_bits(&r, &v);
             (v, bits)
         })
         .collect()

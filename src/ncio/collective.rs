@@ -498,7 +498,7 @@ fn header_digest(def: &DatasetDef) -> Vec<u8> {
 
 /// True when [`DEBUG_FAIL_VAR`] asks this group rank to fail writing `path`.
 fn debug_failure(path: &Path, rank: usize) -> bool {
-    let Ok(spec) = std::env::var(DEBUG_FAIL_VAR) else {
+    let Some(spec) = crate::settings::env_var(DEBUG_FAIL_VAR) else {
         return false;
     };
     let Some((pattern, r)) = spec.rsplit_once('@') else {

@@ -259,3 +259,28 @@ pub fn deliberately_changed(var: Option<&str>, attr: &str) -> bool {
         None => CHANGED_GLOBALS.contains(&attr),
     }
 }
+
+/// A variable's values as bit patterns (NaN-safe equality of two granules' data).
+pub fn value_bits(r: &edp::ncio::NcReader, var: &str) -> Vec<u64> {
+    use edp::ncio::DType;
+    match r.var_type(var).unwrap() {
+        DType::F32 => r
+            .read_f32(var)
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits() as u64)
+            .collect(),
+        DType::F64 => r
+            .read_f64(var)
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect(),
+        DType::I32 => r
+            .read_i32(var)
+            .unwrap()
+            .iter()
+            .map(|&x| x as u32 as u64)
+            .collect(),
+    }
+}
