@@ -162,7 +162,7 @@ pub fn run(a: &SyncArgs) -> anyhow::Result<u8> {
                     return Ok((true, 0));
                 }
                 let up = s3::upload_file(&a.local.join(rel), &url)
-                    .map_err(|e| format!("{rel}: {}", crate::run::error_chain(&e)))?;
+                    .map_err(|e| format!("{rel}: {}", crate::error::chain(&e)))?;
                 log::info!("uploaded {url} ({reason}, {:.1} MB)", up.size as f64 / 1e6);
                 Ok((true, up.size))
             }

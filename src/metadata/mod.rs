@@ -112,7 +112,7 @@ mod tests {
         }
         // The upstream V4r5 global_metadata_for_all_datasets.json lacks commas
         // (lines 148 and 153): the error must name the file and the line.
-        let err = MetadataSet::from_dir(&dir).unwrap_err().to_string();
+        let err = crate::error::chain(&MetadataSet::from_dir(&dir).unwrap_err());
         assert!(
             err.contains("global_metadata_for_all_datasets.json"),
             "{err}"

@@ -120,7 +120,7 @@ impl RunContext {
                 let t = Instant::now();
                 let g = Grid::open(&loc)
                     .map(Arc::new)
-                    .map_err(|e: GridError| error_chain(&e));
+                    .map_err(|e: GridError| crate::error::chain(&e));
                 if let Ok(g) = &g {
                     log::info!(
                         "grid: LLC{} x {} levels from {} ({:.2} s)",
@@ -152,7 +152,8 @@ impl RunContext {
         if name.product != Product::Latlon {
             return Ok(None);
         }
-        let target = crate::granule::latlon::target_of(&name).map_err(|e| error_chain(&e))?;
+        let target =
+            crate::granule::latlon::target_of(&name).map_err(|e| crate::error::chain(&e))?;
         let loc = task
             .ecco_mapping_factors_loc
             .as_deref()
@@ -165,7 +166,7 @@ impl RunContext {
                 self.factors.note_once(format!("fetch {loc}"), || {
                     format!(
                         "mapping factors {loc} are not one of our factor files: {}",
-                        error_chain(&e)
+                        crate::error::chain(&e)
                     )
                 });
                 None
@@ -178,11 +179,6 @@ impl RunContext {
         self.factors
             .get(grid, target, named, &self.factor_cache)
             .map(Some)
-            .map_err(|e| format!("lat-lon mapping: {}", error_chain(&e)))
+            .map_err(|e| format!("lat-lon mapping: {}", crate::error::chain(&e)))
     }
-}
-
-/// An error with its sources, `a: b: c` (see [`crate::error::chain`]).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    crate::error::chain(e)
 }

@@ -29,7 +29,7 @@ use super::mpi::{self, Group, World};
 use super::remote;
 use super::restart::{self, Decision, Placed};
 use super::signal::StopFlag;
-use super::{error_chain, produce, Overrides, ProduceError, Produced, RunContext};
+use super::{produce, Overrides, ProduceError, Produced, RunContext};
 use crate::granule::{now_utc, Context, Encoding};
 use crate::storage::S3Url;
 use crate::tasks::Task;
@@ -209,11 +209,11 @@ pub fn run_spmd(
         s
     });
     let setup = shared
-        .map_err(|e| format!("rank {}: {}", world.rank(), error_chain(&e)))
+        .map_err(|e| format!("rank {}: {}", world.rank(), crate::error::chain(&e)))
         .and_then(|s| {
             JournalWriter::open(&dest, world.rank())
                 .map(|j| (s, j))
-                .map_err(|e| format!("rank {}: {}", world.rank(), error_chain(&e)))
+                .map_err(|e| format!("rank {}: {}", world.rank(), crate::error::chain(&e)))
         });
     let (mut shared, mut journal) = match (world.all_true(setup.is_ok()), setup) {
         (true, Ok(s)) => s,
@@ -553,10 +553,10 @@ fn work(
             log::error!(
                 "rank {}: {}; stopping: {} task(s) of this rank left undone",
                 world.rank(),
-                error_chain(&e),
+                crate::error::chain(&e),
                 report.not_run
             );
-            report.journal_failed = Some(error_chain(&e));
+            report.journal_failed = Some(crate::error::chain(&e));
         }
     }
     report
@@ -593,7 +593,7 @@ fn run_task(
     };
     let leads = group.map_or(true, |g| g.rank() == 0);
     let result = context
-        .and_then(|ctx| produce_in(group, &w.task, &ctx).map_err(|e| error_chain(&e)))
+        .and_then(|ctx| produce_in(group, &w.task, &ctx).map_err(|e| crate::error::chain(&e)))
         .and_then(|p| {
             let filled = Some(p.nonfinite_filled).filter(|&n| n > 0);
             // An uploaded granule was checksummed on its way up; a local one is read back
@@ -624,7 +624,7 @@ fn run_task(
                     format!(
                         "{} was written but cannot be read back: {}",
                         p.path.display(),
-                        error_chain(&e)
+                        crate::error::chain(&e)
                     )
                 })
         });
@@ -756,13 +756,16 @@ fn conclude(
     match state.manifest.write(&state.dest) {
         Ok(path) => {
             if let Err(e) = journal::remove_journals(&journals) {
-                log::warn!("{} (its records are in the manifest)", error_chain(&e));
+                log::warn!(
+                    "{} (its records are in the manifest)",
+                    crate::error::chain(&e)
+                );
             }
             log::info!("manifest: {}", path.display());
         }
         Err(e) => {
             // The journals stay, so the next run folds them in.
-            eprintln!("edp: error: {}", error_chain(&e));
+            eprintln!("edp: error: {}", crate::error::chain(&e));
             if end == RunEnd::AllDone {
                 end = RunEnd::SomeFailed;
             }
@@ -772,11 +775,11 @@ fn conclude(
     print!("{text}");
     let summary = state.dest.join(manifest::SUMMARY_NAME);
     if let Err(e) = manifest::write_file_atomic(&summary, text.as_bytes()) {
-        log::warn!("{}", error_chain(&e));
+        log::warn!("{}", crate::error::chain(&e));
     }
     if let Some(url) = &state.remote {
         if let Err(e) = remote::publish(url, &state.dest) {
-            eprintln!("edp: error: {}", error_chain(&e));
+            eprintln!("edp: error: {}", crate::error::chain(&e));
             if end == RunEnd::AllDone {
                 end = RunEnd::SomeFailed;
             }
