@@ -149,7 +149,8 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
     // The same SPMD runner as `edp run`, as a world of one rank: journal, manifest
     // (<out>/output/edp-manifest.json) and summary included.
     let cfg = SpmdConfig {
-        dest: Some(a.out.join("output")),
+        dest: Some(a.out.join("output").to_string_lossy().into_owned()),
+        state_dir: None,
         overrides: Overrides {
             grid: Some(grid_dir.clone()),
             metadata: None,

@@ -131,7 +131,8 @@ pub fn run(a: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
         StopFlag::default()
     });
     let cfg = SpmdConfig {
-        dest: a.plan.dest.as_ref().map(PathBuf::from),
+        dest: a.plan.dest.clone(),
+        state_dir: settings.state_dir.clone(),
         overrides: Overrides {
             grid: a.plan.grid.as_ref().map(PathBuf::from),
             metadata: a.plan.metadata.clone(),

@@ -3,16 +3,16 @@
 //!
 //! [`spmd`] is the one runner: a task list over MPI ranks, or alone as a world of one
 //! rank (the demo too), with journals, a manifest and restart. Each rank builds one
-//! [`RunContext`] (metadata, grids, mapping factors, encoding) and passes it down;
-//! [`produce`] makes one granule (fetch, build, write, upload).
+//! [`RunContext`] (metadata, grids, mapping factors, encoding, the [`Destination`]) and
+//! passes it down; [`produce`] makes one granule (fetch, build, write, upload).
 
 pub mod cost;
 pub mod dest_lock;
+pub mod destination;
 pub mod journal;
 pub mod manifest;
 pub mod mpi;
 pub mod produce;
-pub mod remote;
 pub mod restart;
 pub mod signal;
 pub mod spmd;
@@ -20,10 +20,11 @@ pub mod verify;
 pub mod verify_content;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use destination::Destination;
 pub use produce::{produce, ProduceError, Produced};
 
 use crate::granule::finite::NonFinitePolicy;
@@ -62,15 +63,19 @@ pub struct RunContext {
     encoding: Encoding,
     overrides: Overrides,
     factors: FactorStore,
-    /// Where factors are built when neither `--factors` nor `--factors-cache` says:
-    /// `<dest>/edp_factors`.
-    factor_cache: PathBuf,
+    /// Where the granules go (and factors are built when neither `--factors` nor
+    /// `--factors-cache` says).
+    destination: Destination,
     /// What non-finite values in wet cells do (`--nonfinite`).
     pub nonfinite: NonFinitePolicy,
 }
 
 impl RunContext {
-    pub fn new(overrides: Overrides, encoding: Encoding) -> Result<RunContext, RunError> {
+    pub fn new(
+        overrides: Overrides,
+        encoding: Encoding,
+        destination: Destination,
+    ) -> Result<RunContext, RunError> {
         let metadata = match &overrides.metadata {
             // An S3 prefix is mirrored once per node into the scratch cache.
             Some(dir) => {
@@ -85,7 +90,7 @@ impl RunContext {
             encoding,
             factors: FactorStore::new(overrides.factors.clone()),
             overrides,
-            factor_cache: PathBuf::from("edp_factors"),
+            destination,
             nonfinite: NonFinitePolicy::default(),
         })
     }
@@ -94,9 +99,9 @@ impl RunContext {
         &self.metadata
     }
 
-    /// The run's destination (its local directory: manifest, journals, built factors).
-    pub fn set_destination(&mut self, dest: &Path) {
-        self.factor_cache = dest.join("edp_factors");
+    /// Where the run's granules go and its state is kept.
+    pub fn destination(&self) -> &Destination {
+        &self.destination
     }
 
     /// The context for a task, loading its grid the first time it is named, and its
@@ -177,7 +182,7 @@ impl RunContext {
             file: file.as_deref(),
         });
         self.factors
-            .get(grid, target, named, &self.factor_cache)
+            .get(grid, target, named, &self.destination.factor_cache())
             .map(Some)
             .map_err(|e| format!("lat-lon mapping: {}", crate::error::chain(&e)))
     }

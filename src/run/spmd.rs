@@ -15,7 +15,7 @@
 //! leave the others waiting; a panic aborts the whole job ([`super::mpi`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -23,15 +23,14 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::cost;
+use super::destination::{Destination, Done};
 use super::journal::{self, JournalWriter, Record, Status};
 use super::manifest::{self, Manifest, RunInfo};
 use super::mpi::{self, Group, World};
-use super::remote;
-use super::restart::{self, Decision, Placed};
+use super::restart;
 use super::signal::StopFlag;
 use super::{produce, Overrides, ProduceError, Produced, RunContext};
 use crate::granule::{now_utc, Context, Encoding};
-use crate::storage::S3Url;
 use crate::tasks::Task;
 
 /// Environment variable naming a granule (substring) whose task panics: for testing
@@ -53,8 +52,11 @@ pub enum RunEnd {
 
 /// What every rank needs to run.
 pub struct SpmdConfig {
-    /// Destination directory (manifest, journals); default: the root of the granules.
-    pub dest: Option<PathBuf>,
+    /// Destination (`--dest`: a directory or `s3://bucket/prefix`); default: the root of
+    /// the granules.
+    pub dest: Option<String>,
+    /// Base of the local state directories of runs writing to S3 (`--state-dir`).
+    pub state_dir: Option<PathBuf>,
     pub overrides: Overrides,
     pub encoding: Encoding,
     /// What non-finite values in wet cells do.
@@ -89,7 +91,7 @@ struct Work {
 enum Header {
     Go {
         run_id: String,
-        dest: PathBuf,
+        dest: Destination,
         todo: usize,
         /// Ranks per group for the tasks written by a group (1: none are).
         group_size: usize,
@@ -111,7 +113,7 @@ struct RankReport {
 
 /// Rank 0's view of the run, kept between planning and the end.
 struct RootState {
-    dest: PathBuf,
+    dest: Destination,
     manifest: Manifest,
     run_id: String,
     started: String,
@@ -119,8 +121,6 @@ struct RootState {
     skipped: usize,
     /// Loaded while planning, handed to rank 0's own work.
     shared: Option<RunContext>,
-    /// The S3 destination, when the granules go there (`dest` is then the local state).
-    remote: Option<S3Url>,
     /// This run's hold on the destination, released once the manifest is written.
     _lock: super::dest_lock::DestLock,
 }
@@ -201,17 +201,16 @@ pub fn run_spmd(
     let mut root = root.and_then(Result::ok);
     let shared = match root.as_mut().and_then(|r| r.shared.take()) {
         Some(s) => Ok(s),
-        None => RunContext::new(cfg.overrides.clone(), cfg.encoding),
+        None => RunContext::new(cfg.overrides.clone(), cfg.encoding, dest.clone()),
     }
     .map(|mut s| {
         s.nonfinite = cfg.nonfinite;
-        s.set_destination(&dest);
         s
     });
     let setup = shared
         .map_err(|e| format!("rank {}: {}", world.rank(), crate::error::chain(&e)))
         .and_then(|s| {
-            JournalWriter::open(&dest, world.rank())
+            JournalWriter::open(dest.state_dir(), world.rank())
                 .map(|j| (s, j))
                 .map_err(|e| format!("rank {}: {}", world.rank(), crate::error::chain(&e)))
         });
@@ -230,7 +229,7 @@ pub fn run_spmd(
     log::debug!("rank {}: {} task(s)", world.rank(), mine.len());
 
     let progress = (world.is_root() && !cfg.progress_every.is_zero() && todo > 0)
-        .then(|| Progress::start(dest.clone(), todo, cfg.progress_every));
+        .then(|| Progress::start(dest.state_dir().to_path_buf(), todo, cfg.progress_every));
     // Collective: the groups that write one granule together.
     let group = world.groups(group_size);
     let report = work(
@@ -271,57 +270,35 @@ fn plan(
 ) -> anyhow::Result<(RootState, Header, Vec<Vec<Work>>)> {
     let started = now_utc();
     let tasks = load_tasks()?;
-    // Granules on S3: the state (journals, manifest) lives in a local state directory
-    // and the keys are taken relative to the S3 destination.
-    let remote = remote::destination(cfg.dest.as_deref(), &tasks)?;
-    let dest = match (&remote, &cfg.dest) {
-        (Some(url), _) => remote::state_dir(url)?,
-        (None, Some(d)) => d.clone(),
-        (None, None) => restart::dest_root(&tasks).ok_or(restart::RestartError::NoDest)?,
-    };
-    let keys = match &remote {
-        Some(url) => restart::granule_keys(&remote::key_root(url), &tasks)?,
-        None => restart::granule_keys(&dest, &tasks)?,
-    };
+    let dest = Destination::new(cfg.dest.as_deref(), &tasks, cfg.state_dir.as_deref())?;
+    let keys = dest.granule_keys(&tasks)?;
     // Rank 0 checks the shared inputs first so that a bad --metadata fails as a
     // configuration error with one message, not once per rank.
-    let shared = RunContext::new(cfg.overrides.clone(), cfg.encoding)?;
-    std::fs::create_dir_all(journal::state_dir(&dest)).map_err(|source| {
-        journal::JournalError::CreateDir {
-            path: journal::state_dir(&dest),
-            source,
-        }
-    })?;
+    let shared = RunContext::new(cfg.overrides.clone(), cfg.encoding, dest.clone())?;
+    dest.prepare()?;
     // One run per destination: before anything there is read, cleaned or written.
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-    let lock =
-        super::dest_lock::DestLock::acquire(&journal::state_dir(&dest), &dest, &run_id, &started)?;
-    if let Some(url) = &remote {
-        remote::adopt_published_manifest(url, &dest)?;
-    }
-    let manifest = restart::consolidate(&dest)?;
-    let removed = restart::remove_stale_temps_tree(&dest)?;
+    let lock = super::dest_lock::DestLock::acquire(
+        &dest.journal_dir(),
+        dest.state_dir(),
+        &run_id,
+        &started,
+    )?;
+    let manifest = restart::consolidate(dest.state_dir())?;
+    let removed = restart::remove_stale_temps_tree(dest.state_dir())?;
     if removed > 0 {
         log::info!("removed {removed} partial file(s) left by an earlier run");
     }
 
     let previous = manifest.by_granule();
     // One listing of an S3 destination stands in for a stat per granule.
-    let objects = remote.as_ref().map(remote::listing).transpose()?;
-    let decisions: Vec<(String, Decision)> = tasks
+    let listing = dest.listing()?;
+    let decisions: Vec<(String, Done)> = tasks
         .par_iter()
         .zip(&keys)
         .map(|(t, k)| {
             let sha = journal::task_sha256(t);
-            let object_url = remote.as_ref().map(|url| url.join(k));
-            let placed = match (&object_url, &objects) {
-                (Some(url), Some(objs)) => Placed::Remote {
-                    object: objs.get(k),
-                    url,
-                },
-                _ => Placed::Local(Path::new(&t.granule)),
-            };
-            let d = restart::decide(previous.get(k), &sha, placed, cfg.verify);
+            let d = dest.decide(&listing, k, previous.get(k), &sha, cfg.verify);
             (sha, d)
         })
         .collect();
@@ -329,9 +306,9 @@ fn plan(
     let mut todo: Vec<Work> = Vec::new();
     for ((i, t), (sha, d)) in tasks.into_iter().enumerate().zip(decisions) {
         match d {
-            Decision::Done => {}
-            Decision::Redo(reason) => {
-                *reasons.entry(reason).or_default() += 1;
+            Done::Done => {}
+            Done::Redo(reason) => {
+                *reasons.entry(reason.to_string()).or_default() += 1;
                 todo.push(Work {
                     index: i,
                     key: keys[i].clone(),
@@ -363,7 +340,6 @@ fn plan(
         .sum();
     Ok((
         RootState {
-            remote,
             dest: dest.clone(),
             manifest,
             run_id: run_id.clone(),
@@ -752,8 +728,9 @@ fn conclude(
     } else {
         RunEnd::AllDone
     };
-    let journals = journal::journal_files(&state.dest).unwrap_or_default();
-    match state.manifest.write(&state.dest) {
+    let state_dir = state.dest.state_dir();
+    let journals = journal::journal_files(state_dir).unwrap_or_default();
+    match state.manifest.write(state_dir) {
         Ok(path) => {
             if let Err(e) = journal::remove_journals(&journals) {
                 log::warn!(
@@ -771,18 +748,16 @@ fn conclude(
             }
         }
     }
-    let text = manifest::summary_text(&state.dest, &info, &state.manifest);
+    let text = manifest::summary_text(state_dir, &info, &state.manifest);
     print!("{text}");
-    let summary = state.dest.join(manifest::SUMMARY_NAME);
+    let summary = state_dir.join(manifest::SUMMARY_NAME);
     if let Err(e) = manifest::write_file_atomic(&summary, text.as_bytes()) {
         log::warn!("{}", crate::error::chain(&e));
     }
-    if let Some(url) = &state.remote {
-        if let Err(e) = remote::publish(url, &state.dest) {
-            eprintln!("edp: error: {}", crate::error::chain(&e));
-            if end == RunEnd::AllDone {
-                end = RunEnd::SomeFailed;
-            }
+    if let Err(e) = state.dest.publish() {
+        eprintln!("edp: error: {}", crate::error::chain(&e));
+        if end == RunEnd::AllDone {
+            end = RunEnd::SomeFailed;
         }
     }
     end

@@ -250,23 +250,6 @@ pub fn read_bytes(loc: &str) -> Result<Vec<u8>, LocationError> {
     }
 }
 
-/// The local directory that keeps the state of a run writing to `url` (journals, the
-/// manifest's working copy, built mapping factors): `EDP_STATE_DIR/<bucket>/<prefix>`,
-/// default `./edp-state/<bucket>/<prefix>`. Not created here.
-pub fn state_dir(url: &S3Url) -> PathBuf {
-    let base = settings()
-        .state_dir
-        .clone()
-        .filter(|v| !v.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("edp-state"));
-    let dir = base.join(&url.bucket);
-    if url.key.is_empty() {
-        dir
-    } else {
-        dir.join(&url.key)
-    }
-}
-
 /// Where a granule bound for `url` is written locally before its upload.
 pub fn staging_path(url: &S3Url) -> Result<PathBuf, LocationError> {
     Ok(cache::global()?.staging_path(url))

@@ -78,7 +78,9 @@ pub enum S3Error {
 }
 
 /// `s3://<bucket>/<key>`; the key may be empty (the bucket's root) and has no leading `/`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct S3Url {
     pub bucket: String,
     pub key: String,
