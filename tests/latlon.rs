@@ -329,6 +329,15 @@ fn factors_of_another_grid_are_refused() {
     assert!(s.get(&grid, target, named, &cache).is_ok());
     // Factors at another resolution are refused too.
     assert!(store::check(&f, &grid, TargetGrid::global(1.0).unwrap()).is_err());
+
+    // As a run's context checks them per granule: hashed once per (factors, grid)
+    // pair, so a repeated check passes and another grid is still refused.
+    let (f, grid, changed) = (Arc::new(f), Arc::new(grid), Arc::new(changed));
+    store::check_in_use(&f, &grid, target).unwrap();
+    store::check_in_use(&f, &grid, target).unwrap();
+    let err = store::check_in_use(&f, &changed, target).unwrap_err();
+    assert!(matches!(err, RegridError::GridMismatch { .. }), "{err}");
+    assert!(store::check_in_use(&f, &grid, TargetGrid::global(1.0).unwrap()).is_err());
 }
 
 fn latlon_tasks(sample: &Sample, grouping: &str) -> Vec<edp::tasks::Task> {

@@ -141,7 +141,7 @@ pub fn build(task: &Task, ctx: &Context) -> Result<Built, GranuleError> {
                     task.granule
                 )))
             })?;
-            crate::regrid::store::check(f, &ctx.grid, target)?;
+            crate::regrid::store::check_in_use(f, &ctx.grid, target)?;
             Some(f)
         }
     };
