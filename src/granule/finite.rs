@@ -3,6 +3,9 @@
 //! first (tile, j, i, k); with `--nonfinite fill` they are written as the fill value,
 //! with a warning and the count in the manifest record. Dry cells are fill anyway.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
 use super::GranuleError;
 
 /// What to do with non-finite values in wet cells.
@@ -78,6 +81,106 @@ impl NonFinite {
     }
 }
 
+/// Counts every level of a field again (the exact count and first of an error).
+pub type Rescan = Box<dyn Fn() -> Result<NonFinite, GranuleError> + Send + Sync>;
+
+/// The non-finite check of one input whose levels are read once, as they stream to
+/// the writer: each level's scan is recorded when it is read, and with
+/// [`NonFinitePolicy::Fail`] the first level that has one fails the write (the error
+/// counts the whole field, from `rescan`). Recording a level again replaces it, so a
+/// writer that produces a level twice counts it once.
+pub struct StreamCheck {
+    path: PathBuf,
+    var: String,
+    policy: NonFinitePolicy,
+    levels: Mutex<Vec<Option<NonFinite>>>,
+    rescan: Rescan,
+}
+
+impl StreamCheck {
+    pub fn new(
+        path: PathBuf,
+        var: &str,
+        policy: NonFinitePolicy,
+        levels: usize,
+        rescan: Rescan,
+    ) -> Arc<StreamCheck> {
+        Arc::new(StreamCheck {
+            path,
+            var: var.to_string(),
+            policy,
+            levels: Mutex::new(vec![None; levels]),
+            rescan,
+        })
+    }
+
+    /// Records the scan of level `k`; an error when the policy is to fail and it found
+    /// a non-finite value.
+    pub fn level(&self, k: usize, found: NonFinite) -> Result<(), GranuleError> {
+        if found.count > 0 && self.policy == NonFinitePolicy::Fail {
+            let whole = (self.rescan)()?;
+            whole.apply(self.policy, &self.path, &self.var)?;
+        }
+        let mut levels = self.levels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = levels.get_mut(k) {
+            *slot = Some(found);
+        }
+        Ok(())
+    }
+
+    /// After the write: the non-finite values written as fill, with the warning
+    /// [`NonFinite::apply`] gives (none under `Fail`: those failed the write).
+    fn filled(&self) -> u64 {
+        let levels = self.levels.lock().unwrap_or_else(|e| e.into_inner());
+        let total = levels
+            .iter()
+            .flatten()
+            .fold(NonFinite::default(), |a, b| a.then(*b));
+        total
+            .apply(self.policy, &self.path, &self.var)
+            .unwrap_or(total.count)
+    }
+}
+
+/// The non-finite values of a granule: those counted while it was built and those of
+/// the inputs checked as they stream ([`StreamCheck`]), known once it is written.
+#[derive(Default)]
+pub struct Found {
+    pub known: u64,
+    pub streamed: Vec<Arc<StreamCheck>>,
+}
+
+impl Found {
+    /// Written as fill, all fields together; call once, after the write succeeded.
+    pub fn filled(&self) -> u64 {
+        self.known + self.streamed.iter().map(|c| c.filled()).sum::<u64>()
+    }
+
+    /// Checks every streamed input whole, now (for a writer that does not produce
+    /// every level in this process: a group of ranks writing one granule).
+    pub fn scan_now(self) -> Result<Found, GranuleError> {
+        let mut known = self.known;
+        for c in &self.streamed {
+            known += (c.rescan)()?.apply(c.policy, &c.path, &c.var)?;
+        }
+        Ok(Found {
+            known,
+            streamed: Vec::new(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Found {{ known: {}, streamed: {} inputs }}",
+            self.known,
+            self.streamed.len()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +218,55 @@ mod tests {
                 .unwrap(),
             2
         );
+    }
+
+    #[test]
+    fn streamed_levels_count_once_and_fail_with_the_whole_field() {
+        let one = NonFinite {
+            count: 3,
+            first: Some([1, 2, 3, 4]),
+        };
+        let whole = NonFinite {
+            count: 7,
+            first: Some([0, 0, 1, 2]),
+        };
+        let path = std::path::PathBuf::from("/x/T.data");
+        let fill = StreamCheck::new(
+            path.clone(),
+            "T",
+            NonFinitePolicy::Fill,
+            5,
+            Box::new(|| panic!("no rescan when filling")),
+        );
+        fill.level(4, one).unwrap();
+        fill.level(4, one).unwrap(); // produced twice (the netCDF-only path)
+        fill.level(0, NonFinite::default()).unwrap();
+        let found = Found {
+            known: 2,
+            streamed: vec![fill],
+        };
+        assert_eq!(found.filled(), 5);
+
+        let fail = StreamCheck::new(
+            path,
+            "T",
+            NonFinitePolicy::Fail,
+            5,
+            Box::new(move || Ok(whole)),
+        );
+        fail.level(0, NonFinite::default()).unwrap();
+        let err = fail.level(4, one).unwrap_err().to_string();
+        assert!(
+            err.contains("7 non-finite") && err.contains("tile 0, j 0, i 1, k 2"),
+            "{err}"
+        );
+        let now = Found {
+            known: 0,
+            streamed: vec![fail],
+        }
+        .scan_now()
+        .unwrap_err()
+        .to_string();
+        assert!(now.contains("7 non-finite"), "{now}");
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::attrs::{self, merge_variable_record, set, Attrs};
+use super::finite::Found;
 use super::{latlon, native, Context, GranuleError, FILL_F32};
 use crate::grid::Grid;
 use crate::llc::PointType;
@@ -112,21 +113,25 @@ pub fn dataset_description(info: &str, file: &str) -> Option<String> {
     None
 }
 
-/// Builds a time-invariant granule (`factors` for lat-lon ones), with the count of
-/// non-finite wet values written as fill.
+/// Builds a time-invariant granule (`factors` for lat-lon ones), with the non-finite
+/// wet values of its inputs.
 pub fn build(
     task: &Task,
     name: &GranuleName,
     ctx: &Context,
     factors: Option<&Arc<Factors>>,
     now: &str,
-) -> Result<(DatasetDef, u64), GranuleError> {
+) -> Result<(DatasetDef, Found), GranuleError> {
     let geometry = name.prefix == GEOMETRY;
-    let without_time = |(def, filled): (DatasetDef, u64)| (drop_time(def), filled);
+    let without_time = |(def, found): (DatasetDef, Found)| (drop_time(def), found);
     let (mut def, filled) = match (name.product, factors) {
-        (Product::Native, _) if geometry => (geometry_native(task, name, ctx, now)?, 0),
+        (Product::Native, _) if geometry => {
+            (geometry_native(task, name, ctx, now)?, Found::default())
+        }
         (Product::Native, _) => without_time(native::build(task, name, ctx, now)?),
-        (Product::Latlon, Some(f)) if geometry => (geometry_latlon(task, name, ctx, f, now)?, 0),
+        (Product::Latlon, Some(f)) if geometry => {
+            (geometry_latlon(task, name, ctx, f, now)?, Found::default())
+        }
         (Product::Latlon, Some(f)) => without_time(latlon::build(task, name, ctx, f, now)?),
         (Product::Latlon, None) => {
             return Err(GranuleError::Task(

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use super::attrs::{self, merge_record, merge_variable_record, Attrs};
-use super::finite::NonFinite;
+use super::finite::{Found, NonFinite, NonFinitePolicy, StreamCheck};
 use super::native::input_prefix;
 use super::{Context, GranuleError, FILL_F32};
 use crate::grid::Grid;
@@ -67,7 +67,7 @@ impl Input {
             })
     }
 
-    /// The non-finite values in wet cells, over all levels read.
+    /// The non-finite values in wet cells, over all levels read (an error's count).
     fn nonfinite(&self, grid: &Grid) -> Result<NonFinite, GranuleError> {
         let len = grid.level_len();
         let per_level = (0..self.levels)
@@ -82,6 +82,37 @@ impl Input {
         Ok(per_level
             .into_iter()
             .fold(NonFinite::default(), NonFinite::then))
+    }
+}
+
+/// An input with the non-finite check of each level as it is read (once, while the
+/// granule is written).
+struct Checked {
+    input: Arc<Input>,
+    check: Arc<StreamCheck>,
+}
+
+impl Checked {
+    fn new(input: Input, grid: &Arc<Grid>, policy: NonFinitePolicy) -> Checked {
+        let input = Arc::new(input);
+        let (i, g) = (Arc::clone(&input), Arc::clone(grid));
+        let check = StreamCheck::new(
+            input.path.clone(),
+            &input.name,
+            policy,
+            input.levels,
+            Box::new(move || i.nonfinite(&g)),
+        );
+        Checked { input, check }
+    }
+
+    /// Level `k` into `out` (tile order), its non-finite wet values checked.
+    fn read_level(&self, grid: &Grid, k: usize, out: &mut [f32]) -> Result<(), GranuleError> {
+        self.input.read_level(grid, k, out)?;
+        let mut h = vec![0f32; grid.level_len()];
+        grid.hfac_level(self.input.point, k, &mut h)?;
+        self.check
+            .level(k, NonFinite::scan_level(grid.n, k, out, &h))
     }
 }
 
@@ -164,7 +195,7 @@ fn open_input(
 
 /// Where a data variable's values come from.
 enum Source {
-    Scalar(Arc<Input>),
+    Scalar(Arc<Checked>),
     /// Index into the vector pairs, and which component.
     Vector {
         pair: usize,
@@ -224,7 +255,7 @@ fn vector_inputs<'a>(
 fn regrid_pair_level(
     grid: &Grid,
     factors: &Factors,
-    (x, y): (&Input, &Input),
+    (x, y): (&Checked, &Checked),
     k: usize,
     (e_out, n_out): (&mut [f32], &mut [f32]),
 ) -> Result<(), GranuleError> {
@@ -235,7 +266,8 @@ fn regrid_pair_level(
     y.read_level(grid, k, &mut v)?;
     let mut uc = vec![0f32; len];
     let mut vc = vec![0f32; len];
-    vector::to_centres(grid.n, (x.point, &u), (y.point, &v), &mut uc, &mut vc)?;
+    let (xp, yp) = (x.input.point, y.input.point);
+    vector::to_centres(grid.n, (xp, &u), (yp, &v), &mut uc, &mut vc)?;
     // Reuse the input buffers for the rotated components.
     vector::rotate(&grid.angle_cs, &grid.angle_sn, &uc, &vc, &mut u, &mut v);
     apply::regrid_level(factors, k, &u, e_out, FILL_F32)?;
@@ -355,7 +387,7 @@ pub fn build(
     ctx: &Context,
     factors: &Arc<Factors>,
     now: &str,
-) -> Result<(DatasetDef, u64), GranuleError> {
+) -> Result<(DatasetDef, Found), GranuleError> {
     let grid = &ctx.grid;
     let m: &MetadataSet = &ctx.metadata;
     let target = factors.target;
@@ -376,16 +408,20 @@ pub fn build(
     }
 
     // Open every input once (vector pairs share theirs), failing fast.
-    let mut inputs: HashMap<String, Arc<Input>> = HashMap::new();
-    let mut open = |out: &str, pair: &[String; 2]| -> Result<Arc<Input>, GranuleError> {
+    let mut inputs: HashMap<String, Arc<Checked>> = HashMap::new();
+    let mut open = |out: &str, pair: &[String; 2]| -> Result<Arc<Checked>, GranuleError> {
         if let Some(i) = inputs.get(&pair[0]) {
             return Ok(Arc::clone(i));
         }
-        let i = Arc::new(open_input(out, pair, ctx, is_3d)?);
+        let i = Arc::new(Checked::new(
+            open_input(out, pair, ctx, is_3d)?,
+            grid,
+            ctx.nonfinite,
+        ));
         inputs.insert(pair[0].clone(), Arc::clone(&i));
         Ok(i)
     };
-    let mut pairs: Vec<(Arc<Input>, Arc<Input>)> = Vec::new();
+    let mut pairs: Vec<(Arc<Checked>, Arc<Checked>)> = Vec::new();
     let mut sources = Vec::new();
     for (out, list) in &task.variables {
         let src = match list.as_slice() {
@@ -396,7 +432,7 @@ pub fn build(
             }
             [one] => {
                 let i = open(out, one)?;
-                match i.point {
+                match i.input.point {
                     PointType::C => {}
                     PointType::G => {
                         return Err(GranuleError::Unsupported(format!(
@@ -414,7 +450,7 @@ pub fn build(
                 let (x, y) = (open(out, xp)?, open(out, yp)?);
                 let pair = match pairs
                     .iter()
-                    .position(|(a, b)| a.path == x.path && b.path == y.path)
+                    .position(|(a, b)| a.input.path == x.input.path && b.input.path == y.input.path)
                 {
                     Some(p) => p,
                     None => {
@@ -428,13 +464,13 @@ pub fn build(
         sources.push((out.clone(), src));
     }
 
-    // Non-finite values in wet cells: checked on every input before any work.
-    let mut checked: Vec<&Arc<Input>> = inputs.values().collect();
-    checked.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut nonfinite_filled = 0;
-    for i in checked {
-        nonfinite_filled += i.nonfinite(grid)?.apply(ctx.nonfinite, &i.path, &i.name)?;
-    }
+    // Non-finite values in wet cells are checked level by level as the inputs are read.
+    let mut checked: Vec<&Arc<Checked>> = inputs.values().collect();
+    checked.sort_by(|a, b| a.input.path.cmp(&b.input.path));
+    let found = Found {
+        known: 0,
+        streamed: checked.iter().map(|c| Arc::clone(&c.check)).collect(),
+    };
 
     // Vector pairs: one slab group each, so every level of the pair is read, rotated
     // and regridded once for all the components the task asks for.
@@ -459,7 +495,7 @@ pub fn build(
             let mut e = vec![0f32; nt];
             let mut n = vec![0f32; nt];
             regrid_pair_level(&g, &f, (&x, &y), k, (&mut e, &mut n))
-                .map_err(|err| Box::new(err.for_var(&x.name)) as SlabError)?;
+                .map_err(|err| Box::new(err.for_var(&x.input.name)) as SlabError)?;
             for (out, &east) in outs.iter_mut().zip(&wanted) {
                 out.copy_from_slice(if east { &e } else { &n });
             }
@@ -563,7 +599,7 @@ pub fn build(
             vars,
             global_attrs: globals,
         },
-        nonfinite_filled,
+        found,
     ))
 }
 

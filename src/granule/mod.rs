@@ -112,8 +112,10 @@ pub struct Context {
 #[derive(Debug)]
 pub struct Built {
     pub def: DatasetDef,
-    /// Non-finite wet values written as fill (`--nonfinite fill`), all fields together.
-    pub nonfinite_filled: u64,
+    /// Non-finite wet values (`--nonfinite fill` writes them as fill): counted while
+    /// building, or as the inputs stream to the writer ([`finite::Found::filled`]
+    /// once the granule is written).
+    pub nonfinite: finite::Found,
     /// Variables BitRound-quantized, with the significant bits kept (empty: none).
     pub significant_bits: std::collections::BTreeMap<String, u8>,
 }
@@ -145,7 +147,7 @@ pub fn build(task: &Task, ctx: &Context) -> Result<Built, GranuleError> {
             Some(f)
         }
     };
-    let (mut def, nonfinite_filled) = match (factors, name.freq) {
+    let (mut def, nonfinite) = match (factors, name.freq) {
         (_, crate::time::Frequency::Ti) => invariant::build(task, &name, ctx, factors, &now_utc())?,
         (None, _) => native::build(task, &name, ctx, &now_utc())?,
         (Some(f), _) => latlon::build(task, &name, ctx, f, &now_utc())?,
@@ -157,7 +159,7 @@ pub fn build(task: &Task, ctx: &Context) -> Result<Built, GranuleError> {
     };
     Ok(Built {
         def,
-        nonfinite_filled,
+        nonfinite,
         significant_bits,
     })
 }

@@ -1,17 +1,16 @@
 //! Native-grid granules: the task's fields on the 13 LLC tiles, masked on dry cells,
 //! with the index and geographic coordinates, bounds and time EDP writes.
 //!
-//! Data stream level by level from the memory-mapped MDS inputs: a first pass finds
-//! `valid_min`/`valid_max` over wet cells (EDP writes them before the other
-//! attributes, so they must be known before the variable is defined), the second
-//! feeds the writer one level at a time.
+//! Data stream level by level from the memory-mapped MDS inputs, each level read once:
+//! the writer finds `valid_min`/`valid_max` over wet cells as the levels go by, and
+//! each level's non-finite wet values are checked as it is read ([`StreamCheck`]).
 
 use std::sync::{Arc, Mutex, Weak};
 
 use rayon::prelude::*;
 
 use super::attrs::{self, merge_record, merge_variable_record, Attrs};
-use super::finite::NonFinite;
+use super::finite::{Found, NonFinite, StreamCheck};
 use super::{Context, GranuleError, FILL_F32};
 use crate::grid::Grid;
 use crate::llc::{PointType, NTILES};
@@ -190,36 +189,25 @@ fn masked_level(
     Ok(nonfinite)
 }
 
-/// Min and max over wet, finite values of all levels (NaN if none), and the non-finite
-/// values in wet cells.
-fn valid_range(grid: &Grid, f: &Field) -> Result<((f32, f32), NonFinite), GranuleError> {
-    let levels = if f.vertical.is_some() { grid.nz } else { 1 };
+/// The non-finite values in wet cells of every level of a field (an error's count).
+fn scan_field(
+    grid: &Grid,
+    file: &MdsFile,
+    record: usize,
+    point: PointType,
+    levels: usize,
+) -> Result<NonFinite, GranuleError> {
     let len = grid.level_len();
-    let per_level: Vec<((f32, f32), NonFinite)> = (0..levels)
+    let per_level: Vec<NonFinite> = (0..levels)
         .into_par_iter()
         .map(|k| {
-            let mut v = vec![0f32; len];
-            let mut h = vec![0f32; len];
-            let nf = masked_level(grid, &f.file, f.record, f.point, k, &mut v, &mut h)?;
-            let range = v
-                .iter()
-                .filter(|x| **x != FILL_F32)
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
-                    (lo.min(x), hi.max(x))
-                });
-            Ok((range, nf))
+            let (mut v, mut h) = (vec![0f32; len], vec![0f32; len]);
+            masked_level(grid, file, record, point, k, &mut v, &mut h)
         })
         .collect::<Result<_, GranuleError>>()?;
-    let ((lo, hi), nf) = per_level.into_iter().fold(
-        ((f32::INFINITY, f32::NEG_INFINITY), NonFinite::default()),
-        |((a, b), n0), ((c, d), n1)| ((a.min(c), b.max(d)), n0.then(n1)),
-    );
-    let range = if lo > hi {
-        (f32::NAN, f32::NAN)
-    } else {
-        (lo, hi)
-    };
-    Ok((range, nf))
+    Ok(per_level
+        .into_iter()
+        .fold(NonFinite::default(), NonFinite::then))
 }
 
 /// Horizontal chunk shape `(tile, j, i)`: a whole level while it stays ≤ 16 MiB,
@@ -541,7 +529,7 @@ pub fn build(
     name: &GranuleName,
     ctx: &Context,
     now: &str,
-) -> Result<(DatasetDef, u64), GranuleError> {
+) -> Result<(DatasetDef, Found), GranuleError> {
     let grid = &ctx.grid;
     let m = &ctx.metadata;
     let n = grid.n;
@@ -556,13 +544,7 @@ pub fn build(
         .keys()
         .map(|v| open_field(task, v, ctx))
         .collect::<Result<_, _>>()?;
-    let mut nonfinite_filled = 0;
-    let mut ranges: Vec<(f32, f32)> = Vec::with_capacity(fields.len());
-    for f in &fields {
-        let (range, nf) = valid_range(grid, f).map_err(|e| e.for_var(&f.out_name))?;
-        nonfinite_filled += nf.apply(ctx.nonfinite, f.file.data_path(), &f.input_name)?;
-        ranges.push(range);
-    }
+    let mut checks = Vec::with_capacity(fields.len());
 
     let zip = Compression {
         deflate_level: ctx.encoding.deflate_level,
@@ -579,7 +561,7 @@ pub fn build(
     let mut referenced: Vec<&str> = Vec::new();
     let mut keywords = Vec::new();
     let mut data_vars = Vec::new();
-    for (f, (lo, hi)) in fields.into_iter().zip(ranges) {
+    for f in fields {
         let (jd, id) = f.point.dim_names();
         let mut dims = vec!["time"];
         if let Some(vd) = f.vertical {
@@ -594,8 +576,9 @@ pub fn build(
                 a.push(("mate".into(), mate.as_str().into()));
             }
         }
-        a.push(("valid_min".into(), AttrValue::F32(lo)));
-        a.push(("valid_max".into(), AttrValue::F32(hi)));
+        // Placeholders: the writer sets them from the values as they stream by.
+        a.push(("valid_min".into(), AttrValue::F32(f32::NAN)));
+        a.push(("valid_max".into(), AttrValue::F32(f32::NAN)));
         if let Some(r) = m.variable(&f.out_name) {
             merge_variable_record(&mut a, r);
             keywords.extend(attrs::gcmd_keywords(r));
@@ -612,14 +595,28 @@ pub fn build(
         referenced.extend(coords.iter().copied());
         a.push(("coordinates".into(), coords.join(" ").into()));
 
+        let levels = if f.vertical.is_some() { nz } else { 1 };
+        let (g, file, record, point) = (
+            Arc::clone(&ctx.grid),
+            Arc::clone(&f.file),
+            f.record,
+            f.point,
+        );
+        let check = StreamCheck::new(
+            f.file.data_path().to_path_buf(),
+            &f.input_name,
+            ctx.nonfinite,
+            levels,
+            Box::new(move || scan_field(&g, &file, record, point, levels)),
+        );
+        checks.push(Arc::clone(&check));
         let grid = Arc::clone(&ctx.grid);
-        let (file, record, point, var) =
-            (Arc::clone(&f.file), f.record, f.point, f.out_name.clone());
+        let (file, var) = (Arc::clone(&f.file), f.out_name.clone());
         let produce: crate::ncio::SlabProducer = Arc::new(
             move |k: usize, out: &mut [f32]| -> Result<(), crate::ncio::SlabError> {
                 let mut hfac = vec![0f32; grid.level_len()];
                 masked_level(&grid, &file, record, point, k, out, &mut hfac)
-                    .map(|_| ())
+                    .and_then(|found| check.level(k, found))
                     .map_err(|e| Box::new(e.for_var(&var)) as crate::ncio::SlabError)
             },
         );
@@ -627,6 +624,7 @@ pub fn build(
         let mut v = VarDef::new(&f.out_name, &dims, VarData::SlabsF32 { slab_dim, produce });
         v.attrs = a;
         v.fill = Some(AttrValue::F32(FILL_F32));
+        v.valid_range = true;
         v.compression = Some(zip);
         let mut chunks = vec![1];
         if f.vertical.is_some() {
@@ -675,7 +673,10 @@ pub fn build(
             vars,
             global_attrs: globals,
         },
-        nonfinite_filled,
+        Found {
+            known: 0,
+            streamed: checks,
+        },
     ))
 }
 

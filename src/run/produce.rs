@@ -99,7 +99,7 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
             elapsed: report.elapsed,
             sha256: None,
             etag: None,
-            nonfinite_filled: built.nonfinite_filled,
+            nonfinite_filled: built.nonfinite.filled(),
             significant_bits: built.significant_bits,
             quicklook,
         });
@@ -120,7 +120,7 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
         elapsed: start.elapsed(),
         sha256: Some(up.sha256),
         etag: up.etag,
-        nonfinite_filled: built.nonfinite_filled,
+        nonfinite_filled: built.nonfinite.filled(),
         significant_bits: built.significant_bits,
         quicklook: None,
     })
@@ -154,9 +154,13 @@ pub fn produce_collective(
         .and_then(|i| with_local_inputs(task, i));
     // Every rank of the group builds (checks) the same inputs; they agree on the
     // outcome before the collective write, so a rank that cannot does not hang the rest.
-    let built = inputs
-        .map_err(ProduceError::from)
-        .and_then(|_| Ok(granule::build(local_task.as_ref().unwrap_or(task), ctx)?));
+    // Each rank produces only its share of the levels: the inputs' non-finite values
+    // are counted whole before the write.
+    let built = inputs.map_err(ProduceError::from).and_then(|_| {
+        let mut b = granule::build(local_task.as_ref().unwrap_or(task), ctx)?;
+        b.nonfinite = b.nonfinite.scan_now()?;
+        Ok(b)
+    });
     if !group.all_true(built.is_ok()) {
         return Err(built.err().unwrap_or_else(|| {
             NcError::Peer {
@@ -179,7 +183,7 @@ pub fn produce_collective(
         elapsed: report.elapsed,
         sha256: None,
         etag: None,
-        nonfinite_filled: built.nonfinite_filled,
+        nonfinite_filled: built.nonfinite.filled(),
         significant_bits: built.significant_bits,
         quicklook,
     })
