@@ -275,8 +275,10 @@ fn main() {
             let (direct_ctx, netcdf_ctx) = (ctx_for(Writer::Direct), ctx_for(Writer::NetCdf));
             let once = |ctx: &Context| {
                 let t = Instant::now();
-                pool.install(|| edp::run::produce(&task, ctx))
-                    .expect("granule");
+                pool.install(|| {
+                    edp::run::produce(&task, ctx, &edp::storage::Storage::new(&Default::default()))
+                })
+                .expect("granule");
                 t.elapsed().as_secs_f64()
             };
             // Warm-up (factors, shared coordinates, page cache), kept out of the peak.

@@ -82,8 +82,8 @@ fn main() {
     };
     for round in 1..=3 {
         let t = Instant::now();
-        let plan =
-            pool.install(|| tasks::build_from_jobs(&jobs, &m, root, &loc, DailyDate::default()));
+        let plan = pool
+            .install(|| tasks::build_from_jobs(&jobs, &m, root, &loc, DailyDate::default(), None));
         let built = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let json = serde_json::to_vec(&plan.tasks).expect("serialise");

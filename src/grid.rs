@@ -29,8 +29,6 @@ pub enum GridError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Location(#[from] crate::storage::LocationError),
 }
 
 /// Per-level fractions of one point type.
@@ -87,13 +85,10 @@ impl Grid {
         NTILES * self.n * self.n
     }
 
-    /// Opens a grid location: an MDS grid directory, a directory holding a
-    /// GRID_GEOMETRY native file, or that file itself.
+    /// Opens a local grid location: an MDS grid directory, a directory holding a
+    /// GRID_GEOMETRY native file, or that file itself. (An S3 location or an archive is
+    /// first made local by [`crate::storage::Storage::grid_path`].)
     pub fn open(loc: &Path) -> Result<Grid, GridError> {
-        // An S3 location or an archive: opened from its (once per node) local copy.
-        if let Some(local) = crate::storage::local_grid(loc)? {
-            return Grid::open(&local);
-        }
         if loc.is_file() {
             return Grid::from_geometry_nc(loc);
         }

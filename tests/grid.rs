@@ -128,7 +128,8 @@ fn geometry_file_round_trip_gives_the_same_granule_values() {
             nonfinite: Default::default(),
             factors: None,
         };
-        let p = edp::run::produce(&t, &ctx).unwrap();
+        let p =
+            edp::run::produce(&t, &ctx, &edp::storage::Storage::new(&Default::default())).unwrap();
         let r = NcReader::open(&p.path).unwrap();
         values.push((
             r.read_f32("THETA").unwrap(),

@@ -533,7 +533,12 @@ fn stress_granule_holds_the_rotated_wind() {
         "{:?}",
         tasks[0].variables.keys()
     );
-    let produced = edp::run::produce(&tasks[0], &ctx).unwrap();
+    let produced = edp::run::produce(
+        &tasks[0],
+        &ctx,
+        &edp::storage::Storage::new(&Default::default()),
+    )
+    .unwrap();
     let f = cached_factors(&sample);
     let r = edp::ncio::NcReader::open(&produced.path).unwrap();
     let t_days = analytic::time_days(sample.report.monthly_steps[0]);

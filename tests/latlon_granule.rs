@@ -80,7 +80,12 @@ fn latlon_granules_match_edp_headers() {
     ] {
         let tasks = latlon_tasks(&sample, &m, grouping);
         assert_eq!(tasks.len(), 1, "{grouping}: one month synthesised");
-        let produced = edp::run::produce(&tasks[0], &ctx).unwrap();
+        let produced = edp::run::produce(
+            &tasks[0],
+            &ctx,
+            &edp::storage::Storage::new(&Default::default()),
+        )
+        .unwrap();
         let file = produced
             .path
             .file_name()

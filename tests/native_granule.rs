@@ -65,7 +65,12 @@ fn native_granules_match_edp_headers() {
     ] {
         let tasks = sample.tasks(grouping);
         assert_eq!(tasks.len(), 1, "{grouping}: one month synthesised");
-        let produced = edp::run::produce(&tasks[0], &ctx).unwrap();
+        let produced = edp::run::produce(
+            &tasks[0],
+            &ctx,
+            &edp::storage::Storage::new(&Default::default()),
+        )
+        .unwrap();
         let file = produced
             .path
             .file_name()
@@ -165,7 +170,9 @@ fn values_equal_inputs_on_wet_cells_and_fill_on_dry() {
         ),
     ] {
         let task = &sample.tasks(grouping)[0];
-        let produced = edp::run::produce(task, &ctx).unwrap();
+        let produced =
+            edp::run::produce(task, &ctx, &edp::storage::Storage::new(&Default::default()))
+                .unwrap();
         let r = NcReader::open(&produced.path).unwrap();
         assert_eq!(read(&r, "XC"), grid.xc, "XC is the grid's");
         assert_eq!(read(&r, "YG"), grid.yg, "YG is the grid's");

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use edp::ncio::NcReader;
-use edp::storage::{s3, S3Url};
+use edp::storage::S3Url;
 use s3_support::{edp, Proxy};
 
 /// A synthetic LLC90 SSH dataset (2 months), its grid as a tarball, the jobs file, and
@@ -100,11 +100,12 @@ impl Fixture {
     /// Puts the model output, the grid tarball and the jobs' metadata on S3.
     fn upload_inputs(&self, bucket: &str) {
         s3_support::upload_tree(&self.path("V4r4"), bucket, "ecco/V4r4");
-        s3::upload_file(
-            &self.path("ECCO_grid.tar.gz"),
-            &url(bucket, "ecco/grid/ECCO_grid.tar.gz"),
-        )
-        .unwrap();
+        s3_support::s3()
+            .upload_file(
+                &self.path("ECCO_grid.tar.gz"),
+                &url(bucket, "ecco/grid/ECCO_grid.tar.gz"),
+            )
+            .unwrap();
     }
 }
 
@@ -315,20 +316,24 @@ fn output_on_s3_then_everything_on_s3_with_the_task_list() {
             .to_string_lossy()
             .into_owned();
         let u = url(&b, &format!("granules/{rel}"));
-        let (info, sha) = s3::head(&u)
+        let (info, sha) = s3_support::s3()
+            .head(&u)
             .unwrap()
             .unwrap_or_else(|| panic!("{u} missing"));
         let back = dl.join(&rel);
-        s3::download(&u, &back).unwrap();
+        s3_support::s3().download(&u, &back).unwrap();
         assert_same_data(local, &back);
         assert_eq!(
             sha.as_deref(),
             Some(edp::storage::sha256_file(&back).unwrap().as_str())
         );
         // The published manifest records the upload: size, sha256 and ETag.
-        let m: serde_json::Value =
-            serde_json::from_slice(&s3::get_bytes(&url(&b, "granules/edp-manifest.json")).unwrap())
-                .unwrap();
+        let m: serde_json::Value = serde_json::from_slice(
+            &s3_support::s3()
+                .get_bytes(&url(&b, "granules/edp-manifest.json"))
+                .unwrap(),
+        )
+        .unwrap();
         let rec = m["granules"]
             .as_array()
             .unwrap()
@@ -346,14 +351,18 @@ fn output_on_s3_then_everything_on_s3_with_the_task_list() {
     // state directory (a new container) starting from the published manifest.
     f.upload_inputs(&b);
     let tasks = s3_tasks(&f, &b, &format!("s3://{b}/remote-out"), &scratch, &ep);
-    s3::upload_file(&tasks, &url(&b, "tasks/tasks.json")).unwrap();
+    s3_support::s3()
+        .upload_file(&tasks, &url(&b, "tasks/tasks.json"))
+        .unwrap();
     let o = edp(&ep, &scratch)
         .env("EDP_STATE_DIR", f.path("state-remote"))
         .args(["run", "--tasks", &format!("s3://{b}/tasks/tasks.json")])
         .output()
         .unwrap();
     ok(&o, "edp run in remote mode");
-    let objs = edp::storage::remote_objects(&url(&b, "remote-out")).unwrap();
+    let objs = s3_support::s3()
+        .objects_under(&url(&b, "remote-out"))
+        .unwrap();
     let ncs: Vec<&String> = objs.keys().filter(|k| k.ends_with(".nc")).collect();
     assert_eq!(ncs.len(), 2, "{objs:?}");
     assert!(objs.contains_key("edp-manifest.json"));
@@ -438,7 +447,8 @@ fn an_upload_error_fails_only_its_task_and_reruns_finish_then_upload_nothing() {
         proxy.state.lock().unwrap().log
     );
     // Only that task failed: the other granule is there, nothing under the failed key.
-    let keys: Vec<String> = edp::storage::remote_objects(&url(&b, "out"))
+    let keys: Vec<String> = s3_support::s3()
+        .objects_under(&url(&b, "out"))
         .unwrap()
         .into_keys()
         .collect();
@@ -458,7 +468,7 @@ fn an_upload_error_fails_only_its_task_and_reruns_finish_then_upload_nothing() {
         proxy.state.lock().unwrap().log
     );
     assert_eq!(proxy.count("PUT", bad), 1);
-    let keys = edp::storage::remote_objects(&url(&b, "out")).unwrap();
+    let keys = s3_support::s3().objects_under(&url(&b, "out")).unwrap();
     assert_eq!(keys.keys().filter(|k| k.ends_with(".nc")).count(), 2);
 
     // Everything is done: a second re-run uploads no granule.
@@ -498,7 +508,7 @@ fn sync_mirrors_a_finished_tree_and_skips_what_is_there() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     // Two granules, the manifest and the summary.
     assert!(stdout.contains("uploaded 4 file(s)"), "{stdout}");
-    let objs = edp::storage::remote_objects(&url(&b, "pub")).unwrap();
+    let objs = s3_support::s3().objects_under(&url(&b, "pub")).unwrap();
     assert!(objs.contains_key("edp-manifest.json"));
     assert!(!objs.keys().any(|k| k.starts_with(".edp")), "{objs:?}");
     for local in &f.local_granules {
@@ -589,7 +599,9 @@ fn latlon_with_inputs_grid_and_factors_on_s3() {
 
     // Inputs, grid tarball and factors on S3; output local (EDP's local/remote example).
     f.upload_inputs(&b);
-    s3::upload_file(&factors, &url(&b, "ecco/factors/edp_factors.bin")).unwrap();
+    s3_support::s3()
+        .upload_file(&factors, &url(&b, "ecco/factors/edp_factors.bin"))
+        .unwrap();
     let scratch = f.path("scratch");
     let out = f.path("ll-from-s3");
     let tasks = f.path("ll-s3.json");

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use edp::storage::cache::{CacheError, Scratch};
-use edp::storage::{self, s3, S3Url};
+use edp::storage::{S3Url, Storage};
 use edp::tasks::discovery::Inventory;
 use edp::time::Frequency;
 
@@ -33,17 +33,17 @@ fn multipart_upload_and_ranged_download_round_trip_with_sha256() {
     let src = dir.path().join("big.nc");
     std::fs::write(&src, &data).unwrap();
     let u = url(&b, "out/V4r4/big.nc");
-    let up = s3::upload_file(&src, &u).unwrap();
+    let up = s3_support::s3().upload_file(&src, &u).unwrap();
     assert_eq!(up.parts, 2);
     assert_eq!(up.size, n as u64);
     assert_eq!(up.sha256, edp::storage::sha256_file(&src).unwrap());
-    let (info, sha) = s3::head(&u).unwrap().expect("object exists");
+    let (info, sha) = s3_support::s3().head(&u).unwrap().expect("object exists");
     assert_eq!(info.size, n as u64);
     assert_eq!(sha.as_deref(), Some(up.sha256.as_str()));
     assert_eq!(info.etag, up.etag);
 
     let back = dir.path().join("back/big.nc");
-    let got = s3::download(&u, &back).unwrap();
+    let got = s3_support::s3().download(&u, &back).unwrap();
     assert_eq!(got.size, n as u64);
     assert!(
         std::fs::read(&back).unwrap() == data,
@@ -60,10 +60,24 @@ fn multipart_upload_and_ranged_download_round_trip_with_sha256() {
     // A small file goes in one PUT; missing objects are None, not errors.
     let small = dir.path().join("small.txt");
     std::fs::write(&small, b"hello").unwrap();
-    assert_eq!(s3::upload_file(&small, &url(&b, "s.txt")).unwrap().parts, 1);
-    assert_eq!(s3::get_bytes(&url(&b, "s.txt")).unwrap(), b"hello");
-    assert!(s3::head(&url(&b, "missing")).unwrap().is_none());
-    let err = s3::download(&url(&b, "missing"), &dir.path().join("m")).unwrap_err();
+    assert_eq!(
+        s3_support::s3()
+            .upload_file(&small, &url(&b, "s.txt"))
+            .unwrap()
+            .parts,
+        1
+    );
+    assert_eq!(
+        s3_support::s3().get_bytes(&url(&b, "s.txt")).unwrap(),
+        b"hello"
+    );
+    assert!(s3_support::s3()
+        .head(&url(&b, "missing"))
+        .unwrap()
+        .is_none());
+    let err = s3_support::s3()
+        .download(&url(&b, "missing"), &dir.path().join("m"))
+        .unwrap_err();
     assert!(
         err.to_string().contains(&format!("s3://{b}/missing")),
         "{err}"
@@ -79,7 +93,9 @@ fn put_many(bucket: &str, keys: &[String]) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(k) = keys.get(i) else { break };
-                s3::put_bytes(&url(bucket, k), b"x".to_vec()).unwrap();
+                s3_support::s3()
+                    .put_bytes(&url(bucket, k), b"x".to_vec())
+                    .unwrap();
             });
         }
     });
@@ -102,10 +118,11 @@ fn all_discovery_lists_past_one_page() {
     keys.push(format!("{dir}/SSH_day_mean.{:010}.data", 999_999));
     keys.push("V4r4/diags_daily/SSHX_day_mean/SSHX_day_mean.0000000024.data".into());
     put_many(&b, &keys);
-    assert!(s3::list(&url(&b, dir)).unwrap().len() > 1000);
+    assert!(s3_support::s3().list(&url(&b, dir)).unwrap().len() > 1000);
 
     // The root above the release, as EDP allows.
-    let mut inv = Inventory::new(Path::new(&format!("s3://{b}")), "V4r4");
+    let s3 = s3_support::s3();
+    let mut inv = Inventory::new(Path::new(&format!("s3://{b}")), "V4r4", Some(&s3));
     let l = inv.listing("SSH", Frequency::AvgDay).clone();
     assert!(inv.errors().is_empty(), "{:?}", inv.errors());
     assert_eq!(l.steps.len(), 560);
@@ -125,7 +142,11 @@ fn all_discovery_lists_past_one_page() {
     );
 
     // A bucket that does not exist is an error, not an empty listing.
-    let mut bad = Inventory::new(Path::new("s3://edp-no-such-bucket-here/V4r4"), "V4r4");
+    let mut bad = Inventory::new(
+        Path::new("s3://edp-no-such-bucket-here/V4r4"),
+        "V4r4",
+        Some(&s3),
+    );
     assert!(bad.listing("SSH", Frequency::AvgDay).steps.is_empty());
     assert_eq!(bad.errors().len(), 1, "{:?}", bad.errors());
     assert!(
@@ -142,17 +163,20 @@ fn scratch_cache_stays_within_its_limit_and_keeps_pinned_inputs() {
     };
     let b = s3_support::bucket(&ep, "edp-cache");
     for (k, n) in [("a", 1000), ("b", 1000), ("c", 1000), ("big", 3000)] {
-        s3::put_bytes(&url(&b, k), vec![1u8; n]).unwrap();
+        s3_support::s3()
+            .put_bytes(&url(&b, k), vec![1u8; n])
+            .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let scratch: &'static Scratch = Box::leak(Box::new(Scratch::open(dir.path(), 2500).unwrap()));
-    let a = scratch.fetch_input(&url(&b, "a")).unwrap();
+    let s3 = s3_support::s3();
+    let scratch = std::sync::Arc::new(Scratch::open(dir.path(), 2500).unwrap());
+    let a = scratch.fetch_input(&s3, &url(&b, "a")).unwrap();
     let a_path = a.path.clone();
     assert_eq!(std::fs::read(&a_path).unwrap().len(), 1000);
     drop(a);
-    let pinned_b = scratch.fetch_input(&url(&b, "b")).unwrap();
+    let pinned_b = scratch.fetch_input(&s3, &url(&b, "b")).unwrap();
     // a (unpinned, oldest) goes to make room for c; b is pinned and stays.
-    let c = scratch.fetch_input(&url(&b, "c")).unwrap();
+    let c = scratch.fetch_input(&s3, &url(&b, "c")).unwrap();
     assert!(scratch.held_bytes() <= 2500, "{}", scratch.held_bytes());
     assert!(
         !a_path.exists(),
@@ -160,11 +184,11 @@ fn scratch_cache_stays_within_its_limit_and_keeps_pinned_inputs() {
     );
     assert!(pinned_b.path.exists() && c.path.exists());
     // Nothing unpinned is left to evict: an input larger than the room is refused.
-    let err = scratch.fetch_input(&url(&b, "big")).unwrap_err();
+    let err = scratch.fetch_input(&s3, &url(&b, "big")).unwrap_err();
     assert!(matches!(err, CacheError::Full { .. }), "{err}");
     assert!(err.to_string().contains("EDP_SCRATCH_LIMIT"), "{err}");
     // Fetching a held input again reuses the file.
-    let again = scratch.fetch_input(&url(&b, "c")).unwrap();
+    let again = scratch.fetch_input(&s3, &url(&b, "c")).unwrap();
     assert_eq!(again.path, c.path);
     drop((pinned_b, c, again));
     scratch.leave();
@@ -206,14 +230,23 @@ fn grid_from_an_s3_tarball_or_prefix_equals_the_local_grid() {
         t.append_dir_all("ECCO-GRID", &grid_dir).unwrap();
         t.into_inner().unwrap().finish().unwrap();
     }
-    s3::upload_file(&tgz, &url(&b, "grids/ECCO_grid.tar.gz")).unwrap();
-    let from_tgz =
-        edp::grid::Grid::open(Path::new(&format!("s3://{b}/grids/ECCO_grid.tar.gz"))).unwrap();
+    s3_support::s3()
+        .upload_file(&tgz, &url(&b, "grids/ECCO_grid.tar.gz"))
+        .unwrap();
+    let storage = Storage::new(&edp::settings::Settings::from_env());
+    let open = |loc: &str| {
+        storage
+            .grid_path(Path::new(loc))
+            .map(|p| edp::grid::Grid::open(&p))
+    };
+    let from_tgz = open(&format!("s3://{b}/grids/ECCO_grid.tar.gz"))
+        .unwrap()
+        .unwrap();
     // The prefix holding only the tarball (EDP's convention) gives the same grid.
-    let from_prefix = edp::grid::Grid::open(Path::new(&format!("s3://{b}/grids"))).unwrap();
+    let from_prefix = open(&format!("s3://{b}/grids")).unwrap().unwrap();
     // And a prefix of the grid files themselves.
     s3_support::upload_tree(&grid_dir, &b, "mds-grid");
-    let from_files = edp::grid::Grid::open(Path::new(&format!("s3://{b}/mds-grid"))).unwrap();
+    let from_files = open(&format!("s3://{b}/mds-grid")).unwrap().unwrap();
     for g in [&from_tgz, &from_prefix, &from_files] {
         assert_eq!((g.n, g.nz), (local.n, local.nz));
         assert_eq!(g.xc, local.xc);
@@ -229,7 +262,7 @@ fn grid_from_an_s3_tarball_or_prefix_equals_the_local_grid() {
     // The tarball was unpacked once: both opens share one directory.
     assert_eq!(from_tgz.source, from_prefix.source);
 
-    let missing = edp::grid::Grid::open(Path::new(&format!("s3://{b}/nothing-here"))).unwrap_err();
+    let missing = open(&format!("s3://{b}/nothing-here")).unwrap_err();
     assert!(missing.to_string().contains("nothing-here"), "{missing}");
 }
 
@@ -239,9 +272,13 @@ fn remote_objects_are_keyed_relative_to_the_prefix() {
         return;
     };
     let b = s3_support::bucket(&ep, "edp-rel");
-    s3::put_bytes(&url(&b, "out/V4r4/a.nc"), b"abc".to_vec()).unwrap();
-    s3::put_bytes(&url(&b, "outside.nc"), b"x".to_vec()).unwrap();
-    let m = storage::remote_objects(&url(&b, "out")).unwrap();
+    s3_support::s3()
+        .put_bytes(&url(&b, "out/V4r4/a.nc"), b"abc".to_vec())
+        .unwrap();
+    s3_support::s3()
+        .put_bytes(&url(&b, "outside.nc"), b"x".to_vec())
+        .unwrap();
+    let m = s3_support::s3().objects_under(&url(&b, "out")).unwrap();
     assert_eq!(m.len(), 1);
     assert_eq!(m["V4r4/a.nc"].size, 3);
 }

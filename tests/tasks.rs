@@ -69,7 +69,7 @@ fn every_v4r4_grouping_product_and_frequency_gives_its_tasks() {
         dest_root: "/dest".into(),
         ..Locations::default()
     };
-    let plan = tasks::build_from_jobs(&jobs, &m, dir.path(), &loc, DailyDate::default());
+    let plan = tasks::build_from_jobs(&jobs, &m, dir.path(), &loc, DailyDate::default(), None);
     // Two steps per job; a time-invariant job makes one granule, from the newest step.
     let per_job = |f: &Frequency| if *f == Frequency::Ti { 1 } else { 2 };
     let total: usize = expected.iter().map(|(_, f)| per_job(f)).sum();
@@ -158,7 +158,14 @@ fn discovery_reports_missing_fields_and_keeps_partial_granules() {
         dest_root: "out".into(),
         ..Locations::default()
     };
-    let plan = tasks::build_from_jobs(&[job(Steps::All)], &m, root, &loc, DailyDate::default());
+    let plan = tasks::build_from_jobs(
+        &[job(Steps::All)],
+        &m,
+        root,
+        &loc,
+        DailyDate::default(),
+        None,
+    );
     assert_eq!(plan.tasks.len(), 3);
     let fields = |i: usize| plan.tasks[i].variables.keys().cloned().collect::<Vec<_>>();
     assert_eq!(fields(0), ["SSH", "SSHIBC", "SSHNOIBC", "ETAN"]);
@@ -175,6 +182,7 @@ fn discovery_reports_missing_fields_and_keeps_partial_granules() {
         root,
         &loc,
         DailyDate::default(),
+        None,
     );
     assert_eq!(plan.tasks.len(), 1);
     assert_eq!(plan.jobs[0].empty_steps, vec![99]);

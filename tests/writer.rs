@@ -29,7 +29,9 @@ fn produce_into(task: &Task, ctx: &Context, writer: Writer, dir: &Path) -> PathB
         },
         ..ctx.clone()
     };
-    edp::run::produce(&t, &ctx).unwrap().path
+    edp::run::produce(&t, &ctx, &edp::storage::Storage::new(&Default::default()))
+        .unwrap()
+        .path
 }
 
 /// `ncdump -hs` without what differs between any two runs (creation times, uuid) and

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::{EXIT_OK, EXIT_USAGE};
 use crate::metadata::{check_dir, check_embedded, Problem};
+use crate::storage::Storage;
 
 #[derive(Args, Debug)]
 pub struct CheckMetadataArgs {
@@ -16,8 +17,8 @@ pub struct CheckMetadataArgs {
     dir: Option<PathBuf>,
 }
 
-pub fn run(a: &CheckMetadataArgs) -> anyhow::Result<u8> {
-    let (origin, problems) = problems_of(a.dir.as_deref())?;
+pub fn run(a: &CheckMetadataArgs, storage: &Storage) -> anyhow::Result<u8> {
+    let (origin, problems) = problems_of(a.dir.as_deref(), storage)?;
     if problems.is_empty() {
         println!("{origin}: no problems");
         return Ok(EXIT_OK);
@@ -31,12 +32,15 @@ pub fn run(a: &CheckMetadataArgs) -> anyhow::Result<u8> {
 }
 
 /// The problems of the set `--metadata` names (the embedded one when `None`).
-pub(crate) fn problems_of(dir: Option<&Path>) -> anyhow::Result<(String, Vec<Problem>)> {
+pub(crate) fn problems_of(
+    dir: Option<&Path>,
+    storage: &Storage,
+) -> anyhow::Result<(String, Vec<Problem>)> {
     Ok(match dir {
         None => ("embedded V4r4".to_string(), check_embedded()),
         Some(d) => {
             // An S3 prefix is mirrored once per node into the scratch cache.
-            let local = crate::storage::local_dir(&d.to_string_lossy())?;
+            let local = storage.local_dir(&d.to_string_lossy())?;
             (d.display().to_string(), check_dir(&local))
         }
     })
@@ -57,10 +61,11 @@ pub(crate) fn report(origin: &str, problems: &[Problem]) -> String {
 /// grouping). The others, and warnings, are logged when `log_rest`.
 pub(crate) fn gate(
     dir: Option<&Path>,
+    storage: &Storage,
     used: Option<&HashSet<String>>,
     log_rest: bool,
 ) -> anyhow::Result<()> {
-    let (origin, problems) = problems_of(dir)?;
+    let (origin, problems) = problems_of(dir, storage)?;
     let (blocking, rest): (Vec<Problem>, Vec<Problem>) = problems.into_iter().partition(|p| {
         !p.warning
             && match (&p.grouping, used) {

@@ -34,7 +34,7 @@ const DEMO_GROUPINGS: &[(Product, &str)] = &[
 /// The time-invariant datasets (geometry from the grid, mixing from MDS inputs).
 const DEMO_INVARIANT: &[&str] = &["GRID_GEOMETRY", "OCEAN_3D_MIXING_COEFFS"];
 
-pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
+pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> anyhow::Result<u8> {
     init_threads(a.threads);
     let total = Instant::now();
     let input = a.out.join("input");
@@ -151,6 +151,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<u8> {
     let cfg = SpmdConfig {
         dest: Some(a.out.join("output").to_string_lossy().into_owned()),
         state_dir: None,
+        storage: std::sync::Arc::clone(storage),
         overrides: Overrides {
             grid: Some(grid_dir.clone()),
             metadata: None,

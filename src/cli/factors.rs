@@ -29,10 +29,14 @@ pub struct FactorsArgs {
     threads: Option<usize>,
 }
 
-pub fn run(a: &FactorsArgs) -> anyhow::Result<u8> {
+pub fn run(a: &FactorsArgs, storage: &crate::storage::Storage) -> anyhow::Result<u8> {
     init_threads(a.threads);
     let t = Instant::now();
-    let grid = Grid::open(&a.grid).with_context(|| format!("opening grid {}", a.grid.display()))?;
+    let grid = storage
+        .grid_path(&a.grid)
+        .map_err(anyhow::Error::from)
+        .and_then(|p| Ok(Grid::open(&p)?))
+        .with_context(|| format!("opening grid {}", a.grid.display()))?;
     let target = TargetGrid::global(a.resolution)?;
     let opts = BuildOptions {
         target,

@@ -18,6 +18,9 @@ mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::storage::Storage;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -121,21 +124,22 @@ pub fn main_entry() -> ExitCode {
         }
     };
     init_logging(&cli.log_level);
-    crate::storage::configure(cli.settings.clone());
+    // Made once from the settings and passed down; dropping it at the end removes this
+    // process's scratch files (S3 inputs, staged granules).
+    let storage = Arc::new(Storage::new(&cli.settings));
     let outcome = match cli.command {
-        Command::Demo(a) => demo::run(&a),
+        Command::Demo(a) => demo::run(&a, &storage),
         Command::Synth(a) => synth::run(&a),
-        Command::Tasks(a) => tasks::run(&a),
-        Command::Run(a) => run::run(&a, &cli.settings),
-        Command::Factors(a) => factors::run(&a),
-        Command::Sync(a) => sync::run(&a),
+        Command::Tasks(a) => tasks::run(&a, &storage),
+        Command::Run(a) => run::run(&a, &cli.settings, &storage),
+        Command::Factors(a) => factors::run(&a, &storage),
+        Command::Sync(a) => sync::run(&a, &storage),
         Command::Verify(a) => verify::run(&a),
         Command::Plot(a) => plot::run(&a),
-        Command::CheckMetadata(a) => check_metadata::run(&a),
+        Command::CheckMetadata(a) => check_metadata::run(&a, &storage),
         Command::References(a) => references::run(&a),
     };
-    // Removes this process's scratch files (S3 inputs, staged granules).
-    crate::storage::shutdown();
+    drop(storage);
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

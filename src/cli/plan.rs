@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::jobs;
 use crate::metadata::MetadataSet;
-use crate::storage;
+use crate::storage::{self, Storage};
 use crate::tasks::{self, Locations, Plan};
 use crate::time::DailyDate;
 
@@ -56,20 +56,20 @@ pub struct Planned {
 
 impl PlanArgs {
     /// The metadata set (`--metadata`, else the embedded V4r4 set).
-    pub fn metadata_set(&self) -> anyhow::Result<MetadataSet> {
+    pub fn metadata_set(&self, storage: &Storage) -> anyhow::Result<MetadataSet> {
         Ok(match &self.metadata {
-            Some(d) => MetadataSet::from_dir(&storage::local_dir(&d.to_string_lossy())?)?,
+            Some(d) => MetadataSet::from_dir(&storage.local_dir(&d.to_string_lossy())?)?,
             None => MetadataSet::embedded()?,
         })
     }
 
     /// Builds the task list of `--jobs` (an error if the inputs cannot be listed).
-    pub fn plan(&self) -> anyhow::Result<Planned> {
+    pub fn plan(&self, storage: &Storage) -> anyhow::Result<Planned> {
         let (Some(jobs_file), Some(source), Some(dest)) = (&self.jobs, &self.source, &self.dest)
         else {
             anyhow::bail!("--jobs needs --source and --dest");
         };
-        let m = self.metadata_set()?;
+        let m = self.metadata_set(storage)?;
         if let Some(r) = &self.release {
             if *r != m.release.version {
                 anyhow::bail!(
@@ -98,7 +98,7 @@ impl PlanArgs {
         } else {
             DailyDate::DayAveraged
         };
-        let plan = tasks::build_from_jobs(&job_list, &m, source, &loc, daily);
+        let plan = tasks::build_from_jobs(&job_list, &m, source, &loc, daily, Some(storage.s3()));
         if !plan.listing_errors.is_empty() {
             anyhow::bail!(
                 "cannot list the inputs, no task list made: {}",

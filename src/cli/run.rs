@@ -2,6 +2,7 @@
 //! with journals, a completion manifest and restart (see [`crate::run::spmd`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -17,7 +18,7 @@ use crate::run::signal::StopFlag;
 use crate::run::spmd::{self, RunEnd, SpmdConfig};
 use crate::run::Overrides;
 use crate::settings::Settings;
-use crate::storage;
+use crate::storage::{self, Storage};
 use crate::tasks::{self, Task};
 
 #[derive(Args, Debug)]
@@ -94,7 +95,7 @@ fn significant_bits(a: &RunArgs) -> anyhow::Result<Option<&'static BitRoundTable
     Ok((!table.is_empty()).then(|| &*Box::leak(Box::new(table))))
 }
 
-pub fn run(a: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
+pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::Result<u8> {
     let bits = match significant_bits(a) {
         Ok(b) => b,
         Err(e) => {
@@ -133,10 +134,11 @@ pub fn run(a: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
     let cfg = SpmdConfig {
         dest: a.plan.dest.clone(),
         state_dir: settings.state_dir.clone(),
+        storage: Arc::clone(storage),
         overrides: Overrides {
             grid: a.plan.grid.as_ref().map(PathBuf::from),
             metadata: a.plan.metadata.clone(),
-            factors: factor_source(a),
+            factors: factor_source(a, storage),
         },
         encoding: Encoding {
             deflate_level: a.deflate,
@@ -152,7 +154,7 @@ pub fn run(a: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
         debug_panic_granule: settings.debug_panic_granule.clone(),
         ranks_per_granule: a.ranks_per_granule.map(|g| g as usize),
     };
-    let load = || load_tasks(a);
+    let load = || load_tasks(a, storage);
     let (end, message) = spmd::run_spmd(&world, &cfg, &stop, &load);
     if let Some(m) = message {
         eprintln!("edp: error: {m}");
@@ -179,15 +181,20 @@ pub fn run(a: &RunArgs, settings: &Settings) -> anyhow::Result<u8> {
 }
 
 /// Rank 0: the task list, read or built from the jobs file.
-fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
+fn load_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Task>> {
     // Problems of the whole set first (the set may not even load); those of the
     // groupings the tasks make once they are known.
-    super::check_metadata::gate(a.plan.metadata.as_deref(), Some(&Default::default()), false)?;
-    let tasks = read_or_build_tasks(a)?;
+    super::check_metadata::gate(
+        a.plan.metadata.as_deref(),
+        storage,
+        Some(&Default::default()),
+        false,
+    )?;
+    let tasks = read_or_build_tasks(a, storage)?;
     let used = super::check_metadata::groupings_of(&tasks);
-    super::check_metadata::gate(a.plan.metadata.as_deref(), Some(&used), true)?;
+    super::check_metadata::gate(a.plan.metadata.as_deref(), storage, Some(&used), true)?;
     if let Some(f) = &a.plan.factors {
-        check_factors(f, a.plan.grid.as_deref(), &tasks)?;
+        check_factors(f, a.plan.grid.as_deref(), &tasks, storage)?;
     }
     Ok(tasks)
 }
@@ -196,8 +203,13 @@ fn load_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
 /// cannot be opened, an S3 object that cannot be fetched and factors that fail their
 /// checks (format, or made for another grid than the lat-lon tasks') are configuration
 /// errors naming the path and the cause, not a silent fall-back to building factors.
-fn check_factors(f: &str, grid: Option<&str>, tasks: &[Task]) -> anyhow::Result<()> {
-    let path = crate::storage::local_file(f).map_err(|e| {
+fn check_factors(
+    f: &str,
+    grid: Option<&str>,
+    tasks: &[Task],
+    storage: &Storage,
+) -> anyhow::Result<()> {
+    let path = storage.local_file(f).map_err(|e| {
         anyhow::anyhow!(
             "--factors {f}: cannot be fetched: {}",
             crate::error::chain(&e)
@@ -219,7 +231,7 @@ fn check_factors(f: &str, grid: Option<&str>, tasks: &[Task]) -> anyhow::Result<
             .or_else(|| task.ecco_grid_loc.clone());
         if let Some(loc) = loc {
             let target = crate::granule::latlon::target_of(&name)?;
-            let g = crate::grid::Grid::open(std::path::Path::new(&loc))?;
+            let g = crate::grid::Grid::open(&storage.grid_path(std::path::Path::new(&loc))?)?;
             crate::regrid::store::check(&factors, &g, target)
                 .map_err(|e| anyhow::anyhow!("--factors {f}: {}", crate::error::chain(&e)))?;
         }
@@ -228,17 +240,17 @@ fn check_factors(f: &str, grid: Option<&str>, tasks: &[Task]) -> anyhow::Result<
 }
 
 /// The task list, read or built from the jobs file.
-fn read_or_build_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
+fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Task>> {
     if let Some(path) = &a.tasks {
         let loc = path.to_string_lossy();
         if storage::is_s3(&loc) {
             // A task list on S3 (the remote mode) is read whole.
-            let bytes = storage::read_bytes(&loc)?;
+            let bytes = storage.read_bytes(&loc)?;
             return Ok(tasks::parse_task_list(path, &bytes)?);
         }
         return Ok(tasks::read_task_list(path)?);
     }
-    let planned = a.plan.plan()?;
+    let planned = a.plan.plan(storage)?;
     let jobs_file = a.plan.jobs.as_deref().unwrap_or(std::path::Path::new("?"));
     if planned.plan.tasks.is_empty() {
         anyhow::bail!("{} gives no tasks", jobs_file.display());
@@ -255,14 +267,15 @@ fn read_or_build_tasks(a: &RunArgs) -> anyhow::Result<Vec<Task>> {
 /// Our factor file from --factors serves task lists too (EDP's name EDP's pickles);
 /// anything else leaves the lat-lon factors to the cache (--factors-cache, else beside
 /// the output). An S3 object is fetched once per node into the scratch cache.
-fn factor_source(a: &RunArgs) -> FactorSource {
+fn factor_source(a: &RunArgs, storage: &Storage) -> FactorSource {
     FactorSource {
         file: a
             .plan
             .factors
             .as_deref()
             .and_then(|f| {
-                crate::storage::local_file(f)
+                storage
+                    .local_file(f)
                     .map_err(|e| log::warn!("--factors {f}: {}", crate::error::chain(&e)))
                     .ok()
             })

@@ -16,7 +16,7 @@ use clap::Args;
 use rayon::prelude::*;
 
 use super::{EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE};
-use crate::storage::{self, s3, ObjectInfo, S3Url};
+use crate::storage::{self, ObjectInfo, S3Url, Storage};
 
 /// Files written after the granules (they describe them).
 const LAST: [&str; 2] = ["edp-manifest.json", "edp-summary.txt"];
@@ -88,7 +88,8 @@ fn manifest_checksums(
     Ok(out)
 }
 
-pub fn run(a: &SyncArgs) -> anyhow::Result<u8> {
+pub fn run(a: &SyncArgs, storage: &Storage) -> anyhow::Result<u8> {
+    let s3 = storage.s3();
     let t = Instant::now();
     let dest = match storage::s3_url(&a.dest) {
         Some(Ok(u)) => u,
@@ -107,7 +108,9 @@ pub fn run(a: &SyncArgs) -> anyhow::Result<u8> {
     }
     let files = walk(&a.local)?;
     let recorded = manifest_checksums(&a.local)?;
-    let remote = storage::remote_objects(&dest).with_context(|| format!("listing {dest}"))?;
+    let remote = s3
+        .objects_under(&dest)
+        .with_context(|| format!("listing {dest}"))?;
     log::info!(
         "{} local file(s) under {}, {} object(s) under {dest}",
         files.len(),
@@ -129,7 +132,7 @@ pub fn run(a: &SyncArgs) -> anyhow::Result<u8> {
             });
         }
         let url = dest.join(rel);
-        let remote_sha = s3::head(&url)?.and_then(|(_, sha)| sha);
+        let remote_sha = s3.head(&url)?.and_then(|(_, sha)| sha);
         let Some(remote_sha) = remote_sha else {
             return Ok(Plan::Upload {
                 reason: "no checksum on S3",
@@ -161,7 +164,8 @@ pub fn run(a: &SyncArgs) -> anyhow::Result<u8> {
                     println!("would upload {rel} -> {url} ({reason})");
                     return Ok((true, 0));
                 }
-                let up = s3::upload_file(&a.local.join(rel), &url)
+                let up = s3
+                    .upload_file(&a.local.join(rel), &url)
                     .map_err(|e| format!("{rel}: {}", crate::error::chain(&e)))?;
                 log::info!("uploaded {url} ({reason}, {:.1} MB)", up.size as f64 / 1e6);
                 Ok((true, up.size))

@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::plan::{PlanArgs, Planned};
 use super::EXIT_OK;
+use crate::storage::Storage;
 use crate::tasks;
 
 #[derive(Args, Debug)]
@@ -23,17 +24,22 @@ pub struct TasksArgs {
     summary: bool,
 }
 
-pub fn run(a: &TasksArgs) -> anyhow::Result<u8> {
+pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
     let t = Instant::now();
     // Problems of the whole set first (the set may not even load); those of the
     // groupings the jobs make once the tasks are known.
-    super::check_metadata::gate(a.plan.metadata.as_deref(), Some(&Default::default()), false)?;
+    super::check_metadata::gate(
+        a.plan.metadata.as_deref(),
+        storage,
+        Some(&Default::default()),
+        false,
+    )?;
     let Planned {
         plan,
         jobs: job_count,
-    } = a.plan.plan()?;
+    } = a.plan.plan(storage)?;
     let used = super::check_metadata::groupings_of(&plan.tasks);
-    super::check_metadata::gate(a.plan.metadata.as_deref(), Some(&used), true)?;
+    super::check_metadata::gate(a.plan.metadata.as_deref(), storage, Some(&used), true)?;
     match &a.output {
         Some(path) => tasks::write_task_list(path, &plan.tasks)
             .with_context(|| format!("writing {}", path.display()))?,

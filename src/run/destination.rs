@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::journal::{self, Record, Status};
 use super::manifest::{self, MANIFEST_NAME, SUMMARY_NAME};
-use crate::storage::{self, LocationError, ObjectInfo, S3Url};
+use crate::storage::{self, LocationError, ObjectInfo, S3Url, Storage};
 use crate::tasks::{GranuleName, Task};
 
 /// Default base of the state directories of runs writing to S3.
@@ -210,7 +210,7 @@ impl Destination {
 
     /// Creates the state directories and, on S3 without a local manifest, starts from
     /// the one published with the granules.
-    pub fn prepare(&self) -> Result<(), DestinationError> {
+    pub fn prepare(&self, storage: &Storage) -> Result<(), DestinationError> {
         let dir = self.journal_dir();
         fs::create_dir_all(&dir)
             .map_err(|source| DestinationError::StateDir { path: dir, source })?;
@@ -223,10 +223,10 @@ impl Destination {
         }
         let published = url.join(MANIFEST_NAME);
         let err = |e: storage::S3Error| storage_error(&url.to_string(), e.into());
-        if storage::s3::head(&published).map_err(err)?.is_none() {
+        if storage.s3().head(&published).map_err(err)?.is_none() {
             return Ok(());
         }
-        storage::s3::download(&published, &local).map_err(err)?;
+        storage.s3().download(&published, &local).map_err(err)?;
         log::info!("starting from the published manifest {published}");
         Ok(())
     }
@@ -272,12 +272,14 @@ impl Destination {
     }
 
     /// The destination's contents as the done decisions need them.
-    pub fn listing(&self) -> Result<Listing, DestinationError> {
+    pub fn listing(&self, storage: &Storage) -> Result<Listing, DestinationError> {
         let Some(url) = self.s3() else {
             return Ok(Listing::default());
         };
-        let objects =
-            storage::remote_objects(url).map_err(|e| storage_error(&url.to_string(), e))?;
+        let objects = storage
+            .s3()
+            .objects_under(url)
+            .map_err(|e| storage_error(&url.to_string(), e.into()))?;
         Ok(Listing {
             objects: Some(objects),
         })
@@ -287,6 +289,7 @@ impl Destination {
     /// after `record` of an earlier run; with `verify`, its sha256 is compared too.
     pub fn decide(
         &self,
+        storage: &Storage,
         listing: &Listing,
         key: &str,
         record: Option<&Record>,
@@ -304,21 +307,23 @@ impl Destination {
             },
             (Root::Local(dir), _) => Placed::Local(dir.join(key)),
         };
-        match done_or_redo(record, task_sha256, &placed, verify) {
+        match done_or_redo(storage, record, task_sha256, &placed, verify) {
             Ok(()) => Done::Done,
             Err(why) => Done::Redo(why),
         }
     }
 
     /// Publishes the manifest and the summary next to S3 granules (nothing locally).
-    pub fn publish(&self) -> Result<(), DestinationError> {
+    pub fn publish(&self, storage: &Storage) -> Result<(), DestinationError> {
         let Some(url) = self.s3() else {
             return Ok(());
         };
         for name in [MANIFEST_NAME, SUMMARY_NAME] {
             let local = self.state.join(name);
             if local.exists() {
-                storage::s3::upload_file(&local, &url.join(name))
+                storage
+                    .s3()
+                    .upload_file(&local, &url.join(name))
                     .map_err(|e| storage_error(&url.to_string(), e.into()))?;
             }
         }
@@ -453,13 +458,15 @@ impl Placed<'_> {
     }
 
     /// The granule's sha256 (read back locally; stored with the object on S3).
-    fn sha256(&self) -> Result<Option<String>, Redo> {
+    fn sha256(&self, storage: &Storage) -> Result<Option<String>, Redo> {
         let unreadable = |e: &dyn std::error::Error| Redo::Unreadable(crate::error::chain(e));
         match self {
             Placed::Local(path) => storage::sha256_file(path)
                 .map(Some)
                 .map_err(|e| unreadable(&e)),
-            Placed::Remote { url, .. } => storage::s3::head(url)
+            Placed::Remote { url, .. } => storage
+                .s3()
+                .head(url)
                 .map(|h| h.and_then(|(_, sha)| sha))
                 .map_err(|e| unreadable(&e)),
         }
@@ -468,6 +475,7 @@ impl Placed<'_> {
 
 /// The done decision, the same for a local and an S3 destination.
 fn done_or_redo(
+    storage: &Storage,
     record: Option<&Record>,
     task_sha256: &str,
     granule: &Placed<'_>,
@@ -486,7 +494,7 @@ fn done_or_redo(
     }
     if verify {
         let want = r.sha256.as_deref().ok_or(Redo::RecordWithoutSha256)?;
-        if granule.sha256()?.as_deref() != Some(want) {
+        if granule.sha256(storage)?.as_deref() != Some(want) {
             return Err(Redo::Sha256Differs);
         }
     }
@@ -610,7 +618,10 @@ mod tests {
             ..Record::for_test("g.nc", Status::Done)
         };
         let none = Listing::default();
-        let decide = |r: Option<&Record>, t: &str, verify| dest.decide(&none, "g.nc", r, t, verify);
+        let storage = Storage::new(&Default::default());
+        let decide = |r: Option<&Record>, t: &str, verify| {
+            dest.decide(&storage, &none, "g.nc", r, t, verify)
+        };
         assert_eq!(decide(Some(&r), "t", true), Done::Done);
         assert_eq!(decide(None, "t", false), Done::Redo(Redo::NoRecord));
         assert_eq!(decide(Some(&r), "u", false), Done::Redo(Redo::TaskChanged));
@@ -657,8 +668,9 @@ mod tests {
                 .collect(),
             ),
         };
+        let storage = Storage::new(&Default::default());
         let decide = |rec: Option<&Record>, sha: &str, size| {
-            dest.decide(&listing(size), "k", rec, sha, false)
+            dest.decide(&storage, &listing(size), "k", rec, sha, false)
         };
         assert_eq!(decide(Some(&rec), "t", Some(10)), Done::Done);
         assert_eq!(

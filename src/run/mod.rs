@@ -33,6 +33,7 @@ use crate::grid::{Grid, GridError};
 use crate::metadata::{MetadataError, MetadataSet, Product};
 use crate::regrid::store::{FactorSource, FactorStore, Named};
 use crate::regrid::Factors;
+use crate::storage::Storage;
 use crate::tasks::{GranuleName, Task};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,8 @@ pub struct RunContext {
     /// Where the granules go (and factors are built when neither `--factors` nor
     /// `--factors-cache` says).
     destination: Destination,
+    /// S3 and the scratch cache.
+    storage: Arc<Storage>,
     /// What non-finite values in wet cells do (`--nonfinite`).
     pub nonfinite: NonFinitePolicy,
 }
@@ -75,12 +78,11 @@ impl RunContext {
         overrides: Overrides,
         encoding: Encoding,
         destination: Destination,
+        storage: Arc<Storage>,
     ) -> Result<RunContext, RunError> {
         let metadata = match &overrides.metadata {
             // An S3 prefix is mirrored once per node into the scratch cache.
-            Some(dir) => {
-                MetadataSet::from_dir(&crate::storage::local_dir(&dir.to_string_lossy())?)?
-            }
+            Some(dir) => MetadataSet::from_dir(&storage.local_dir(&dir.to_string_lossy())?)?,
             None => MetadataSet::embedded()?,
         };
         log::info!("metadata: {}", metadata.origin);
@@ -91,6 +93,7 @@ impl RunContext {
             factors: FactorStore::new(overrides.factors.clone()),
             overrides,
             destination,
+            storage,
             nonfinite: NonFinitePolicy::default(),
         })
     }
@@ -102,6 +105,11 @@ impl RunContext {
     /// Where the run's granules go and its state is kept.
     pub fn destination(&self) -> &Destination {
         &self.destination
+    }
+
+    /// S3 and the scratch cache.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     /// The context for a task, loading its grid the first time it is named, and its
@@ -123,9 +131,14 @@ impl RunContext {
             .entry(loc.clone())
             .or_insert_with(|| {
                 let t = Instant::now();
-                let g = Grid::open(&loc)
-                    .map(Arc::new)
-                    .map_err(|e: GridError| crate::error::chain(&e));
+                // An S3 location or an archive is opened from its (once per node)
+                // local copy.
+                let g = match self.storage.grid_path(&loc) {
+                    Ok(local) => Grid::open(&local)
+                        .map(Arc::new)
+                        .map_err(|e: GridError| crate::error::chain(&e)),
+                    Err(e) => Err(crate::error::chain(&e)),
+                };
                 if let Ok(g) = &g {
                     log::info!(
                         "grid: LLC{} x {} levels from {} ({:.2} s)",
@@ -165,7 +178,7 @@ impl RunContext {
             .filter(|l| !l.is_empty());
         // Factors named by an S3 location are fetched once per node into the scratch
         // cache and memory-mapped from there; EDP's (a prefix of pickles) are not ours.
-        let file = loc.and_then(|loc| match crate::storage::local_file(loc) {
+        let file = loc.and_then(|loc| match self.storage.local_file(loc) {
             Ok(p) => Some(p),
             Err(e) => {
                 self.factors.note_once(format!("fetch {loc}"), || {

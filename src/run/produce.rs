@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::granule::{self, Context, GranuleError};
 use crate::ncio::{self, NcError};
-use crate::storage::{self, LocationError};
+use crate::storage::{self, LocationError, Storage};
 use crate::tasks::Task;
 
 /// What went wrong producing a granule.
@@ -70,13 +70,13 @@ fn with_local_inputs(task: &Task, inputs: &storage::LocalInputs) -> Option<Task>
 
 /// Produces the granule of one task: assemble, then write atomically under the
 /// task's `granule` path — or, for an `s3://` granule, write it locally and upload it.
-pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
+pub fn produce(task: &Task, ctx: &Context, storage: &Storage) -> Result<Produced, ProduceError> {
     let start = Instant::now();
     let remote = storage::s3_url(&task.granule)
         .transpose()
         .map_err(LocationError::from)?;
     // S3 inputs are read from the scratch cache, kept there until the granule is written.
-    let inputs = storage::fetch_inputs(
+    let inputs = storage.fetch_inputs(
         task.variables
             .values()
             .flatten()
@@ -110,10 +110,10 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
             task.granule
         );
     }
-    let staged = storage::staging_path(&url)?;
+    let staged = storage.staging_path(&url)?;
     ncio::write_atomic_with(built.def, &staged, ctx.encoding.writer)
         .inspect_err(|_| storage::discard(&staged))?;
-    let up = storage::upload_granule(&staged, &url)?;
+    let up = storage.upload_granule(&staged, &url)?;
     Ok(Produced {
         path,
         bytes: up.size,
@@ -133,6 +133,7 @@ pub fn produce(task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
 pub fn produce_collective(
     task: &Task,
     ctx: &Context,
+    storage: &Storage,
     group: &dyn ncio::collective::WriterGroup,
 ) -> Result<Produced, ProduceError> {
     if storage::s3_url(&task.granule).is_some() {
@@ -141,7 +142,7 @@ pub fn produce_collective(
         )
         .into());
     }
-    let inputs = storage::fetch_inputs(
+    let inputs = storage.fetch_inputs(
         task.variables
             .values()
             .flatten()

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -31,6 +31,7 @@ use super::restart;
 use super::signal::StopFlag;
 use super::{produce, Overrides, ProduceError, Produced, RunContext};
 use crate::granule::{now_utc, Context, Encoding};
+use crate::storage::Storage;
 use crate::tasks::Task;
 
 /// Environment variable naming a granule (substring) whose task panics: for testing
@@ -57,6 +58,8 @@ pub struct SpmdConfig {
     pub dest: Option<String>,
     /// Base of the local state directories of runs writing to S3 (`--state-dir`).
     pub state_dir: Option<PathBuf>,
+    /// S3 and the scratch cache of this process.
+    pub storage: Arc<Storage>,
     pub overrides: Overrides,
     pub encoding: Encoding,
     /// What non-finite values in wet cells do.
@@ -201,7 +204,12 @@ pub fn run_spmd(
     let mut root = root.and_then(Result::ok);
     let shared = match root.as_mut().and_then(|r| r.shared.take()) {
         Some(s) => Ok(s),
-        None => RunContext::new(cfg.overrides.clone(), cfg.encoding, dest.clone()),
+        None => RunContext::new(
+            cfg.overrides.clone(),
+            cfg.encoding,
+            dest.clone(),
+            Arc::clone(&cfg.storage),
+        ),
     }
     .map(|mut s| {
         s.nonfinite = cfg.nonfinite;
@@ -274,8 +282,13 @@ fn plan(
     let keys = dest.granule_keys(&tasks)?;
     // Rank 0 checks the shared inputs first so that a bad --metadata fails as a
     // configuration error with one message, not once per rank.
-    let shared = RunContext::new(cfg.overrides.clone(), cfg.encoding, dest.clone())?;
-    dest.prepare()?;
+    let shared = RunContext::new(
+        cfg.overrides.clone(),
+        cfg.encoding,
+        dest.clone(),
+        Arc::clone(&cfg.storage),
+    )?;
+    dest.prepare(&cfg.storage)?;
     // One run per destination: before anything there is read, cleaned or written.
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let lock = super::dest_lock::DestLock::acquire(
@@ -292,13 +305,13 @@ fn plan(
 
     let previous = manifest.by_granule();
     // One listing of an S3 destination stands in for a stat per granule.
-    let listing = dest.listing()?;
+    let listing = dest.listing(&cfg.storage)?;
     let decisions: Vec<(String, Done)> = tasks
         .par_iter()
         .zip(&keys)
         .map(|(t, k)| {
             let sha = journal::task_sha256(t);
-            let d = dest.decide(&listing, k, previous.get(k), &sha, cfg.verify);
+            let d = dest.decide(&cfg.storage, &listing, k, previous.get(k), &sha, cfg.verify);
             (sha, d)
         })
         .collect();
@@ -569,7 +582,9 @@ fn run_task(
     };
     let leads = group.map_or(true, |g| g.rank() == 0);
     let result = context
-        .and_then(|ctx| produce_in(group, &w.task, &ctx).map_err(|e| crate::error::chain(&e)))
+        .and_then(|ctx| {
+            produce_in(group, &w.task, &ctx, shared.storage()).map_err(|e| crate::error::chain(&e))
+        })
         .and_then(|p| {
             let filled = Some(p.nonfinite_filled).filter(|&n| n > 0);
             // An uploaded granule was checksummed on its way up; a local one is read back
@@ -652,10 +667,15 @@ fn run_task(
 
 /// Writes a task's granule alone, or collectively with `group`.
 #[cfg(feature = "parallel-hdf5")]
-fn produce_in(group: Option<&Group>, task: &Task, ctx: &Context) -> Result<Produced, ProduceError> {
+fn produce_in(
+    group: Option<&Group>,
+    task: &Task,
+    ctx: &Context,
+    storage: &Storage,
+) -> Result<Produced, ProduceError> {
     match group {
-        Some(g) => super::produce::produce_collective(task, ctx, g),
-        None => produce(task, ctx),
+        Some(g) => super::produce::produce_collective(task, ctx, storage, g),
+        None => produce(task, ctx, storage),
     }
 }
 
@@ -665,8 +685,9 @@ fn produce_in(
     _group: Option<&Group>,
     task: &Task,
     ctx: &Context,
+    storage: &Storage,
 ) -> Result<Produced, ProduceError> {
-    produce(task, ctx)
+    produce(task, ctx, storage)
 }
 
 /// Rank 0: fold the reports into the manifest, write it and the summary, decide the end.
@@ -754,7 +775,7 @@ fn conclude(
     if let Err(e) = manifest::write_file_atomic(&summary, text.as_bytes()) {
         log::warn!("{}", crate::error::chain(&e));
     }
-    if let Err(e) = state.dest.publish() {
+    if let Err(e) = state.dest.publish(&cfg.storage) {
         eprintln!("edp: error: {}", crate::error::chain(&e));
         if end == RunEnd::AllDone {
             end = RunEnd::SomeFailed;

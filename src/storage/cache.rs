@@ -1,7 +1,8 @@
 //! The local scratch cache for inputs that live on S3, so that the memory-mapped readers
 //! (MDS fields, the grid, mapping factors) work unchanged on local files.
 //!
-//! Layout under the scratch root (`EDP_SCRATCH_DIR`, default `$TMPDIR/edp-scratch-<uid>`):
+//! Layout under the scratch root (`--scratch-dir`/`EDP_SCRATCH_DIR`, default
+//! `$TMPDIR/edp-scratch-<uid>`), owned by the process's [`super::Storage`]:
 //!
 //! - `proc-<host>-<pid>/in/<bucket>/<key>`: model-output files fetched for this process's
 //!   tasks, bounded by `EDP_SCRATCH_LIMIT` (least recently used first out; files of the
@@ -19,14 +20,14 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use super::archive::{self, ArchiveError};
 use super::lock::NodeLock;
-use super::s3::{self, ObjectInfo, S3Error, S3Url};
+use super::s3::{ObjectInfo, S3Error, S3Url, S3};
 
 /// Default bound of the per-process input cache.
 const DEFAULT_LIMIT: u64 = 32 << 30;
@@ -102,14 +103,25 @@ fn uid() -> u32 {
     fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
 }
 
-/// The scratch root: `EDP_SCRATCH_DIR`, else a per-user directory in the temp dir
-/// (node-local on most clusters, which is what "once per node" wants).
-pub fn default_root() -> PathBuf {
-    super::settings()
-        .scratch_dir
-        .clone()
+/// The scratch root: `given` (`--scratch-dir`/`EDP_SCRATCH_DIR`), else a per-user
+/// directory in the temp dir (node-local on most clusters, which is what "once per
+/// node" wants).
+pub fn root_or_default(given: Option<&Path>) -> PathBuf {
+    given
         .filter(|v| !v.as_os_str().is_empty())
+        .map(Path::to_path_buf)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("edp-scratch-{}", uid())))
+}
+
+/// The per-process bound of fetched inputs: `given` (`--scratch-limit` /
+/// `EDP_SCRATCH_LIMIT`), else 32 GiB.
+pub fn limit_or_default(given: Option<&str>) -> Result<u64, CacheError> {
+    match given {
+        Some(v) if !v.trim().is_empty() => {
+            parse_size(v).ok_or_else(|| CacheError::BadLimit(v.to_string()))
+        }
+        _ => Ok(DEFAULT_LIMIT),
+    }
 }
 
 #[derive(Debug)]
@@ -148,7 +160,7 @@ pub struct Scratch {
 pub struct Pinned {
     pub url: S3Url,
     pub path: PathBuf,
-    scratch: &'static Scratch,
+    scratch: Arc<Scratch>,
 }
 
 impl Drop for Pinned {
@@ -157,31 +169,6 @@ impl Drop for Pinned {
         if let Some(e) = st.entries.get_mut(&self.url) {
             e.pins = e.pins.saturating_sub(1);
         }
-    }
-}
-
-static GLOBAL: OnceLock<Result<Scratch, String>> = OnceLock::new();
-
-/// The process's scratch cache, set up (and dead processes' leftovers cleaned) on first use.
-pub fn global() -> Result<&'static Scratch, CacheError> {
-    GLOBAL
-        .get_or_init(|| {
-            let limit = match &super::settings().scratch_limit {
-                Some(v) if !v.trim().is_empty() => {
-                    parse_size(v).ok_or_else(|| CacheError::BadLimit(v.clone()).to_string())?
-                }
-                _ => DEFAULT_LIMIT,
-            };
-            Scratch::open(&default_root(), limit).map_err(|e| crate::error::chain(&e))
-        })
-        .as_ref()
-        .map_err(|e| CacheError::Init(e.clone()))
-}
-
-/// Cleans this process's part of the cache if it was ever used (call once at exit).
-pub fn shutdown() {
-    if let Some(Ok(s)) = GLOBAL.get() {
-        s.leave();
     }
 }
 
@@ -359,7 +346,7 @@ impl Scratch {
 
     /// The local copy of the input object at `url`, fetched if this process does not
     /// hold it yet, pinned until the returned value is dropped.
-    pub fn fetch_input(&'static self, url: &S3Url) -> Result<Pinned, CacheError> {
+    pub fn fetch_input(self: &Arc<Self>, s3: &S3, url: &S3Url) -> Result<Pinned, CacheError> {
         let gate = {
             let mut f = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(f.entry(url.clone()).or_default())
@@ -376,7 +363,7 @@ impl Scratch {
                     return Ok(Pinned {
                         url: url.clone(),
                         path: e.path.clone(),
-                        scratch: self,
+                        scratch: Arc::clone(self),
                     });
                 }
                 let size = e.size;
@@ -384,7 +371,7 @@ impl Scratch {
                 st.total -= size;
             }
         }
-        let Some((meta, _)) = s3::head(url)? else {
+        let Some((meta, _)) = s3.head(url)? else {
             return Err(CacheError::S3(S3Error::Request {
                 op: "HEAD",
                 url: url.to_string(),
@@ -399,7 +386,7 @@ impl Scratch {
         }
         let path = self.proc_dir.join("in").join(&url.bucket).join(&url.key);
         let t = Instant::now();
-        let got = s3::download_known(url, &path, Some(&meta));
+        let got = s3.download_known(url, &path, Some(&meta));
         let mut st = self.lock_state();
         match got {
             Ok(info) => {
@@ -424,7 +411,7 @@ impl Scratch {
                 Ok(Pinned {
                     url: url.clone(),
                     path,
-                    scratch: self,
+                    scratch: Arc::clone(self),
                 })
             }
             Err(e) => {
@@ -483,7 +470,12 @@ impl Scratch {
     }
 
     /// The node-shared local copy of the object at `url` (`meta` from a HEAD or listing).
-    pub fn node_object(&self, url: &S3Url, meta: &ObjectInfo) -> Result<PathBuf, CacheError> {
+    pub fn node_object(
+        &self,
+        s3: &S3,
+        url: &S3Url,
+        meta: &ObjectInfo,
+    ) -> Result<PathBuf, CacheError> {
         let key = format!("object {url}");
         if let Some(p) = self.memo(&key) {
             return Ok(p);
@@ -494,7 +486,7 @@ impl Scratch {
         let stamp = format!("{url} {} {}", meta.size, meta.etag.as_deref().unwrap_or(""));
         self.node_entry(&name, &path, &stamp, &format!("fetch {url}"), || {
             let t = Instant::now();
-            s3::download_known(url, &path, Some(meta))?;
+            s3.download_known(url, &path, Some(meta))?;
             log::info!(
                 "fetched {url} ({:.1} MB, {:.2} s) into {}",
                 meta.size as f64 / 1e6,
@@ -508,12 +500,12 @@ impl Scratch {
     }
 
     /// The node-shared local mirror of every object under the prefix `url`.
-    pub fn node_prefix(&self, url: &S3Url) -> Result<PathBuf, CacheError> {
+    pub fn node_prefix(&self, s3: &S3, url: &S3Url) -> Result<PathBuf, CacheError> {
         let key = format!("prefix {url}");
         if let Some(p) = self.memo(&key) {
             return Ok(p);
         }
-        let objects = s3::list(url)?;
+        let objects = s3.list(url)?;
         if objects.is_empty() {
             return Err(CacheError::Empty {
                 url: url.to_string(),
@@ -544,7 +536,7 @@ impl Scratch {
                     bucket: url.bucket.clone(),
                     key: o.key.clone(),
                 };
-                s3::download_known(&obj, &dir.join(rel), Some(o))?;
+                s3.download_known(&obj, &dir.join(rel), Some(o))?;
                 bytes += o.size;
             }
             log::info!(

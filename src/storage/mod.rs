@@ -5,9 +5,12 @@
 //!
 //! - [`local`] (re-exported here): temporary names, fsync, rename, stale-temp clean-up —
 //!   the single place that creates and renames output paths.
-//! - [`s3`]: the S3 client (blocking calls over a runtime owned there).
+//! - [`s3`]: the S3 handle (blocking calls over a runtime it owns).
 //! - [`cache`]: the bounded local scratch cache that turns S3 inputs into local files the
 //!   memory-mapped readers use unchanged; shared entries (grid, factors) once per node.
+//!
+//! A process makes one [`Storage`] from its [`Settings`] and passes it down: it owns the
+//! S3 handle and the scratch cache (opened on first use, cleaned when it is dropped).
 //! - [`archive`]: unpacking a grid shipped as one `.tar`/`.tar.gz`/`.zip`.
 //!
 //! A location is S3 exactly when it starts with `s3://` (EDP's rule); anything else is a
@@ -21,15 +24,16 @@ pub mod s3;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 pub use local::{
     commit, discard, file_size, is_temp_name, prepare, remove_stale_temps, sha256_file,
     temp_path_for, StorageError,
 };
-pub use s3::{ObjectInfo, S3Error, S3Url, Uploaded};
+pub use s3::{ObjectInfo, S3Config, S3Error, S3Url, Uploaded, S3};
 
 use crate::settings::Settings;
-use cache::{CacheError, Pinned};
+use cache::{CacheError, Pinned, Scratch};
 
 /// What went wrong making a location usable, naming it.
 #[derive(Debug, thiserror::Error)]
@@ -62,23 +66,216 @@ fn parse(loc: &str) -> Result<Option<S3Url>, LocationError> {
     Ok(S3Url::parse(loc).transpose()?)
 }
 
-/// The storage settings of this process (S3 endpoint and transfers, scratch cache,
-/// state directory), set once by the CLI before any storage call.
-static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
-
-/// Sets this process's storage settings; only the first call counts (before any
-/// storage call). Without it, the environment's settings apply ([`Settings::from_env`]).
-pub fn configure(settings: Settings) -> bool {
-    SETTINGS.set(settings).is_ok()
+/// A process's storage: the S3 handle and the scratch cache, made once from the
+/// [`Settings`] and passed down. The scratch cache is opened (and dead processes'
+/// leftovers cleaned) on first use; dropping the `Storage` removes this process's part.
+#[derive(Debug)]
+pub struct Storage {
+    s3: S3,
+    scratch_root: PathBuf,
+    scratch_limit: Option<String>,
+    /// Opened on first use: a run with only local files never touches the scratch root.
+    scratch: OnceLock<Result<Arc<Scratch>, String>>,
 }
 
-pub(crate) fn settings() -> &'static Settings {
-    SETTINGS.get_or_init(Settings::from_env)
+impl Storage {
+    pub fn new(settings: &Settings) -> Storage {
+        Storage {
+            s3: S3::new(S3Config::new(settings)),
+            scratch_root: cache::root_or_default(settings.scratch_dir.as_deref()),
+            scratch_limit: settings.scratch_limit.clone(),
+            scratch: OnceLock::new(),
+        }
+    }
+
+    /// The S3 handle.
+    pub fn s3(&self) -> &S3 {
+        &self.s3
+    }
+
+    /// The process's scratch cache, opened on first use.
+    pub fn scratch(&self) -> Result<&Arc<Scratch>, CacheError> {
+        self.scratch
+            .get_or_init(|| {
+                let limit = cache::limit_or_default(self.scratch_limit.as_deref())
+                    .map_err(|e| e.to_string())?;
+                Scratch::open(&self.scratch_root, limit)
+                    .map(Arc::new)
+                    .map_err(|e| crate::error::chain(&e))
+            })
+            .as_ref()
+            .map_err(|e| CacheError::Init(e.clone()))
+    }
+
+    /// The local directory or file to open the grid location `loc` from (see
+    /// [`Storage::local_grid`]): `loc` itself when it is one already.
+    pub fn grid_path(&self, loc: &Path) -> Result<PathBuf, LocationError> {
+        Ok(self.local_grid(loc)?.unwrap_or_else(|| loc.to_path_buf()))
+    }
+
+    /// Fetches the S3 ones among `paths` into the scratch cache.
+    pub fn fetch_inputs<'a>(
+        &self,
+        paths: impl IntoIterator<Item = &'a str>,
+    ) -> Result<LocalInputs, LocationError> {
+        let mut out = LocalInputs::default();
+        for p in paths {
+            if out.map.contains_key(p) {
+                continue;
+            }
+            let Some(url) = parse(p)? else {
+                continue;
+            };
+            let pin = self.scratch()?.fetch_input(&self.s3, &url)?;
+            out.map
+                .insert(p.to_string(), pin.path.to_string_lossy().into_owned());
+            out._pins.push(pin);
+        }
+        Ok(out)
+    }
+
+    /// A local directory or file to open a grid location from, or `None` if `loc` is one
+    /// already. A grid may be an S3 prefix (mirrored once per node), an S3 object that is a
+    /// `.tar`/`.tar.gz`/`.zip` of the grid directory (fetched and unpacked once per node), a
+    /// prefix holding only such an archive (EDP's convention), a GRID_GEOMETRY NetCDF
+    /// object, or a local archive (unpacked once per node).
+    pub fn local_grid(&self, loc: &Path) -> Result<Option<PathBuf>, LocationError> {
+        let text = loc.to_string_lossy();
+        let Some(url) = parse(&text)? else {
+            let Some(kind) = loc
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(archive::kind_of)
+            else {
+                return Ok(None);
+            };
+            if !loc.is_file() {
+                return Ok(None);
+            }
+            let meta = std::fs::metadata(loc).map_err(|source| LocationError::Local {
+                path: loc.to_path_buf(),
+                source,
+            })?;
+            let abs = std::fs::canonicalize(loc).unwrap_or_else(|_| loc.to_path_buf());
+            let identity = format!(
+                "{} {} {:?}",
+                abs.display(),
+                meta.len(),
+                meta.modified().ok()
+            );
+            let dir = self.scratch()?.node_unpacked(loc, kind, &identity)?;
+            return Ok(Some(archive::grid_root(&dir)));
+        };
+        let scratch = self.scratch()?;
+        let unpack = |obj: &ObjectInfo| -> Result<Option<PathBuf>, LocationError> {
+            let url = S3Url {
+                bucket: url.bucket.clone(),
+                key: obj.key.clone(),
+            };
+            let local = scratch.node_object(&self.s3, &url, obj)?;
+            match archive::kind_of(url.file_name()) {
+                Some(kind) => {
+                    let identity =
+                        format!("{url} {} {}", obj.size, obj.etag.as_deref().unwrap_or(""));
+                    let dir = scratch.node_unpacked(&local, kind, &identity)?;
+                    Ok(Some(archive::grid_root(&dir)))
+                }
+                None => Ok(Some(local)),
+            }
+        };
+        match find(&self.s3, &url)? {
+            Found::Object(obj) => unpack(&obj),
+            Found::Prefix(objects) => {
+                let archives: Vec<&ObjectInfo> = objects
+                    .iter()
+                    .filter(|o| archive::kind_of(&o.key).is_some())
+                    .collect();
+                let has_mds = objects.iter().any(|o| o.key.ends_with("/XC.meta"));
+                if archives.len() == 1 && !has_mds {
+                    return unpack(archives[0]);
+                }
+                Ok(Some(archive::grid_root(
+                    &scratch.node_prefix(&self.s3, &url)?,
+                )))
+            }
+        }
+    }
+
+    /// A local file for `loc`: itself if local, else the node-shared copy of the S3 object
+    /// (fetched once per node; e.g. mapping factors, which are then memory-mapped).
+    pub fn local_file(&self, loc: &str) -> Result<PathBuf, LocationError> {
+        let Some(url) = parse(loc)? else {
+            return Ok(PathBuf::from(loc));
+        };
+        match self.s3.head(&url)? {
+            Some((info, _)) => Ok(self.scratch()?.node_object(&self.s3, &url, &info)?),
+            None => Err(LocationError::NotFound {
+                loc: loc.to_string(),
+            }),
+        }
+    }
+
+    /// A local directory for `loc`: itself if local, else the node-shared mirror of the S3
+    /// prefix (e.g. a metadata directory).
+    pub fn local_dir(&self, loc: &str) -> Result<PathBuf, LocationError> {
+        let Some(url) = parse(loc)? else {
+            return Ok(PathBuf::from(loc));
+        };
+        Ok(self.scratch()?.node_prefix(&self.s3, &url)?)
+    }
+
+    /// A local path for `loc`, file or directory: itself if local; else the node-shared copy
+    /// of the S3 object, or the mirror of the prefix.
+    pub fn local_path(&self, loc: &str) -> Result<PathBuf, LocationError> {
+        let Some(url) = parse(loc)? else {
+            return Ok(PathBuf::from(loc));
+        };
+        match find(&self.s3, &url)? {
+            Found::Object(info) => Ok(self.scratch()?.node_object(&self.s3, &url, &info)?),
+            Found::Prefix(_) => Ok(self.scratch()?.node_prefix(&self.s3, &url)?),
+        }
+    }
+
+    /// The whole content of a small file or object (a task list, a manifest).
+    pub fn read_bytes(&self, loc: &str) -> Result<Vec<u8>, LocationError> {
+        match parse(loc)? {
+            Some(url) => Ok(self.s3.get_bytes(&url)?),
+            None => std::fs::read(loc).map_err(|source| LocationError::Local {
+                path: PathBuf::from(loc),
+                source,
+            }),
+        }
+    }
+
+    /// Where a granule bound for `url` is written locally before its upload.
+    pub fn staging_path(&self, url: &S3Url) -> Result<PathBuf, LocationError> {
+        Ok(self.scratch()?.staging_path(url))
+    }
+
+    /// Uploads a staged granule to `url` and removes the local copy, whether or not the
+    /// upload succeeded (a failed task is redone from scratch).
+    pub fn upload_granule(&self, staged: &Path, url: &S3Url) -> Result<Uploaded, LocationError> {
+        let t = std::time::Instant::now();
+        let r = self.s3.upload_file(staged, url);
+        discard(staged);
+        let up = r?;
+        log::debug!(
+            "uploaded {url} ({:.1} MB in {} part(s), {:.2} s)",
+            up.size as f64 / 1e6,
+            up.parts,
+            t.elapsed().as_secs_f64()
+        );
+        Ok(up)
+    }
 }
 
-/// Cleans this process's part of the scratch cache; call once before the process exits.
-pub fn shutdown() {
-    cache::shutdown();
+impl Drop for Storage {
+    /// Cleans this process's part of the scratch cache, if it was ever opened.
+    fn drop(&mut self) {
+        if let Some(Ok(s)) = self.scratch.get() {
+            s.leave();
+        }
+    }
 }
 
 /// Local paths standing in for a task's input paths: S3 inputs fetched into the scratch
@@ -101,189 +298,21 @@ impl LocalInputs {
     }
 }
 
-/// Fetches the S3 ones among `paths` into the scratch cache.
-pub fn fetch_inputs<'a>(
-    paths: impl IntoIterator<Item = &'a str>,
-) -> Result<LocalInputs, LocationError> {
-    let mut out = LocalInputs::default();
-    for p in paths {
-        if out.map.contains_key(p) {
-            continue;
-        }
-        let Some(url) = parse(p)? else {
-            continue;
-        };
-        let pin = cache::global()?.fetch_input(&url)?;
-        out.map
-            .insert(p.to_string(), pin.path.to_string_lossy().into_owned());
-        out._pins.push(pin);
-    }
-    Ok(out)
-}
-
 /// The object at `url` with its size, or the objects under it if it is a prefix.
 enum Found {
     Object(ObjectInfo),
     Prefix(Vec<ObjectInfo>),
 }
 
-fn find(url: &S3Url) -> Result<Found, LocationError> {
-    if let Some((info, _)) = s3::head(url)? {
+fn find(s3: &S3, url: &S3Url) -> Result<Found, LocationError> {
+    if let Some((info, _)) = s3.head(url)? {
         return Ok(Found::Object(info));
     }
-    let objects = s3::list(url)?;
+    let objects = s3.list(url)?;
     if objects.is_empty() {
         return Err(LocationError::NotFound {
             loc: url.to_string(),
         });
     }
     Ok(Found::Prefix(objects))
-}
-
-/// A local directory or file to open a grid location from, or `None` if `loc` is one
-/// already. A grid may be an S3 prefix (mirrored once per node), an S3 object that is a
-/// `.tar`/`.tar.gz`/`.zip` of the grid directory (fetched and unpacked once per node), a
-/// prefix holding only such an archive (EDP's convention), a GRID_GEOMETRY NetCDF
-/// object, or a local archive (unpacked once per node).
-pub fn local_grid(loc: &Path) -> Result<Option<PathBuf>, LocationError> {
-    let text = loc.to_string_lossy();
-    let Some(url) = parse(&text)? else {
-        let Some(kind) = loc
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(archive::kind_of)
-        else {
-            return Ok(None);
-        };
-        if !loc.is_file() {
-            return Ok(None);
-        }
-        let meta = std::fs::metadata(loc).map_err(|source| LocationError::Local {
-            path: loc.to_path_buf(),
-            source,
-        })?;
-        let abs = std::fs::canonicalize(loc).unwrap_or_else(|_| loc.to_path_buf());
-        let identity = format!(
-            "{} {} {:?}",
-            abs.display(),
-            meta.len(),
-            meta.modified().ok()
-        );
-        let dir = cache::global()?.node_unpacked(loc, kind, &identity)?;
-        return Ok(Some(archive::grid_root(&dir)));
-    };
-    let scratch = cache::global()?;
-    let unpack = |obj: &ObjectInfo| -> Result<Option<PathBuf>, LocationError> {
-        let url = S3Url {
-            bucket: url.bucket.clone(),
-            key: obj.key.clone(),
-        };
-        let local = scratch.node_object(&url, obj)?;
-        match archive::kind_of(url.file_name()) {
-            Some(kind) => {
-                let identity = format!("{url} {} {}", obj.size, obj.etag.as_deref().unwrap_or(""));
-                let dir = scratch.node_unpacked(&local, kind, &identity)?;
-                Ok(Some(archive::grid_root(&dir)))
-            }
-            None => Ok(Some(local)),
-        }
-    };
-    match find(&url)? {
-        Found::Object(obj) => unpack(&obj),
-        Found::Prefix(objects) => {
-            let archives: Vec<&ObjectInfo> = objects
-                .iter()
-                .filter(|o| archive::kind_of(&o.key).is_some())
-                .collect();
-            let has_mds = objects.iter().any(|o| o.key.ends_with("/XC.meta"));
-            if archives.len() == 1 && !has_mds {
-                return unpack(archives[0]);
-            }
-            Ok(Some(archive::grid_root(&scratch.node_prefix(&url)?)))
-        }
-    }
-}
-
-/// A local file for `loc`: itself if local, else the node-shared copy of the S3 object
-/// (fetched once per node; e.g. mapping factors, which are then memory-mapped).
-pub fn local_file(loc: &str) -> Result<PathBuf, LocationError> {
-    let Some(url) = parse(loc)? else {
-        return Ok(PathBuf::from(loc));
-    };
-    match s3::head(&url)? {
-        Some((info, _)) => Ok(cache::global()?.node_object(&url, &info)?),
-        None => Err(LocationError::NotFound {
-            loc: loc.to_string(),
-        }),
-    }
-}
-
-/// A local directory for `loc`: itself if local, else the node-shared mirror of the S3
-/// prefix (e.g. a metadata directory).
-pub fn local_dir(loc: &str) -> Result<PathBuf, LocationError> {
-    let Some(url) = parse(loc)? else {
-        return Ok(PathBuf::from(loc));
-    };
-    Ok(cache::global()?.node_prefix(&url)?)
-}
-
-/// A local path for `loc`, file or directory: itself if local; else the node-shared copy
-/// of the S3 object, or the mirror of the prefix.
-pub fn local_path(loc: &str) -> Result<PathBuf, LocationError> {
-    let Some(url) = parse(loc)? else {
-        return Ok(PathBuf::from(loc));
-    };
-    match find(&url)? {
-        Found::Object(info) => Ok(cache::global()?.node_object(&url, &info)?),
-        Found::Prefix(_) => Ok(cache::global()?.node_prefix(&url)?),
-    }
-}
-
-/// The whole content of a small file or object (a task list, a manifest).
-pub fn read_bytes(loc: &str) -> Result<Vec<u8>, LocationError> {
-    match parse(loc)? {
-        Some(url) => Ok(s3::get_bytes(&url)?),
-        None => std::fs::read(loc).map_err(|source| LocationError::Local {
-            path: PathBuf::from(loc),
-            source,
-        }),
-    }
-}
-
-/// Where a granule bound for `url` is written locally before its upload.
-pub fn staging_path(url: &S3Url) -> Result<PathBuf, LocationError> {
-    Ok(cache::global()?.staging_path(url))
-}
-
-/// Uploads a staged granule to `url` and removes the local copy, whether or not the
-/// upload succeeded (a failed task is redone from scratch).
-pub fn upload_granule(staged: &Path, url: &S3Url) -> Result<Uploaded, LocationError> {
-    let t = std::time::Instant::now();
-    let r = s3::upload_file(staged, url);
-    discard(staged);
-    let up = r?;
-    log::debug!(
-        "uploaded {url} ({:.1} MB in {} part(s), {:.2} s)",
-        up.size as f64 / 1e6,
-        up.parts,
-        t.elapsed().as_secs_f64()
-    );
-    Ok(up)
-}
-
-/// The objects under the prefix `url`, by key relative to it (one paginated listing):
-/// what a restart or `edp sync` compares against instead of one HEAD per granule.
-pub fn remote_objects(url: &S3Url) -> Result<HashMap<String, ObjectInfo>, LocationError> {
-    let base = if url.key.is_empty() {
-        String::new()
-    } else {
-        format!("{}/", url.key)
-    };
-    Ok(s3::list(url)?
-        .into_iter()
-        .filter_map(|o| {
-            let rel = o.key.strip_prefix(&base)?.to_string();
-            Some((rel, o))
-        })
-        .collect())
 }

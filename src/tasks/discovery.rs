@@ -15,7 +15,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::storage::{self, S3Url};
+use crate::storage::{self, S3Url, S3};
 use crate::time::Frequency;
 
 /// Steps found per (variable, frequency), listed lazily.
@@ -24,8 +24,8 @@ pub struct Inventory {
     root: PathBuf,
     release: String,
     listed: HashMap<(String, Frequency), Listing>,
-    /// The root when it is on S3.
-    remote: Option<S3Url>,
+    /// The root when it is on S3, and the handle that lists it.
+    remote: Option<(S3Url, S3)>,
     /// Sub-prefixes of the S3 root and of `<root>/<release>`, listed once.
     remote_dirs: HashMap<String, Vec<String>>,
     errors: Vec<String>,
@@ -44,16 +44,20 @@ pub struct Listing {
 impl Inventory {
     /// `root` is the source root; when it has no `diags_*` directories of its own but
     /// `<root>/<release>/` does (EDP's convention of a root above the release), that
-    /// is used instead.
-    pub fn new(root: &Path, release: &str) -> Inventory {
+    /// is used instead. An S3 root is listed through `s3` (`None`: local roots only).
+    pub fn new(root: &Path, release: &str, s3: Option<&S3>) -> Inventory {
         let mut errors = Vec::new();
-        let remote = match storage::s3_url(&root.to_string_lossy()) {
-            Some(Ok(u)) => Some(u),
-            Some(Err(e)) => {
+        let remote = match (storage::s3_url(&root.to_string_lossy()), s3) {
+            (Some(Ok(u)), Some(s3)) => Some((u, s3.clone())),
+            (Some(Ok(u)), None) => {
+                errors.push(format!("{u}: this planner reads local source roots only"));
+                None
+            }
+            (Some(Err(e)), _) => {
                 errors.push(crate::error::chain(&e));
                 None
             }
-            None => None,
+            (None, _) => None,
         };
         Inventory {
             root: root.to_path_buf(),
@@ -74,7 +78,10 @@ impl Inventory {
     fn remote_subdirs(&mut self, url: &S3Url) -> &[String] {
         let key = url.to_string();
         if !self.remote_dirs.contains_key(&key) && self.errors.is_empty() {
-            let dirs = match storage::s3::list_dir(url) {
+            let Some((_, s3)) = &self.remote else {
+                return &[];
+            };
+            let dirs = match s3.list_dir(url) {
                 Ok((dirs, _)) => dirs,
                 Err(e) => {
                     log::error!("{}", crate::error::chain(&e));
@@ -125,10 +132,10 @@ impl Inventory {
                 // After a failed listing of this root, no more requests: the plan is
                 // unusable anyway and the first error says why.
                 Some(_) if !self.errors.is_empty() => Listing::default(),
-                Some(root) => {
+                Some((root, s3)) => {
                     let dir = self.remote_freq_dir(&root, freq).join(&sub);
                     let listed = if self.errors.is_empty() {
-                        list_remote(&dir, var, freq)
+                        list_remote(&s3, &dir, var, freq)
                     } else {
                         Ok(Listing::default())
                     };
@@ -198,8 +205,8 @@ fn list_dir(dir: &Path, var: &str, freq: Frequency) -> Listing {
 }
 
 /// Lists the S3 prefix `dir` (all pages) and pairs the object names directly under it.
-fn list_remote(dir: &S3Url, var: &str, freq: Frequency) -> Result<Listing, String> {
-    let objects = storage::s3::list(dir).map_err(|e| crate::error::chain(&e))?;
+fn list_remote(s3: &S3, dir: &S3Url, var: &str, freq: Frequency) -> Result<Listing, String> {
+    let objects = s3.list(dir).map_err(|e| crate::error::chain(&e))?;
     let base = format!("{}/", dir.key);
     let names: Vec<String> = objects
         .iter()
@@ -275,7 +282,7 @@ mod tests {
         ] {
             std::fs::write(d.join(f), b"").unwrap();
         }
-        let mut inv = Inventory::new(dir.path(), "V4r4");
+        let mut inv = Inventory::new(dir.path(), "V4r4", None);
         let l = inv.listing("SSH", Frequency::AvgMon);
         assert_eq!(l.steps.iter().copied().collect::<Vec<_>>(), vec![732]);
         assert_eq!(

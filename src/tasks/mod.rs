@@ -280,7 +280,8 @@ pub fn tasks_for_steps(
     daily: DailyDate,
     loc: &Locations,
 ) -> Vec<Task> {
-    let mut inv = discovery::Inventory::new(Path::new(source_root), &release.version);
+    // Local source roots (the demo, tests and benchmarks).
+    let mut inv = discovery::Inventory::new(Path::new(source_root), &release.version, None);
     let mut report = plan::JobReport::default();
     plan::plan_grouping(
         grouping,

@@ -179,8 +179,9 @@ pub fn build_from_jobs(
     source_root: &Path,
     loc: &Locations,
     daily: DailyDate,
+    s3: Option<&crate::storage::S3>,
 ) -> Plan {
-    let mut inv = Inventory::new(source_root, &m.release.version);
+    let mut inv = Inventory::new(source_root, &m.release.version, s3);
     let mut plan = Plan::default();
     for job in jobs {
         let Some(g) = m.grouping(job.product, job.grouping) else {

@@ -45,6 +45,17 @@ pub fn server(test: &str) -> Option<String> {
     }
 }
 
+/// The S3 handle of this test process (made after [`server`] set the environment).
+pub fn s3() -> edp::storage::S3 {
+    static S3: OnceLock<edp::storage::S3> = OnceLock::new();
+    S3.get_or_init(|| {
+        edp::storage::Storage::new(&edp::settings::Settings::from_env())
+            .s3()
+            .clone()
+    })
+    .clone()
+}
+
 fn start() -> Result<String, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/s3-up.sh");
     let out = Command::new("bash")
@@ -166,7 +177,7 @@ pub fn upload_tree(dir: &Path, bucket: &str, prefix: &str) -> usize {
                 bucket: bucket.into(),
                 key,
             };
-            edp::storage::s3::upload_file(&p, &url).expect("upload");
+            s3().upload_file(&p, &url).expect("upload");
             n += 1;
         }
     }
