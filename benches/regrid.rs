@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use edp::granule::FILL_F32;
-use edp::grid::Grid;
+use edp::grid::{Grid, GridVar};
 use edp::llc::PointType;
 use edp::mds::MdsFile;
 use edp::regrid::factors::{self, BuildOptions};
@@ -134,7 +134,14 @@ fn main() {
         vf.read_level_tiles(0, k, n, &mut v).expect("read V");
         vector::to_centres(n, (PointType::U, &u), (PointType::V, &v), &mut uc, &mut vc)
             .expect("centres");
-        vector::rotate(&grid.angle_cs, &grid.angle_sn, &uc, &vc, &mut u, &mut v);
+        vector::rotate(
+            grid.horizontal(GridVar::AngleCs).unwrap(),
+            grid.horizontal(GridVar::AngleSn).unwrap(),
+            &uc,
+            &vc,
+            &mut u,
+            &mut v,
+        );
         let s = k * nt..(k + 1) * nt;
         apply::regrid_level(&f, k, &u, &mut east[s.clone()], FILL_F32).expect("regrid");
         apply::regrid_level(&f, k, &v, &mut north[s], FILL_F32).expect("regrid");

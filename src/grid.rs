@@ -1,14 +1,25 @@
-//! The ECCO model grid a granule needs: horizontal coordinates and cell corners,
-//! rotation angles, cell areas, depth, the vertical coordinates, and the partial-cell
-//! fractions (hFac) that decide which points are wet at each level.
+//! The ECCO model grid a granule needs, read from where it lies on disk: horizontal
+//! coordinates and cell corners, rotation angles, cell areas, depth, the vertical
+//! coordinates, and the partial-cell fractions (hFac) that decide which points are wet
+//! at each level.
 //!
 //! Loaded from an MDS grid directory (what MITgcm writes: `XC.data/.meta`, …) or from
-//! a `GRID_GEOMETRY_*_native_*.nc` file. Horizontal arrays are held in tile order as
-//! f32 (what granules store); hFac stays memory-mapped when it comes from MDS and is
-//! read one level at a time, so large grids do not need every level in memory.
+//! a `GRID_GEOMETRY_*_native_*.nc` file. An MDS grid stays memory-mapped and is read
+//! **per tile** ([`Grid::read_tile`], [`Grid::read_bounds_tile`]) or per level (hFac),
+//! so a rank's memory does not grow with the grid: native granules stream their
+//! coordinates tile by tile (LLC1080: 60 MB per whole horizontal array, LLC4320:
+//! 1 GB). Whole arrays ([`Grid::horizontal`], [`Grid::bounds`]) are read on first
+//! use and kept, for the users that need every point at once (building mapping
+//! factors, rotating vectors for lat-lon granules). A `GRID_GEOMETRY` file is read
+//! whole at open (ECCO ships it for LLC90 and LLC270).
+//!
+//! This is the production reader of a grid. [`crate::synth`] has the two other grid
+//! types: `SynthGrid` (the synthetic grid's exact float64 values in memory, for tests
+//! to check against) and `geometry::Metrics` (what the synthetic map computes for one
+//! tile before it is written as MDS grid files).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::llc::{self, PointType, NTILES};
 use crate::mds::{MdsError, MdsFile};
@@ -40,6 +51,68 @@ enum Levels {
     Memory(Vec<f32>),
 }
 
+/// The horizontal (one-level) grid variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GridVar {
+    /// Cell-centre longitude.
+    Xc,
+    /// Cell-centre latitude.
+    Yc,
+    /// South-west corner longitude.
+    Xg,
+    /// South-west corner latitude.
+    Yg,
+    /// cos of the angle from east to model +x.
+    AngleCs,
+    /// sin of that angle.
+    AngleSn,
+    /// Cell area.
+    RAc,
+    /// Model depth.
+    Depth,
+}
+
+impl GridVar {
+    pub const ALL: [GridVar; 8] = [
+        GridVar::Xc,
+        GridVar::Yc,
+        GridVar::Xg,
+        GridVar::Yg,
+        GridVar::AngleCs,
+        GridVar::AngleSn,
+        GridVar::RAc,
+        GridVar::Depth,
+    ];
+
+    /// Name of the MDS grid file.
+    pub fn mds_name(self) -> &'static str {
+        ["XC", "YC", "XG", "YG", "AngleCS", "AngleSN", "RAC", "Depth"][self as usize]
+    }
+
+    /// Name in a `GRID_GEOMETRY` file.
+    pub fn nc_name(self) -> &'static str {
+        ["XC", "YC", "XG", "YG", "CS", "SN", "rA", "Depth"][self as usize]
+    }
+}
+
+/// Where the horizontal variables are read from.
+#[derive(Debug)]
+enum Horizontal {
+    /// Memory-mapped MDS files (in [`GridVar::ALL`] order), read per tile; bounds from
+    /// the directory's GRID_GEOMETRY file when it has one (EDP copies its bounds), else
+    /// worked out from the corners.
+    Mds {
+        files: Vec<Arc<MdsFile>>,
+        bounds_nc: Option<PathBuf>,
+    },
+    /// Everything in memory, tile order (a GRID_GEOMETRY file).
+    Memory {
+        arrays: Vec<Vec<f32>>,
+        xc_bnds: Vec<f32>,
+        yc_bnds: Vec<f32>,
+    },
+}
+
 /// The native LLC grid.
 #[derive(Debug)]
 pub struct Grid {
@@ -47,24 +120,17 @@ pub struct Grid {
     pub n: usize,
     /// Number of vertical levels.
     pub nz: usize,
-    pub xc: Vec<f32>,
-    pub yc: Vec<f32>,
-    pub xg: Vec<f32>,
-    pub yg: Vec<f32>,
-    /// Cell corners `(tile, j, i, 4)`: sw, se, ne, nw in index space, as ECCO's
-    /// GRID_GEOMETRY files and EDP's `XC_bnds`.
-    pub xc_bnds: Vec<f32>,
-    pub yc_bnds: Vec<f32>,
-    pub angle_cs: Vec<f32>,
-    pub angle_sn: Vec<f32>,
-    pub rac: Vec<f32>,
-    pub depth: Vec<f32>,
     /// Cell-centre depths (negative, nz).
     pub rc: Vec<f64>,
     /// Cell-face depths (negative, nz + 1).
     pub rf: Vec<f64>,
     /// Cell thicknesses (nz).
     pub drf: Vec<f64>,
+    horizontal: Horizontal,
+    /// Whole arrays of an MDS grid, read on first use ([`GridVar::ALL`] order).
+    whole: [OnceLock<Vec<f32>>; 8],
+    /// Whole cell-corner bounds, made on first use.
+    whole_bounds: OnceLock<(Vec<f32>, Vec<f32>)>,
     hfac: [Levels; 3],
     /// Where the grid came from, for messages.
     pub source: PathBuf,
@@ -118,7 +184,164 @@ impl Grid {
         }
     }
 
-    /// Loads an MDS grid directory as MITgcm writes it.
+    /// Reads tile `t` of `var` into `out` (N² values, `(j, i)`).
+    pub fn read_tile(&self, var: GridVar, t: usize, out: &mut [f32]) -> Result<(), GridError> {
+        let n = self.n;
+        if t >= NTILES || out.len() != n * n {
+            return Err(GridError::Shape {
+                path: self.source.clone(),
+                what: format!("tile {t} of {} into {} values", var.mds_name(), out.len()),
+            });
+        }
+        match &self.horizontal {
+            Horizontal::Mds { files, .. } => {
+                let f = &files[var as usize];
+                if t < 7 {
+                    // Faces 1, 2 and the cap: one contiguous block.
+                    f.read_values(0, llc::compact_index(n, t, 0, 0), out)?;
+                } else {
+                    for (j, row) in out.chunks_exact_mut(n).enumerate() {
+                        f.read_values(0, llc::compact_index(n, t, j, 0), row)?;
+                    }
+                }
+            }
+            Horizontal::Memory { arrays, .. } => {
+                out.copy_from_slice(&arrays[var as usize][t * n * n..(t + 1) * n * n]);
+            }
+        }
+        Ok(())
+    }
+
+    /// One value of `var` at `(t, j, i)`.
+    fn point(&self, var: GridVar, t: usize, j: usize, i: usize) -> Result<f32, GridError> {
+        let n = self.n;
+        match &self.horizontal {
+            Horizontal::Mds { files, .. } => {
+                let mut v = [0f32];
+                files[var as usize].read_values(0, llc::compact_index(n, t, j, i), &mut v)?;
+                Ok(v[0])
+            }
+            Horizontal::Memory { arrays, .. } => Ok(arrays[var as usize][(t * n + j) * n + i]),
+        }
+    }
+
+    /// The whole array of `var` in tile order (13·N² values), read on first use and kept.
+    pub fn horizontal(&self, var: GridVar) -> Result<&[f32], GridError> {
+        match &self.horizontal {
+            Horizontal::Memory { arrays, .. } => Ok(&arrays[var as usize]),
+            Horizontal::Mds { files, .. } => {
+                let slot = &self.whole[var as usize];
+                if let Some(v) = slot.get() {
+                    return Ok(v);
+                }
+                let mut v = vec![0f32; self.level_len()];
+                files[var as usize].read_level_tiles(0, 0, self.n, &mut v)?;
+                Ok(slot.get_or_init(|| v))
+            }
+        }
+    }
+
+    /// Cell-corner bounds of tile `t` into `xb`, `yb` (`(j, i, 4)`, 4·N² values each):
+    /// sw, se, ne, nw in index space, as ECCO's GRID_GEOMETRY files and EDP's `XC_bnds`.
+    pub fn read_bounds_tile(
+        &self,
+        t: usize,
+        xb: &mut [f32],
+        yb: &mut [f32],
+    ) -> Result<(), GridError> {
+        let n = self.n;
+        let len = 4 * n * n;
+        if t >= NTILES || xb.len() != len || yb.len() != len {
+            return Err(GridError::Shape {
+                path: self.source.clone(),
+                what: format!("bounds of tile {t} into {} values", xb.len()),
+            });
+        }
+        match &self.horizontal {
+            Horizontal::Memory {
+                xc_bnds, yc_bnds, ..
+            } => {
+                xb.copy_from_slice(&xc_bnds[t * len..(t + 1) * len]);
+                yb.copy_from_slice(&yc_bnds[t * len..(t + 1) * len]);
+            }
+            Horizontal::Mds {
+                bounds_nc: Some(nc),
+                ..
+            } => {
+                let r = NcReader::open(nc)?;
+                for (name, out) in [("XC_bnds", xb), ("YC_bnds", yb)] {
+                    let v = r.read_box_as_f32(name, &[t, 0, 0, 0], &[1, n, n, 4])?;
+                    if v.len() != len {
+                        return Err(GridError::Shape {
+                            path: nc.clone(),
+                            what: format!("{name} has no tile {t} of {n}x{n}x4"),
+                        });
+                    }
+                    out.copy_from_slice(&v);
+                }
+            }
+            Horizontal::Mds {
+                bounds_nc: None, ..
+            } => {
+                let mut xg = vec![0f32; n * n];
+                let mut yg = vec![0f32; n * n];
+                self.read_tile(GridVar::Xg, t, &mut xg)?;
+                self.read_tile(GridVar::Yg, t, &mut yg)?;
+                // Corners of the tile itself from its arrays, the others (north and
+                // east edges) read point by point from the neighbouring tiles.
+                let failed = std::cell::Cell::new(None);
+                let g = |tt: usize, j: usize, i: usize| -> (f64, f64) {
+                    if tt == t {
+                        let p = j * n + i;
+                        return (xg[p] as f64, yg[p] as f64);
+                    }
+                    let read = self
+                        .point(GridVar::Xg, tt, j, i)
+                        .and_then(|x| Ok((x, self.point(GridVar::Yg, tt, j, i)?)));
+                    match read {
+                        Ok((x, y)) => (x as f64, y as f64),
+                        Err(e) => {
+                            failed.set(Some(e));
+                            (f64::NAN, f64::NAN)
+                        }
+                    }
+                };
+                corner_bounds_tile(n, t, &g, xb, yb);
+                if let Some(e) = failed.take() {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole cell-corner bounds `(tile, j, i, 4)` (see [`Grid::read_bounds_tile`]),
+    /// made on first use and kept.
+    pub fn bounds(&self) -> Result<(&[f32], &[f32]), GridError> {
+        if let Horizontal::Memory {
+            xc_bnds, yc_bnds, ..
+        } = &self.horizontal
+        {
+            return Ok((xc_bnds, yc_bnds));
+        }
+        if let Some((x, y)) = self.whole_bounds.get() {
+            return Ok((x, y));
+        }
+        let len = 4 * self.n * self.n;
+        let mut xb = vec![0f32; NTILES * len];
+        let mut yb = vec![0f32; NTILES * len];
+        for t in 0..NTILES {
+            self.read_bounds_tile(
+                t,
+                &mut xb[t * len..(t + 1) * len],
+                &mut yb[t * len..(t + 1) * len],
+            )?;
+        }
+        let (x, y) = self.whole_bounds.get_or_init(|| (xb, yb));
+        Ok((x, y))
+    }
+
+    /// Loads an MDS grid directory as MITgcm writes it; horizontal files stay mapped.
     pub fn from_mds_dir(dir: &Path) -> Result<Grid, GridError> {
         let open = |name: &str| -> Result<MdsFile, GridError> {
             Ok(MdsFile::open(
@@ -138,17 +361,15 @@ impl Grid {
                 ),
             });
         }
-        let len = NTILES * n * n;
-        let horizontal = |f: &MdsFile| -> Result<Vec<f32>, GridError> {
-            let mut v = vec![0f32; len];
-            f.read_level_tiles(0, 0, n, &mut v)?;
-            Ok(v)
-        };
-        let h = |name: &str| -> Result<Vec<f32>, GridError> { horizontal(&open(name)?) };
+        let mut files = vec![Arc::new(xc_file)];
+        for var in &GridVar::ALL[1..] {
+            let f = open(var.mds_name())?;
+            // Every later read is in range once the shape is checked here.
+            f.check_llc(n)?;
+            files.push(Arc::new(f));
+        }
         let vertical =
             |name: &str| -> Result<Vec<f64>, GridError> { Ok(open(name)?.read_all_f64(0)?) };
-        let xc = horizontal(&xc_file)?;
-        let (yc, xg, yg) = (h("YC")?, h("XG")?, h("YG")?);
         let rf = vertical("RF")?;
         let nz = rf.len().saturating_sub(1);
         let rc = vertical("RC")?;
@@ -175,30 +396,37 @@ impl Grid {
             Ok(Levels::Mds(Arc::new(f)))
         };
         let hfac = [hfac("hFacC")?, hfac("hFacW")?, hfac("hFacS")?];
-        let (xc_bnds, yc_bnds) = match find_geometry_nc(dir)? {
-            // ECCO grid directories ship the GRID_GEOMETRY file; EDP copies its bounds.
+        // ECCO grid directories ship the GRID_GEOMETRY file; EDP copies its bounds.
+        let bounds_nc = match find_geometry_nc(dir)? {
             Some(nc) => {
                 let r = NcReader::open(&nc)?;
-                (r.read_as_f32("XC_bnds")?, r.read_as_f32("YC_bnds")?)
+                let want = NTILES * n * n * 4;
+                for name in ["XC_bnds", "YC_bnds"] {
+                    let len: usize = r
+                        .var_dims(name)?
+                        .iter()
+                        .map(|d| r.dims().iter().find(|(k, _)| k == d).map_or(0, |(_, l)| *l))
+                        .product();
+                    if len != want {
+                        return Err(GridError::Shape {
+                            path: nc,
+                            what: format!("{name} has {len} values, expected {want}"),
+                        });
+                    }
+                }
+                Some(nc)
             }
-            None => corner_bounds(n, &xg, &yg),
+            None => None,
         };
         Ok(Grid {
             n,
             nz,
-            xc,
-            yc,
-            xg,
-            yg,
-            xc_bnds,
-            yc_bnds,
-            angle_cs: h("AngleCS")?,
-            angle_sn: h("AngleSN")?,
-            rac: h("RAC")?,
-            depth: h("Depth")?,
             rc,
             rf,
             drf,
+            horizontal: Horizontal::Mds { files, bounds_nc },
+            whole: Default::default(),
+            whole_bounds: OnceLock::new(),
             hfac,
             source: dir.to_path_buf(),
         })
@@ -219,45 +447,38 @@ impl Grid {
             return Err(shape(format!("expected tile = 13 and j = i = {n}")));
         }
         let len = NTILES * n * n;
-        let h = |name: &str| -> Result<Vec<f32>, GridError> {
+        let sized = |name: &str, want: usize| -> Result<Vec<f32>, GridError> {
             let v = r.read_as_f32(name)?;
-            if v.len() != len {
+            if v.len() != want {
                 return Err(shape(format!(
-                    "{name} has {} values, expected {len}",
+                    "{name} has {} values, expected {want}",
                     v.len()
                 )));
             }
             Ok(v)
         };
         let levels = |name: &str| -> Result<Levels, GridError> {
-            let v = r.read_as_f32(name)?;
-            if v.len() != nz * len {
-                return Err(shape(format!(
-                    "{name} has {} values, expected {}",
-                    v.len(),
-                    nz * len
-                )));
-            }
-            Ok(Levels::Memory(v))
+            Ok(Levels::Memory(sized(name, nz * len)?))
         };
+        let arrays = GridVar::ALL
+            .iter()
+            .map(|v| sized(v.nc_name(), len))
+            .collect::<Result<Vec<_>, _>>()?;
         let rf = r.read_as_f64("Zp1")?;
         let drf = r.read_as_f64("drF")?;
         Ok(Grid {
             n,
             nz,
-            xc: h("XC")?,
-            yc: h("YC")?,
-            xg: h("XG")?,
-            yg: h("YG")?,
-            xc_bnds: r.read_as_f32("XC_bnds")?,
-            yc_bnds: r.read_as_f32("YC_bnds")?,
-            angle_cs: h("CS")?,
-            angle_sn: h("SN")?,
-            rac: h("rA")?,
-            depth: h("Depth")?,
             rc: r.read_as_f64("Z")?,
             rf,
             drf,
+            horizontal: Horizontal::Memory {
+                arrays,
+                xc_bnds: sized("XC_bnds", 4 * len)?,
+                yc_bnds: sized("YC_bnds", 4 * len)?,
+            },
+            whole: Default::default(),
+            whole_bounds: OnceLock::new(),
             hfac: [levels("hFacC")?, levels("hFacW")?, levels("hFacS")?],
             source: path.to_path_buf(),
         })
@@ -279,71 +500,33 @@ impl Grid {
             v
         };
         let tile_chunks = Some(vec![NTILES, n, n]);
-        let mut vars = vec![
-            var(
-                "XC",
-                &["tile", "j", "i"],
-                VarData::F32(self.xc.clone()),
+        let mut vars = Vec::new();
+        for v in GridVar::ALL {
+            let (jd, id) = match v {
+                GridVar::Xg | GridVar::Yg => ("j_g", "i_g"),
+                _ => ("j", "i"),
+            };
+            vars.push(var(
+                v.nc_name(),
+                &["tile", jd, id],
+                VarData::F32(self.horizontal(v)?.to_vec()),
                 tile_chunks.clone(),
-            ),
-            var(
-                "YC",
-                &["tile", "j", "i"],
-                VarData::F32(self.yc.clone()),
-                tile_chunks.clone(),
-            ),
-            var(
-                "XG",
-                &["tile", "j_g", "i_g"],
-                VarData::F32(self.xg.clone()),
-                tile_chunks.clone(),
-            ),
-            var(
-                "YG",
-                &["tile", "j_g", "i_g"],
-                VarData::F32(self.yg.clone()),
-                tile_chunks.clone(),
-            ),
-            var(
-                "XC_bnds",
+            ));
+        }
+        let (xb, yb) = self.bounds()?;
+        for (name, b) in [("XC_bnds", xb), ("YC_bnds", yb)] {
+            vars.push(var(
+                name,
                 &["tile", "j", "i", "nb"],
-                VarData::F32(self.xc_bnds.clone()),
+                VarData::F32(b.to_vec()),
                 None,
-            ),
-            var(
-                "YC_bnds",
-                &["tile", "j", "i", "nb"],
-                VarData::F32(self.yc_bnds.clone()),
-                None,
-            ),
-            var(
-                "CS",
-                &["tile", "j", "i"],
-                VarData::F32(self.angle_cs.clone()),
-                tile_chunks.clone(),
-            ),
-            var(
-                "SN",
-                &["tile", "j", "i"],
-                VarData::F32(self.angle_sn.clone()),
-                tile_chunks.clone(),
-            ),
-            var(
-                "rA",
-                &["tile", "j", "i"],
-                VarData::F32(self.rac.clone()),
-                tile_chunks.clone(),
-            ),
-            var(
-                "Depth",
-                &["tile", "j", "i"],
-                VarData::F32(self.depth.clone()),
-                tile_chunks,
-            ),
+            ));
+        }
+        vars.extend([
             var("Z", &["k"], VarData::F64(self.rc.clone()), None),
             var("Zp1", &["k_p1"], VarData::F64(self.rf.clone()), None),
             var("drF", &["k"], VarData::F64(self.drf.clone()), None),
-        ];
+        ]);
         for (name, p, jd, id) in [
             ("hFacC", PointType::C, "j", "i"),
             ("hFacW", PointType::U, "j", "i_g"),
@@ -426,7 +609,35 @@ pub fn corner_bounds(n: usize, xg: &[f32], yg: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let idx = (t * n + j) * n + i;
         (xg[idx] as f64, yg[idx] as f64)
     };
-    let corner = |t: usize, jg: usize, ig: usize| -> (f64, f64) {
+    let len = 4 * n * n;
+    let mut xb = vec![0f32; NTILES * len];
+    let mut yb = vec![0f32; NTILES * len];
+    for t in 0..NTILES {
+        corner_bounds_tile(
+            n,
+            t,
+            &g,
+            &mut xb[t * len..(t + 1) * len],
+            &mut yb[t * len..(t + 1) * len],
+        );
+    }
+    (xb, yb)
+}
+
+/// [`corner_bounds`] of tile `t` only (`(j, i, 4)` into `xb`, `yb`); `g(t, j, i)` gives
+/// the stored G point `(lon, lat)` of any tile.
+fn corner_bounds_tile(
+    n: usize,
+    t: usize,
+    g: &dyn Fn(usize, usize, usize) -> (f64, f64),
+    xb: &mut [f32],
+    yb: &mut [f32],
+) {
+    let corner = |jg: usize, ig: usize| -> (f64, f64) {
+        // Inside the tile: its own G point (what llc::corner answers first).
+        if jg < n && ig < n {
+            return g(t, jg, ig);
+        }
         if let Some(c) = llc::corner(n, t, jg, ig, g) {
             return c;
         }
@@ -445,20 +656,14 @@ pub fn corner_bounds(n: usize, xg: &[f32], yg: &[f32]) -> (Vec<f32>, Vec<f32>) {
             2.0 * pa[2] - pb[2],
         ])
     };
-    let len = NTILES * n * n;
-    let mut xb = vec![0f32; 4 * len];
-    let mut yb = vec![0f32; 4 * len];
-    for t in 0..NTILES {
-        for j in 0..n {
-            for i in 0..n {
-                let base = 4 * ((t * n + j) * n + i);
-                for (c, (dj, di)) in [(0, 0), (0, 1), (1, 1), (1, 0)].into_iter().enumerate() {
-                    let (x, y) = corner(t, j + dj, i + di);
-                    xb[base + c] = x as f32;
-                    yb[base + c] = y as f32;
-                }
+    for j in 0..n {
+        for i in 0..n {
+            let base = 4 * (j * n + i);
+            for (c, (dj, di)) in [(0, 0), (0, 1), (1, 1), (1, 0)].into_iter().enumerate() {
+                let (x, y) = corner(j + dj, i + di);
+                xb[base + c] = x as f32;
+                yb[base + c] = y as f32;
             }
         }
     }
-    (xb, yb)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use common::Sample;
 use edp::granule::{Context, Encoding};
-use edp::grid::Grid;
+use edp::grid::{Grid, GridVar};
 use edp::llc::{PointType, NTILES};
 use edp::metadata::MetadataSet;
 use edp::ncio::NcReader;
@@ -35,11 +35,15 @@ fn mds_grid_matches_the_synthetic_geometry() {
             );
         }
     };
-    close(&grid.xc, &want.xc, "XC");
-    close(&grid.yc, &want.yc, "YC");
-    close(&grid.xg, &want.xg, "XG");
-    close(&grid.angle_cs, &want.angle_cs, "AngleCS");
-    close(&grid.rac, &want.rac, "RAC");
+    close(grid.horizontal(GridVar::Xc).unwrap(), &want.xc, "XC");
+    close(grid.horizontal(GridVar::Yc).unwrap(), &want.yc, "YC");
+    close(grid.horizontal(GridVar::Xg).unwrap(), &want.xg, "XG");
+    close(
+        grid.horizontal(GridVar::AngleCs).unwrap(),
+        &want.angle_cs,
+        "AngleCS",
+    );
+    close(grid.horizontal(GridVar::RAc).unwrap(), &want.rac, "RAC");
     assert_eq!(grid.drf, want.drf);
     assert_eq!(grid.rf, want.rf);
     let len = grid.level_len();
@@ -62,12 +66,26 @@ fn cell_corners_surround_their_centres() {
         for j in 0..n {
             for i in 0..n {
                 let c = (t * n + j) * n + i;
-                let centre = (grid.xc[c], grid.yc[c]);
+                let centre = (
+                    grid.horizontal(GridVar::Xc).unwrap()[c],
+                    grid.horizontal(GridVar::Yc).unwrap()[c],
+                );
                 // The sw corner is the stored G point.
-                assert_eq!(grid.xc_bnds[4 * c], grid.xg[c]);
-                assert_eq!(grid.yc_bnds[4 * c], grid.yg[c]);
+                assert_eq!(
+                    grid.bounds().unwrap().0[4 * c],
+                    grid.horizontal(GridVar::Xg).unwrap()[c]
+                );
+                assert_eq!(
+                    grid.bounds().unwrap().1[4 * c],
+                    grid.horizontal(GridVar::Yg).unwrap()[c]
+                );
                 let corners: Vec<(f32, f32)> = (0..4)
-                    .map(|k| (grid.xc_bnds[4 * c + k], grid.yc_bnds[4 * c + k]))
+                    .map(|k| {
+                        (
+                            grid.bounds().unwrap().0[4 * c + k],
+                            grid.bounds().unwrap().1[4 * c + k],
+                        )
+                    })
                     .collect();
                 let d: Vec<f64> = corners
                     .iter()
@@ -101,9 +119,15 @@ fn geometry_file_round_trip_gives_the_same_granule_values() {
     mds.write_geometry_nc(&nc_path).unwrap();
     let nc = Grid::open(&nc_path).unwrap();
     assert_eq!((nc.n, nc.nz), (mds.n, mds.nz));
-    assert_eq!(nc.xc, mds.xc);
-    assert_eq!(nc.yg, mds.yg);
-    assert_eq!(nc.xc_bnds, mds.xc_bnds);
+    assert_eq!(
+        nc.horizontal(GridVar::Xc).unwrap(),
+        mds.horizontal(GridVar::Xc).unwrap()
+    );
+    assert_eq!(
+        nc.horizontal(GridVar::Yg).unwrap(),
+        mds.horizontal(GridVar::Yg).unwrap()
+    );
+    assert_eq!(nc.bounds().unwrap().0, mds.bounds().unwrap().0);
     assert_eq!(nc.rf, mds.rf);
     let len = mds.level_len();
     let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
@@ -190,16 +214,16 @@ fn float64_geometry_cdl(grid: &Grid) -> String {
         writeln!(s, " {name} = {} ;", text.join(", ")).unwrap();
     };
     let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64).collect() };
-    put("XC", &wide(&grid.xc));
-    put("YC", &wide(&grid.yc));
-    put("XG", &wide(&grid.xg));
-    put("YG", &wide(&grid.yg));
-    put("XC_bnds", &wide(&grid.xc_bnds));
-    put("YC_bnds", &wide(&grid.yc_bnds));
-    put("CS", &wide(&grid.angle_cs));
-    put("SN", &wide(&grid.angle_sn));
-    put("rA", &wide(&grid.rac));
-    put("Depth", &wide(&grid.depth));
+    put("XC", &wide(grid.horizontal(GridVar::Xc).unwrap()));
+    put("YC", &wide(grid.horizontal(GridVar::Yc).unwrap()));
+    put("XG", &wide(grid.horizontal(GridVar::Xg).unwrap()));
+    put("YG", &wide(grid.horizontal(GridVar::Yg).unwrap()));
+    put("XC_bnds", &wide(grid.bounds().unwrap().0));
+    put("YC_bnds", &wide(grid.bounds().unwrap().1));
+    put("CS", &wide(grid.horizontal(GridVar::AngleCs).unwrap()));
+    put("SN", &wide(grid.horizontal(GridVar::AngleSn).unwrap()));
+    put("rA", &wide(grid.horizontal(GridVar::RAc).unwrap()));
+    put("Depth", &wide(grid.horizontal(GridVar::Depth).unwrap()));
     let fine = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| x + 1e-9).collect() };
     put("Z", &fine(&grid.rc));
     put("Zp1", &fine(&grid.rf));
@@ -251,10 +275,19 @@ fn a_float64_geometry_file_written_by_netcdf_c_is_read() {
 
     let nc = Grid::open(&dir).unwrap();
     assert_eq!((nc.n, nc.nz), (mds.n, mds.nz));
-    assert_eq!(nc.xc, mds.xc);
-    assert_eq!(nc.yg, mds.yg);
-    assert_eq!(nc.xc_bnds, mds.xc_bnds);
-    assert_eq!(nc.angle_sn, mds.angle_sn);
+    assert_eq!(
+        nc.horizontal(GridVar::Xc).unwrap(),
+        mds.horizontal(GridVar::Xc).unwrap()
+    );
+    assert_eq!(
+        nc.horizontal(GridVar::Yg).unwrap(),
+        mds.horizontal(GridVar::Yg).unwrap()
+    );
+    assert_eq!(nc.bounds().unwrap().0, mds.bounds().unwrap().0);
+    assert_eq!(
+        nc.horizontal(GridVar::AngleSn).unwrap(),
+        mds.horizontal(GridVar::AngleSn).unwrap()
+    );
     // f64 stays f64: no rounding through f32 on the way.
     let fine: Vec<f64> = mds.rf.iter().map(|x| x + 1e-9).collect();
     assert_eq!(nc.rf, fine);
@@ -322,8 +355,14 @@ fn mds_grid_files_in_single_precision_are_read() {
     }
     assert!(converted >= 10, "{converted} float64 grid files");
     let g32 = Grid::open(&dir).unwrap();
-    assert_eq!(g32.xc, g64.xc);
-    assert_eq!(g32.angle_cs, g64.angle_cs);
+    assert_eq!(
+        g32.horizontal(GridVar::Xc).unwrap(),
+        g64.horizontal(GridVar::Xc).unwrap()
+    );
+    assert_eq!(
+        g32.horizontal(GridVar::AngleCs).unwrap(),
+        g64.horizontal(GridVar::AngleCs).unwrap()
+    );
     let narrow = |v: &[f64]| -> Vec<f64> { v.iter().map(|&x| x as f32 as f64).collect() };
     assert_eq!(g32.rf, narrow(&g64.rf));
     let len = g64.level_len();

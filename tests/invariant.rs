@@ -200,7 +200,10 @@ fn time_invariant_granules_from_ti_job_lines() {
         .iter()
         .zip(&mask_c)
         .all(|(h, m)| (*m == 1) == (*h > 0.0)));
-    assert_eq!(r.read_f32("Depth").unwrap(), grid.depth);
+    assert_eq!(
+        r.read_f32("Depth").unwrap(),
+        grid.horizontal(edp::grid::GridVar::Depth).unwrap()
+    );
     assert_eq!(r.var_dims("rAz").unwrap(), ["tile", "j_g", "i_g"]);
     assert_eq!(r.var_dims("drC").unwrap(), ["k_p1"]);
     assert_eq!(r.read_f32("drF").unwrap().len(), 50);

@@ -83,9 +83,10 @@ fn factors_match_a_brute_force_rederivation() {
 
     // EDP's rules, by brute force over every source point.
     let pts: Vec<[f64; 3]> = grid
-        .xc
+        .horizontal(edp::grid::GridVar::Xc)
+        .unwrap()
         .iter()
-        .zip(&grid.yc)
+        .zip(grid.horizontal(edp::grid::GridVar::Yc).unwrap())
         .map(|(&x, &y)| unit(x as f64, y as f64))
         .collect();
     let max_radius = (0..target.nlat)
@@ -183,9 +184,10 @@ fn smooth_fields_map_within_the_search_distance_and_constants_stay_constant() {
         .map(|j| target.radius(j))
         .fold(set.max_l, f64::max);
     let pts: Vec<[f64; 3]> = grid
-        .xc
+        .horizontal(edp::grid::GridVar::Xc)
+        .unwrap()
         .iter()
-        .zip(&grid.yc)
+        .zip(grid.horizontal(edp::grid::GridVar::Yc).unwrap())
         .map(|(&x, &y)| unit(x as f64, y as f64))
         .collect();
     // Components of the unit vector are 1-Lipschitz in chord (≤ arc) distance.
@@ -250,9 +252,10 @@ fn land_is_fill_and_the_mask_shrinks_with_depth() {
             let q = unit(target.lon(t % target.nlon), target.lat(t / target.nlon));
             let reach = target.radius(t / target.nlon).max(set.max_l);
             let any_wet_near = grid
-                .xc
+                .horizontal(edp::grid::GridVar::Xc)
+                .unwrap()
                 .iter()
-                .zip(&grid.yc)
+                .zip(grid.horizontal(edp::grid::GridVar::Yc).unwrap())
                 .zip(&hfac)
                 .any(|((&x, &y), &h)| h > 0.0 && arc_m(&q, &unit(x as f64, y as f64)) <= reach);
             assert!(
@@ -556,8 +559,11 @@ fn stress_granule_holds_the_rotated_wind() {
                 let want: f64 = (a..b)
                     .map(|e| {
                         let p = lv.cols[e] as usize;
-                        let (we, wn) =
-                            analytic::wind_stress_en(grid.xc[p] as f64, grid.yc[p] as f64, t_days);
+                        let (we, wn) = analytic::wind_stress_en(
+                            grid.horizontal(edp::grid::GridVar::Xc).unwrap()[p] as f64,
+                            grid.horizontal(edp::grid::GridVar::Yc).unwrap()[p] as f64,
+                            t_days,
+                        );
                         f64::from(lv.weights[e]) * if east { we } else { wn }
                     })
                     .sum();

@@ -174,8 +174,16 @@ fn values_equal_inputs_on_wet_cells_and_fill_on_dry() {
             edp::run::produce(task, &ctx, &edp::storage::Storage::new(&Default::default()))
                 .unwrap();
         let r = NcReader::open(&produced.path).unwrap();
-        assert_eq!(read(&r, "XC"), grid.xc, "XC is the grid's");
-        assert_eq!(read(&r, "YG"), grid.yg, "YG is the grid's");
+        assert_eq!(
+            read(&r, "XC"),
+            grid.horizontal(edp::grid::GridVar::Xc).unwrap(),
+            "XC is the grid's"
+        );
+        assert_eq!(
+            read(&r, "YG"),
+            grid.horizontal(edp::grid::GridVar::Yg).unwrap(),
+            "YG is the grid's"
+        );
         for (out, input, point) in checks {
             let values = read(&r, out);
             assert_eq!(

@@ -15,7 +15,7 @@
 //!   `positive = "down"` (the index grows downward), as CF asks of vertical axes.
 
 use super::attrs::Attrs;
-use crate::ncio::{AttrValue, DatasetDef, Values, VarData};
+use crate::ncio::{AttrValue, DType, DatasetDef, VarData};
 
 /// Global attributes EDP does not write (on some granules) that [`enrich`] adds.
 pub const ADDED_GLOBALS: &[&str] = &[
@@ -79,24 +79,29 @@ fn set_var_attr(attrs: &mut Attrs, key: &str, value: AttrValue) {
     }
 }
 
-/// Min and max over the in-memory float32 data of the named variables.
+/// Min and max over the finite float32 data of the named variables (in memory, or
+/// shared grid coordinates produced tile by tile).
 fn extent(def: &DatasetDef, names: &[&str]) -> Option<(f64, f64)> {
     let mut out: Option<(f64, f64)> = None;
+    let mut widen = |lo: f64, hi: f64| {
+        out = Some(match out {
+            Some((a, b)) => (a.min(lo), b.max(hi)),
+            None => (lo, hi),
+        });
+    };
     for v in def.vars.iter().filter(|v| names.contains(&v.name.as_str())) {
-        let values: &[f32] = match &v.data {
-            VarData::F32(values) => values,
-            VarData::Shared(shared) => match shared.values() {
-                Values::F32(values) => values,
-                _ => continue,
-            },
-            _ => continue,
-        };
-        for x in values.iter().filter(|x| x.is_finite()) {
-            let x = f64::from(*x);
-            out = Some(match out {
-                Some((lo, hi)) => (lo.min(x), hi.max(x)),
-                None => (x, x),
-            });
+        match &v.data {
+            VarData::F32(values) => {
+                for x in values.iter().filter(|x| x.is_finite()) {
+                    widen(f64::from(*x), f64::from(*x));
+                }
+            }
+            VarData::Shared(shared) if v.dtype == DType::F32 => {
+                if let Some((lo, hi)) = shared.finite_extent() {
+                    widen(lo, hi);
+                }
+            }
+            _ => {}
         }
     }
     out

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::attrs::{self, merge_variable_record, set, Attrs};
 use super::finite::Found;
 use super::{latlon, native, Context, GranuleError, FILL_F32};
-use crate::grid::Grid;
+use crate::grid::{Grid, GridVar};
 use crate::llc::PointType;
 use crate::mds::MdsFile;
 use crate::metadata::{Grouping, Product, Record};
@@ -545,7 +545,7 @@ fn geometry_latlon(
         let (dims, data): (Vec<&str>, VarData) = match out.as_str() {
             "Depth" => (
                 horizontal.to_vec(),
-                VarData::F32(regrid_masked(factors, 0, &grid.depth)?.0),
+                VarData::F32(regrid_masked(factors, 0, grid.horizontal(GridVar::Depth)?)?.0),
             ),
             "area" => (
                 horizontal.to_vec(),

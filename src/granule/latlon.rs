@@ -19,7 +19,7 @@ use super::attrs::{self, merge_record, merge_variable_record, Attrs};
 use super::finite::{Found, NonFinite, NonFinitePolicy, StreamCheck};
 use super::native::input_prefix;
 use super::{Context, GranuleError, FILL_F32};
-use crate::grid::Grid;
+use crate::grid::{Grid, GridVar};
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
 use crate::metadata::{MetadataSet, Product, Record};
@@ -269,7 +269,14 @@ fn regrid_pair_level(
     let (xp, yp) = (x.input.point, y.input.point);
     vector::to_centres(grid.n, (xp, &u), (yp, &v), &mut uc, &mut vc)?;
     // Reuse the input buffers for the rotated components.
-    vector::rotate(&grid.angle_cs, &grid.angle_sn, &uc, &vc, &mut u, &mut v);
+    vector::rotate(
+        grid.horizontal(GridVar::AngleCs)?,
+        grid.horizontal(GridVar::AngleSn)?,
+        &uc,
+        &vc,
+        &mut u,
+        &mut v,
+    );
     apply::regrid_level(factors, k, &u, e_out, FILL_F32)?;
     apply::regrid_level(factors, k, &v, n_out, FILL_F32)?;
     Ok(())

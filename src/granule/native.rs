@@ -12,11 +12,13 @@ use rayon::prelude::*;
 use super::attrs::{self, merge_record, merge_variable_record, Attrs};
 use super::finite::{Found, NonFinite, StreamCheck};
 use super::{Context, GranuleError, FILL_F32};
-use crate::grid::Grid;
+use crate::grid::{Grid, GridError, GridVar};
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
 use crate::metadata::Product;
-use crate::ncio::{AttrValue, Compression, DatasetDef, SharedValues, Values, VarData, VarDef};
+use crate::ncio::{
+    AttrValue, Compression, DatasetDef, SharedValues, SlabError, SlabProducer, VarData, VarDef,
+};
 use crate::tasks::{GranuleName, Task};
 
 /// One data variable of the granule and where its values come from.
@@ -326,7 +328,9 @@ fn coord_seed(name: &str) -> Attrs {
 }
 
 /// The horizontal coordinates and bounds of a grid, shared by every native granule of
-/// this process so the writer compresses them once per grid.
+/// this process so the writer compresses them once per grid. They are produced tile by
+/// tile from the grid's files whenever the writer needs them, never held whole: only
+/// their compressed chunks are kept.
 struct SharedCoords {
     xc: Arc<SharedValues>,
     yc: Arc<SharedValues>,
@@ -347,14 +351,30 @@ fn shared_coords(grid: &Arc<Grid>) -> Arc<SharedCoords> {
     {
         return Arc::clone(c);
     }
-    let v = |x: &Vec<f32>| SharedValues::new(Values::F32(x.clone()));
+    let tile = grid.n * grid.n;
+    // The producers hold the grid weakly, so the cache does not keep it alive.
+    let produced =
+        |per_tile: usize, read: fn(&Grid, usize, &mut [f32]) -> Result<(), GridError>| {
+            let g = Arc::downgrade(grid);
+            let produce: SlabProducer = Arc::new(move |t, out: &mut [f32]| {
+                let grid = g.upgrade().ok_or("the grid was closed")?;
+                read(&grid, t, out).map_err(|e| Box::new(e) as SlabError)
+            });
+            SharedValues::slabs(NTILES * per_tile, NTILES, produce)
+        };
     let c = Arc::new(SharedCoords {
-        xc: v(&grid.xc),
-        yc: v(&grid.yc),
-        xg: v(&grid.xg),
-        yg: v(&grid.yg),
-        xc_bnds: v(&grid.xc_bnds),
-        yc_bnds: v(&grid.yc_bnds),
+        xc: produced(tile, |g, t, out| g.read_tile(GridVar::Xc, t, out)),
+        yc: produced(tile, |g, t, out| g.read_tile(GridVar::Yc, t, out)),
+        xg: produced(tile, |g, t, out| g.read_tile(GridVar::Xg, t, out)),
+        yg: produced(tile, |g, t, out| g.read_tile(GridVar::Yg, t, out)),
+        xc_bnds: produced(4 * tile, |g, t, out| {
+            let mut other = vec![0f32; out.len()];
+            g.read_bounds_tile(t, out, &mut other)
+        }),
+        yc_bnds: produced(4 * tile, |g, t, out| {
+            let mut other = vec![0f32; out.len()];
+            g.read_bounds_tile(t, &mut other, out)
+        }),
     });
     cache.push((Arc::downgrade(grid), Arc::clone(&c)));
     c

@@ -486,6 +486,32 @@ impl MdsFile {
         Ok(())
     }
 
+    /// Decodes the `out.len()` consecutive values of `record` that start at value
+    /// `offset` (counted from the record's first value, MITgcm's compact order): one
+    /// row of a tile, or one tile of faces 1–3, without decoding the rest.
+    pub fn read_values<T: Sample>(
+        &self,
+        record: usize,
+        offset: usize,
+        out: &mut [T],
+    ) -> Result<(), MdsError> {
+        let len = self.meta.record_len();
+        if offset + out.len() > len {
+            return Err(MdsError::BufferSize {
+                path: self.data_path.clone(),
+                what: "values from the offset",
+                expected: len.saturating_sub(offset),
+                found: out.len(),
+            });
+        }
+        decode(
+            self.meta.precision,
+            self.bytes(record, offset, out.len())?,
+            out,
+        );
+        Ok(())
+    }
+
     /// All values of `record` (every level) as f64; meant for small files
     /// such as the 1-D vertical grids `RC`, `RF`, `DRF`, `DRC`.
     pub fn read_all_f64(&self, record: usize) -> Result<Vec<f64>, MdsError> {

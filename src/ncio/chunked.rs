@@ -410,7 +410,27 @@ fn shared_chunks(t: &Target, values: &SharedValues, path: &Path) -> Result<Chunk
         return Ok(c);
     }
     // Not under the lock: compressing uses rayon, and a stolen job may want the lock.
-    let made = Arc::new(compress_array(t, values.values.bytes(), path)?);
+    let made = Arc::new(match (values.values(), values.producer()) {
+        (Some(v), _) => compress_array(t, v.bytes(), path)?,
+        (None, Some(produce)) => {
+            // One row of chunks along the first dimension at a time, rows in parallel.
+            let stream = Stream {
+                members: vec![0],
+                slab_dim: 0,
+                produce: StreamProducer::One(Arc::clone(produce)),
+            };
+            let rows = chunk_rows(&t.shape[..1], &t.chunks[..1]);
+            let made: Vec<ChunkList> = rows
+                .into_par_iter()
+                .map(|row| {
+                    let unit = run_unit(&stream, &row, std::slice::from_ref(t), path)?;
+                    Ok(unit.into_iter().flat_map(|(_, chunks, _)| chunks).collect())
+                })
+                .collect::<Result<_, NcError>>()?;
+            made.into_iter().flatten().collect()
+        }
+        (None, None) => Vec::new(),
+    });
     let mut list = values.compressed.lock().unwrap_or_else(|e| e.into_inner());
     if !list.iter().any(|(k, _)| *k == key) {
         list.push((key, Arc::clone(&made)));

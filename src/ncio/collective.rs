@@ -96,6 +96,10 @@ pub fn write_collective(
         def.global_attrs = g;
     }
     let shapes = var_shapes(&def);
+    // Produced shared values (grid coordinates read per tile) stream by tiles.
+    for v in &mut def.vars {
+        v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
+    }
     // valid_min/valid_max are attributes, defined before any value is written: each
     // rank folds the range of its own share of slabs, the group takes min and max.
     let found = local_ranges(
@@ -221,9 +225,11 @@ pub fn write_collective(
             VarData::F64(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
             VarData::I32(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
             VarData::Shared(x) => match x.values() {
-                Values::F32(x) => put_share(&mut var, x, &shape, chunk0, group),
-                Values::F64(x) => put_share(&mut var, x, &shape, chunk0, group),
-                Values::I32(x) => put_share(&mut var, x, &shape, chunk0, group),
+                Some(Values::F32(x)) => put_share(&mut var, x, &shape, chunk0, group),
+                Some(Values::F64(x)) => put_share(&mut var, x, &shape, chunk0, group),
+                Some(Values::I32(x)) => put_share(&mut var, x, &shape, chunk0, group),
+                // Made a stream at the start.
+                None => Ok(()),
             }
             .map_err(put_err),
             VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => Ok(()),

@@ -101,12 +101,28 @@ impl std::str::FromStr for Writer {
 
 /// Values shared by many files (grid coordinates and bounds): the writer keeps their
 /// compressed chunks, so each chunking and compression is done once per process.
+///
+/// They are either held in memory, or produced slab by slab along the first dimension
+/// (one tile of a grid coordinate, read from the memory-mapped grid files) and never
+/// held whole: only their compressed chunks are kept (`LLC1080`: ~15 M values per
+/// coordinate, a few tens of MB compressed).
 pub struct SharedValues {
-    values: Values,
+    source: SharedSource,
     /// Compressed chunks (offset, bytes) per (shape, chunks, codec).
     compressed: Mutex<Vec<(ChunkKey, Arc<ChunkList>)>>,
+    /// (min, max) of the finite values, found on first request.
+    extent: OnceLock<Option<(f64, f64)>>,
 }
 
+enum SharedSource {
+    Values(Values),
+    /// `len` f32 values in `slabs` slabs along the first dimension.
+    Slabs {
+        len: usize,
+        slabs: usize,
+        produce: SlabProducer,
+    },
+}
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ChunkKey {
     shape: Vec<usize>,
@@ -149,13 +165,92 @@ impl Values {
 impl SharedValues {
     pub fn new(values: Values) -> Arc<SharedValues> {
         Arc::new(SharedValues {
-            values,
+            source: SharedSource::Values(values),
             compressed: Mutex::new(Vec::new()),
+            extent: OnceLock::new(),
         })
     }
 
-    pub fn values(&self) -> &Values {
-        &self.values
+    /// f32 values of `len` elements in `slabs` equal slabs along the first dimension,
+    /// slab `s` made by `produce(s, out)` whenever the values are needed (compressing
+    /// them, which happens once per chunking; writing them without compression).
+    pub fn slabs(len: usize, slabs: usize, produce: SlabProducer) -> Arc<SharedValues> {
+        Arc::new(SharedValues {
+            source: SharedSource::Slabs {
+                len,
+                slabs,
+                produce,
+            },
+            compressed: Mutex::new(Vec::new()),
+            extent: OnceLock::new(),
+        })
+    }
+
+    /// The values, when they are held in memory.
+    pub fn values(&self) -> Option<&Values> {
+        match &self.source {
+            SharedSource::Values(v) => Some(v),
+            SharedSource::Slabs { .. } => None,
+        }
+    }
+
+    /// The slab producer of values that are not held in memory.
+    fn producer(&self) -> Option<&SlabProducer> {
+        match &self.source {
+            SharedSource::Values(_) => None,
+            SharedSource::Slabs { produce, .. } => Some(produce),
+        }
+    }
+
+    fn dtype(&self) -> DType {
+        match &self.source {
+            SharedSource::Values(v) => v.dtype(),
+            SharedSource::Slabs { .. } => DType::F32,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.source {
+            SharedSource::Values(v) => v.len(),
+            SharedSource::Slabs { len, .. } => *len,
+        }
+    }
+
+    /// Minimum and maximum of the finite float values (`None` for integers, for no
+    /// finite value, or when a slab cannot be produced: the write reports that).
+    /// Produced values are visited slab by slab; the answer is kept.
+    pub fn finite_extent(&self) -> Option<(f64, f64)> {
+        *self.extent.get_or_init(|| {
+            let fold = |acc: Option<(f64, f64)>, x: f64| {
+                if !x.is_finite() {
+                    return acc;
+                }
+                Some(match acc {
+                    Some((lo, hi)) => (lo.min(x), hi.max(x)),
+                    None => (x, x),
+                })
+            };
+            match &self.source {
+                SharedSource::Values(Values::F32(v)) => {
+                    v.iter().fold(None, |a, &x| fold(a, f64::from(x)))
+                }
+                SharedSource::Values(Values::F64(v)) => v.iter().fold(None, |a, &x| fold(a, x)),
+                SharedSource::Values(Values::I32(_)) => None,
+                SharedSource::Slabs {
+                    len,
+                    slabs,
+                    produce,
+                } => {
+                    let mut buf = vec![0f32; len / (*slabs).max(1)];
+                    let mut acc = None;
+                    for s in 0..*slabs {
+                        produce(s, &mut buf).ok()?;
+                        acc = buf.iter().fold(acc, |a, &x| fold(a, f64::from(x)));
+                    }
+                    acc
+                }
+            }
+        })
     }
 }
 
@@ -163,10 +258,32 @@ impl fmt::Debug for SharedValues {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "SharedValues({:?}, {} values)",
-            self.values.dtype(),
-            self.values.len()
+            "SharedValues({:?}, {} values{})",
+            self.dtype(),
+            self.len(),
+            if self.values().is_some() {
+                ""
+            } else {
+                ", produced by slabs"
+            }
         )
+    }
+}
+
+impl VarData {
+    /// Shared values that are produced by slabs become a streamed variable along the
+    /// first dimension, for the writers that do not keep compressed chunks.
+    pub(crate) fn stream_produced(self) -> VarData {
+        match self {
+            VarData::Shared(x) => match x.producer() {
+                Some(p) => VarData::SlabsF32 {
+                    slab_dim: 0,
+                    produce: Arc::clone(p),
+                },
+                None => VarData::Shared(x),
+            },
+            other => other,
+        }
     }
 }
 
@@ -376,7 +493,7 @@ impl VarData {
             VarData::F32(_) | VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => DType::F32,
             VarData::F64(_) => DType::F64,
             VarData::I32(_) => DType::I32,
-            VarData::Shared(v) => v.values.dtype(),
+            VarData::Shared(v) => v.dtype(),
         }
     }
 }

@@ -152,6 +152,16 @@ impl NcReader {
         name: &str,
         expected: &str,
     ) -> Result<Vec<T>, NcError> {
+        self.read_converted_box(name, expected, netcdf::Extents::All)
+    }
+
+    /// [`NcReader::read_converted`] of the values in `extents` only.
+    fn read_converted_box<T: netcdf::NcTypeDescriptor + Copy>(
+        &self,
+        name: &str,
+        expected: &str,
+        extents: netcdf::Extents,
+    ) -> Result<Vec<T>, NcError> {
         let var = self.var(name)?;
         let t = var.vartype();
         if !matches!(t, NcVariableType::Float(_) | NcVariableType::Int(_)) {
@@ -162,17 +172,31 @@ impl NcReader {
                 found: format!("{t:?}"),
             });
         }
-        var.get_values::<T, _>(..).map_err(|source| NcError::Read {
-            path: self.path.clone(),
-            what: format!("values of variable `{name}` (converted from {t:?})"),
-            source,
-        })
+        var.get_values::<T, _>(extents)
+            .map_err(|source| NcError::Read {
+                path: self.path.clone(),
+                what: format!("values of variable `{name}` (converted from {t:?})"),
+                source,
+            })
     }
 
     /// All values of a numeric variable of any type as f32 (f64 values are rounded to
     /// the nearest f32, as the granules store them).
     pub fn read_as_f32(&self, name: &str) -> Result<Vec<f32>, NcError> {
         self.read_converted(name, "a number (read as f32)")
+    }
+
+    /// The box `start .. start + count` (one range per dimension) of a numeric variable
+    /// of any type as f32, row-major: one tile of a grid variable without the others.
+    pub fn read_box_as_f32(
+        &self,
+        name: &str,
+        start: &[usize],
+        count: &[usize],
+    ) -> Result<Vec<f32>, NcError> {
+        let ranges: Vec<std::ops::Range<usize>> =
+            start.iter().zip(count).map(|(&s, &c)| s..s + c).collect();
+        self.read_converted_box(name, "a number (read as f32)", ranges.into())
     }
 
     /// All values of a numeric variable of any type as f64 (exact for f32 and

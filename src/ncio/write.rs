@@ -120,7 +120,7 @@ pub(super) fn validate(def: &DatasetDef) -> Result<(), String> {
             VarData::F32(x) => Some(x.len()),
             VarData::F64(x) => Some(x.len()),
             VarData::I32(x) => Some(x.len()),
-            VarData::Shared(x) => Some(x.values.len()),
+            VarData::Shared(x) => Some(x.len()),
             VarData::SlabsF32 { slab_dim, .. } | VarData::GroupF32 { slab_dim, .. } => {
                 if *slab_dim >= shape.len() {
                     return Err(format!(
@@ -227,6 +227,10 @@ fn write_file(
 ) -> Result<u64, NcError> {
     let shapes = var_shapes(&def);
     let direct = direct_vars(&def.vars, writer);
+    // Only the direct writer keeps compressed chunks of produced shared values.
+    for (v, _) in def.vars.iter_mut().zip(&direct).filter(|(_, d)| !**d) {
+        v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
+    }
     known_ranges(&mut def.vars, &shapes, &direct, path)?;
 
     // NOCLOBBER: the temporary name is fresh; an existing file there is not ours.
@@ -263,10 +267,17 @@ fn write_file(
             VarData::F32(x) => var.put_values(&x, ..).map_err(put_err)?,
             VarData::F64(x) => var.put_values(&x, ..).map_err(put_err)?,
             VarData::I32(x) => var.put_values(&x, ..).map_err(put_err)?,
-            VarData::Shared(x) => match &x.values {
-                Values::F32(x) => var.put_values(x, ..).map_err(put_err)?,
-                Values::F64(x) => var.put_values(x, ..).map_err(put_err)?,
-                Values::I32(x) => var.put_values(x, ..).map_err(put_err)?,
+            VarData::Shared(x) => match x.values() {
+                Some(Values::F32(x)) => var.put_values(x, ..).map_err(put_err)?,
+                Some(Values::F64(x)) => var.put_values(x, ..).map_err(put_err)?,
+                Some(Values::I32(x)) => var.put_values(x, ..).map_err(put_err)?,
+                // Made a stream above.
+                None => {
+                    return Err(NcError::Invalid {
+                        path: path.to_path_buf(),
+                        reason: format!("shared values of `{}` are not in memory", v.name),
+                    })
+                }
             },
             VarData::SlabsF32 { slab_dim, produce } => {
                 let group = |s: usize, outs: &mut [&mut [f32]]| produce(s, &mut *outs[0]);
@@ -461,7 +472,7 @@ pub(super) fn local_ranges(
         match &v.data {
             VarData::F32(x) => found[i] = Some(chunked::value_range(x, fill)),
             VarData::Shared(x) => {
-                if let Values::F32(x) = &x.values {
+                if let Some(Values::F32(x)) = x.values() {
                     found[i] = Some(chunked::value_range(x, fill));
                 }
             }

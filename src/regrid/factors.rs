@@ -25,7 +25,7 @@ use super::kdtree::KdTree;
 use super::{
     chord_of_metres, grid_hash, metres_of_chord, unit_vector, GridHash, RegridError, TargetGrid,
 };
-use crate::grid::Grid;
+use crate::grid::{Grid, GridError, GridVar};
 use crate::llc::{self, PointType, NTILES};
 
 /// What to build.
@@ -68,11 +68,12 @@ pub struct FactorSet {
 /// Smallest and largest side of the native cells (m): the great-circle lengths of
 /// the south (dxG) and west (dyG) faces, from G points across tile edges where
 /// needed.
-pub fn cell_side_range(grid: &Grid) -> (f64, f64) {
+pub fn cell_side_range(grid: &Grid) -> Result<(f64, f64), GridError> {
     let n = grid.n;
+    let (xg, yg) = (grid.horizontal(GridVar::Xg)?, grid.horizontal(GridVar::Yg)?);
     let g = |t: usize, j: usize, i: usize| {
         let p = (t * n + j) * n + i;
-        unit_vector(grid.xg[p] as f64, grid.yg[p] as f64)
+        unit_vector(xg[p] as f64, yg[p] as f64)
     };
     let (lo, hi) = (0..NTILES * n)
         .into_par_iter()
@@ -99,7 +100,7 @@ pub fn cell_side_range(grid: &Grid) -> (f64, f64) {
             (lo, hi)
         })
         .reduce(|| (f64::INFINITY, 0.0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
-    (lo, hi)
+    Ok((lo, hi))
 }
 
 /// The level-independent part: each target's in-radius candidates (closest first)
@@ -132,7 +133,7 @@ pub fn build(grid: &Grid, opts: &BuildOptions) -> Result<FactorSet, RegridError>
     }
     let hash = grid_hash(grid, opts.levels)?;
     let target = opts.target;
-    let (min_l, max_l) = cell_side_range(grid);
+    let (min_l, max_l) = cell_side_range(grid)?;
     if !(min_l.is_finite() && max_l > 0.0) {
         return Err(RegridError::Config(format!(
             "grid {} has degenerate cell sizes (min {min_l} m, max {max_l} m)",
@@ -145,9 +146,9 @@ pub fn build(grid: &Grid, opts: &BuildOptions) -> Result<FactorSet, RegridError>
     let neighbours = (((2.0 * max_radius / min_l).powi(2)) as usize).clamp(1, 100);
 
     let points: Vec<[f64; 3]> = grid
-        .xc
+        .horizontal(GridVar::Xc)?
         .iter()
-        .zip(&grid.yc)
+        .zip(grid.horizontal(GridVar::Yc)?)
         .map(|(&x, &y)| unit_vector(x as f64, y as f64))
         .collect();
     let tree = KdTree::new(&points);

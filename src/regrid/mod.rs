@@ -22,8 +22,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::grid::{Grid, GridError};
-use crate::llc::PointType;
+use crate::grid::{Grid, GridError, GridVar};
+use crate::llc::{PointType, NTILES};
 
 pub use format::Factors;
 
@@ -100,9 +100,14 @@ pub fn grid_hash(grid: &Grid, levels: usize) -> Result<GridHash, RegridError> {
     h.update(b"edp-grid-hash-v1");
     h.update((grid.n as u64).to_le_bytes());
     h.update((levels as u64).to_le_bytes());
-    for a in [&grid.xc, &grid.yc, &grid.xg, &grid.yg] {
-        for x in a.iter() {
-            h.update(x.to_le_bytes());
+    // Tile by tile: the same bytes as the whole arrays in tile order.
+    let mut tile = vec![0f32; grid.n * grid.n];
+    for v in [GridVar::Xc, GridVar::Yc, GridVar::Xg, GridVar::Yg] {
+        for t in 0..NTILES {
+            grid.read_tile(v, t, &mut tile)?;
+            for x in &tile {
+                h.update(x.to_le_bytes());
+            }
         }
     }
     let mut hfac = vec![0f32; grid.level_len()];
