@@ -119,15 +119,7 @@ fn geometry_file_round_trip_gives_the_same_granule_values() {
     mds.write_geometry_nc(&nc_path).unwrap();
     let nc = Grid::open(&nc_path).unwrap();
     assert_eq!((nc.n, nc.nz), (mds.n, mds.nz));
-    assert_eq!(
-        nc.horizontal(GridVar::Xc).unwrap(),
-        mds.horizontal(GridVar::Xc).unwrap()
-    );
-    assert_eq!(
-        nc.horizontal(GridVar::Yg).unwrap(),
-        mds.horizontal(GridVar::Yg).unwrap()
-    );
-    assert_eq!(nc.bounds().unwrap().0, mds.bounds().unwrap().0);
+    same_horizontal(&nc, &mds);
     assert_eq!(nc.rf, mds.rf);
     let len = mds.level_len();
     let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
@@ -275,15 +267,7 @@ fn a_float64_geometry_file_written_by_netcdf_c_is_read() {
 
     let nc = Grid::open(&dir).unwrap();
     assert_eq!((nc.n, nc.nz), (mds.n, mds.nz));
-    assert_eq!(
-        nc.horizontal(GridVar::Xc).unwrap(),
-        mds.horizontal(GridVar::Xc).unwrap()
-    );
-    assert_eq!(
-        nc.horizontal(GridVar::Yg).unwrap(),
-        mds.horizontal(GridVar::Yg).unwrap()
-    );
-    assert_eq!(nc.bounds().unwrap().0, mds.bounds().unwrap().0);
+    same_horizontal(&nc, &mds);
     assert_eq!(
         nc.horizontal(GridVar::AngleSn).unwrap(),
         mds.horizontal(GridVar::AngleSn).unwrap()
@@ -372,4 +356,12 @@ fn mds_grid_files_in_single_precision_are_read() {
         g32.hfac_level(PointType::C, k, &mut b).unwrap();
         assert_eq!(a, b, "hFacC level {k}");
     }
+}
+
+/// The grids have the same XC, YG and cell-corner longitudes.
+fn same_horizontal(a: &Grid, b: &Grid) {
+    for v in [GridVar::Xc, GridVar::Yg] {
+        assert_eq!(a.horizontal(v).unwrap(), b.horizontal(v).unwrap(), "{v:?}");
+    }
+    assert_eq!(a.bounds().unwrap().0, b.bounds().unwrap().0);
 }
