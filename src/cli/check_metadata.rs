@@ -87,6 +87,22 @@ pub(crate) fn gate(
     )
 }
 
+/// The tasks `make` builds, between the two gates of `edp run` and `edp tasks`: the
+/// problems of the whole set first (the set may not even load), then those of the
+/// groupings the tasks make (`tasks_of` finds them in what `make` returns).
+pub(crate) fn gated<T>(
+    dir: Option<&Path>,
+    storage: &Storage,
+    make: impl FnOnce() -> anyhow::Result<T>,
+    tasks_of: impl Fn(&T) -> &[crate::tasks::Task],
+) -> anyhow::Result<T> {
+    gate(dir, storage, Some(&Default::default()), false)?;
+    let made = make()?;
+    let used = groupings_of(tasks_of(&made));
+    gate(dir, storage, Some(&used), true)?;
+    Ok(made)
+}
+
 /// The groupings (granule name prefixes) a task list makes.
 pub(crate) fn groupings_of(tasks: &[crate::tasks::Task]) -> HashSet<String> {
     tasks

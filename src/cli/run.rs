@@ -182,17 +182,12 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
 
 /// Rank 0: the task list, read or built from the jobs file.
 fn load_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Task>> {
-    // Problems of the whole set first (the set may not even load); those of the
-    // groupings the tasks make once they are known.
-    super::check_metadata::gate(
+    let tasks = super::check_metadata::gated(
         a.plan.metadata.as_deref(),
         storage,
-        Some(&Default::default()),
-        false,
+        || read_or_build_tasks(a, storage),
+        |t| t,
     )?;
-    let tasks = read_or_build_tasks(a, storage)?;
-    let used = super::check_metadata::groupings_of(&tasks);
-    super::check_metadata::gate(a.plan.metadata.as_deref(), storage, Some(&used), true)?;
     if let Some(f) = &a.plan.factors {
         check_factors(f, a.plan.grid.as_deref(), &tasks, storage)?;
     }

@@ -26,20 +26,15 @@ pub struct TasksArgs {
 
 pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
     let t = Instant::now();
-    // Problems of the whole set first (the set may not even load); those of the
-    // groupings the jobs make once the tasks are known.
-    super::check_metadata::gate(
-        a.plan.metadata.as_deref(),
-        storage,
-        Some(&Default::default()),
-        false,
-    )?;
     let Planned {
         plan,
         jobs: job_count,
-    } = a.plan.plan(storage)?;
-    let used = super::check_metadata::groupings_of(&plan.tasks);
-    super::check_metadata::gate(a.plan.metadata.as_deref(), storage, Some(&used), true)?;
+    } = super::check_metadata::gated(
+        a.plan.metadata.as_deref(),
+        storage,
+        || a.plan.plan(storage),
+        |p| &p.plan.tasks,
+    )?;
     match &a.output {
         Some(path) => tasks::write_task_list(path, &plan.tasks)
             .with_context(|| format!("writing {}", path.display()))?,

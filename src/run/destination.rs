@@ -1,8 +1,9 @@
 //! Where a run's granules go, and everything that follows from it: the one place that
 //! knows the output root (a local directory or an `s3://bucket/prefix`), the run's state
 //! directory (manifest, summary, `.edp/` journals and run lock), where built mapping
-//! factors are kept, how a granule's manifest key is taken, how the destination is listed
-//! and whether a granule of an earlier run is done.
+//! factors are kept, how a granule's manifest key is taken, how the destination is listed,
+//! restarting into it (folding a killed run's journals into the manifest, clearing its
+//! partial files) and whether a granule of an earlier run is done.
 //!
 //! Rank 0 builds it once (from `--dest`, else the common root of the tasks' granules)
 //! and hands it to every rank in the run header.
@@ -22,8 +23,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{self, Record, Status};
-use super::manifest::{self, MANIFEST_NAME, SUMMARY_NAME};
+use super::journal::{self, JournalError, Record, Status};
+use super::manifest::{self, Manifest, ManifestError, MANIFEST_NAME, SUMMARY_NAME};
 use crate::storage::{self, LocationError, ObjectInfo, S3Url, Storage};
 use crate::tasks::{GranuleName, Task};
 
@@ -65,6 +66,20 @@ pub enum DestinationError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot clear partial files under {dir:?}")]
+    Temps {
+        dir: PathBuf,
+        source: storage::StorageError,
+    },
+    #[error("cannot list {dir:?}")]
+    Walk {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
 }
 
 /// The output root of a run.
@@ -311,6 +326,68 @@ impl Destination {
             Ok(()) => Done::Done,
             Err(why) => Done::Redo(why),
         }
+    }
+
+    /// Restarting into the destination: its manifest with the records of any journals left
+    /// behind (by a killed run) folded in. If there were journals, the merged manifest is
+    /// written and the journals removed, so the ranks of this run start with empty journals.
+    pub fn consolidate(&self) -> Result<Manifest, DestinationError> {
+        let dest = self.state_dir();
+        let mut manifest = Manifest::load_or_default(dest)?;
+        let journals = journal::journal_files(dest)?;
+        if journals.is_empty() {
+            return Ok(manifest);
+        }
+        let mut n = 0;
+        for j in &journals {
+            let records = journal::read_journal(j)?;
+            n += records.len();
+            manifest.merge(records);
+        }
+        log::info!(
+            "folding {n} record(s) from {} journal(s) of an earlier run into the manifest",
+            journals.len()
+        );
+        // The manifest must be durable before the journals go.
+        manifest.write(dest)?;
+        journal::remove_journals(&journals)?;
+        Ok(manifest)
+    }
+
+    /// Removes the temporary files that killed writers left anywhere under the state
+    /// directory (the granules' tree when it is local) and returns how many. Only safe
+    /// while nothing else writes there.
+    pub fn remove_stale_temps(&self) -> Result<usize, DestinationError> {
+        let dest = self.state_dir();
+        let mut removed = 0;
+        // Not following symbolic links: only the destination's own tree.
+        for e in walkdir::WalkDir::new(dest) {
+            let e = match e {
+                Ok(e) => e,
+                Err(e)
+                    if e.io_error()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    return Err(DestinationError::Walk {
+                        dir: e.path().unwrap_or(dest).to_path_buf(),
+                        source: e.into(),
+                    })
+                }
+            };
+            if !e.file_type().is_dir() {
+                continue;
+            }
+            let dir = e.path();
+            removed +=
+                storage::remove_stale_temps(dir).map_err(|source| DestinationError::Temps {
+                    dir: dir.to_path_buf(),
+                    source,
+                })?;
+        }
+        Ok(removed)
     }
 
     /// Publishes the manifest and the summary next to S3 granules (nothing locally).
@@ -683,5 +760,21 @@ mod tests {
             Done::Redo(Redo::TaskChanged)
         );
         assert_eq!(decide(None, "t", None), Done::Redo(Redo::NoRecord));
+    }
+
+    #[test]
+    fn stale_temps_are_removed_in_the_whole_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c.nc");
+        let t1 = storage::prepare(&deep).unwrap();
+        fs::write(&t1, b"partial").unwrap();
+        let t2 = storage::prepare(&dir.path().join("top.nc")).unwrap();
+        fs::write(&t2, b"partial").unwrap();
+        fs::write(&deep, b"whole").unwrap();
+        assert_eq!(
+            Destination::local(dir.path()).remove_stale_temps().unwrap(),
+            2
+        );
+        assert!(deep.exists() && !t1.exists() && !t2.exists());
     }
 }

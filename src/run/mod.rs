@@ -13,7 +13,6 @@ pub mod journal;
 pub mod manifest;
 pub mod mpi;
 pub mod produce;
-pub mod restart;
 pub mod signal;
 pub mod spmd;
 pub mod verify;

@@ -56,6 +56,40 @@ fn quicklook(granule: &std::path::Path) -> Option<String> {
     }
 }
 
+impl Produced {
+    /// A granule written locally (no upload).
+    fn local(
+        path: PathBuf,
+        report: ncio::WriteReport,
+        nonfinite_filled: u64,
+        significant_bits: std::collections::BTreeMap<String, u8>,
+        quicklook: Option<String>,
+    ) -> Produced {
+        Produced {
+            path,
+            bytes: report.bytes,
+            elapsed: report.elapsed,
+            sha256: None,
+            etag: None,
+            nonfinite_filled,
+            significant_bits,
+            quicklook,
+        }
+    }
+}
+
+/// The task's S3 inputs fetched into the scratch cache (kept there while the returned
+/// value lives).
+fn fetch_inputs(task: &Task, storage: &Storage) -> Result<storage::LocalInputs, LocationError> {
+    storage.fetch_inputs(
+        task.variables
+            .values()
+            .flatten()
+            .flatten()
+            .map(String::as_str),
+    )
+}
+
 /// The task with its S3 inputs replaced by their local copies (`None`: all local).
 fn with_local_inputs(task: &Task, inputs: &storage::LocalInputs) -> Option<Task> {
     if inputs.is_empty() {
@@ -76,13 +110,7 @@ pub fn produce(task: &Task, ctx: &Context, storage: &Storage) -> Result<Produced
         .transpose()
         .map_err(LocationError::from)?;
     // S3 inputs are read from the scratch cache, kept there until the granule is written.
-    let inputs = storage.fetch_inputs(
-        task.variables
-            .values()
-            .flatten()
-            .flatten()
-            .map(String::as_str),
-    )?;
+    let inputs = fetch_inputs(task, storage)?;
     let local_task = with_local_inputs(task, &inputs);
     let built = granule::build(local_task.as_ref().unwrap_or(task), ctx)?;
     let path = PathBuf::from(&task.granule);
@@ -93,16 +121,13 @@ pub fn produce(task: &Task, ctx: &Context, storage: &Storage) -> Result<Produced
         } else {
             None
         };
-        return Ok(Produced {
+        return Ok(Produced::local(
             path,
-            bytes: report.bytes,
-            elapsed: report.elapsed,
-            sha256: None,
-            etag: None,
-            nonfinite_filled: built.nonfinite.filled(),
-            significant_bits: built.significant_bits,
+            report,
+            built.nonfinite.filled(),
+            built.significant_bits,
             quicklook,
-        });
+        ));
     };
     if ctx.encoding.quicklook {
         log::warn!(
@@ -142,13 +167,7 @@ pub fn produce_collective(
         )
         .into());
     }
-    let inputs = storage.fetch_inputs(
-        task.variables
-            .values()
-            .flatten()
-            .flatten()
-            .map(String::as_str),
-    );
+    let inputs = fetch_inputs(task, storage);
     let local_task = inputs
         .as_ref()
         .ok()
@@ -178,14 +197,11 @@ pub fn produce_collective(
     let quicklook = (ctx.encoding.quicklook && group.rank() == 0)
         .then(|| quicklook(&path))
         .flatten();
-    Ok(Produced {
+    Ok(Produced::local(
         path,
-        bytes: report.bytes,
-        elapsed: report.elapsed,
-        sha256: None,
-        etag: None,
-        nonfinite_filled: built.nonfinite.filled(),
-        significant_bits: built.significant_bits,
+        report,
+        built.nonfinite.filled(),
+        built.significant_bits,
         quicklook,
-    })
+    ))
 }

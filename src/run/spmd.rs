@@ -27,7 +27,6 @@ use super::destination::{Destination, Done};
 use super::journal::{self, JournalWriter, Record, Status};
 use super::manifest::{self, Manifest, RunInfo};
 use super::mpi::{self, Group, World};
-use super::restart;
 use super::signal::StopFlag;
 use super::{produce, Overrides, ProduceError, Produced, RunContext};
 use crate::granule::{now_utc, Context, Encoding};
@@ -297,8 +296,8 @@ fn plan(
         &run_id,
         &started,
     )?;
-    let manifest = restart::consolidate(dest.state_dir())?;
-    let removed = restart::remove_stale_temps_tree(dest.state_dir())?;
+    let manifest = dest.consolidate()?;
+    let removed = dest.remove_stale_temps()?;
     if removed > 0 {
         log::info!("removed {removed} partial file(s) left by an earlier run");
     }

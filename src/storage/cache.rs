@@ -454,19 +454,28 @@ impl Scratch {
         fs::write(&marker, stamp).map_err(self.io("write", &marker))
     }
 
-    fn memo(&self, key: &str) -> Option<PathBuf> {
+    /// The node entry `key` as this process validated it before, else `make`'s.
+    fn memoized(
+        &self,
+        key: String,
+        make: impl FnOnce() -> Result<PathBuf, CacheError>,
+    ) -> Result<PathBuf, CacheError> {
+        let seen = |m: &Self| {
+            m.node_seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .cloned()
+        };
+        if let Some(p) = seen(self) {
+            return Ok(p);
+        }
+        let path = make()?;
         self.node_seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(key)
-            .cloned()
-    }
-
-    fn remember(&self, key: &str, path: &Path) {
-        self.node_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.to_string(), path.to_path_buf());
+            .insert(key, path.clone());
+        Ok(path)
     }
 
     /// The node-shared local copy of the object at `url` (`meta` from a HEAD or listing).
@@ -476,80 +485,70 @@ impl Scratch {
         url: &S3Url,
         meta: &ObjectInfo,
     ) -> Result<PathBuf, CacheError> {
-        let key = format!("object {url}");
-        if let Some(p) = self.memo(&key) {
-            return Ok(p);
-        }
-        let name = format!("obj-{}", short_hash(&url.to_string()));
-        let dir = self.node_dir.join(&name);
-        let path = dir.join(url.file_name());
-        let stamp = format!("{url} {} {}", meta.size, meta.etag.as_deref().unwrap_or(""));
-        self.node_entry(&name, &path, &stamp, &format!("fetch {url}"), || {
-            let t = Instant::now();
-            s3.download_known(url, &path, Some(meta))?;
-            log::info!(
-                "fetched {url} ({:.1} MB, {:.2} s) into {}",
-                meta.size as f64 / 1e6,
-                t.elapsed().as_secs_f64(),
-                dir.display()
-            );
-            Ok(())
-        })?;
-        self.remember(&key, &path);
-        Ok(path)
+        self.memoized(format!("object {url}"), || {
+            let name = format!("obj-{}", short_hash(&url.to_string()));
+            let dir = self.node_dir.join(&name);
+            let path = dir.join(url.file_name());
+            let stamp = format!("{url} {} {}", meta.size, meta.etag.as_deref().unwrap_or(""));
+            self.node_entry(&name, &path, &stamp, &format!("fetch {url}"), || {
+                let t = Instant::now();
+                s3.download_known(url, &path, Some(meta))?;
+                log::info!(
+                    "fetched {url} ({:.1} MB, {:.2} s) into {}",
+                    meta.size as f64 / 1e6,
+                    t.elapsed().as_secs_f64(),
+                    dir.display()
+                );
+                Ok(())
+            })?;
+            Ok(path)
+        })
     }
 
     /// The node-shared local mirror of every object under the prefix `url`.
     pub fn node_prefix(&self, s3: &S3, url: &S3Url) -> Result<PathBuf, CacheError> {
-        let key = format!("prefix {url}");
-        if let Some(p) = self.memo(&key) {
-            return Ok(p);
-        }
-        let objects = s3.list(url)?;
-        if objects.is_empty() {
-            return Err(CacheError::Empty {
-                url: url.to_string(),
-            });
-        }
-        let mut stamp = url.to_string();
-        for o in &objects {
-            stamp.push_str(&format!(
-                "\n{} {} {}",
-                o.key,
-                o.size,
-                o.etag.as_deref().unwrap_or("")
-            ));
-        }
-        let name = format!("dir-{}", short_hash(&url.to_string()));
-        let dir = self.node_dir.join(&name);
-        self.node_entry(&name, &dir, &stamp, &format!("fetch {url}"), || {
-            let t = Instant::now();
-            let base = if url.key.is_empty() {
-                String::new()
-            } else {
-                format!("{}/", url.key)
-            };
-            let mut bytes = 0;
-            for o in &objects {
-                let rel = o.key.strip_prefix(&base).unwrap_or(&o.key);
-                let obj = S3Url {
-                    bucket: url.bucket.clone(),
-                    key: o.key.clone(),
-                };
-                s3.download_known(&obj, &dir.join(rel), Some(o))?;
-                bytes += o.size;
+        self.memoized(format!("prefix {url}"), || {
+            let objects = s3.list(url)?;
+            if objects.is_empty() {
+                return Err(CacheError::Empty {
+                    url: url.to_string(),
+                });
             }
-            log::info!(
-                "fetched {} object(s) under {url} ({:.1} MB, {:.2} s) into {}",
-                objects.len(),
-                bytes as f64 / 1e6,
-                t.elapsed().as_secs_f64(),
-                dir.display()
-            );
-            Ok(())
-        })?;
-        self.remember(&key, &dir);
-        Ok(dir)
+            let mut stamp = url.to_string();
+            for o in &objects {
+                stamp.push_str(&format!(
+                    "\n{} {} {}",
+                    o.key,
+                    o.size,
+                    o.etag.as_deref().unwrap_or("")
+                ));
+            }
+            let name = format!("dir-{}", short_hash(&url.to_string()));
+            let dir = self.node_dir.join(&name);
+            self.node_entry(&name, &dir, &stamp, &format!("fetch {url}"), || {
+                let t = Instant::now();
+                let base = url.dir_prefix();
+                let mut bytes = 0;
+                for o in &objects {
+                    let rel = o.key.strip_prefix(&base).unwrap_or(&o.key);
+                    let obj = S3Url {
+                        bucket: url.bucket.clone(),
+                        key: o.key.clone(),
+                    };
+                    s3.download_known(&obj, &dir.join(rel), Some(o))?;
+                    bytes += o.size;
+                }
+                log::info!(
+                    "fetched {} object(s) under {url} ({:.1} MB, {:.2} s) into {}",
+                    objects.len(),
+                    bytes as f64 / 1e6,
+                    t.elapsed().as_secs_f64(),
+                    dir.display()
+                );
+                Ok(())
+            })?;
+            Ok(dir)
+        })
     }
 
     /// The node-shared unpacked copy of the local archive `archive`; `identity` names the
@@ -560,32 +559,29 @@ impl Scratch {
         kind: archive::Kind,
         identity: &str,
     ) -> Result<PathBuf, CacheError> {
-        let key = format!("unpacked {identity}");
-        if let Some(p) = self.memo(&key) {
-            return Ok(p);
-        }
-        let name = format!("unpacked-{}", short_hash(identity));
-        let dir = self.node_dir.join(&name);
-        self.node_entry(
-            &name,
-            &dir,
-            identity,
-            &format!("unpack {}", archive.display()),
-            || {
-                let t = Instant::now();
-                self.mkdir(&dir)?;
-                archive::unpack(archive, kind, &dir)?;
-                log::info!(
-                    "unpacked {} into {} ({:.2} s)",
-                    archive.display(),
-                    dir.display(),
-                    t.elapsed().as_secs_f64()
-                );
-                Ok(())
-            },
-        )?;
-        self.remember(&key, &dir);
-        Ok(dir)
+        self.memoized(format!("unpacked {identity}"), || {
+            let name = format!("unpacked-{}", short_hash(identity));
+            let dir = self.node_dir.join(&name);
+            self.node_entry(
+                &name,
+                &dir,
+                identity,
+                &format!("unpack {}", archive.display()),
+                || {
+                    let t = Instant::now();
+                    self.mkdir(&dir)?;
+                    archive::unpack(archive, kind, &dir)?;
+                    log::info!(
+                        "unpacked {} into {} ({:.2} s)",
+                        archive.display(),
+                        dir.display(),
+                        t.elapsed().as_secs_f64()
+                    );
+                    Ok(())
+                },
+            )?;
+            Ok(dir)
+        })
     }
 }
 

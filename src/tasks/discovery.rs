@@ -207,7 +207,7 @@ fn list_dir(dir: &Path, var: &str, freq: Frequency) -> Listing {
 /// Lists the S3 prefix `dir` (all pages) and pairs the object names directly under it.
 fn list_remote(s3: &S3, dir: &S3Url, var: &str, freq: Frequency) -> Result<Listing, String> {
     let objects = s3.list(dir).map_err(|e| crate::error::chain(&e))?;
-    let base = format!("{}/", dir.key);
+    let base = dir.dir_prefix();
     let names: Vec<String> = objects
         .iter()
         .filter_map(|o| o.key.strip_prefix(&base))

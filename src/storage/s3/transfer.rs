@@ -272,29 +272,13 @@ impl S3 {
             }
         };
         let size = fs::metadata(src).map_err(local("stat"))?.len();
+        let part = self.inner.config.part_size;
+        if size < part {
+            return self.put_bytes(url, fs::read(src).map_err(local("read"))?);
+        }
         let sha256 = crate::storage::sha256_file(src).map_err(local("read"))?;
         let store = self.client(&url.bucket)?;
         let path = url.path()?;
-        let part = self.inner.config.part_size;
-        if size < part {
-            let bytes = fs::read(src).map_err(local("read"))?;
-            let opts = PutOptions {
-                attributes: sha_attributes(&sha256),
-                ..PutOptions::default()
-            };
-            let r = self.block_on(async {
-                store
-                    .put_opts(&path, PutPayload::from(bytes), opts)
-                    .await
-                    .map_err(request("PUT", url))
-            })?;
-            return Ok(Uploaded {
-                size,
-                sha256,
-                etag: r.e_tag,
-                parts: 1,
-            });
-        }
         let mut file = fs::File::open(src).map_err(local("open"))?;
         self.block_on(async {
             let opts = PutMultipartOptions {
@@ -382,11 +366,7 @@ impl S3 {
     /// The objects under the prefix `url`, by key relative to it (one paginated listing):
     /// what a restart or `edp sync` compares against instead of one HEAD per granule.
     pub fn objects_under(&self, url: &S3Url) -> Result<HashMap<String, ObjectInfo>, S3Error> {
-        let base = if url.key.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", url.key)
-        };
+        let base = url.dir_prefix();
         Ok(self
             .list(url)?
             .into_iter()

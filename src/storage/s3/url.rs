@@ -58,6 +58,16 @@ impl S3Url {
         }
     }
 
+    /// The key as a directory: with a trailing `/`, or empty at the bucket's root (what
+    /// the keys of the objects under this location start with).
+    pub fn dir_prefix(&self) -> String {
+        if self.key.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.key)
+        }
+    }
+
     /// The last segment of the key (the object's file name).
     pub fn file_name(&self) -> &str {
         self.key.rsplit('/').next().unwrap_or("")
