@@ -22,6 +22,30 @@ pub fn chain(e: &dyn Error) -> String {
     s
 }
 
+/// A file operation the OS refused: the path, what was being done, and the OS's error.
+/// Shared by the modules that read and write their own files (MDS, factors, synthetic
+/// inputs) as their `Io` variant.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: cannot {action}", path.display())]
+pub struct FileError {
+    pub path: std::path::PathBuf,
+    pub action: &'static str,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FileError {
+    /// The error maker for an operation on `path`: `.map_err(FileError::at(p, "open"))`.
+    pub fn at(path: &std::path::Path, action: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| FileError {
+            path,
+            action,
+            source,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,31 +60,30 @@ pub fn compact_index(n: usize, t: usize, j: usize, i: usize) -> usize {
 ///
 /// `out` must hold 13·N² values.
 pub fn compact_to_tiles<T: Copy>(n: usize, compact: &[T], out: &mut [T]) {
-    assert_eq!(compact.len(), NTILES * n * n, "compact level size");
-    assert_eq!(out.len(), NTILES * n * n, "tiled level size");
-    // Tiles 0–6 are already contiguous and in order.
-    out[..7 * n * n].copy_from_slice(&compact[..7 * n * n]);
-    for t in 7..NTILES {
-        for j in 0..n {
-            let src = compact_index(n, t, j, 0);
-            let dst = (t * n + j) * n;
-            out[dst..dst + n].copy_from_slice(&compact[src..src + n]);
-        }
-    }
+    reorder(n, compact, out, true);
 }
 
 /// Inverse of [`compact_to_tiles`]: 13 tiles back to MITgcm's compact level.
 pub fn tiles_to_compact<T: Copy>(n: usize, tiles: &[T], out: &mut [T]) {
-    assert_eq!(tiles.len(), NTILES * n * n, "tiled level size");
-    assert_eq!(out.len(), NTILES * n * n, "compact level size");
-    out[..7 * n * n].copy_from_slice(&tiles[..7 * n * n]);
-    for t in 7..NTILES {
-        for j in 0..n {
-            let dst = compact_index(n, t, j, 0);
-            let src = (t * n + j) * n;
-            out[dst..dst + n].copy_from_slice(&tiles[src..src + n]);
-        }
+    reorder(n, tiles, out, false);
+}
+
+/// Copies a level between the compact and the tile order (`to_tiles`: compact → tiles).
+fn reorder<T: Copy>(n: usize, from: &[T], out: &mut [T], to_tiles: bool) {
+    assert_eq!(from.len(), NTILES * n * n, "level size");
+    assert_eq!(out.len(), NTILES * n * n, "level size");
+    // Tiles 0–6 are already contiguous and in order.
+    out[..7 * n * n].copy_from_slice(&from[..7 * n * n]);
+    for (c, t) in rotated_rows(n) {
+        let (src, dst) = if to_tiles { (c, t) } else { (t, c) };
+        out[dst..dst + n].copy_from_slice(&from[src..src + n]);
     }
+}
+
+/// Where each row of tiles 7–12 starts in the compact level and in tile order (the
+/// rows of tiles 0–6 are in the same place in both).
+fn rotated_rows(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    (7..NTILES).flat_map(move |t| (0..n).map(move |j| (compact_index(n, t, j, 0), (t * n + j) * n)))
 }
 
 // ---------------------------------------------------------------------------

@@ -277,11 +277,11 @@ fn multi_record_file_reads_each_field_and_level() {
     assert_eq!(f.record_index("SALT").unwrap(), 1);
     assert_eq!(f.record_index("UVEL    ").unwrap(), 2);
     let mut out = vec![0f32; level];
-    f.read_level_f32(2, 1, &mut out).unwrap();
+    f.read_level(2, 1, &mut out).unwrap();
     assert_eq!(out[0], 2100.0);
     assert_eq!(out[level - 1], 2100.0 + (level - 1) as f32);
     let mut out64 = vec![0f64; level];
-    f.read_level_f64(1, 2, &mut out64).unwrap();
+    f.read_level(1, 2, &mut out64).unwrap();
     assert_eq!(out64[5], 1205.0);
 
     assert_msg(
@@ -290,17 +290,17 @@ fn multi_record_file_reads_each_field_and_level() {
         &["VVEL", "THETA", "SALT"],
     );
     assert_msg(
-        f.read_level_f32(0, 3, &mut out).unwrap_err(),
+        f.read_level(0, 3, &mut out).unwrap_err(),
         &d,
         &["level 3", "3 levels"],
     );
     assert_msg(
-        f.read_level_f32(3, 0, &mut out).unwrap_err(),
+        f.read_level(3, 0, &mut out).unwrap_err(),
         &d,
         &["record 3", "3 records"],
     );
     assert_msg(
-        f.read_level_f32(0, 0, &mut out[1..]).unwrap_err(),
+        f.read_level(0, 0, &mut out[1..]).unwrap_err(),
         &d,
         &["51", "52"],
     );
@@ -406,7 +406,7 @@ fn vertical_grid_files() {
     assert_eq!(f.read_all_f64(0).unwrap(), rc);
     assert_eq!(f.record_index("RC").unwrap(), 0);
     let mut one = [0f32; 1];
-    f.read_level_f32(0, 49, &mut one).unwrap();
+    f.read_level(0, 49, &mut one).unwrap();
     assert_eq!(one[0], -495.0);
 
     // Our writer produces the same layout.
@@ -534,7 +534,7 @@ fn writer_reader_round_trip() {
             f.read_level_tiles(rec, k, n, &mut tiles).unwrap();
             assert_eq!(tiles, tiles_of(1, k, n), "n={n} level {k}");
             // The raw compact level agrees with the independent statement.
-            f.read_level_f32(rec, k, &mut compact).unwrap();
+            f.read_level(rec, k, &mut compact).unwrap();
             for t in 0..NTILES {
                 for j in 0..n {
                     for i in 0..n {

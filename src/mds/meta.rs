@@ -42,11 +42,8 @@ impl MdsMeta {
     /// Reads and parses a `.meta` file.
     pub fn parse(path: impl AsRef<Path>) -> Result<MdsMeta, MdsError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| MdsError::Io {
-            path: path.to_path_buf(),
-            action: "read the .meta file",
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(crate::error::FileError::at(path, "read the .meta file"))?;
         MdsMeta::parse_str(&text, path)
     }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use crate::error::FileError;
 use crate::llc;
 
 /// Floating-point width of the values in a `.data` file.
@@ -51,13 +52,8 @@ impl Precision {
 #[derive(Debug, thiserror::Error)]
 pub enum MdsError {
     /// The OS refused an operation on the file.
-    #[error("{}: cannot {action}", path.display())]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::FileError),
     /// The `.meta` text is not `key = value` items.
     #[error("{}:{line}: malformed .meta: {message}", path.display())]
     MetaSyntax {
@@ -180,6 +176,9 @@ pub trait Sample: Copy + sealed::Sealed {
     fn from_f32(v: f32) -> Self;
     #[doc(hidden)]
     fn from_f64(v: f64) -> Self;
+    /// The value as a file of `precision` stores it (big-endian; f64 to f32 rounds).
+    #[doc(hidden)]
+    fn encode(self, precision: Precision, out: &mut Vec<u8>);
 }
 
 mod sealed {
@@ -197,6 +196,13 @@ impl Sample for f32 {
     fn from_f64(v: f64) -> f32 {
         v as f32
     }
+    #[inline]
+    fn encode(self, precision: Precision, out: &mut Vec<u8>) {
+        match precision {
+            Precision::F32 => out.extend(self.to_be_bytes()),
+            Precision::F64 => out.extend(f64::from(self).to_be_bytes()),
+        }
+    }
 }
 
 impl Sample for f64 {
@@ -207,6 +213,13 @@ impl Sample for f64 {
     #[inline]
     fn from_f64(v: f64) -> f64 {
         v
+    }
+    #[inline]
+    fn encode(self, precision: Precision, out: &mut Vec<u8>) {
+        match precision {
+            Precision::F32 => out.extend((self as f32).to_be_bytes()),
+            Precision::F64 => out.extend(self.to_be_bytes()),
+        }
     }
 }
 
@@ -251,13 +264,7 @@ impl MdsFile {
     /// size matches the `.meta` before mapping it.
     pub fn open(data_path: &Path, meta_path: &Path) -> Result<MdsFile, MdsError> {
         let meta = MdsMeta::parse(meta_path)?;
-        let io = |action| {
-            move |source| MdsError::Io {
-                path: data_path.to_path_buf(),
-                action,
-                source,
-            }
-        };
+        let io = |action| FileError::at(data_path, action);
         let file = File::open(data_path).map_err(io("open the .data file"))?;
         let found = file.metadata().map_err(io("stat the .data file"))?.len();
         let bytes = meta.precision.bytes();
@@ -408,26 +415,6 @@ impl MdsFile {
         let bytes = self.bytes(record, level * len, len)?;
         decode(self.meta.precision, bytes, out);
         Ok(())
-    }
-
-    /// [`MdsFile::read_level`] into `f32` (f64 files are rounded).
-    pub fn read_level_f32(
-        &self,
-        record: usize,
-        level: usize,
-        out: &mut [f32],
-    ) -> Result<(), MdsError> {
-        self.read_level(record, level, out)
-    }
-
-    /// [`MdsFile::read_level`] into `f64`.
-    pub fn read_level_f64(
-        &self,
-        record: usize,
-        level: usize,
-        out: &mut [f64],
-    ) -> Result<(), MdsError> {
-        self.read_level(record, level, out)
     }
 
     /// Checks the horizontal shape is LLC-`n` compact (x = n, y = 13n).

@@ -6,7 +6,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{with_suffix, MdsError, MdsMeta, Precision};
+use super::{with_suffix, MdsError, MdsMeta, Precision, Sample};
+use crate::error::FileError;
 use crate::llc;
 
 /// Streams one LLC field, level by level from the 13-tile layout, into
@@ -55,19 +56,12 @@ impl MdsWriter {
         // file; it is rewritten by `finish`.
         match std::fs::remove_file(&meta_path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(MdsError::Io {
-                    path: meta_path,
-                    action: "remove the old .meta file",
-                    source: e,
-                })
+                return Err(FileError::at(&meta_path, "remove the old .meta file")(e).into())
             }
             _ => {}
         }
-        let file = File::create(&data_path).map_err(|source| MdsError::Io {
-            path: data_path.clone(),
-            action: "create the .data file",
-            source,
-        })?;
+        let file =
+            File::create(&data_path).map_err(FileError::at(&data_path, "create the .data file"))?;
         let mut dims = vec![n, 13 * n];
         dims.extend(nz);
         let meta = MdsMeta {
@@ -94,40 +88,34 @@ impl MdsWriter {
 
     /// Appends the next level, given as 13 tiles `(tile, j, i)`.
     pub fn write_level_tiles(&mut self, tiles_level: &[f32]) -> Result<(), MdsError> {
-        self.check_next(tiles_level.len())?;
         let mut compact = std::mem::take(&mut self.compact32);
-        compact.resize(tiles_level.len(), 0.0);
-        llc::tiles_to_compact(self.n, tiles_level, &mut compact);
-        self.bytes.clear();
-        match self.meta.precision {
-            Precision::F32 => self
-                .bytes
-                .extend(compact.iter().flat_map(|v| v.to_be_bytes())),
-            Precision::F64 => self
-                .bytes
-                .extend(compact.iter().flat_map(|&v| f64::from(v).to_be_bytes())),
-        }
+        let written = self.write_tiles(tiles_level, &mut compact);
         self.compact32 = compact;
-        self.emit()
+        written
     }
 
     /// [`MdsWriter::write_level_tiles`] from f64 tiles (rounded to f32 for a
     /// float32 file, as MITgcm does with `writeBinaryPrec = 32`).
     pub fn write_level_tiles_f64(&mut self, tiles_level: &[f64]) -> Result<(), MdsError> {
-        self.check_next(tiles_level.len())?;
         let mut compact = std::mem::take(&mut self.compact64);
-        compact.resize(tiles_level.len(), 0.0);
-        llc::tiles_to_compact(self.n, tiles_level, &mut compact);
-        self.bytes.clear();
-        match self.meta.precision {
-            Precision::F32 => self
-                .bytes
-                .extend(compact.iter().flat_map(|&v| (v as f32).to_be_bytes())),
-            Precision::F64 => self
-                .bytes
-                .extend(compact.iter().flat_map(|v| v.to_be_bytes())),
-        }
+        let written = self.write_tiles(tiles_level, &mut compact);
         self.compact64 = compact;
+        written
+    }
+
+    /// Reorders a level of tiles into `compact` (kept between levels) and writes it.
+    fn write_tiles<T: Sample + Default>(
+        &mut self,
+        tiles_level: &[T],
+        compact: &mut Vec<T>,
+    ) -> Result<(), MdsError> {
+        self.check_next(tiles_level.len())?;
+        compact.resize(tiles_level.len(), T::default());
+        llc::tiles_to_compact(self.n, tiles_level, compact);
+        self.bytes.clear();
+        for v in compact.iter() {
+            v.encode(self.meta.precision, &mut self.bytes);
+        }
         self.emit()
     }
 
@@ -155,11 +143,7 @@ impl MdsWriter {
     fn emit(&mut self) -> Result<(), MdsError> {
         self.out
             .write_all(&self.bytes)
-            .map_err(|source| MdsError::Io {
-                path: self.data_path.clone(),
-                action: "write the .data file",
-                source,
-            })?;
+            .map_err(FileError::at(&self.data_path, "write the .data file"))?;
         self.written += 1;
         Ok(())
     }
@@ -172,14 +156,7 @@ impl MdsWriter {
                 message: format!("{} of {} levels written", self.written, self.levels),
             });
         }
-        let io = |action| {
-            let path = self.data_path.clone();
-            move |source| MdsError::Io {
-                path,
-                action,
-                source,
-            }
-        };
+        let io = |action| FileError::at(&self.data_path, action);
         let file = self
             .out
             .into_inner()
@@ -191,11 +168,9 @@ impl MdsWriter {
 }
 
 fn write_meta(meta: &MdsMeta) -> Result<(), MdsError> {
-    std::fs::write(&meta.path, meta.to_text()).map_err(|source| MdsError::Io {
-        path: meta.path.clone(),
-        action: "write the .meta file",
-        source,
-    })
+    std::fs::write(&meta.path, meta.to_text())
+        .map_err(FileError::at(&meta.path, "write the .meta file"))?;
+    Ok(())
 }
 
 /// Writes a 1-D vertical grid file (`RC`, `RF`, `DRF`, `DRC`, …) the way
@@ -214,11 +189,7 @@ pub fn write_vector_f64(base: &Path, values: &[f64], name: &str) -> Result<(), M
         });
     }
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
-    std::fs::write(&data_path, bytes).map_err(|source| MdsError::Io {
-        path: data_path.clone(),
-        action: "write the .data file",
-        source,
-    })?;
+    std::fs::write(&data_path, bytes).map_err(FileError::at(&data_path, "write the .data file"))?;
     write_meta(&MdsMeta {
         path: with_suffix(base, ".meta"),
         ndims: 3,

@@ -45,6 +45,7 @@ use memmap2::Mmap;
 
 use super::factors::FactorSet;
 use super::{GridHash, RegridError, TargetGrid};
+use crate::error::FileError;
 use crate::llc::NTILES;
 
 pub const MAGIC: &[u8; 8] = b"EDPFACTR";
@@ -112,14 +113,7 @@ pub fn to_bytes(set: &FactorSet) -> Vec<u8> {
 /// Writes a factor set to `path` atomically (temporary file in the same directory,
 /// synced, then renamed), creating the directory if needed.
 pub fn write(set: &FactorSet, path: &Path) -> Result<u64, RegridError> {
-    let io = |action: &'static str, p: &Path| {
-        let p = p.to_path_buf();
-        move |source| RegridError::Io {
-            path: p,
-            action,
-            source,
-        }
-    };
+    let io = |action: &'static str, p: &Path| FileError::at(p, action);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -144,7 +138,7 @@ pub fn write(set: &FactorSet, path: &Path) -> Result<u64, RegridError> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.map(|()| bytes.len() as u64)
+    Ok(result.map(|()| bytes.len() as u64)?)
 }
 
 enum Backing {
@@ -231,18 +225,10 @@ fn f64_at(b: &[u8], at: usize) -> f64 {
 impl Factors {
     /// Memory-maps and validates a factor file.
     pub fn open(path: &Path) -> Result<Factors, RegridError> {
-        let f = fs::File::open(path).map_err(|source| RegridError::Io {
-            path: path.to_path_buf(),
-            action: "open",
-            source,
-        })?;
+        let f = fs::File::open(path).map_err(FileError::at(path, "open"))?;
         // SAFETY: the file is mapped read-only; factor files are replaced by rename,
         // never rewritten in place, so the mapped pages do not change under us.
-        let map = unsafe { Mmap::map(&f) }.map_err(|source| RegridError::Io {
-            path: path.to_path_buf(),
-            action: "memory-map",
-            source,
-        })?;
+        let map = unsafe { Mmap::map(&f) }.map_err(FileError::at(path, "memory-map"))?;
         Factors::parse(Backing::Map(map), path.to_path_buf())
     }
 

@@ -35,13 +35,8 @@ pub const EARTH_RADIUS_AREA_M: f64 = 6_371_008.8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegridError {
-    #[error("{}: cannot {action}", path.display())]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::FileError),
     #[error("mapping factors {}: {what}", path.display())]
     Format { path: PathBuf, what: String },
     #[error(

@@ -18,6 +18,7 @@ use std::time::Instant;
 use super::factors::{self, BuildOptions};
 use super::format::{self, Factors, MAGIC};
 use super::{grid_hash, GridHash, RegridError, TargetGrid};
+use crate::error::FileError;
 use crate::grid::Grid;
 use crate::storage::lock::NodeLock;
 
@@ -256,23 +257,13 @@ fn cached_or_build(
     };
     let lock = path.with_extension("bin.lock");
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|source| RegridError::Io {
-            path: dir.to_path_buf(),
-            action: "create directory",
-            source,
-        })?;
+        fs::create_dir_all(dir).map_err(FileError::at(dir, "create directory"))?;
     }
     if let Some(f) = try_cached() {
         return Ok(f);
     }
-    let _held =
-        NodeLock::acquire(&lock, &format!("build {}", path.display())).map_err(|source| {
-            RegridError::Io {
-                path: lock.clone(),
-                action: "create lock file",
-                source,
-            }
-        })?;
+    let _held = NodeLock::acquire(&lock, &format!("build {}", path.display()))
+        .map_err(FileError::at(&lock, "create lock file"))?;
     // Another process may have built them while we waited for the lock.
     if let Some(f) = try_cached() {
         return Ok(f);

@@ -21,23 +21,28 @@ pub const STATE_DIR: &str = ".edp";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("cannot create directory {path:?}")]
-    CreateDir { path: PathBuf, source: io::Error },
-    #[error("cannot open journal {path:?}")]
-    Open { path: PathBuf, source: io::Error },
-    #[error("cannot append to journal {path:?}")]
-    Append { path: PathBuf, source: io::Error },
-    #[error("cannot read journal {path:?}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot list {path:?}")]
-    List { path: PathBuf, source: io::Error },
-    #[error("cannot remove journal {path:?}")]
-    Remove { path: PathBuf, source: io::Error },
+    /// `action`: "create directory", "open journal", "append to journal", "read
+    /// journal", "list", "remove journal".
+    #[error("cannot {action} {path:?}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("cannot encode the record of {granule}")]
     Encode {
         granule: String,
         source: serde_json::Error,
     },
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> JournalError {
+    let path = path.to_path_buf();
+    move |source| JournalError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,19 +121,13 @@ pub fn journal_path(dest: &Path, rank: usize) -> PathBuf {
 impl JournalWriter {
     pub fn open(dest: &Path, rank: usize) -> Result<JournalWriter, JournalError> {
         let dir = state_dir(dest);
-        fs::create_dir_all(&dir).map_err(|source| JournalError::CreateDir {
-            path: dir.clone(),
-            source,
-        })?;
+        fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
         let path = journal_path(dest, rank);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|source| JournalError::Open {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(io_error("open journal", &path))?;
         Ok(JournalWriter { path, file })
     }
 
@@ -147,33 +146,22 @@ impl JournalWriter {
         self.file
             .write_all(&line)
             .and_then(|()| self.file.sync_data())
-            .map_err(|source| JournalError::Append {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(io_error("append to journal", &self.path))
     }
 }
 
 /// Journal files present under `<dest>/.edp`, in name order.
 pub fn journal_files(dest: &Path) -> Result<Vec<PathBuf>, JournalError> {
     let dir = state_dir(dest);
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(JournalError::List { path: dir, source }),
-    };
-    let mut out = Vec::new();
-    for e in entries {
-        let e = e.map_err(|source| JournalError::List {
-            path: dir.clone(),
-            source,
-        })?;
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("journal-") && name.ends_with(".jsonl") {
-            out.push(e.path());
-        }
-    }
+    let mut out: Vec<PathBuf> = crate::storage::dir_entries(&dir)
+        .map_err(io_error("list", &dir))?
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy())
+                .is_some_and(|n| n.starts_with("journal-") && n.ends_with(".jsonl"))
+        })
+        .collect();
     out.sort();
     Ok(out)
 }
@@ -181,16 +169,10 @@ pub fn journal_files(dest: &Path) -> Result<Vec<PathBuf>, JournalError> {
 /// The records of one journal, in order. Lines that do not parse (a line torn by a
 /// kill, or damage) are skipped with a warning: their tasks are simply redone.
 pub fn read_journal(path: &Path) -> Result<Vec<Record>, JournalError> {
-    let file = File::open(path).map_err(|source| JournalError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = File::open(path).map_err(io_error("read journal", path))?;
     let mut out = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| JournalError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let line = line.map_err(io_error("read journal", path))?;
         if line.trim().is_empty() {
             continue;
         }
@@ -224,12 +206,7 @@ pub fn remove_journals(paths: &[PathBuf]) -> Result<(), JournalError> {
         match fs::remove_file(p) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(JournalError::Remove {
-                    path: p.clone(),
-                    source,
-                })
-            }
+            Err(source) => return Err(io_error("remove journal", p)(source)),
         }
     }
     Ok(())

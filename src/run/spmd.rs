@@ -466,13 +466,16 @@ fn work(
         // A group goes on or stops together: its members wait for each other, and one
         // that stops (a signal, a journal that cannot be written) stops them all.
         let go_on = !stop.is_set() && report.journal_failed.is_none();
-        if in_group && !group.all_true(go_on) && go_on {
+        let stop_here = |report: &mut RankReport, why: &str| {
             report.not_run = remaining(&mine[n..], group);
             log::warn!(
-                "rank {}: another rank of its group stopped; {} task(s) left undone",
+                "rank {}: {why}; {} task(s) left undone",
                 world.rank(),
                 report.not_run
             );
+        };
+        if in_group && !group.all_true(go_on) && go_on {
+            stop_here(&mut report, "another rank of its group stopped");
             break;
         }
         if report.journal_failed.is_some() {
@@ -480,12 +483,7 @@ fn work(
         }
         if stop.is_set() {
             report.interrupted = true;
-            report.not_run = remaining(&mine[n..], group);
-            log::warn!(
-                "rank {}: stop requested; {} task(s) left undone",
-                world.rank(),
-                report.not_run
-            );
+            stop_here(&mut report, "stop requested");
             break;
         }
         if let Some(p) = &panic_at {
@@ -664,28 +662,20 @@ fn run_task(
     }
 }
 
-/// Writes a task's granule alone, or collectively with `group`.
-#[cfg(feature = "parallel-hdf5")]
+/// Writes a task's granule alone, or collectively with `group` (the serial build has
+/// no groups).
 fn produce_in(
     group: Option<&Group>,
     task: &Task,
     ctx: &Context,
     storage: &Storage,
 ) -> Result<Produced, ProduceError> {
-    match group {
-        Some(g) => super::produce::produce_collective(task, ctx, storage, g),
-        None => produce(task, ctx, storage),
+    #[cfg(feature = "parallel-hdf5")]
+    if let Some(g) = group {
+        return super::produce::produce_collective(task, ctx, storage, g);
     }
-}
-
-/// Writes a task's granule (the serial build has no groups).
-#[cfg(not(feature = "parallel-hdf5"))]
-fn produce_in(
-    _group: Option<&Group>,
-    task: &Task,
-    ctx: &Context,
-    storage: &Storage,
-) -> Result<Produced, ProduceError> {
+    #[cfg(not(feature = "parallel-hdf5"))]
+    let _ = group;
     produce(task, ctx, storage)
 }
 

@@ -193,29 +193,27 @@ pub fn discard(temp: &Path) {
     }
 }
 
+/// The paths of the entries of `dir`, in no particular order; a missing directory has
+/// none.
+pub fn dir_entries(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        entries => entries?.map(|e| e.map(|e| e.path())).collect(),
+    }
+}
+
 /// Removes leftovers of crashed runs (files named by [`temp_path_for`]) from `dir` and
 /// returns how many were removed. A missing directory has none.
 ///
 /// Call it only when no other writer is working in `dir` (e.g. before a restart's ranks
 /// start writing): a live writer's temporary file looks the same as a stale one.
 pub fn remove_stale_temps(dir: &Path) -> Result<usize, StorageError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(StorageError::ReadDir {
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-    };
+    let entries = dir_entries(dir).map_err(|source| StorageError::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut removed = 0;
-    for entry in entries {
-        let entry = entry.map_err(|source| StorageError::ReadDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let path = entry.path();
+    for path in entries {
         if !is_temp_name(&path) {
             continue;
         }

@@ -101,13 +101,8 @@ pub enum SynthError {
     #[error("unknown synthetic variable {name:?} (known: {known})")]
     UnknownVariable { name: String, known: String },
     /// The OS refused an operation.
-    #[error("{}: cannot {action}", path.display())]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::FileError),
     /// Writing an MDS file failed (the error names the file).
     #[error(transparent)]
     Mds(#[from] MdsError),

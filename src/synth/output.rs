@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::SynthError;
+use crate::error::FileError;
 use crate::mds::{MdsWriter, Precision};
 
 /// `base` + `suffix` (MDS bases have no extension of their own).
@@ -26,11 +27,7 @@ impl Tally {
     /// Counts a finished file by its size on disk.
     pub fn add(&mut self, path: &Path) -> Result<(), SynthError> {
         let len = std::fs::metadata(path)
-            .map_err(|source| SynthError::Io {
-                path: path.to_path_buf(),
-                action: "stat the written file",
-                source,
-            })?
+            .map_err(FileError::at(path, "stat the written file"))?
             .len();
         self.files += 1;
         self.bytes += len;
@@ -46,20 +43,14 @@ impl Tally {
 
 /// Creates a directory and its parents.
 pub fn create_dir(path: &Path) -> Result<(), SynthError> {
-    std::fs::create_dir_all(path).map_err(|source| SynthError::Io {
-        path: path.to_path_buf(),
-        action: "create the directory",
-        source,
-    })
+    std::fs::create_dir_all(path).map_err(FileError::at(path, "create the directory"))?;
+    Ok(())
 }
 
 /// Writes a small text file.
 pub fn write_text(path: &Path, text: &str) -> Result<(), SynthError> {
-    std::fs::write(path, text).map_err(|source| SynthError::Io {
-        path: path.to_path_buf(),
-        action: "write the file",
-        source,
-    })
+    std::fs::write(path, text).map_err(FileError::at(path, "write the file"))?;
+    Ok(())
 }
 
 /// Writes a 2D float64 grid file in one go.
