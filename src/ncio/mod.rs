@@ -672,6 +672,8 @@ pub enum NcError {
 mod raw {
     use super::*;
 
+    // The statics of this module are process-wide state of the C libraries (their lock,
+    // their exit handler, whether they are thread-safe), not run configuration.
     static LOCK: Mutex<()> = Mutex::new(());
     const NC_NOWRITE: c_int = 0;
     const NC_NOERR: c_int = 0;
@@ -709,6 +711,7 @@ mod raw {
     /// nothing is lost. Must run before HDF5 initialises: [`super::library_init`] in
     /// `main`, and before the first open or create here for library users.
     pub(super) fn no_hdf5_atexit() {
+        // Once per process: a flag of the HDF5 library, not run configuration.
         static DONE: OnceLock<()> = OnceLock::new();
         DONE.get_or_init(|| {
             // SAFETY: sets a library flag; a negative status (HDF5 already initialised)
@@ -722,6 +725,7 @@ mod raw {
     /// netCDF's initialisation already made it, and an unlocked call could race.
     pub(super) fn quiet_hdf5_errors() {
         no_hdf5_atexit();
+        // A property of the linked HDF5 build, asked once per process.
         static THREADSAFE: OnceLock<bool> = OnceLock::new();
         let threadsafe = *THREADSAFE.get_or_init(|| {
             let mut ts = false;
