@@ -40,6 +40,15 @@ impl PointType {
     }
 }
 
+/// A level in tile order (13·N² values) as an array `(tile, j, i)`, without copying;
+/// an error if `level` is not 13·N² long.
+pub fn level_view<T>(
+    n: usize,
+    level: &[T],
+) -> Result<ndarray::ArrayView3<'_, T>, ndarray::ShapeError> {
+    ndarray::ArrayView3::from_shape((NTILES, n, n), level)
+}
+
 /// Offset (in values) into the compact level of element (j, i) of tile `t`,
 /// for an LLC grid of tile size `n`.
 #[inline]
@@ -407,13 +416,14 @@ mod tests {
         let compact: Vec<usize> = (0..NTILES * n * n).collect();
         let mut tiles = vec![0; compact.len()];
         compact_to_tiles(n, &compact, &mut tiles);
-        let tile = |t: usize, j: usize, i: usize| tiles[(t * n + j) * n + i];
+        let tile = level_view(n, &tiles).unwrap();
         // tile 8 = face 4, column block 1
-        assert_eq!(tile(8, 2, 1), 7 * n * n + 2 * 3 * n + n + 1);
+        assert_eq!(tile[[8, 2, 1]], 7 * n * n + 2 * 3 * n + n + 1);
         // tile 12 = face 5, column block 2
-        assert_eq!(tile(12, 0, 0), 10 * n * n + 2 * n);
+        assert_eq!(tile[[12, 0, 0]], 10 * n * n + 2 * n);
         // tile 6 = cap, rows 6N..7N
-        assert_eq!(tile(6, 1, 2), (6 * n + 1) * n + 2);
+        assert_eq!(tile[[6, 1, 2]], (6 * n + 1) * n + 2);
+        assert!(level_view(n, &tiles[1..]).is_err());
     }
 }
 

@@ -450,11 +450,15 @@ pub fn quicklook(granule: &Path, opts: &PlotOptions) -> Result<Image, PlotError>
         let (xc, yc) = (r.read_as_f32("XC")?, r.read_as_f32("YC")?);
         let layout = native_layout(&xc, &yc, n);
         let (x0, y0) = (MARGIN, MARGIN + TITLE_BAND);
+        let tiles = crate::llc::level_view(n, &field.values).map_err(|e| PlotError::Granule {
+            path: granule.to_path_buf(),
+            what: format!("native field of 13 tiles of {n}x{n}: {e}"),
+        })?;
         for (t, (col, row, turns)) in layout.into_iter().enumerate() {
             for ir in 0..n {
                 for ic in 0..n {
                     let (j, i) = source_cell(turns, n, ir, ic);
-                    let v = field.values[(t * n + j) * n + i];
+                    let v = tiles[[t, j, i]];
                     img.rect(
                         x0 + col * p + ic * s,
                         y0 + row * p + ir * s,

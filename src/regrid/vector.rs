@@ -8,23 +8,30 @@
 //! ([`crate::llc::edge_rotation`]). Faces beyond the open southern boundary count
 //! as 0 (xgcm's `boundary='fill'`). Then `east = u·CS − v·SN`, `north = u·SN + v·CS`.
 
+use ndarray::ArrayView3;
 use rayon::prelude::*;
 
 use super::RegridError;
 use crate::llc::{self, Edge, PointType, NTILES};
 
 /// The component of a vector normal to `edge` of `tile`, in `tile`'s axes, read from
-/// the neighbour's face beyond that edge (`pos` = cell position along the edge).
-/// `None` beyond the open boundary.
-fn face_beyond(n: usize, tile: usize, edge: Edge, pos: usize, u: &[f32], v: &[f32]) -> Option<f64> {
+/// the neighbour's face beyond that edge (`pos` = cell position along the edge) of the
+/// levels `u`, `v` `(tile, j, i)`. `None` beyond the open boundary.
+fn face_beyond(
+    tile: usize,
+    edge: Edge,
+    pos: usize,
+    u: &ArrayView3<f32>,
+    v: &ArrayView3<f32>,
+) -> Option<f64> {
     let link = llc::neighbour(tile, edge)?;
     let rot = llc::edge_rotation(tile, edge)?.inverse();
+    let n = u.dim().1;
     let q = if link.reversed { n - 1 - pos } else { pos };
-    let at = |j: usize, i: usize| (link.tile * n + j) * n + i;
     // The neighbour's face on the shared edge, as a vector in its own axes.
     let theirs = match link.edge {
-        Edge::West => (f64::from(u[at(q, 0)]), 0.0),
-        Edge::South => (0.0, f64::from(v[at(0, q)])),
+        Edge::West => (f64::from(u[[link.tile, q, 0]]), 0.0),
+        Edge::South => (0.0, f64::from(v[[link.tile, 0, q]])),
         // East/north edges only ever join west/south ones (the faces there are stored
         // by the neighbour); anything else would be a table error.
         Edge::East | Edge::North => return None,
@@ -69,25 +76,26 @@ pub fn to_centres(
             )))
         }
     }
+    let view = |level| llc::level_view(n, level).map_err(|e| RegridError::Shape(e.to_string()));
+    let (u, v) = (view(u)?, view(v)?);
     uc.par_chunks_mut(n)
         .zip(vc.par_chunks_mut(n))
         .enumerate()
         .for_each(|(row, (urow, vrow))| {
             let (t, j) = (row / n, row % n);
-            let base = (t * n + j) * n;
             for i in 0..n {
                 let east = if i + 1 < n {
-                    f64::from(u[base + i + 1])
+                    f64::from(u[[t, j, i + 1]])
                 } else {
-                    face_beyond(n, t, Edge::East, j, u, v).unwrap_or(0.0)
+                    face_beyond(t, Edge::East, j, &u, &v).unwrap_or(0.0)
                 };
                 let north = if j + 1 < n {
-                    f64::from(v[base + n + i])
+                    f64::from(v[[t, j + 1, i]])
                 } else {
-                    face_beyond(n, t, Edge::North, i, u, v).unwrap_or(0.0)
+                    face_beyond(t, Edge::North, i, &u, &v).unwrap_or(0.0)
                 };
-                urow[i] = (0.5 * (f64::from(u[base + i]) + east)) as f32;
-                vrow[i] = (0.5 * (f64::from(v[base + i]) + north)) as f32;
+                urow[i] = (0.5 * (f64::from(u[[t, j, i]]) + east)) as f32;
+                vrow[i] = (0.5 * (f64::from(v[[t, j, i]]) + north)) as f32;
             }
         });
     Ok(())
@@ -135,6 +143,9 @@ mod tests {
         assert_eq!(uc[at(0, 2, 2)], 0.5 * (u[at(0, 2, 2)] + u[at(3, 2, 0)]));
         // Tile 9's i = n−1 side is open: the face beyond counts as 0.
         assert_eq!(uc[at(9, 1, 2)], 0.5 * u[at(9, 1, 2)]);
+        // The views index the same values as the flat arithmetic.
+        let view = llc::level_view(n, &uc).unwrap();
+        assert_eq!(view[[9, 1, 2]], uc[at(9, 1, 2)]);
         // C-point components are used as they are.
         to_centres(n, (PointType::C, &u), (PointType::C, &v), &mut uc, &mut vc).unwrap();
         assert_eq!((uc.as_slice(), vc.as_slice()), (u.as_slice(), v.as_slice()));
