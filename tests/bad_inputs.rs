@@ -669,17 +669,18 @@ fn a_journal_that_cannot_be_appended_stops_the_run_with_exit_1() {
         t.contains("stopped early, cannot record finished work"),
         "{t}"
     );
-    // The one granule made before the failure is kept and recorded; the rest were
-    // not started.
+    // The first granule's record is the first append, made once the second granule
+    // is written (its commit overlapped that one): both are kept and in the
+    // manifest; the rest were not started.
     let m = Manifest::read(&f.dest.join("edp-manifest.json")).unwrap();
     let run = m.last_run.clone().unwrap();
-    assert_eq!((run.done, run.failed, run.not_run), (1, 0, 3), "{run:?}");
+    assert_eq!((run.done, run.failed, run.not_run), (2, 0, 2), "{run:?}");
     let written: Vec<_> = f
         .list
         .iter()
         .filter(|t| Path::new(&t.granule).is_file())
         .collect();
-    assert_eq!(written.len(), 1);
+    assert_eq!(written.len(), 2);
     assert!(leftovers(&f.dest).is_empty(), "{:?}", leftovers(&f.dest));
 }
 

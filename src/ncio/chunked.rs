@@ -109,14 +109,17 @@ struct Msg {
 }
 
 /// Writes the data of `vars` (all [`goes_direct`], each with its shape) into the
-/// closed netCDF-4 file at `temp`, then their `valid_range` attributes.
+/// netCDF-4 file at `temp`, then their `valid_range` attributes. `define` makes that
+/// file (netCDF-C defines it and closes it): it runs on the chunk writer's thread while
+/// the first chunks compress on rayon's.
 pub(super) fn write_direct(
     vars: Vec<(VarDef, Vec<usize>)>,
     temp: &Path,
     path: &Path,
+    define: impl FnOnce() -> Result<(), NcError> + Send,
 ) -> Result<(), NcError> {
     let mut targets = Vec::with_capacity(vars.len());
-    let mut jobs_first = Vec::new();
+    let mut memory_jobs = Vec::new();
     let mut streams: Vec<Stream> = Vec::new();
     let mut groups: Vec<(Arc<SlabGroup>, usize)> = Vec::new();
     for (v, shape) in vars {
@@ -140,19 +143,19 @@ pub(super) fn write_direct(
             chunks,
         });
         match v.data {
-            VarData::F32(x) => jobs_first.push(Job::Array {
+            VarData::F32(x) => memory_jobs.push(Job::Array {
                 target: t,
                 values: Values::F32(x),
             }),
-            VarData::F64(x) => jobs_first.push(Job::Array {
+            VarData::F64(x) => memory_jobs.push(Job::Array {
                 target: t,
                 values: Values::F64(x),
             }),
-            VarData::I32(x) => jobs_first.push(Job::Array {
+            VarData::I32(x) => memory_jobs.push(Job::Array {
                 target: t,
                 values: Values::I32(x),
             }),
-            VarData::Shared(values) => jobs_first.push(Job::Shared { target: t, values }),
+            VarData::Shared(values) => memory_jobs.push(Job::Shared { target: t, values }),
             VarData::SlabsF32 { slab_dim, produce } => streams.push(Stream {
                 members: vec![t],
                 slab_dim,
@@ -189,7 +192,9 @@ pub(super) fn write_direct(
     }
 
     // Units of all streams interleaved row by row: level k of every field before
-    // level k+1, so a group's members and the fields progress together.
+    // level k+1, so a group's members and the fields progress together. They come
+    // first, so they compress while the file is being defined; in-memory and shared
+    // values (mostly compressed already) after.
     let rows: Vec<Vec<Vec<usize>>> = streams
         .iter()
         .map(|s| {
@@ -197,7 +202,7 @@ pub(super) fn write_direct(
             chunk_rows(&t.shape[..=s.slab_dim], &t.chunks[..=s.slab_dim])
         })
         .collect();
-    let mut jobs = jobs_first;
+    let mut jobs = Vec::with_capacity(memory_jobs.len() + rows.iter().map(Vec::len).sum::<usize>());
     let longest = rows.iter().map(Vec::len).max().unwrap_or(0);
     for r in 0..longest {
         for (s, list) in rows.iter().enumerate() {
@@ -209,6 +214,8 @@ pub(super) fn write_direct(
             }
         }
     }
+
+    jobs.extend(memory_jobs);
 
     let mut streamed = vec![false; targets.len()];
     for s in &streams {
@@ -223,6 +230,7 @@ pub(super) fn write_direct(
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<(), NcError> {
             super::raw::quiet_hdf5_errors();
+            define()?;
             let file = H5File::open_rw(temp, path)?;
             let sets = targets
                 .iter()

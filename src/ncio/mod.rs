@@ -27,7 +27,7 @@ mod write;
 
 pub use direct::ChunkLocation;
 pub use read::NcReader;
-pub use write::{write_atomic, write_atomic_with};
+pub use write::{write_atomic, write_atomic_with, write_pending, PendingWrite};
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};

@@ -32,6 +32,48 @@ pub fn write_atomic_with(
     final_path: &Path,
     writer: Writer,
 ) -> Result<WriteReport, NcError> {
+    write_pending(def, final_path, writer)?.wait()
+}
+
+/// A file written and closed under its temporary name, being made durable and renamed
+/// into place on the committing thread ([`storage::commit_in_background`]).
+pub struct PendingWrite {
+    commit: storage::PendingCommit,
+    final_path: PathBuf,
+    data_bytes: u64,
+    /// Time spent writing, before the commit was handed over.
+    written: std::time::Duration,
+}
+
+impl PendingWrite {
+    /// Waits until the file is durable under its final name (the report's `elapsed`
+    /// counts the writing and this wait, not what ran meanwhile).
+    pub fn wait(self) -> Result<WriteReport, NcError> {
+        let waited = Instant::now();
+        self.commit.wait()?;
+        let bytes = storage::file_size(&self.final_path)?;
+        log::debug!(
+            "{}: written in {:.1} ms, committed (fsync, rename) {:.1} ms later",
+            self.final_path.display(),
+            self.written.as_secs_f64() * 1e3,
+            waited.elapsed().as_secs_f64() * 1e3
+        );
+        Ok(WriteReport {
+            bytes,
+            data_bytes: self.data_bytes,
+            elapsed: self.written + waited.elapsed(),
+        })
+    }
+}
+
+/// [`write_atomic_with`] up to the closed temporary file; its commit (fsync, rename,
+/// directory fsync) runs on the committing thread while the caller goes on. The file
+/// is in place only once [`PendingWrite::wait`] returned `Ok`.
+pub fn write_pending(
+    def: DatasetDef,
+    final_path: &Path,
+    writer: Writer,
+) -> Result<PendingWrite, NcError> {
     let start = Instant::now();
     validate(&def).map_err(|reason| NcError::Invalid {
         path: final_path.to_path_buf(),
@@ -42,20 +84,13 @@ pub fn write_atomic_with(
     // Removes the temporary file on every early return and on panics in producers.
     let guard = TempGuard(Some(temp.clone()));
     let data_bytes = write_file(def, &temp, final_path, writer)?;
-    let written = start.elapsed();
-    storage::commit(&temp, final_path)?;
+    // The commit removes the temporary file itself if it fails.
     guard.disarm();
-    log::debug!(
-        "{}: written in {:.1} ms, committed (fsync, rename) in {:.1} ms",
-        final_path.display(),
-        written.as_secs_f64() * 1e3,
-        (start.elapsed() - written).as_secs_f64() * 1e3
-    );
-    let bytes = storage::file_size(final_path)?;
-    Ok(WriteReport {
-        bytes,
+    Ok(PendingWrite {
+        commit: storage::commit_in_background(&temp, final_path),
+        final_path: final_path.to_path_buf(),
         data_bytes,
-        elapsed: start.elapsed(),
+        written: start.elapsed(),
     })
 }
 
@@ -232,7 +267,69 @@ fn write_file(
         v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
     }
     known_ranges(&mut def.vars, &shapes, &direct, path)?;
+    let data_bytes = def
+        .vars
+        .iter()
+        .zip(&shapes)
+        .map(|(v, shape)| (shape.iter().product::<usize>() * v.dtype.size()) as u64)
+        .sum();
 
+    // The direct variables' values go to the chunk path; their definitions stay.
+    let mut deferred = Vec::new();
+    for ((v, shape), &is_direct) in def.vars.iter_mut().zip(&shapes).zip(&direct) {
+        if is_direct {
+            let data = std::mem::replace(&mut v.data, VarData::I32(Vec::new()));
+            deferred.push((
+                VarDef {
+                    name: v.name.clone(),
+                    dtype: v.dtype,
+                    dims: v.dims.clone(),
+                    attrs: Vec::new(),
+                    fill: v.fill.clone(),
+                    compression: v.compression,
+                    chunks: v.chunks.clone(),
+                    valid_range: v.valid_range,
+                    data,
+                },
+                shape.clone(),
+            ));
+        }
+    }
+    if deferred.is_empty() {
+        return define_and_put(def, &direct, &shapes, temp, path).map(|()| data_bytes);
+    }
+    // netCDF-C defines the file on the chunk writer's thread while the first chunks
+    // compress, unless defining it produces streamed values (a producer may use
+    // rayon, whose threads could be waiting for that writer).
+    let streamed_put =
+        def.vars.iter().zip(&direct).any(|(v, &d)| {
+            !d && matches!(v.data, VarData::SlabsF32 { .. } | VarData::GroupF32 { .. })
+        });
+    let started = std::time::Instant::now();
+    if streamed_put {
+        define_and_put(def, &direct, &shapes, temp, path)?;
+        chunked::write_direct(deferred, temp, path, || Ok(()))?;
+    } else {
+        let define = || define_and_put(def, &direct, &shapes, temp, path);
+        chunked::write_direct(deferred, temp, path, define)?;
+    }
+    log::debug!(
+        "{}: defined and chunks written in {:.1} ms",
+        path.display(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(data_bytes)
+}
+
+/// Creates the netCDF file at `temp`, defines `def` in it, puts the values of the
+/// variables that are not `direct` and closes it.
+fn define_and_put(
+    def: DatasetDef,
+    direct: &[bool],
+    shapes: &[Vec<usize>],
+    temp: &Path,
+    path: &Path,
+) -> Result<(), NcError> {
     // NOCLOBBER: the temporary name is fresh; an existing file there is not ours.
     let mut file =
         netcdf::create_with(temp, Options::NETCDF4 | Options::NOCLOBBER).map_err(|source| {
@@ -245,13 +342,9 @@ fn write_file(
 
     define_dataset(&mut file, &def, path)?;
 
-    let mut data_bytes = 0u64;
-    let mut deferred = Vec::new();
     let mut groups: Vec<NcGroup> = Vec::new();
-    for ((v, shape), is_direct) in def.vars.into_iter().zip(shapes).zip(direct) {
-        data_bytes += (shape.iter().product::<usize>() * v.dtype.size()) as u64;
+    for ((v, shape), &is_direct) in def.vars.into_iter().zip(shapes).zip(direct) {
         if is_direct {
-            deferred.push((v, shape));
             continue;
         }
         let put_err = |source| NcError::Put {
@@ -282,14 +375,7 @@ fn write_file(
             VarData::SlabsF32 { slab_dim, produce } => {
                 let group = |s: usize, outs: &mut [&mut [f32]]| produce(s, &mut *outs[0]);
                 drop(var);
-                put_slabs(
-                    &mut file,
-                    &[v.name.as_str()],
-                    &shape,
-                    slab_dim,
-                    &group,
-                    path,
-                )?
+                put_slabs(&mut file, &[v.name.as_str()], shape, slab_dim, &group, path)?
             }
             VarData::GroupF32 {
                 slab_dim,
@@ -325,17 +411,7 @@ fn write_file(
     file.close().map_err(|source| NcError::Close {
         path: path.to_path_buf(),
         source,
-    })?;
-    let defined = std::time::Instant::now();
-    if !deferred.is_empty() {
-        chunked::write_direct(deferred, temp, path)?;
-    }
-    log::debug!(
-        "{}: direct chunks {:.1} ms",
-        path.display(),
-        defined.elapsed().as_secs_f64() * 1e3
-    );
-    Ok(data_bytes)
+    })
 }
 
 /// Defines `def`'s dimensions, global attributes and variables (type, fill, chunking,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use destination::Destination;
-pub use produce::{produce, ProduceError, Produced};
+pub use produce::{produce, produce_pipelined, ProduceError, Produced, Producing};
 
 use crate::granule::finite::NonFinitePolicy;
 use crate::granule::{Context, Encoding};

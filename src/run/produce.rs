@@ -56,8 +56,9 @@ fn quicklook(granule: &std::path::Path) -> Option<String> {
     }
 }
 
+#[cfg(feature = "parallel-hdf5")]
 impl Produced {
-    /// A granule written locally (no upload).
+    /// A granule written locally by a group of ranks (no upload).
     fn local(
         path: PathBuf,
         report: ncio::WriteReport,
@@ -105,6 +106,51 @@ fn with_local_inputs(task: &Task, inputs: &storage::LocalInputs) -> Option<Task>
 /// Produces the granule of one task: assemble, then write atomically under the
 /// task's `granule` path — or, for an `s3://` granule, write it locally and upload it.
 pub fn produce(task: &Task, ctx: &Context, storage: &Storage) -> Result<Produced, ProduceError> {
+    produce_pipelined(task, ctx, storage)?.finish()
+}
+
+/// A granule written, perhaps still being committed (fsync and rename on the
+/// committing thread) while the caller goes on with the next one.
+pub struct Producing {
+    produced: Produced,
+    commit: Option<ncio::PendingWrite>,
+    quicklook: bool,
+}
+
+impl Producing {
+    /// Waits for the commit: the granule is in place, durable, once this is `Ok`.
+    pub fn finish(self) -> Result<Produced, ProduceError> {
+        let mut p = self.produced;
+        if let Some(commit) = self.commit {
+            let waited = Instant::now();
+            p.bytes = commit.wait()?.bytes;
+            p.elapsed += waited.elapsed();
+        }
+        if self.quicklook {
+            p.quicklook = quicklook(&p.path);
+        }
+        Ok(p)
+    }
+}
+
+impl From<Produced> for Producing {
+    /// A granule already in place.
+    fn from(produced: Produced) -> Producing {
+        Producing {
+            produced,
+            commit: None,
+            quicklook: false,
+        }
+    }
+}
+
+/// [`produce`] without waiting for a local granule's commit: [`Producing::finish`]
+/// does, so the disk's fsyncs overlap the next granule's work.
+pub fn produce_pipelined(
+    task: &Task,
+    ctx: &Context,
+    storage: &Storage,
+) -> Result<Producing, ProduceError> {
     let start = Instant::now();
     let remote = storage::s3_url(&task.granule)
         .transpose()
@@ -115,19 +161,21 @@ pub fn produce(task: &Task, ctx: &Context, storage: &Storage) -> Result<Produced
     let built = granule::build(local_task.as_ref().unwrap_or(task), ctx)?;
     let path = PathBuf::from(&task.granule);
     let Some(url) = remote else {
-        let report = ncio::write_atomic_with(built.def, &path, ctx.encoding.writer)?;
-        let quicklook = if ctx.encoding.quicklook {
-            quicklook(&path)
-        } else {
-            None
-        };
-        return Ok(Produced::local(
-            path,
-            report,
-            built.nonfinite.filled(),
-            built.significant_bits,
-            quicklook,
-        ));
+        let commit = ncio::write_pending(built.def, &path, ctx.encoding.writer)?;
+        return Ok(Producing {
+            produced: Produced {
+                path,
+                bytes: 0,
+                elapsed: start.elapsed(),
+                sha256: None,
+                etag: None,
+                nonfinite_filled: built.nonfinite.filled(),
+                significant_bits: built.significant_bits,
+                quicklook: None,
+            },
+            commit: Some(commit),
+            quicklook: ctx.encoding.quicklook,
+        });
     };
     if ctx.encoding.quicklook {
         log::warn!(
@@ -139,7 +187,7 @@ pub fn produce(task: &Task, ctx: &Context, storage: &Storage) -> Result<Produced
     ncio::write_atomic_with(built.def, &staged, ctx.encoding.writer)
         .inspect_err(|_| storage::discard(&staged))?;
     let up = storage.upload_granule(&staged, &url)?;
-    Ok(Produced {
+    Ok(Producing::from(Produced {
         path,
         bytes: up.size,
         elapsed: start.elapsed(),
@@ -148,7 +196,7 @@ pub fn produce(task: &Task, ctx: &Context, storage: &Storage) -> Result<Produced
         nonfinite_filled: built.nonfinite.filled(),
         significant_bits: built.significant_bits,
         quicklook: None,
-    })
+    }))
 }
 
 /// Produces the granule of one task together with the other ranks of `group`, which

@@ -28,7 +28,7 @@ use super::journal::{self, JournalWriter, Record, Status};
 use super::manifest::{self, Manifest, RunInfo};
 use super::mpi::{self, Group, World};
 use super::signal::StopFlag;
-use super::{produce, Overrides, ProduceError, Produced, RunContext};
+use super::{produce_pipelined, Overrides, ProduceError, Producing, RunContext};
 use crate::granule::{now_utc, Context, Encoding};
 use crate::storage::Storage;
 use crate::tasks::Task;
@@ -442,6 +442,7 @@ fn assign(
 }
 
 /// This rank in the world and in its writing group.
+#[derive(Clone, Copy)]
 struct Ranks<'a> {
     world: &'a World,
     group: &'a Group,
@@ -461,6 +462,10 @@ fn work(
     let panic_at = debug_panic_granule.filter(|s| !s.is_empty());
     let host = mpi::host();
     let mut report = RankReport::default();
+    // A local granule whose commit runs while the next one is made, and how many
+    // tasks were begun.
+    let mut in_flight: Option<Begun> = None;
+    let mut begun_all = 0;
     for (n, w) in mine.iter().enumerate() {
         let in_group = w.group && group.size() > 1;
         // A group goes on or stops together: its members wait for each other, and one
@@ -491,15 +496,20 @@ fn work(
                 panic!("{DEBUG_PANIC_VAR} matches task {} ({})", w.index, w.key);
             }
         }
-        let record = run_task(
-            w,
-            shared,
-            world.rank(),
-            &host,
-            run_id,
-            in_group.then_some(group),
-        );
-        if in_group && group.rank() != 0 {
+        let begun = begin_task(w, shared, in_group.then_some(group));
+        begun_all = n + 1;
+        // The previous granule was committed (fsync, rename) while this one was made:
+        // it is recorded now that it is in place.
+        if let Some(prev) = in_flight.take() {
+            let record = finish_task(prev, world.rank(), &host, run_id);
+            settle(record, &mine[begun_all..], ranks, journal, &mut report);
+        }
+        if !in_group {
+            in_flight = Some(begun);
+            continue;
+        }
+        let record = finish_task(begun, world.rank(), &host, run_id);
+        if group.rank() != 0 {
             // The group's first rank records the granule.
             if let Some(e) = &record.error {
                 log::error!(
@@ -512,40 +522,56 @@ fn work(
             report.busy_seconds += record.seconds;
             continue;
         }
-        report.busy_seconds += record.seconds;
-        match (&record.status, &record.error) {
-            (Status::Done, _) => log::info!(
-                "rank {}: wrote {} ({:.1} MB, {:.2} s)",
-                world.rank(),
-                record.granule,
-                record.size.unwrap_or(0) as f64 / 1e6,
-                record.seconds
-            ),
-            (Status::Failed, e) => log::error!(
-                "rank {}: task {} failed: {}: {}",
-                world.rank(),
-                w.index,
-                record.granule,
-                e.as_deref().unwrap_or("?")
-            ),
-        }
-        let appended = journal.append(&record);
-        report.records.push(record);
-        if let Err(e) = appended {
-            // Work that cannot be recorded would be lost to a crash and redone: stop
-            // taking tasks (this record still reaches the manifest through rank 0); the
-            // next round tells this rank's group.
-            report.not_run = remaining(&mine[n + 1..], group);
-            log::error!(
-                "rank {}: {}; stopping: {} task(s) of this rank left undone",
-                world.rank(),
-                crate::error::chain(&e),
-                report.not_run
-            );
-            report.journal_failed = Some(crate::error::chain(&e));
-        }
+        settle(record, &mine[begun_all..], ranks, journal, &mut report);
+    }
+    if let Some(prev) = in_flight.take() {
+        let record = finish_task(prev, world.rank(), &host, run_id);
+        settle(record, &mine[begun_all..], ranks, journal, &mut report);
     }
     report
+}
+
+/// Logs and journals a task's record; `rest` are the tasks not begun, left undone if
+/// the journal cannot be written.
+fn settle(
+    record: Record,
+    rest: &[Work],
+    Ranks { world, group }: Ranks<'_>,
+    journal: &mut JournalWriter,
+    report: &mut RankReport,
+) {
+    report.busy_seconds += record.seconds;
+    match (&record.status, &record.error) {
+        (Status::Done, _) => log::info!(
+            "rank {}: wrote {} ({:.1} MB, {:.2} s)",
+            world.rank(),
+            record.granule,
+            record.size.unwrap_or(0) as f64 / 1e6,
+            record.seconds
+        ),
+        (Status::Failed, e) => log::error!(
+            "rank {}: task {} failed: {}: {}",
+            world.rank(),
+            record.task,
+            record.granule,
+            e.as_deref().unwrap_or("?")
+        ),
+    }
+    let appended = journal.append(&record);
+    report.records.push(record);
+    if let Err(e) = appended {
+        // Work that cannot be recorded would be lost to a crash and redone: stop
+        // taking tasks (this record still reaches the manifest through rank 0); the
+        // next round tells this rank's group.
+        report.not_run = remaining(rest, group);
+        log::error!(
+            "rank {}: {}; stopping: {} task(s) of this rank left undone",
+            world.rank(),
+            crate::error::chain(&e),
+            report.not_run
+        );
+        report.journal_failed = Some(crate::error::chain(&e));
+    }
 }
 
 /// Tasks of `rest` this rank would have recorded (a group's first rank records the
@@ -556,16 +582,23 @@ fn remaining(rest: &[Work], group: &Group) -> usize {
         .count()
 }
 
-/// Produces one task (with the other ranks of `group`, if given) and describes what
-/// happened.
-fn run_task(
-    w: &Work,
-    shared: &mut RunContext,
-    rank: usize,
-    host: &str,
-    run_id: &str,
-    group: Option<&Group>,
-) -> Record {
+/// A task begun: what its record needs from the start, and its granule written (a
+/// local one perhaps still being committed).
+struct Begun {
+    key: String,
+    index: usize,
+    task_sha256: String,
+    inputs: Vec<journal::InputFile>,
+    started: String,
+    /// Time spent so far (the commit and read-back come on top).
+    busy: Duration,
+    leads: bool,
+    outcome: Result<Producing, String>,
+}
+
+/// Produces one task (with the other ranks of `group`, if given) up to the commit of
+/// its granule.
+fn begin_task(w: &Work, shared: &mut RunContext, group: Option<&Group>) -> Begun {
     let t = Instant::now();
     let started = now_utc();
     let inputs = journal::input_files(&w.task);
@@ -577,11 +610,29 @@ fn run_task(
             .unwrap_or_else(|| "another rank of the group could not set up this task".to_string())),
         _ => context,
     };
-    let leads = group.map_or(true, |g| g.rank() == 0);
-    let result = context
-        .and_then(|ctx| {
-            produce_in(group, &w.task, &ctx, shared.storage()).map_err(|e| crate::error::chain(&e))
-        })
+    let outcome = context.and_then(|ctx| {
+        produce_in(group, &w.task, &ctx, shared.storage()).map_err(|e| crate::error::chain(&e))
+    });
+    Begun {
+        key: w.key.clone(),
+        index: w.index,
+        task_sha256: w.task_sha256.clone(),
+        inputs,
+        started,
+        busy: t.elapsed(),
+        leads: group.map_or(true, |g| g.rank() == 0),
+        outcome,
+    }
+}
+
+/// Waits for a begun task's granule to be in place, reads it back and describes what
+/// happened.
+fn finish_task(b: Begun, rank: usize, host: &str, run_id: &str) -> Record {
+    let t = Instant::now();
+    let leads = b.leads;
+    let result = b
+        .outcome
+        .and_then(|p| p.finish().map_err(|e| crate::error::chain(&e)))
         .and_then(|p| {
             let filled = Some(p.nonfinite_filled).filter(|&n| n > 0);
             // An uploaded granule was checksummed on its way up; a local one is read back
@@ -640,19 +691,19 @@ fn run_task(
             ),
         };
     Record {
-        granule: w.key.clone(),
+        granule: b.key,
         status,
-        task: w.index,
-        task_sha256: w.task_sha256.clone(),
+        task: b.index,
+        task_sha256: b.task_sha256,
         size,
         sha256,
         etag,
         nonfinite_filled,
         error,
-        inputs,
-        started,
+        inputs: b.inputs,
+        started: b.started,
         finished: now_utc(),
-        seconds: t.elapsed().as_secs_f64(),
+        seconds: (b.busy + t.elapsed()).as_secs_f64(),
         rank,
         host: host.into(),
         run_id: run_id.into(),
@@ -669,14 +720,14 @@ fn produce_in(
     task: &Task,
     ctx: &Context,
     storage: &Storage,
-) -> Result<Produced, ProduceError> {
+) -> Result<Producing, ProduceError> {
     #[cfg(feature = "parallel-hdf5")]
     if let Some(g) = group {
-        return super::produce::produce_collective(task, ctx, storage, g);
+        return super::produce::produce_collective(task, ctx, storage, g).map(Producing::from);
     }
     #[cfg(not(feature = "parallel-hdf5"))]
     let _ = group;
-    produce(task, ctx, storage)
+    produce_pipelined(task, ctx, storage)
 }
 
 /// Rank 0: fold the reports into the manifest, write it and the summary, decide the end.

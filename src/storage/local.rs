@@ -172,6 +172,68 @@ pub fn commit(temp: &Path, final_path: &Path) -> Result<(), StorageError> {
         .map_err(|source| StorageError::SyncDir { path: dir, source })
 }
 
+/// A [`commit`] handed to the committing thread ([`commit_in_background`]).
+pub struct PendingCommit {
+    done: std::sync::mpsc::Receiver<Result<(), StorageError>>,
+    temp: PathBuf,
+}
+
+impl PendingCommit {
+    /// Waits until the file is durable under its final name, or the commit failed.
+    pub fn wait(self) -> Result<(), StorageError> {
+        self.done.recv().unwrap_or_else(|_| {
+            // The committing thread is gone (it panicked): the file may not be durable.
+            discard(&self.temp);
+            Err(StorageError::SyncFile {
+                path: self.temp.clone(),
+                source: io::Error::other("the committing thread stopped"),
+            })
+        })
+    }
+}
+
+type CommitJob = (
+    PathBuf,
+    PathBuf,
+    std::sync::mpsc::Sender<Result<(), StorageError>>,
+);
+
+/// [`commit`] on one thread per process, in the order asked, so that the fsyncs (waits
+/// on the disk) of a finished file overlap the making of the next one. The file is
+/// under its final name, durable, once [`PendingCommit::wait`] returns `Ok`: record it
+/// as done only then. Dropping the handle does not stop the commit.
+pub fn commit_in_background(temp: &Path, final_path: &Path) -> PendingCommit {
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Mutex, OnceLock};
+    static QUEUE: OnceLock<Mutex<Sender<CommitJob>>> = OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = channel::<CommitJob>();
+        std::thread::Builder::new()
+            .name("edp-commit".into())
+            .spawn(move || {
+                for (temp, final_path, reply) in rx {
+                    let _ = reply.send(commit(&temp, &final_path));
+                }
+            })
+            .map_or_else(
+                |e| log::warn!("no committing thread ({e}): commits run in place"),
+                drop,
+            );
+        Mutex::new(tx)
+    });
+    let (reply, done) = channel();
+    let job = (temp.to_path_buf(), final_path.to_path_buf(), reply);
+    let sent = queue.lock().unwrap_or_else(|e| e.into_inner()).send(job);
+    if let Err(std::sync::mpsc::SendError((temp, final_path, reply))) = sent {
+        // No committing thread: commit here.
+        let _ = reply.send(commit(&temp, &final_path));
+    }
+    PendingCommit {
+        done,
+        temp: temp.to_path_buf(),
+    }
+}
+
 /// Removes a temporary file after a failed write; a missing file is fine.
 ///
 /// The file is emptied first: after a write failed on a full disk, HDF5 can keep the

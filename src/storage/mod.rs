@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 pub use local::{
-    commit, dir_entries, discard, file_size, is_temp_name, prepare, remove_stale_temps,
-    sha256_file, temp_path_for, StorageError,
+    commit, commit_in_background, dir_entries, discard, file_size, is_temp_name, prepare,
+    remove_stale_temps, sha256_file, temp_path_for, PendingCommit, StorageError,
 };
 pub use s3::{ObjectInfo, S3Config, S3Error, S3Url, Uploaded, S3};
 
