@@ -30,16 +30,15 @@ impl NonFinite {
     /// Counts the wet (`hfac > 0`), non-finite values of level `k` (13·n² values in
     /// tile order).
     pub fn scan_level(n: usize, k: usize, values: &[f32], hfac: &[f32]) -> NonFinite {
-        let mut nf = NonFinite::default();
-        for (p, (v, h)) in values.iter().zip(hfac).enumerate() {
-            if *h > 0.0 && !v.is_finite() {
-                nf.count += 1;
-                if nf.first.is_none() {
-                    nf.first = Some([p / (n * n), (p / n) % n, p % n, k]);
-                }
-            }
-        }
-        nf
+        // Counted branch-free (vectorised: every level of every input goes through
+        // here); the first one is looked for only when there is one.
+        let bad = |(v, h): (&f32, &f32)| (*h > 0.0) & !v.is_finite();
+        let count: u64 = values.iter().zip(hfac).map(|p| u64::from(bad(p))).sum();
+        let first = (count > 0)
+            .then(|| values.iter().zip(hfac).position(bad))
+            .flatten()
+            .map(|p| [p / (n * n), (p / n) % n, p % n, k]);
+        NonFinite { count, first }
     }
 
     /// Adds the counts of a later level.

@@ -184,9 +184,12 @@ fn masked_level(
     grid.hfac_level(point, k, hfac)?;
     let nonfinite = NonFinite::scan_level(grid.n, k, out, hfac);
     for (v, h) in out.iter_mut().zip(hfac.iter()) {
-        if *h <= 0.0 || !v.is_finite() {
-            *v = FILL_F32;
-        }
+        // Branch-free, so it vectorises.
+        *v = if (*h <= 0.0) | !v.is_finite() {
+            FILL_F32
+        } else {
+            *v
+        };
     }
     Ok(nonfinite)
 }
