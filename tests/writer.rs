@@ -2,7 +2,7 @@
 //! direct chunk writes, grid coordinates compressed once) against the netCDF-only
 //! writer: the same granules, native and lat-lon, 2D and 3D, scalar and vector, give
 //! the same `ncdump -hs` (attributes, chunking, filters), the same decompressed values,
-//! and open in netCDF4-python and xarray with no warning.
+//! and open in ncdump, netCDF4-python and xarray with no warning.
 
 mod common;
 
@@ -43,6 +43,11 @@ fn header(path: &Path) -> String {
         .output()
         .unwrap();
     assert!(out.status.success(), "ncdump -hs {path:?} failed");
+    assert!(
+        out.stderr.is_empty(),
+        "ncdump -hs {path:?} printed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -73,8 +78,20 @@ fn all_values(path: &Path) -> Vec<(String, Vec<u64>)> {
         .collect()
 }
 
-/// Opens the file in netCDF4-python and xarray with every warning an error, and prints
-/// the sum of `var` over its non-fill values as each sees it.
+/// Dumps every value with `ncdump`: it must succeed and print nothing on stderr.
+fn ncdump_all(path: &Path) {
+    let out = Command::new("ncdump").arg(path).output().unwrap();
+    assert!(out.status.success(), "ncdump {path:?} failed");
+    assert!(
+        out.stderr.is_empty(),
+        "ncdump {path:?} printed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Opens the file in netCDF4-python and xarray with every warning an error (and
+/// nothing printed on stderr, such as HDF5 diagnostics from C), and prints the sum of
+/// `var` over its non-fill values as each sees it.
 fn python_sums(path: &Path, var: &str) -> (f64, f64) {
     let script = r#"
 import sys, warnings
@@ -99,8 +116,8 @@ print(s1, s2)
         .output()
         .unwrap();
     assert!(
-        out.status.success(),
-        "python (warnings are errors) failed on {path:?}: {}",
+        out.status.success() && out.stderr.is_empty(),
+        "python (warnings are errors) failed or printed on {path:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
@@ -142,6 +159,7 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
     // Two native granules in a row: the second reuses the compressed coordinates.
     for (product, grouping, var) in [
         (Product::Native, "SEA_SURFACE_HEIGHT", "SSH"),
+        (Product::Latlon, "SEA_SURFACE_HEIGHT", "SSH"),
         (Product::Native, "OCEAN_TEMPERATURE_SALINITY", "THETA"),
         (Product::Latlon, "OCEAN_TEMPERATURE_SALINITY", "SALT"),
         (Product::Latlon, "OCEAN_VELOCITY", "EVEL"),
@@ -200,6 +218,7 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
             (lo, hi),
             "{what}: {var} range"
         );
+        ncdump_all(&d);
         let (s_nc, s_xr) = python_sums(&d, var);
         let tol = 1e-9 * ours.abs().max(1.0);
         assert!(
