@@ -194,6 +194,9 @@ pub struct Factors {
     pub max_l: f64,
     pub neighbours: usize,
     spans: Vec<LevelSpan>,
+    /// The grids whose hash these factors were checked against while both stay in use
+    /// (see [`crate::regrid::store::check_in_use`]).
+    pub(crate) hashed_grids: std::sync::Mutex<Vec<std::sync::Weak<crate::grid::Grid>>>,
 }
 
 impl std::fmt::Debug for Factors {
@@ -331,6 +334,7 @@ impl Factors {
             max_l,
             neighbours,
             spans,
+            hashed_grids: Default::default(),
         };
         for k in 0..levels {
             let v = f.level(k).map_err(|e| bad(e.to_string()))?;

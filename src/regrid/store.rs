@@ -175,27 +175,23 @@ impl FactorStore {
 /// [`check`] for factors and a grid that stay in use (a run's context): the grid
 /// hash, the costly part (every level's wet mask through SHA-256, ~9 ms at LLC90, more
 /// than writing a 2D granule), is compared once per (factors, grid) pair while both
-/// live; the cheap checks run every time.
+/// live, remembered in the factors themselves; the cheap checks run every time.
 pub fn check_in_use(
     f: &Arc<Factors>,
     grid: &Arc<Grid>,
     target: TargetGrid,
 ) -> Result<(), RegridError> {
-    type Pair = (Weak<Factors>, Weak<Grid>);
-    static HASHED: Mutex<Vec<Pair>> = Mutex::new(Vec::new());
-    let same = |(wf, wg): &Pair| {
-        std::ptr::eq(wf.as_ptr(), Arc::as_ptr(f)) && std::ptr::eq(wg.as_ptr(), Arc::as_ptr(grid))
-    };
+    let same = |w: &Weak<Grid>| std::ptr::eq(w.as_ptr(), Arc::as_ptr(grid));
     let hashed = {
-        let mut list = HASHED.lock().unwrap_or_else(|e| e.into_inner());
-        list.retain(|(wf, wg)| wf.strong_count() > 0 && wg.strong_count() > 0);
+        let mut list = f.hashed_grids.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|w| w.strong_count() > 0);
         list.iter().any(same)
     };
     check_with(f, grid, target, !hashed)?;
     if !hashed {
-        let mut list = HASHED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = f.hashed_grids.lock().unwrap_or_else(|e| e.into_inner());
         if !list.iter().any(same) {
-            list.push((Arc::downgrade(f), Arc::downgrade(grid)));
+            list.push(Arc::downgrade(grid));
         }
     }
     Ok(())
