@@ -27,6 +27,8 @@ use std::time::Instant;
 use netcdf::Options;
 use sha2::{Digest, Sha256};
 
+use super::chunked::{f32_fill, finish_range, merge_range, value_range};
+use super::direct::H5File;
 use super::write::{
     chunk_share, define_dataset, local_ranges, set_ranges, validate, var_shapes, TempGuard,
 };
@@ -56,6 +58,8 @@ pub trait WriterGroup {
     fn all_true(&self, ok: bool) -> bool;
     /// Element-wise minimum over the group, in place on every rank.
     fn all_min_f32(&self, values: &mut [f32]);
+    /// Sum over the group, on every rank.
+    fn all_sum_u64(&self, value: u64) -> u64;
 }
 
 /// Writes `def` as one NetCDF-4 file from every rank of `group`; it appears at
@@ -100,12 +104,18 @@ pub fn write_collective(
     for v in &mut def.vars {
         v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
     }
-    // valid_min/valid_max are attributes, defined before any value is written: each
-    // rank folds the range of its own share of slabs, the group takes min and max.
+    // valid_min/valid_max of in-memory values are known now; those of streamed values
+    // are folded as each rank writes its slabs (read once), combined over the group and
+    // set by rank 0 after the collective close.
+    let streamed: Vec<bool> = def
+        .vars
+        .iter()
+        .map(|v| matches!(v.data, VarData::SlabsF32 { .. } | VarData::GroupF32 { .. }))
+        .collect();
     let found = local_ranges(
         &def.vars,
         &shapes,
-        &vec![false; def.vars.len()],
+        &streamed,
         Some((group.rank(), group.size())),
         path,
     );
@@ -203,6 +213,8 @@ pub fn write_collective(
     let fail_here = debug_failure(path, group.rank());
     let mut data_bytes = 0u64;
     let mut groups: Vec<MetGroup> = Vec::new();
+    // (variable, this rank's range) of the streamed variables that want one.
+    let mut ranges: Vec<(String, (f32, f32))> = Vec::new();
     for (v, shape) in def.vars.into_iter().zip(shapes) {
         data_bytes += (shape.iter().product::<usize>() * v.dtype.size()) as u64;
         let chunk0 = v
@@ -254,7 +266,11 @@ pub fn write_collective(
                     chunk_along,
                     fail_first: fail_here,
                 };
-                slabs.put(&mut file, &[v.name.as_str()], &one, group, path)?;
+                let fill = [f32_fill(&v)];
+                let r = slabs.put(&mut file, &[v.name.as_str()], &fill, &one, group, path)?;
+                if v.valid_range {
+                    ranges.push((v.name.clone(), r[0]));
+                }
             }
             VarData::GroupF32 {
                 slab_dim,
@@ -267,6 +283,8 @@ pub fn write_collective(
                     None => {
                         groups.push(MetGroup {
                             names: vec![None; g.members],
+                            fills: vec![None; g.members],
+                            wants_range: vec![false; g.members],
                             group: g,
                             slab_dim,
                             shape: shape.clone(),
@@ -276,6 +294,8 @@ pub fn write_collective(
                     }
                 };
                 groups[at].names[member] = Some(v.name.clone());
+                groups[at].fills[member] = f32_fill(&v);
+                groups[at].wants_range[member] = v.valid_range;
             }
             _ => {}
         }
@@ -295,8 +315,18 @@ pub fn write_collective(
             chunk_along: m.chunk_along,
             fail_first: fail_here,
         };
-        slabs.put(&mut file, &names, &*m.group.produce, group, path)?;
+        let r = slabs.put(&mut file, &names, &m.fills, &*m.group.produce, group, path)?;
+        for ((name, r), wants) in names.iter().zip(r).zip(&m.wants_range) {
+            if *wants {
+                ranges.push((name.to_string(), r));
+            }
+        }
     }
+    let mut mins: Vec<f32> = ranges
+        .iter()
+        .flat_map(|(_, (lo, hi))| [*lo, -*hi])
+        .collect();
+    group.all_min_f32(&mut mins);
 
     // 5. Close collectively; rename only once every rank closed successfully.
     let closed = file.close().map_err(|source| NcError::Close {
@@ -305,6 +335,17 @@ pub fn write_collective(
     });
     if !group.all_true(closed.is_ok()) {
         return Err(closed.err().unwrap_or_else(|| peer("closing the file")));
+    }
+    // The streamed variables' ranges, set in place (the attributes keep their order).
+    let ranged = if root && !ranges.is_empty() {
+        set_streamed_ranges(&temp, path, &ranges, &mins)
+    } else {
+        Ok(())
+    };
+    if !group.all_true(ranged.is_ok()) {
+        return Err(ranged
+            .err()
+            .unwrap_or_else(|| peer("setting the value ranges")));
     }
     let committed = match guard {
         Some(g) => storage::commit(&temp, path)
@@ -373,14 +414,17 @@ impl SlabShare<'_> {
     /// variables `names` (a slab group's members, in the producer's order), in blocks of
     /// at most one chunk row. Every rank makes the same number of collective writes, and
     /// the group agrees after producing each block and after writing each variable.
+    /// Returns this rank's value range of each member (see [`value_range`]).
     fn put(
         &self,
         file: &mut netcdf::FileMut,
         names: &[&str],
+        fills: &[Option<f32>],
         produce: &GroupFn<'_>,
         group: &dyn WriterGroup,
         path: &Path,
-    ) -> Result<(), NcError> {
+    ) -> Result<Vec<(f32, f32)>, NcError> {
+        let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); names.len()];
         let shape = self.shape;
         let n = shape[self.slab_dim];
         let outer_shape = &shape[..self.slab_dim];
@@ -442,6 +486,9 @@ impl SlabShare<'_> {
                 if !group.all_true(produced.is_ok()) {
                     return Err(produced.err().unwrap_or_else(|| peer("producing")));
                 }
+                for ((r, buf), fill) in ranges.iter_mut().zip(&bufs).zip(fills) {
+                    *r = merge_range(*r, value_range(&buf[..kn * slab_len], *fill));
+                }
                 let extents: Vec<Range<usize>> = outer_idx
                     .iter()
                     .map(|&i| i..i + 1)
@@ -468,8 +515,26 @@ impl SlabShare<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(ranges)
     }
+}
+
+/// Sets `valid_min`/`valid_max` of the streamed variables `ranges` (names; `mins` holds
+/// the group's `[min, -max]` pairs in the same order) in the closed file at `temp`.
+fn set_streamed_ranges(
+    temp: &Path,
+    path: &Path,
+    ranges: &[(String, (f32, f32))],
+    mins: &[f32],
+) -> Result<(), NcError> {
+    let file = H5File::open_rw(temp, path)?;
+    for ((name, _), m) in ranges.iter().zip(mins.chunks_exact(2)) {
+        let (lo, hi) = finish_range((m[0], -m[1]));
+        let set = file.dataset(name)?;
+        set.set_f32_attr("valid_min", lo)?;
+        set.set_f32_attr("valid_max", hi)?;
+    }
+    file.close()
 }
 
 /// A slab group met among the variables: written once all its members are known.
@@ -478,6 +543,9 @@ struct MetGroup {
     slab_dim: usize,
     /// Member names in the producer's order, as met.
     names: Vec<Option<String>>,
+    /// Member fill values and whether each wants its value range.
+    fills: Vec<Option<f32>>,
+    wants_range: Vec<bool>,
     shape: Vec<usize>,
     chunk_along: usize,
 }

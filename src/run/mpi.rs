@@ -389,6 +389,16 @@ impl crate::ncio::collective::WriterGroup for Group {
             c.all_reduce_into(&mine[..], values, mpi::collective::SystemOperation::min());
         }
     }
+    fn all_sum_u64(&self, value: u64) -> u64 {
+        match &self.comm {
+            Some(c) => {
+                let mut total = 0u64;
+                c.all_reduce_into(&value, &mut total, mpi::collective::SystemOperation::sum());
+                total
+            }
+            None => value,
+        }
+    }
 }
 
 /// Hostname of this node, for the records.

@@ -222,13 +222,10 @@ pub fn produce_collective(
         .and_then(|i| with_local_inputs(task, i));
     // Every rank of the group builds (checks) the same inputs; they agree on the
     // outcome before the collective write, so a rank that cannot does not hang the rest.
-    // Each rank produces only its share of the levels: the inputs' non-finite values
-    // are counted whole before the write.
-    let built = inputs.map_err(ProduceError::from).and_then(|_| {
-        let mut b = granule::build(local_task.as_ref().unwrap_or(task), ctx)?;
-        b.nonfinite = b.nonfinite.scan_now()?;
-        Ok(b)
-    });
+    // Each rank reads and checks only its share of the levels, once, as it writes them.
+    let built = inputs
+        .map_err(ProduceError::from)
+        .and_then(|_| Ok(granule::build(local_task.as_ref().unwrap_or(task), ctx)?));
     if !group.all_true(built.is_ok()) {
         return Err(built.err().unwrap_or_else(|| {
             NcError::Peer {
@@ -240,7 +237,20 @@ pub fn produce_collective(
     }
     let built = built?;
     let path = PathBuf::from(&task.granule);
-    let report = ncio::collective::write_collective(built.def, &path, group)?;
+    let report = ncio::collective::write_collective(built.def, &path, group).inspect_err(|e| {
+        // The group's first rank records the task; a failure found on another rank
+        // (a broken level in its share) is told here.
+        if !matches!(e, NcError::Peer { .. }) && group.rank() > 0 {
+            log::error!(
+                "rank {} of the group writing {}: {}",
+                group.rank(),
+                task.granule,
+                crate::error::chain(e)
+            );
+        }
+    })?;
+    // Each rank counted the non-finite values of the levels it wrote.
+    let nonfinite_filled = group.all_sum_u64(built.nonfinite.filled());
     // The group's first rank draws it, once the file is in place.
     let quicklook = (ctx.encoding.quicklook && group.rank() == 0)
         .then(|| quicklook(&path))
@@ -248,7 +258,7 @@ pub fn produce_collective(
     Ok(Produced::local(
         path,
         report,
-        built.nonfinite.filled(),
+        nonfinite_filled,
         built.significant_bits,
         quicklook,
     ))
