@@ -257,6 +257,7 @@ pub fn write_collective(
             }
             _ => 1,
         };
+        let (fill, wants_range) = (f32_fill(&v), v.valid_range);
         match v.data {
             VarData::SlabsF32 { slab_dim, produce } => {
                 let one = |s: usize, outs: &mut [&mut [f32]]| produce(s, &mut *outs[0]);
@@ -266,9 +267,8 @@ pub fn write_collective(
                     chunk_along,
                     fail_first: fail_here,
                 };
-                let fill = [f32_fill(&v)];
-                let r = slabs.put(&mut file, &[v.name.as_str()], &fill, &one, group, path)?;
-                if v.valid_range {
+                let r = slabs.put(&mut file, &[v.name.as_str()], &[fill], &one, group, path)?;
+                if wants_range {
                     ranges.push((v.name.clone(), r[0]));
                 }
             }
@@ -294,8 +294,8 @@ pub fn write_collective(
                     }
                 };
                 groups[at].names[member] = Some(v.name.clone());
-                groups[at].fills[member] = f32_fill(&v);
-                groups[at].wants_range[member] = v.valid_range;
+                groups[at].fills[member] = fill;
+                groups[at].wants_range[member] = wants_range;
             }
             _ => {}
         }

@@ -323,7 +323,8 @@ impl LlcMap {
     }
 }
 
-/// The 2D metric fields of the grid files, tile order `(tile, j, i)`.
+/// The 2D metric fields of the grid files, tile order `(tile, j, i)`: the map's output
+/// on its way to the MDS grid files (and into [`super::SynthGrid`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metrics {
     /// South-west corner longitude (degrees, (−180, 180]).

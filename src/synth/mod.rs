@@ -10,6 +10,12 @@
 //! streamed to disk, so memory stays at a few levels even for LLC270 and up;
 //! the same configuration always produces byte-identical files.
 //!
+//! Three grid types, three jobs: [`geometry::LlcMap`] computes positions and
+//! [`geometry::Metrics`] (distances, areas) from the closed-form map; [`generate`] writes
+//! them as MDS grid files; [`SynthGrid`] holds the same float64 numbers in memory as the
+//! answer tests compare against. What the pipeline itself reads is
+//! [`crate::grid::Grid`], from the files (per tile, memory-mapped), never these.
+//!
 //! Output tree of [`generate`]:
 //! `<out>/grid/{XC,YC,XG,YG,DXG,DYG,DXC,DYC,RAC,RAS,RAW,RAZ,AngleCS,AngleSN,Depth,hFacC,hFacW,hFacS,RC,RF,DRF,DRC,PHrefC,PHrefF}.{data,meta}`
 //! plus `available_diagnostics.log`, and
@@ -109,7 +115,9 @@ pub enum SynthError {
 }
 
 /// The synthetic grid in memory, every horizontal array in tile order
-/// `(tile, j, i)` (index `(t·N + j)·N + i`), for tests that need no files.
+/// `(tile, j, i)` (index `(t·N + j)·N + i`): the exact float64 answer for tests (what
+/// [`crate::grid::Grid`] must read back from the files, and what fields are sampled
+/// at). Whole arrays: for test sizes, not for large N.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthGrid {
     /// Tile size N.
