@@ -17,7 +17,7 @@
 //! EDP_SCALE_DATA: an `edp synth` output to use (e.g. `edp synth --n 1080 --levels 50
 //! --months 1 --out /work/llc1080`); default: an LLC90 set synthesised in a temporary
 //! directory. EDP_SCALE_RANKS: the group sizes (default `1,2,3`); EDP_SCALE_THREADS:
-//! threads per rank (default 1). Granules are written under EDP_SCALE_OUT (default: a
+//! threads per rank (default 1); EDP_SCALE_ONLY=2D or 3D: those rows only. Granules are written under EDP_SCALE_OUT (default: a
 //! temporary directory) and removed after each row.
 
 use std::collections::BTreeMap;
@@ -278,8 +278,9 @@ fn main() {
         "| granule | ranks | granule s | run wall s | peak RssAnon MB (max rank) | peak RssFile MB (max rank) | size MB | values = 1 rank |"
     );
     println!("|---|---|---|---|---|---|---|---|");
+    let only = std::env::var("EDP_SCALE_ONLY").unwrap_or_default();
     // 2D, next granule: the same task again under another name, in the same process.
-    {
+    if "2D".starts_with(&only) {
         let dest = out.join("warm");
         let first = task(&m, "SEA_SURFACE_HEIGHT", &data, &dest);
         let mut next = first.clone();
@@ -303,7 +304,10 @@ fn main() {
     for (label, grouping) in [
         ("2D SSH (4 fields)", "SEA_SURFACE_HEIGHT"),
         ("3D velocity (3 fields)", "OCEAN_VELOCITY"),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(l, _)| l.starts_with(&only))
+    {
         let mut reference: Option<BTreeMap<String, String>> = None;
         for &g in &ranks {
             let dest = out.join(format!("g{g}"));

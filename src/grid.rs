@@ -19,7 +19,7 @@
 //! tile before it is written as MDS grid files).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::llc::{self, PointType, NTILES};
 use crate::mds::{MdsError, MdsFile};
@@ -132,6 +132,10 @@ pub struct Grid {
     /// Whole cell-corner bounds, made on first use.
     whole_bounds: OnceLock<(Vec<f32>, Vec<f32>)>,
     hfac: [Levels; 3],
+    /// The hFac level last read from an MDS file ((point slot, level), values): the
+    /// fields of a granule ask for the same level one after another (every field of a
+    /// 2D granule wants level 0 of hFacC), and one level is all it keeps.
+    recent_hfac: Mutex<Option<((usize, usize), Vec<f32>)>>,
     /// Where the grid came from, for messages.
     pub source: PathBuf,
 }
@@ -175,7 +179,25 @@ impl Grid {
             return Ok(());
         };
         match &self.hfac[slot] {
-            Levels::Mds(f) => Ok(f.read_level_tiles(0, k, self.n, out)?),
+            Levels::Mds(f) => {
+                let mut recent = self.recent_hfac.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((key, v)) = recent.as_ref() {
+                    if *key == (slot, k) && v.len() == out.len() {
+                        out.copy_from_slice(v);
+                        return Ok(());
+                    }
+                }
+                // Not under the lock: other threads may read other levels meanwhile.
+                let kept = recent.take();
+                drop(recent);
+                f.read_level_tiles(0, k, self.n, out)?;
+                let mut buf = kept.map(|(_, v)| v).unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(out);
+                let mut recent = self.recent_hfac.lock().unwrap_or_else(|e| e.into_inner());
+                *recent = Some(((slot, k), buf));
+                Ok(())
+            }
             Levels::Memory(v) => {
                 let len = self.level_len();
                 out.copy_from_slice(&v[k * len..(k + 1) * len]);
@@ -428,6 +450,7 @@ impl Grid {
             whole: Default::default(),
             whole_bounds: OnceLock::new(),
             hfac,
+            recent_hfac: Mutex::new(None),
             source: dir.to_path_buf(),
         })
     }
@@ -480,6 +503,7 @@ impl Grid {
             whole: Default::default(),
             whole_bounds: OnceLock::new(),
             hfac: [levels("hFacC")?, levels("hFacW")?, levels("hFacS")?],
+            recent_hfac: Mutex::new(None),
             source: path.to_path_buf(),
         })
     }
