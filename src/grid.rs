@@ -135,10 +135,13 @@ pub struct Grid {
     /// The hFac level last read from an MDS file ((point slot, level), values): the
     /// fields of a granule ask for the same level one after another (every field of a
     /// 2D granule wants level 0 of hFacC), and one level is all it keeps.
-    recent_hfac: Mutex<Option<((usize, usize), Vec<f32>)>>,
+    recent_hfac: Mutex<Option<RecentLevel>>,
     /// Where the grid came from, for messages.
     pub source: PathBuf,
 }
+
+/// One hFac level kept: ((point slot, level), values).
+type RecentLevel = ((usize, usize), Vec<f32>);
 
 fn hfac_slot(p: PointType) -> Option<usize> {
     match p {
