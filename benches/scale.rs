@@ -167,6 +167,20 @@ struct Row {
     bytes: u64,
 }
 
+impl Row {
+    /// One table row: `label`, ranks, the figures, then `last` in the last column.
+    fn print(&self, label: &str, ranks: usize, last: &str) {
+        println!(
+            "| {label} | {ranks} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {last} |",
+            self.seconds,
+            self.wall,
+            self.anon as f64 / 1e6,
+            self.file as f64 / 1e6,
+            self.bytes as f64 / 1e6
+        );
+    }
+}
+
 /// Runs the granules `tasks` (all the same size); the row is the last granule's.
 fn run(ranks: usize, threads: usize, tasks: &[Task], dest: &Path) -> (Row, PathBuf) {
     let _ = std::fs::remove_dir_all(dest);
@@ -291,13 +305,10 @@ fn main() {
         );
         let (row, granule) = run(1, threads, &[first, next], &dest);
         let floor = compression_floor(&granule, &["SSH", "SSHIBC", "SSHNOIBC", "ETAN"]);
-        println!(
-            "| 2D SSH (4 fields), next granule | 1 | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | floor {floor:.2} s |",
-            row.seconds,
-            row.wall,
-            row.anon as f64 / 1e6,
-            row.file as f64 / 1e6,
-            row.bytes as f64 / 1e6
+        row.print(
+            "2D SSH (4 fields), next granule",
+            1,
+            &format!("floor {floor:.2} s"),
         );
         let _ = std::fs::remove_dir_all(&dest);
     }
@@ -322,14 +333,7 @@ fn main() {
                     None => "no 1-rank run".to_string(),
                 }
             };
-            println!(
-                "| {label} | {g} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {same} |",
-                row.seconds,
-                row.wall,
-                row.anon as f64 / 1e6,
-                row.file as f64 / 1e6,
-                row.bytes as f64 / 1e6
-            );
+            row.print(label, g, &same);
             let _ = std::fs::remove_dir_all(&dest);
         }
     }
