@@ -648,3 +648,92 @@ fn latlon_with_inputs_grid_and_factors_on_s3() {
     }
     assert_scratch_clean(&scratch);
 }
+
+/// `--factors` naming an S3 object that cannot be fetched (no such key, no such bucket)
+/// is a configuration error found before any work: exit 2, the URL and the cause in the
+/// message, and at the destination (local, or on S3 with its local state directory) no
+/// granule, no journal, and no factors built instead.
+#[test]
+fn factors_on_s3_that_cannot_be_fetched_stop_the_run_before_any_work() {
+    let Some(ep) = s3_support::server("unfetchable_factors_on_s3") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = edp::synth::SynthConfig {
+        n: 12,
+        nz: 5,
+        months: 1,
+        variables: Some(vec![
+            "SSH".into(),
+            "SSHIBC".into(),
+            "SSHNOIBC".into(),
+            "ETAN".into(),
+        ]),
+        ..Default::default()
+    };
+    edp::synth::generate(&cfg, dir.path()).unwrap();
+    let jobs = dir.path().join("jobs.txt");
+    std::fs::write(&jobs, "[0, 'latlon', 'AVG_MON', 'all']\n").unwrap();
+    let b = s3_support::bucket(&ep, "edp-nofactors");
+    // A bucket name nobody made.
+    let gone = format!("edp-gone-{}", uuid::Uuid::new_v4().simple());
+    let missing_key = format!("s3://{b}/ecco/factors/edp_factors.bin");
+    let cases = [
+        (missing_key.clone(), "no such object".to_string(), None),
+        (
+            format!("s3://{gone}/ecco/factors/edp_factors.bin"),
+            format!("no such bucket \"{gone}\""),
+            None,
+        ),
+        (
+            missing_key,
+            "no such object".to_string(),
+            Some(format!("s3://{b}/out")),
+        ),
+    ];
+    for (i, (factors, cause, s3_dest)) in cases.into_iter().enumerate() {
+        let case = dir.path().join(format!("case-{i}"));
+        let (local_dest, state, cache) = (case.join("out"), case.join("state"), case.join("cache"));
+        let dest = s3_dest
+            .clone()
+            .unwrap_or_else(|| local_dest.to_string_lossy().into_owned());
+        let o = edp(&ep, &case.join("scratch"))
+            .arg("run")
+            .arg("--jobs")
+            .arg(&jobs)
+            .arg("--source")
+            .arg(dir.path().join("V4r4"))
+            .arg("--grid")
+            .arg(dir.path().join("grid"))
+            .args(["--dest", &dest, "--factors", &factors])
+            .arg("--factors-cache")
+            .arg(&cache)
+            .env("EDP_STATE_DIR", &state)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "case {i}: {stderr}");
+        let error = stderr
+            .lines()
+            .find(|l| l.starts_with("edp: error:"))
+            .unwrap_or_else(|| panic!("case {i}: no error line:\n{stderr}"));
+        assert!(
+            error.contains("--factors") && error.contains(&factors) && error.contains(&cause),
+            "case {i}: the error does not name {factors} and `{cause}`: {error}"
+        );
+        assert!(!stderr.contains("building mapping factors"), "{stderr}");
+        assert!(!cache.exists(), "case {i}: factors were built instead");
+        // Nothing at the destination: no granule, no journal (nor any other file).
+        for root in [&local_dest, &state] {
+            let written: Vec<_> = walkdir::WalkDir::new(root)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+                .map(|e| e.into_path())
+                .collect();
+            assert!(written.is_empty(), "case {i}: written: {written:?}");
+        }
+        let objects = s3_support::s3().list(&url(&b, "")).unwrap();
+        assert!(objects.is_empty(), "case {i}: objects written: {objects:?}");
+    }
+}

@@ -204,12 +204,10 @@ fn check_factors(
     tasks: &[Task],
     storage: &Storage,
 ) -> anyhow::Result<()> {
-    let path = storage.local_file(f).map_err(|e| {
-        anyhow::anyhow!(
-            "--factors {f}: cannot be fetched: {}",
-            crate::error::chain(&e)
-        )
-    })?;
+    // The error names the location itself.
+    let path = storage
+        .local_file(f)
+        .map_err(|e| anyhow::anyhow!("--factors: {}", crate::error::chain(&e)))?;
     if !path.is_file() {
         anyhow::bail!("--factors {f}: no such file");
     }
@@ -271,7 +269,7 @@ fn factor_source(a: &RunArgs, storage: &Storage) -> FactorSource {
             .and_then(|f| {
                 storage
                     .local_file(f)
-                    .map_err(|e| log::warn!("--factors {f}: {}", crate::error::chain(&e)))
+                    .map_err(|e| log::warn!("--factors: {}", crate::error::chain(&e)))
                     .ok()
             })
             .filter(|p| p.is_file()),

@@ -44,6 +44,10 @@ pub enum LocationError {
     Cache(#[from] CacheError),
     #[error("{loc}: no such object or prefix")]
     NotFound { loc: String },
+    #[error("{loc}: no such object")]
+    NoObject { loc: String },
+    #[error("{loc}: no such bucket {bucket:?}")]
+    NoBucket { loc: String, bucket: String },
     #[error("cannot read {path:?}")]
     Local {
         path: PathBuf,
@@ -209,9 +213,25 @@ impl Storage {
         };
         match self.s3.head(&url)? {
             Some((info, _)) => Ok(self.scratch()?.node_object(&self.s3, &url, &info)?),
-            None => Err(LocationError::NotFound {
+            None => Err(self.why_absent(loc, &url)),
+        }
+    }
+
+    /// Why the object at `url` is absent: S3 answers a HEAD with 404 alike for a missing
+    /// key and a missing bucket, a listing tells them apart (`NoSuchBucket`). Only asked
+    /// on the way to an error.
+    fn why_absent(&self, loc: &str, url: &S3Url) -> LocationError {
+        match self.s3.list_dir(url) {
+            Ok(_) => LocationError::NoObject {
                 loc: loc.to_string(),
-            }),
+            },
+            Err(S3Error::Request { reason, .. }) if reason.contains("NoSuchBucket") => {
+                LocationError::NoBucket {
+                    loc: loc.to_string(),
+                    bucket: url.bucket.clone(),
+                }
+            }
+            Err(e) => e.into(),
         }
     }
 
