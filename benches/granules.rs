@@ -276,6 +276,7 @@ fn main() {
                 encoding: Encoding { writer, ..encoding },
                 nonfinite: Default::default(),
                 factors: Some(Arc::clone(&factors)),
+                coords: Default::default(),
             };
             let (direct_ctx, netcdf_ctx) = (ctx_for(Writer::Direct), ctx_for(Writer::NetCdf));
             let storage = edp::storage::Storage::new(&Default::default());

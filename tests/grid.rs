@@ -143,6 +143,7 @@ fn geometry_file_round_trip_gives_the_same_granule_values() {
             encoding: Encoding::default(),
             nonfinite: Default::default(),
             factors: None,
+            coords: Default::default(),
         };
         let p =
             edp::run::produce(&t, &ctx, &edp::storage::Storage::new(&Default::default())).unwrap();

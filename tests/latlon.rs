@@ -527,6 +527,7 @@ fn stress_granule_holds_the_rotated_wind() {
         encoding: edp::granule::Encoding::default(),
         nonfinite: Default::default(),
         factors: Some(factors),
+        coords: Default::default(),
     };
     let tasks = latlon_tasks(&sample, "OCEAN_AND_ICE_SURFACE_STRESS");
     assert_eq!(tasks.len(), 1);

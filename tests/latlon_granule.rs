@@ -72,6 +72,7 @@ fn latlon_granules_match_edp_headers() {
             &grid,
             &sample.out().join("edp_factors"),
         )),
+        coords: Default::default(),
     };
     for grouping in [
         "SEA_SURFACE_HEIGHT",

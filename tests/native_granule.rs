@@ -22,6 +22,7 @@ fn context(sample: &Sample) -> Context {
         encoding: Encoding::default(),
         nonfinite: Default::default(),
         factors: None,
+        coords: Default::default(),
     }
 }
 

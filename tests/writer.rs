@@ -148,6 +148,7 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
         encoding: Encoding::default(),
         nonfinite: Default::default(),
         factors: Some(factors),
+        coords: Default::default(),
     };
     assert_eq!(
         ctx.encoding.writer,

@@ -106,6 +106,9 @@ pub struct Context {
     pub nonfinite: finite::NonFinitePolicy,
     /// Mapping factors for lat-lon granules on this grid (opened or built by the caller).
     pub factors: Option<Arc<Factors>>,
+    /// Native coordinates compressed once per grid: share one cache between the
+    /// contexts of a run (`Default::default()` for a fresh one).
+    pub coords: Arc<native::CoordCache>,
 }
 
 /// A granule described, ready to be written.

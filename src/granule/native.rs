@@ -334,7 +334,7 @@ fn coord_seed(name: &str) -> Attrs {
 /// this process so the writer compresses them once per grid. They are produced tile by
 /// tile from the grid's files whenever the writer needs them, never held whole: only
 /// their compressed chunks are kept.
-struct SharedCoords {
+pub struct SharedCoords {
     xc: Arc<SharedValues>,
     yc: Arc<SharedValues>,
     xg: Arc<SharedValues>,
@@ -343,10 +343,22 @@ struct SharedCoords {
     yc_bnds: Arc<SharedValues>,
 }
 
+/// The [`SharedCoords`] of each grid in use, kept by the caller's context (a run holds
+/// one for all its granules) so that every granule of a grid reuses the compressed
+/// coordinates; an entry goes when its grid is closed.
+#[derive(Default)]
+pub struct CoordCache(Mutex<Vec<(Weak<Grid>, Arc<SharedCoords>)>>);
+
+impl std::fmt::Debug for CoordCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |c| c.len());
+        write!(f, "CoordCache({n} grids)")
+    }
+}
+
 /// The [`SharedCoords`] of `grid`, made on first use (kept while the grid lives).
-fn shared_coords(grid: &Arc<Grid>) -> Arc<SharedCoords> {
-    static CACHE: Mutex<Vec<(Weak<Grid>, Arc<SharedCoords>)>> = Mutex::new(Vec::new());
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+fn shared_coords(cache: &CoordCache, grid: &Arc<Grid>) -> Arc<SharedCoords> {
+    let mut cache = cache.0.lock().unwrap_or_else(|e| e.into_inner());
     cache.retain(|(g, _)| g.strong_count() > 0);
     if let Some((_, c)) = cache
         .iter()
@@ -444,7 +456,7 @@ pub(crate) fn coordinates(ctx: &Context, is_3d: bool) -> Coordinates {
         )
     };
 
-    let shared = shared_coords(grid);
+    let shared = shared_coords(&ctx.coords, grid);
     let mut index_vars = vec![
         index("i", n),
         index("i_g", n),

@@ -70,6 +70,8 @@ pub struct RunContext {
     storage: Arc<Storage>,
     /// What non-finite values in wet cells do (`--nonfinite`).
     pub nonfinite: NonFinitePolicy,
+    /// Native coordinates compressed once per grid for all the run's granules.
+    coords: Arc<crate::granule::native::CoordCache>,
 }
 
 impl RunContext {
@@ -94,6 +96,7 @@ impl RunContext {
             destination,
             storage,
             nonfinite: NonFinitePolicy::default(),
+            coords: Default::default(),
         })
     }
 
@@ -157,6 +160,7 @@ impl RunContext {
             encoding: self.encoding,
             nonfinite: self.nonfinite,
             factors,
+            coords: Arc::clone(&self.coords),
         })
     }
 
