@@ -549,8 +549,10 @@ fn an_unwritable_destination_is_a_configuration_error() {
 }
 
 /// The full-disk case: a lat-lon 3D granule that cannot fit on a small tmpfs beside
-/// native granules that can. `np` 0 runs alone, else under mpirun.
-fn full_disk(np: usize) {
+/// native granules that can. `np` 0 runs alone, else under mpirun; `writer` is the
+/// `--writer` (netCDF-C says only "NetCDF: HDF error" for the failed write: edp must
+/// say the disk is full and how much is free).
+fn full_disk(np: usize, writer: &str) {
     let s = Sample::new(
         // 50 levels: the lat-lon granule (~3 MB) cannot fit in 1.5 MB; the native ones can.
         12,
@@ -606,7 +608,7 @@ fn full_disk(np: usize) {
         .arg(&file)
         .arg("--factors")
         .arg(&factors)
-        .args(["--threads", "1"]);
+        .args(["--threads", "1", "--writer", writer]);
     let out = edp(c);
     let t = text(&out);
     assert_eq!(
@@ -615,6 +617,26 @@ fn full_disk(np: usize) {
         "a full disk fails its task and the run exits 1 (no crash):\n{t}"
     );
     assert!(t.contains(&list[0].granule), "{t}");
+    // The failure names the file system and its free space, in the log and the summary.
+    // Measured while the partial file still held its blocks: HDF5 writes until the kernel
+    // refuses, leaving next to nothing, whereas once the partial file is removed the
+    // room it took (far more than 64 KiB) is free again.
+    let said = format!(
+        "the file system of {:?} has ",
+        Path::new(&list[0].granule).parent().unwrap()
+    );
+    let free: Vec<u64> = t
+        .lines()
+        .filter(|l| l.contains(&list[0].granule))
+        .filter_map(|l| {
+            let rest = &l[l.find(&said)? + said.len()..];
+            let (n, rest) = rest.split_once(" bytes free (no space left on device): ")?;
+            assert!(!rest.is_empty(), "the cause is shown: {l}");
+            n.parse().ok()
+        })
+        .collect();
+    assert_eq!(free.len(), 2, "the log and the summary say it:\n{t}");
+    assert!(free.iter().all(|&n| n < 64 << 10), "{free:?}\n{t}");
     assert!(!Path::new(&list[0].granule).exists());
     for task in &list[1..] {
         assert!(
@@ -637,13 +659,18 @@ fn full_disk(np: usize) {
 
 #[test]
 fn a_full_disk_fails_that_granule_and_the_run_exits_1_without_a_crash() {
-    full_disk(0);
+    full_disk(0, "direct");
+}
+
+#[test]
+fn a_full_disk_under_the_netcdf_writer_is_told_as_such_too() {
+    full_disk(0, "netcdf");
 }
 
 #[test]
 fn a_full_disk_under_mpirun_fails_that_granule_and_exits_1() {
     common::require("mpirun");
-    full_disk(2);
+    full_disk(2, "direct");
 }
 
 #[test]

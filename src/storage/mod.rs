@@ -11,6 +11,7 @@
 //!
 //! A process makes one [`Storage`] from its [`Settings`] and passes it down: it owns the
 //! S3 handle and the scratch cache (opened on first use, cleaned when it is dropped).
+//! - [`full_disk`]: whether a failed write found its file system full.
 //! - [`archive`]: unpacking a grid shipped as one `.tar`/`.tar.gz`/`.zip`.
 //!
 //! A location is S3 exactly when it starts with `s3://` (EDP's rule); anything else is a
@@ -18,6 +19,7 @@
 
 pub mod archive;
 pub mod cache;
+pub mod full_disk;
 mod local;
 pub mod lock;
 pub mod s3;
