@@ -317,7 +317,7 @@ fn factors_of_another_grid_are_refused() {
     // Through the store, as `edp run --factors` uses it.
     let s = store::FactorStore::new(store::FactorSource {
         file: Some(path.clone()),
-        cache_dir: None,
+        ..Default::default()
     });
     let task = latlon_tasks(&sample, "SEA_SURFACE_HEIGHT")
         .pop()
@@ -330,6 +330,24 @@ fn factors_of_another_grid_are_refused() {
     let err = s.get(&changed, target, named, &cache).unwrap_err();
     assert!(err.to_string().contains(&f.grid_hash.to_string()), "{err}");
     assert!(s.get(&grid, target, named, &cache).is_ok());
+    // A `--factors` this process could not have (its node failed the S3 fetch) fails
+    // the lat-lon task with the reason, and builds nothing in the cache.
+    let empty_cache = sample.out().join("edp_factors_unavailable");
+    let unavailable = store::FactorStore::new(store::FactorSource {
+        unavailable: Some("--factors s3://b/f.bin: no such object".into()),
+        ..Default::default()
+    });
+    let err = unavailable
+        .get(&grid, target, named, &empty_cache)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("s3://b/f.bin: no such object"),
+        "{err}"
+    );
+    assert!(
+        !empty_cache.exists(),
+        "factors were built in {empty_cache:?}"
+    );
     // Factors at another resolution are refused too.
     assert!(store::check(&f, &grid, TargetGrid::global(1.0).unwrap()).is_err());
 

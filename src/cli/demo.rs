@@ -157,7 +157,7 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
             metadata: None,
             factors: FactorSource {
                 file: Some(factors_file.clone()),
-                cache_dir: None,
+                ..Default::default()
             },
         },
         encoding: Encoding::default(),

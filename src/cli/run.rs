@@ -261,18 +261,26 @@ fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Tas
 /// anything else leaves the lat-lon factors to the cache (--factors-cache, else beside
 /// the output). An S3 object is fetched once per node into the scratch cache.
 fn factor_source(a: &RunArgs, storage: &Storage) -> FactorSource {
-    FactorSource {
-        file: a
-            .plan
-            .factors
-            .as_deref()
-            .and_then(|f| {
-                storage
-                    .local_file(f)
-                    .map_err(|e| log::warn!("--factors: {}", crate::error::chain(&e)))
-                    .ok()
+    // Rank 0 reports a `--factors` it cannot have before any work (check_factors); a
+    // rank that alone cannot have it fails its lat-lon tasks with the reason.
+    let file = a.plan.factors.as_deref().map(|f| {
+        storage
+            .local_file(f)
+            .map_err(|e| format!("--factors: {}", crate::error::chain(&e)))
+            .and_then(|p| {
+                p.is_file()
+                    .then_some(p)
+                    .ok_or_else(|| format!("--factors {f}: no such file"))
             })
-            .filter(|p| p.is_file()),
+    });
+    let (file, unavailable) = match file {
+        Some(Ok(p)) => (Some(p), None),
+        Some(Err(why)) => (None, Some(why)),
+        None => (None, None),
+    };
+    FactorSource {
+        file,
         cache_dir: a.factors_cache.clone(),
+        unavailable,
     }
 }

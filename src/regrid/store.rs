@@ -29,6 +29,10 @@ pub struct FactorSource {
     pub file: Option<PathBuf>,
     /// `--cache DIR`: where built factors are kept (default: beside the output).
     pub cache_dir: Option<PathBuf>,
+    /// Why `--factors` could not be had on this process (e.g. its node could not fetch
+    /// the S3 object): lat-lon tasks then fail with this reason rather than fall back
+    /// to building factors.
+    pub unavailable: Option<String>,
 }
 
 type GridKey = (PathBuf, usize, usize, u64);
@@ -109,6 +113,9 @@ impl FactorStore {
             .map_err(|_| RegridError::Config("factor store poisoned by a panic".into()))?;
         if let Some(f) = loaded.get(&key) {
             return Ok(Arc::clone(f));
+        }
+        if let Some(why) = &self.source.unavailable {
+            return Err(RegridError::Config(why.clone()));
         }
         let task_loc = named.map(|n| n.loc).filter(|l| !l.is_empty());
         let task_file = named.and_then(|n| n.file).map(Path::to_path_buf);
