@@ -77,6 +77,14 @@ impl Drop for PeakSampler {
     }
 }
 
+/// The machine's load averages (1, 5, 15 min), printed beside the figures: they are
+/// relative to the floor measured in the same run, but a loaded machine spreads them.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn stats(mut t: Vec<f64>) -> (f64, f64) {
     t.sort_by(f64::total_cmp);
     (t[0], t[t.len() / 2])
@@ -177,9 +185,10 @@ fn main() {
     let t = Instant::now();
     let report = synth::generate(&cfg, &dir).expect("synth");
     println!(
-        "synthesised LLC{n} x 50 levels in {:.1} s; {} cores",
+        "synthesised LLC{n} x 50 levels in {:.1} s; {} cores; load average {}",
         t.elapsed().as_secs_f64(),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load()
     );
     let m = Arc::new(MetadataSet::embedded().expect("metadata"));
     let grid_dir = report.grid_dir.clone();
@@ -339,7 +348,7 @@ fn main() {
             summary.push((label, threads, dmin));
         }
     }
-    println!();
+    println!("\nload average at the end: {}", load());
     for (label, _, _) in summary.iter().filter(|(_, t, _)| *t == 1) {
         let one = summary.iter().find(|(l, t, _)| l == label && *t == 1);
         let two = summary.iter().find(|(l, t, _)| l == label && *t == 2);

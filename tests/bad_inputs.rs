@@ -50,6 +50,10 @@ fn fixture() -> Fixture {
 }
 
 fn task_list(s: &Sample, dest: &Path, name: &str) -> (PathBuf, Vec<Task>) {
+    task_list_of(s, dest, name, Product::Native)
+}
+
+fn task_list_of(s: &Sample, dest: &Path, name: &str, product: Product) -> (PathBuf, Vec<Task>) {
     let m = MetadataSet::embedded().unwrap();
     let loc = Locations {
         dest_root: dest.to_string_lossy().into_owned(),
@@ -58,7 +62,7 @@ fn task_list(s: &Sample, dest: &Path, name: &str) -> (PathBuf, Vec<Task>) {
     };
     let mut list = Vec::new();
     for g in ["SEA_SURFACE_HEIGHT", "OCEAN_TEMPERATURE_SALINITY"] {
-        let g = m.grouping_by_filename(Product::Native, g).unwrap();
+        let g = m.grouping_by_filename(product, g).unwrap();
         list.extend(tasks::tasks_for_steps(
             g,
             Frequency::AvgMon,
@@ -351,6 +355,52 @@ fn non_finite_wet_values_fail_the_granule_by_default() {
     let what = format!("{count} non-finite value(s) of THETA in wet cells");
     let at = format!("tile {t}, j {j}, i {i}, k {k}");
     assert_outcome(&f, &out, 1, &[&ps(&data), &what, &at], &[victim]);
+}
+
+/// The fixture's tasks on the lat-lon grid (mapping factors built by the run).
+fn latlon_fixture() -> Fixture {
+    let s = Sample::new(
+        12,
+        5,
+        2,
+        &["SSH", "SSHIBC", "SSHNOIBC", "ETAN", "THETA", "SALT"],
+    );
+    let dest = s.dir.path().join("out");
+    let (tasks_file, list) = task_list_of(&s, &dest, "tasks.json", Product::Latlon);
+    assert_eq!(list.len(), 4);
+    Fixture {
+        s,
+        dest,
+        tasks_file,
+        list,
+    }
+}
+
+#[test]
+fn non_finite_wet_values_fail_a_latlon_granule_and_are_filled_with_nonfinite_fill() {
+    // Each input level is read once, as the granule streams to the writer: the check
+    // happens on the way and still counts the whole field.
+    let f = latlon_fixture();
+    let (data, _, victim) = f.theta();
+    poison_level(&data, 12, 2, f32::NAN);
+    let grid = Grid::open(&f.s.grid_dir()).unwrap();
+    let ([t, j, i, k], count) = wet_cells(&grid, 2);
+    let out = f.run(&[]);
+    let what = format!("{count} non-finite value(s) of THETA in wet cells");
+    let at = format!("tile {t}, j {j}, i {i}, k {k}");
+    assert_outcome(&f, &out, 1, &[&ps(&data), &what, &at], &[victim]);
+
+    let out = f.run(&["--nonfinite", "fill"]);
+    let what = format!("{count} non-finite value(s) of THETA in wet cells written as fill");
+    assert_outcome(&f, &out, 0, &[&ps(&data), &what], &[]);
+    let m = Manifest::read(&f.dest.join("edp-manifest.json")).unwrap();
+    let key = Path::new(&f.list[victim].granule)
+        .strip_prefix(&f.dest)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let r = m.granules.iter().find(|r| r.granule == key).unwrap();
+    assert_eq!(r.nonfinite_filled, Some(count));
 }
 
 #[test]

@@ -109,10 +109,17 @@ impl Checked {
     /// Level `k` into `out` (tile order), its non-finite wet values checked.
     fn read_level(&self, grid: &Grid, k: usize, out: &mut [f32]) -> Result<(), GranuleError> {
         self.input.read_level(grid, k, out)?;
-        let mut h = vec![0f32; grid.level_len()];
-        grid.hfac_level(self.input.point, k, &mut h)?;
-        self.check
-            .level(k, NonFinite::scan_level(grid.n, k, out, &h))
+        // Non-finite values are rare: the wet mask is read only when there is one
+        // (branch-free test, vectorised).
+        let finite = out.iter().fold(true, |all, v| all & v.is_finite());
+        let found = if finite {
+            NonFinite::default()
+        } else {
+            let mut h = vec![0f32; grid.level_len()];
+            grid.hfac_level(self.input.point, k, &mut h)?;
+            NonFinite::scan_level(grid.n, k, out, &h)
+        };
+        self.check.level(k, found)
     }
 }
 
