@@ -8,6 +8,9 @@
 //! name ([`temp_path_for`]) starts with a dot and does not end in `.nc`, so granule globs
 //! never pick it up and [`remove_stale_temps`] can recognise it on a restart.
 //!
+//! [`commit_in_background`] does the commit on one thread per process, so a rank's
+//! next granule is made while the disk syncs the last one.
+//!
 //! On S3 (see [`super::s3`]) the same file is then uploaded, and the completion of the
 //! upload plays the role of the rename.
 
@@ -373,5 +376,31 @@ mod tests {
         assert!(final_path.exists());
         assert_eq!(remove_stale_temps(&dir.path().join("missing")).unwrap(), 0);
         discard(&stale); // already gone: no error
+    }
+
+    #[test]
+    fn background_commits_keep_their_order_and_report_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let final_path = dir.path().join("g.nc");
+        let pending: Vec<PendingCommit> = (0..3)
+            .map(|i| {
+                let temp = prepare(&final_path).unwrap();
+                fs::write(&temp, format!("version {i}")).unwrap();
+                commit_in_background(&temp, &final_path)
+            })
+            .collect();
+        for p in pending {
+            p.wait().unwrap();
+        }
+        // The last asked is the last renamed.
+        assert_eq!(fs::read_to_string(&final_path).unwrap(), "version 2");
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 0);
+
+        let missing = temp_path_for(&dir.path().join("h.nc")).unwrap();
+        let err = commit_in_background(&missing, &dir.path().join("h.nc"))
+            .wait()
+            .unwrap_err();
+        assert!(matches!(err, StorageError::SyncFile { .. }), "{err}");
+        assert!(!dir.path().join("h.nc").exists());
     }
 }
