@@ -343,9 +343,10 @@ fn poison_level(data: &Path, n: usize, k: usize, value: f32) {
     std::fs::write(data, bytes).unwrap();
 }
 
-#[test]
-fn non_finite_wet_values_fail_the_granule_by_default() {
-    let f = fixture();
+/// Poisons level 2 of the first month's THETA with NaN and checks that the run fails
+/// that granule only, naming the file, the field's whole count and the first wet cell;
+/// returns the task and the count.
+fn fails_on_non_finite(f: &Fixture) -> (usize, u64) {
     let (data, _, victim) = f.theta();
     poison_level(&data, 12, 2, f32::NAN);
     let grid = Grid::open(&f.s.grid_dir()).unwrap();
@@ -354,7 +355,32 @@ fn non_finite_wet_values_fail_the_granule_by_default() {
     let out = f.run(&[]);
     let what = format!("{count} non-finite value(s) of THETA in wet cells");
     let at = format!("tile {t}, j {j}, i {i}, k {k}");
-    assert_outcome(&f, &out, 1, &[&ps(&data), &what, &at], &[victim]);
+    assert_outcome(f, &out, 1, &[&ps(&data), &what, &at], &[victim]);
+    (victim, count)
+}
+
+/// Runs with `--nonfinite fill` and checks that every granule is made, the warning
+/// names THETA's input and `count`, and only task `victim`'s record counts them.
+fn fills_non_finite(f: &Fixture, victim: usize, count: u64) {
+    let (data, _, _) = f.theta();
+    let out = f.run(&["--nonfinite", "fill"]);
+    let what = format!("{count} non-finite value(s) of THETA in wet cells written as fill");
+    assert_outcome(f, &out, 0, &[&ps(&data), &what], &[]);
+    let m = Manifest::read(&f.dest.join("edp-manifest.json")).unwrap();
+    let key = Path::new(&f.list[victim].granule)
+        .strip_prefix(&f.dest)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    for r in &m.granules {
+        let want = if r.granule == key { Some(count) } else { None };
+        assert_eq!(r.nonfinite_filled, want, "{}", r.granule);
+    }
+}
+
+#[test]
+fn non_finite_wet_values_fail_the_granule_by_default() {
+    fails_on_non_finite(&fixture());
 }
 
 /// The fixture's tasks on the lat-lon grid (mapping factors built by the run).
@@ -381,26 +407,8 @@ fn non_finite_wet_values_fail_a_latlon_granule_and_are_filled_with_nonfinite_fil
     // Each input level is read once, as the granule streams to the writer: the check
     // happens on the way and still counts the whole field.
     let f = latlon_fixture();
-    let (data, _, victim) = f.theta();
-    poison_level(&data, 12, 2, f32::NAN);
-    let grid = Grid::open(&f.s.grid_dir()).unwrap();
-    let ([t, j, i, k], count) = wet_cells(&grid, 2);
-    let out = f.run(&[]);
-    let what = format!("{count} non-finite value(s) of THETA in wet cells");
-    let at = format!("tile {t}, j {j}, i {i}, k {k}");
-    assert_outcome(&f, &out, 1, &[&ps(&data), &what, &at], &[victim]);
-
-    let out = f.run(&["--nonfinite", "fill"]);
-    let what = format!("{count} non-finite value(s) of THETA in wet cells written as fill");
-    assert_outcome(&f, &out, 0, &[&ps(&data), &what], &[]);
-    let m = Manifest::read(&f.dest.join("edp-manifest.json")).unwrap();
-    let key = Path::new(&f.list[victim].granule)
-        .strip_prefix(&f.dest)
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let r = m.granules.iter().find(|r| r.granule == key).unwrap();
-    assert_eq!(r.nonfinite_filled, Some(count));
+    let (victim, count) = fails_on_non_finite(&f);
+    fills_non_finite(&f, victim, count);
 }
 
 #[test]
@@ -410,19 +418,7 @@ fn non_finite_wet_values_with_nonfinite_fill_are_filled_counted_and_warned() {
     poison_level(&data, 12, 1, f32::INFINITY);
     let grid = Grid::open(&f.s.grid_dir()).unwrap();
     let (_, count) = wet_cells(&grid, 1);
-    let out = f.run(&["--nonfinite", "fill"]);
-    let what = format!("{count} non-finite value(s) of THETA in wet cells written as fill");
-    assert_outcome(&f, &out, 0, &[&ps(&data), &what], &[]);
-    let m = Manifest::read(&f.dest.join("edp-manifest.json")).unwrap();
-    let key = Path::new(&f.list[victim].granule)
-        .strip_prefix(&f.dest)
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    for r in &m.granules {
-        let want = if r.granule == key { Some(count) } else { None };
-        assert_eq!(r.nonfinite_filled, want, "{}", r.granule);
-    }
+    fills_non_finite(&f, victim, count);
     // Level 1 of THETA is all fill; level 0 is not.
     let r = edp::ncio::NcReader::open(Path::new(&f.list[victim].granule)).unwrap();
     let theta = r.read_f32("THETA").unwrap();
