@@ -506,10 +506,19 @@ pub fn build(
         let nt = factors.target.len();
         let members = wanted.len();
         let produce: GroupProducer = Arc::new(move |k, outs| {
+            let regrid = |e: &mut [f32], n: &mut [f32]| {
+                regrid_pair_level(&g, &f, (&x, &y), k, (e, n))
+                    .map_err(|err| Box::new(err.for_var(&x.input.name)) as SlabError)
+            };
+            // Both components asked for (the usual case): regridded straight into
+            // the writer's buffers.
+            match (&mut *outs, wanted.as_slice()) {
+                ([e, n], [true, false]) | ([n, e], [false, true]) => return regrid(e, n),
+                _ => {}
+            }
             let mut e = vec![0f32; nt];
             let mut n = vec![0f32; nt];
-            regrid_pair_level(&g, &f, (&x, &y), k, (&mut e, &mut n))
-                .map_err(|err| Box::new(err.for_var(&x.input.name)) as SlabError)?;
+            regrid(&mut e, &mut n)?;
             for (out, &east) in outs.iter_mut().zip(&wanted) {
                 out.copy_from_slice(if east { &e } else { &n });
             }
