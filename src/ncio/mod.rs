@@ -596,6 +596,15 @@ pub enum NcError {
         #[source]
         source: netcdf::Error,
     },
+    /// A write that failed on a (nearly) full file system: netCDF-C's own message
+    /// ("NetCDF: HDF error") does not say so.
+    #[error("the file system of {dir:?} has {available} bytes free (no space left on device)")]
+    DiskFull {
+        dir: PathBuf,
+        available: u64,
+        #[source]
+        source: Box<NcError>,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("cannot open netCDF file {path:?}")]

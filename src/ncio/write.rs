@@ -83,7 +83,9 @@ pub fn write_pending(
     let temp = storage::prepare(final_path)?;
     // Removes the temporary file on every early return and on panics in producers.
     let guard = TempGuard(Some(temp.clone()));
-    let data_bytes = write_file(def, &temp, final_path, writer)?;
+    // Measured before the guard discards the partial file and frees its blocks.
+    let data_bytes =
+        write_file(def, &temp, final_path, writer).map_err(|e| told_as_full_disk(e, &temp))?;
     // The commit removes the temporary file itself if it fails.
     guard.disarm();
     Ok(PendingWrite {
@@ -92,6 +94,19 @@ pub fn write_pending(
         data_bytes,
         written: start.elapsed(),
     })
+}
+
+/// `e`, told as a full disk when the file system of `temp` (the partial file, not yet
+/// discarded) is (nearly) full.
+pub(super) fn told_as_full_disk(e: NcError, temp: &Path) -> NcError {
+    match storage::full_disk::measure(temp) {
+        Some(full) => NcError::DiskFull {
+            dir: full.dir,
+            available: full.available,
+            source: Box::new(e),
+        },
+        None => e,
+    }
 }
 
 /// Discards the temporary file when dropped, unless disarmed after a commit.

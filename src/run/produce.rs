@@ -2,7 +2,7 @@
 //! describe the granule ([`granule::build`]), write it atomically ([`ncio`]) and, for an
 //! `s3://` granule, upload it (checksummed on the way).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::granule::{self, Context, GranuleError};
@@ -17,30 +17,8 @@ pub enum ProduceError {
     Granule(#[from] GranuleError),
     #[error(transparent)]
     Write(#[from] NcError),
-    /// A write that failed on a (nearly) full file system: netCDF-C's own message
-    /// ("NetCDF: HDF error") does not say so.
-    #[error("the file system of {dir:?} has {available} bytes free (no space left on device)")]
-    DiskFull {
-        dir: PathBuf,
-        available: u64,
-        #[source]
-        source: Box<NcError>,
-    },
     #[error(transparent)]
     Storage(#[from] LocationError),
-}
-
-/// A failed write of the file meant to become `final_path`, told as a full disk when
-/// its file system was (nearly) full as the partial file was discarded.
-fn write_error(source: NcError, final_path: &Path) -> ProduceError {
-    match storage::full_disk::take_for(final_path) {
-        Some(full) => ProduceError::DiskFull {
-            dir: full.dir,
-            available: full.available,
-            source: Box::new(source),
-        },
-        None => source.into(),
-    }
 }
 
 /// A granule written.
@@ -145,7 +123,7 @@ impl Producing {
         let mut p = self.produced;
         if let Some(commit) = self.commit {
             let waited = Instant::now();
-            p.bytes = commit.wait().map_err(|e| write_error(e, &p.path))?.bytes;
+            p.bytes = commit.wait()?.bytes;
             p.elapsed += waited.elapsed();
         }
         if self.quicklook {
@@ -183,8 +161,7 @@ pub fn produce_pipelined(
     let built = granule::build(local_task.as_ref().unwrap_or(task), ctx)?;
     let path = PathBuf::from(&task.granule);
     let Some(url) = remote else {
-        let commit = ncio::write_pending(built.def, &path, ctx.encoding.writer)
-            .map_err(|e| write_error(e, &path))?;
+        let commit = ncio::write_pending(built.def, &path, ctx.encoding.writer)?;
         return Ok(Producing {
             produced: Produced {
                 path,
@@ -208,8 +185,7 @@ pub fn produce_pipelined(
     }
     let staged = storage.staging_path(&url)?;
     ncio::write_atomic_with(built.def, &staged, ctx.encoding.writer)
-        .inspect_err(|_| storage::discard(&staged))
-        .map_err(|e| write_error(e, &staged))?;
+        .inspect_err(|_| storage::discard(&staged))?;
     let up = storage.upload_granule(&staged, &url)?;
     Ok(Producing::from(Produced {
         path,

@@ -246,8 +246,6 @@ pub fn commit_in_background(temp: &Path, final_path: &Path) -> PendingCommit {
 /// Never fails: it runs on error paths, where the original error is what matters.
 /// Other removal failures are logged.
 pub fn discard(temp: &Path) {
-    // While the partial file still holds its blocks: was the disk full?
-    super::full_disk::note(temp);
     if let Ok(f) = fs::OpenOptions::new().write(true).open(temp) {
         if let Err(e) = f.set_len(0) {
             log::warn!("cannot empty temporary file {temp:?}: {e}");
