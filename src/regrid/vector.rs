@@ -77,25 +77,31 @@ pub fn to_centres(
         }
     }
     let view = |level| llc::level_view(n, level).map_err(|e| RegridError::Shape(e.to_string()));
-    let (u, v) = (view(u)?, view(v)?);
+    let (uv, vv) = (view(u)?, view(v)?);
+    // Interior cells read whole rows of the tile-order levels (contiguous, so the
+    // loop vectorises); only the east and north edges look across to a neighbour.
     uc.par_chunks_mut(n)
         .zip(vc.par_chunks_mut(n))
         .enumerate()
         .for_each(|(row, (urow, vrow))| {
             let (t, j) = (row / n, row % n);
-            for i in 0..n {
-                let east = if i + 1 < n {
-                    f64::from(u[[t, j, i + 1]])
-                } else {
-                    face_beyond(t, Edge::East, j, &u, &v).unwrap_or(0.0)
-                };
-                let north = if j + 1 < n {
-                    f64::from(v[[t, j + 1, i]])
-                } else {
-                    face_beyond(t, Edge::North, i, &u, &v).unwrap_or(0.0)
-                };
-                urow[i] = (0.5 * (f64::from(u[[t, j, i]]) + east)) as f32;
-                vrow[i] = (0.5 * (f64::from(v[[t, j, i]]) + north)) as f32;
+            let u_row = &u[row * n..(row + 1) * n];
+            let v_row = &v[row * n..(row + 1) * n];
+            for i in 0..n - 1 {
+                urow[i] = (0.5 * (f64::from(u_row[i]) + f64::from(u_row[i + 1]))) as f32;
+            }
+            let east = face_beyond(t, Edge::East, j, &uv, &vv).unwrap_or(0.0);
+            urow[n - 1] = (0.5 * (f64::from(u_row[n - 1]) + east)) as f32;
+            if j + 1 < n {
+                let v_next = &v[(row + 1) * n..(row + 2) * n];
+                for i in 0..n {
+                    vrow[i] = (0.5 * (f64::from(v_row[i]) + f64::from(v_next[i]))) as f32;
+                }
+            } else {
+                for i in 0..n {
+                    let north = face_beyond(t, Edge::North, i, &uv, &vv).unwrap_or(0.0);
+                    vrow[i] = (0.5 * (f64::from(v_row[i]) + north)) as f32;
+                }
             }
         });
     Ok(())
