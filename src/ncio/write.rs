@@ -32,11 +32,11 @@ pub fn write_atomic_with(
     final_path: &Path,
     writer: Writer,
 ) -> Result<WriteReport, NcError> {
-    write_pending(def, final_path, writer)?.wait()
+    write_closed(def, final_path, writer, storage::commit_now)?.wait()
 }
 
 /// A file written and closed under its temporary name, being made durable and renamed
-/// into place on the committing thread ([`storage::commit_in_background`]).
+/// into place on the committing thread ([`storage::Committer`]).
 pub struct PendingWrite {
     commit: storage::PendingCommit,
     final_path: PathBuf,
@@ -67,12 +67,26 @@ impl PendingWrite {
 }
 
 /// [`write_atomic_with`] up to the closed temporary file; its commit (fsync, rename,
-/// directory fsync) runs on the committing thread while the caller goes on. The file
+/// directory fsync) runs on `committer`'s thread while the caller goes on. The file
 /// is in place only once [`PendingWrite::wait`] returned `Ok`.
 pub fn write_pending(
     def: DatasetDef,
     final_path: &Path,
     writer: Writer,
+    committer: &storage::Committer,
+) -> Result<PendingWrite, NcError> {
+    write_closed(def, final_path, writer, |temp, fin| {
+        committer.commit_in_background(temp, fin)
+    })
+}
+
+/// Writes `def` under a temporary name beside `final_path`, closes it and hands it to
+/// `commit`.
+fn write_closed(
+    def: DatasetDef,
+    final_path: &Path,
+    writer: Writer,
+    commit: impl FnOnce(&Path, &Path) -> storage::PendingCommit,
 ) -> Result<PendingWrite, NcError> {
     let start = Instant::now();
     validate(&def).map_err(|reason| NcError::Invalid {
@@ -89,7 +103,7 @@ pub fn write_pending(
     // The commit removes the temporary file itself if it fails.
     guard.disarm();
     Ok(PendingWrite {
-        commit: storage::commit_in_background(&temp, final_path),
+        commit: commit(&temp, final_path),
         final_path: final_path.to_path_buf(),
         data_bytes,
         written: start.elapsed(),

@@ -161,7 +161,8 @@ pub fn produce_pipelined(
     let built = granule::build(local_task.as_ref().unwrap_or(task), ctx)?;
     let path = PathBuf::from(&task.granule);
     let Some(url) = remote else {
-        let commit = ncio::write_pending(built.def, &path, ctx.encoding.writer)?;
+        let commit =
+            ncio::write_pending(built.def, &path, ctx.encoding.writer, storage.committer())?;
         return Ok(Producing {
             produced: Produced {
                 path,

@@ -201,36 +201,56 @@ type CommitJob = (
     std::sync::mpsc::Sender<Result<(), StorageError>>,
 );
 
-/// [`commit`] on one thread per process, in the order asked, so that the fsyncs (waits
-/// on the disk) of a finished file overlap the making of the next one. The file is
-/// under its final name, durable, once [`PendingCommit::wait`] returns `Ok`: record it
-/// as done only then. Dropping the handle does not stop the commit.
-pub fn commit_in_background(temp: &Path, final_path: &Path) -> PendingCommit {
-    use std::sync::mpsc::{channel, Sender};
-    use std::sync::{Mutex, OnceLock};
-    static QUEUE: OnceLock<Mutex<Sender<CommitJob>>> = OnceLock::new();
-    let queue = QUEUE.get_or_init(|| {
-        let (tx, rx) = channel::<CommitJob>();
-        std::thread::Builder::new()
-            .name("edp-commit".into())
-            .spawn(move || {
-                for (temp, final_path, reply) in rx {
-                    let _ = reply.send(commit(&temp, &final_path));
-                }
-            })
-            .map_or_else(
-                |e| log::warn!("no committing thread ({e}): commits run in place"),
-                drop,
-            );
-        Mutex::new(tx)
-    });
-    let (reply, done) = channel();
-    let job = (temp.to_path_buf(), final_path.to_path_buf(), reply);
-    let sent = queue.lock().unwrap_or_else(|e| e.into_inner()).send(job);
-    if let Err(std::sync::mpsc::SendError((temp, final_path, reply))) = sent {
-        // No committing thread: commit here.
-        let _ = reply.send(commit(&temp, &final_path));
+/// [`commit`] on one thread, in the order asked, so that the fsyncs (waits on the disk)
+/// of a finished file overlap the making of the next one. The file is under its final
+/// name, durable, once [`PendingCommit::wait`] returns `Ok`: record it as done only
+/// then. Dropping a handle does not stop its commit. Owned by the process's
+/// [`super::Storage`]; the thread starts on first use and ends once the committer is
+/// dropped and its queue is done.
+#[derive(Debug, Default)]
+pub struct Committer {
+    queue: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<CommitJob>>>,
+}
+
+impl Committer {
+    /// Hands `temp` → `final_path` to the committing thread (or commits here if that
+    /// thread cannot be had).
+    pub fn commit_in_background(&self, temp: &Path, final_path: &Path) -> PendingCommit {
+        use std::sync::mpsc::channel;
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = channel::<CommitJob>();
+            std::thread::Builder::new()
+                .name("edp-commit".into())
+                .spawn(move || {
+                    for (temp, final_path, reply) in rx {
+                        let _ = reply.send(commit(&temp, &final_path));
+                    }
+                })
+                .map_or_else(
+                    |e| log::warn!("no committing thread ({e}): commits run in place"),
+                    drop,
+                );
+            std::sync::Mutex::new(tx)
+        });
+        let (reply, done) = channel();
+        let job = (temp.to_path_buf(), final_path.to_path_buf(), reply);
+        let sent = queue.lock().unwrap_or_else(|e| e.into_inner()).send(job);
+        if let Err(std::sync::mpsc::SendError((temp, final_path, reply))) = sent {
+            // No committing thread: commit here.
+            let _ = reply.send(commit(&temp, &final_path));
+        }
+        PendingCommit {
+            done,
+            temp: temp.to_path_buf(),
+        }
     }
+}
+
+/// [`commit`] now, as a [`PendingCommit`] that is already done (for callers that
+/// wait at once).
+pub fn commit_now(temp: &Path, final_path: &Path) -> PendingCommit {
+    let (reply, done) = std::sync::mpsc::channel();
+    let _ = reply.send(commit(temp, final_path));
     PendingCommit {
         done,
         temp: temp.to_path_buf(),
@@ -378,13 +398,14 @@ mod tests {
 
     #[test]
     fn background_commits_keep_their_order_and_report_failures() {
+        let committer = Committer::default();
         let dir = tempfile::tempdir().unwrap();
         let final_path = dir.path().join("g.nc");
         let pending: Vec<PendingCommit> = (0..3)
             .map(|i| {
                 let temp = prepare(&final_path).unwrap();
                 fs::write(&temp, format!("version {i}")).unwrap();
-                commit_in_background(&temp, &final_path)
+                committer.commit_in_background(&temp, &final_path)
             })
             .collect();
         for p in pending {
@@ -395,7 +416,8 @@ mod tests {
         assert_eq!(remove_stale_temps(dir.path()).unwrap(), 0);
 
         let missing = temp_path_for(&dir.path().join("h.nc")).unwrap();
-        let err = commit_in_background(&missing, &dir.path().join("h.nc"))
+        let err = committer
+            .commit_in_background(&missing, &dir.path().join("h.nc"))
             .wait()
             .unwrap_err();
         assert!(matches!(err, StorageError::SyncFile { .. }), "{err}");

@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 pub use local::{
-    commit, commit_in_background, dir_entries, discard, file_size, is_temp_name, prepare,
-    remove_stale_temps, sha256_file, temp_path_for, PendingCommit, StorageError,
+    commit, commit_now, dir_entries, discard, file_size, is_temp_name, prepare, remove_stale_temps,
+    sha256_file, temp_path_for, Committer, PendingCommit, StorageError,
 };
 pub use s3::{ObjectInfo, S3Config, S3Error, S3Url, Uploaded, S3};
 
@@ -82,6 +82,8 @@ pub struct Storage {
     scratch_limit: Option<String>,
     /// Opened on first use: a run with only local files never touches the scratch root.
     scratch: OnceLock<Result<Arc<Scratch>, String>>,
+    /// The committing thread of this process's granules (fsync + rename).
+    committer: Committer,
 }
 
 impl Storage {
@@ -91,7 +93,13 @@ impl Storage {
             scratch_root: cache::root_or_default(settings.scratch_dir.as_deref()),
             scratch_limit: settings.scratch_limit.clone(),
             scratch: OnceLock::new(),
+            committer: Committer::default(),
         }
+    }
+
+    /// The committing thread (fsync and rename of finished files beside the next work).
+    pub fn committer(&self) -> &Committer {
+        &self.committer
     }
 
     /// The S3 handle.
