@@ -8,8 +8,8 @@
 //! name ([`temp_path_for`]) starts with a dot and does not end in `.nc`, so granule globs
 //! never pick it up and [`remove_stale_temps`] can recognise it on a restart.
 //!
-//! [`commit_in_background`] does the commit on one thread per process, so a rank's
-//! next granule is made while the disk syncs the last one.
+//! A [`Committer`] (one per process, owned by its `Storage`) does the commit on one
+//! thread, so a rank's next granule is made while the disk syncs the last one.
 //!
 //! On S3 (see [`super::s3`]) the same file is then uploaded, and the completion of the
 //! upload plays the role of the rename.
@@ -175,7 +175,7 @@ pub fn commit(temp: &Path, final_path: &Path) -> Result<(), StorageError> {
         .map_err(|source| StorageError::SyncDir { path: dir, source })
 }
 
-/// A [`commit`] handed to the committing thread ([`commit_in_background`]).
+/// A [`commit`] handed to the committing thread ([`Committer::commit_in_background`]).
 pub struct PendingCommit {
     done: std::sync::mpsc::Receiver<Result<(), StorageError>>,
     temp: PathBuf,
