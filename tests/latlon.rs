@@ -316,7 +316,7 @@ fn factors_of_another_grid_are_refused() {
 
     // Through the store, as `edp run --factors` uses it.
     let s = store::FactorStore::new(store::FactorSource {
-        file: Some(path.clone()),
+        file: Some(Ok(path.clone())),
         ..Default::default()
     });
     let task = latlon_tasks(&sample, "SEA_SURFACE_HEIGHT")
@@ -334,7 +334,7 @@ fn factors_of_another_grid_are_refused() {
     // the lat-lon task with the reason, and builds nothing in the cache.
     let empty_cache = sample.out().join("edp_factors_unavailable");
     let unavailable = store::FactorStore::new(store::FactorSource {
-        unavailable: Some("--factors s3://b/f.bin: no such object".into()),
+        file: Some(Err("--factors s3://b/f.bin: no such object".into())),
         ..Default::default()
     });
     let err = unavailable

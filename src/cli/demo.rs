@@ -156,7 +156,7 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
             grid: Some(grid_dir.clone()),
             metadata: None,
             factors: FactorSource {
-                file: Some(factors_file.clone()),
+                file: Some(Ok(factors_file.clone())),
                 ..Default::default()
             },
         },

@@ -273,14 +273,8 @@ fn factor_source(a: &RunArgs, storage: &Storage) -> FactorSource {
                     .ok_or_else(|| format!("--factors {f}: no such file"))
             })
     });
-    let (file, unavailable) = match file {
-        Some(Ok(p)) => (Some(p), None),
-        Some(Err(why)) => (None, Some(why)),
-        None => (None, None),
-    };
     FactorSource {
         file,
         cache_dir: a.factors_cache.clone(),
-        unavailable,
     }
 }

@@ -25,14 +25,13 @@ use crate::storage::lock::NodeLock;
 /// Where factors come from when a task needs them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FactorSource {
-    /// `--factors FILE`: used for every task (and checked against the grid).
-    pub file: Option<PathBuf>,
+    /// `--factors FILE`: used for every task (and checked against the grid); `Err`
+    /// says why this process could not have it (e.g. its node could not fetch the S3
+    /// object): lat-lon tasks then fail with that reason rather than fall back to
+    /// building factors.
+    pub file: Option<Result<PathBuf, String>>,
     /// `--cache DIR`: where built factors are kept (default: beside the output).
     pub cache_dir: Option<PathBuf>,
-    /// Why `--factors` could not be had on this process (e.g. its node could not fetch
-    /// the S3 object): lat-lon tasks then fail with this reason rather than fall back
-    /// to building factors.
-    pub unavailable: Option<String>,
 }
 
 type GridKey = (PathBuf, usize, usize, u64);
@@ -114,12 +113,14 @@ impl FactorStore {
         if let Some(f) = loaded.get(&key) {
             return Ok(Arc::clone(f));
         }
-        if let Some(why) = &self.source.unavailable {
-            return Err(RegridError::Config(why.clone()));
-        }
+        let given = match &self.source.file {
+            Some(Err(why)) => return Err(RegridError::Config(why.clone())),
+            Some(Ok(p)) => Some(p),
+            None => None,
+        };
         let task_loc = named.map(|n| n.loc).filter(|l| !l.is_empty());
         let task_file = named.and_then(|n| n.file).map(Path::to_path_buf);
-        let explicit = match (&self.source.file, &task_file) {
+        let explicit = match (given, &task_file) {
             (Some(f), _) => Some(f.clone()),
             (None, Some(p)) if is_our_file(p) => Some(p.clone()),
             _ => None,
