@@ -349,13 +349,6 @@ pub struct SharedCoords {
 #[derive(Default)]
 pub struct CoordCache(Mutex<Vec<(Weak<Grid>, Arc<SharedCoords>)>>);
 
-impl std::fmt::Debug for CoordCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.lock().map_or(0, |c| c.len());
-        write!(f, "CoordCache({n} grids)")
-    }
-}
-
 /// The [`SharedCoords`] of `grid`, made on first use (kept while the grid lives).
 fn shared_coords(cache: &CoordCache, grid: &Arc<Grid>) -> Arc<SharedCoords> {
     let mut cache = cache.0.lock().unwrap_or_else(|e| e.into_inner());
