@@ -30,7 +30,8 @@ use sha2::{Digest, Sha256};
 use super::chunked::{f32_fill, finish_range, merge_range, value_range};
 use super::direct::H5File;
 use super::write::{
-    chunk_share, define_dataset, local_ranges, set_ranges, validate, var_shapes, TempGuard,
+    chunk_share, define_dataset, local_ranges, row_major_index, set_ranges, validate, var_shapes,
+    TempGuard,
 };
 use super::{
     raw, AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData, WriteReport,
@@ -448,12 +449,7 @@ impl SlabShare<'_> {
         };
         let mut fail_first = self.fail_first;
         for o in 0..outer {
-            let mut outer_idx = vec![0usize; outer_shape.len()];
-            let mut rem = o;
-            for (d, &len) in outer_shape.iter().enumerate().rev() {
-                outer_idx[d] = rem % len;
-                rem /= len;
-            }
+            let outer_idx = row_major_index(o, outer_shape);
             for round in 0..rounds {
                 let k0 = mine.start + round * block;
                 let kn = if k0 < mine.end {

@@ -110,6 +110,18 @@ fn write_closed(
     })
 }
 
+/// The multi-index of the `flat`-th element of `shape` in row-major order (the outer,
+/// pre-slab dimensions of a variable).
+pub(super) fn row_major_index(flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0usize; shape.len()];
+    let mut rem = flat;
+    for (d, &len) in shape.iter().enumerate().rev() {
+        idx[d] = rem % len;
+        rem /= len;
+    }
+    idx
+}
+
 /// `e`, told as a full disk when the file system of `temp` (the partial file, not yet
 /// discarded) is (nearly) full.
 pub(super) fn told_as_full_disk(e: NcError, temp: &Path) -> NcError {
@@ -750,13 +762,7 @@ fn put_slabs(
     let mut bufs: Vec<Vec<f32>> = names.iter().map(|_| vec![0f32; block * slab_len]).collect();
 
     for o in 0..outer {
-        // Row-major multi-index of the outer (pre-slab_dim) dimensions.
-        let mut outer_idx = vec![0usize; outer_shape.len()];
-        let mut rem = o;
-        for (d, &len) in outer_shape.iter().enumerate().rev() {
-            outer_idx[d] = rem % len;
-            rem /= len;
-        }
+        let outer_idx = row_major_index(o, outer_shape);
         let mut k0 = 0;
         while k0 < n {
             let kn = block.min(n - k0);
