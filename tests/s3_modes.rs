@@ -20,22 +20,29 @@ struct Fixture {
     local_granules: Vec<PathBuf>,
 }
 
+/// A temporary directory with synthetic LLC`n` inputs of the sea-surface-height
+/// grouping only.
+fn synth_ssh(n: usize, nz: usize, months: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = edp::synth::SynthConfig {
+        n,
+        nz,
+        months,
+        variables: Some(vec![
+            "SSH".into(),
+            "SSHIBC".into(),
+            "SSHNOIBC".into(),
+            "ETAN".into(),
+        ]),
+        ..Default::default()
+    };
+    edp::synth::generate(&cfg, dir.path()).unwrap();
+    dir
+}
+
 impl Fixture {
     fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = edp::synth::SynthConfig {
-            n: 90,
-            nz: 8,
-            months: 2,
-            variables: Some(vec![
-                "SSH".into(),
-                "SSHIBC".into(),
-                "SSHNOIBC".into(),
-                "ETAN".into(),
-            ]),
-            ..Default::default()
-        };
-        edp::synth::generate(&cfg, dir.path()).unwrap();
+        let dir = synth_ssh(90, 8, 2);
         std::fs::write(
             dir.path().join("jobs.txt"),
             "[0, 'native', 'AVG_MON', 'all']\n",
@@ -658,20 +665,7 @@ fn factors_on_s3_that_cannot_be_fetched_stop_the_run_before_any_work() {
     let Some(ep) = s3_support::server("unfetchable_factors_on_s3") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = edp::synth::SynthConfig {
-        n: 12,
-        nz: 5,
-        months: 1,
-        variables: Some(vec![
-            "SSH".into(),
-            "SSHIBC".into(),
-            "SSHNOIBC".into(),
-            "ETAN".into(),
-        ]),
-        ..Default::default()
-    };
-    edp::synth::generate(&cfg, dir.path()).unwrap();
+    let dir = synth_ssh(12, 5, 1);
     let jobs = dir.path().join("jobs.txt");
     std::fs::write(&jobs, "[0, 'latlon', 'AVG_MON', 'all']\n").unwrap();
     let b = s3_support::bucket(&ep, "edp-nofactors");
