@@ -295,6 +295,12 @@ fn jobs_file_to_granules_round_trip_and_bad_jobs_write_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("total: 3 tasks"), "{stdout}");
+    // The sample's grid is LLC8, the embedded V4r4 set's products LLC90: said, not hidden.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is LLC8 but the metadata set") && stderr.contains("describes LLC90"),
+        "{stderr}"
+    );
     let tasks = tasks::read_task_list(&list).unwrap();
     assert_eq!(tasks.len(), 3);
     let out = edp_bin()

@@ -63,6 +63,33 @@ impl PlanArgs {
         })
     }
 
+    /// Says when a local `--grid` is not the grid the metadata set's native label
+    /// names (V4r4's `llc0090`): granules are named, and given their PO.DAAC titles,
+    /// ids and DOIs, after that label, as EDP does, so an LLC1080 run with the V4r4 set
+    /// would make granules that pass for LLC90 ones.
+    fn check_native_label(&self, m: &MetadataSet) {
+        let Some(grid) = self.grid.as_deref().filter(|g| !storage::is_s3(g)) else {
+            return;
+        };
+        let Some(label_n) = m.release.native_label_size() else {
+            return;
+        };
+        match crate::grid::Grid::open(std::path::Path::new(grid)) {
+            Ok(g) if g.n != label_n => log::warn!(
+                "grid {grid} is LLC{} but the metadata set ({}) describes LLC{label_n} \
+                 products: native granules will be named {} and carry the LLC{label_n} \
+                 datasets' titles, ids and DOIs; give --metadata a set made for this grid \
+                 (its edp_release.json sets ecco_production_filestr_grid_label)",
+                g.n,
+                m.origin,
+                m.release.native_label
+            ),
+            Ok(_) => {}
+            // `edp run` reports an unreadable grid with the tasks that need it.
+            Err(e) => log::debug!("grid {grid}: {e}"),
+        }
+    }
+
     /// Builds the task list of `--jobs` (an error if the inputs cannot be listed).
     pub fn plan(&self, storage: &Storage) -> anyhow::Result<Planned> {
         let (Some(jobs_file), Some(source), Some(dest)) = (&self.jobs, &self.source, &self.dest)
@@ -70,6 +97,7 @@ impl PlanArgs {
             anyhow::bail!("--jobs needs --source and --dest");
         };
         let m = self.metadata_set(storage)?;
+        self.check_native_label(&m);
         if let Some(r) = &self.release {
             if *r != m.release.version {
                 anyhow::bail!(

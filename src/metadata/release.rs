@@ -51,6 +51,13 @@ impl Release {
         }
     }
 
+    /// The grid size the native label names (`llc0090` → 90), if it names one.
+    /// Granule names, and with them the PO.DAAC rows (titles, ids, DOIs) a granule is
+    /// given, follow this label, so a grid of another size needs a metadata set of its own.
+    pub fn native_label_size(&self) -> Option<usize> {
+        self.native_label.strip_prefix("llc")?.parse().ok()
+    }
+
     /// Applies overrides from an `edp_release.json` in a metadata directory
     /// (keys named as in EDP's YAML config: `ecco_version`, `model_start_time`, …).
     pub(super) fn apply_overrides(
@@ -235,5 +242,21 @@ impl Release {
         log::warn!(
             "release {version} inferred from the PO.DAAC table {table}; history, references and source are {old}'s (give them in edp_release.json)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Release;
+
+    #[test]
+    fn native_label_names_its_grid_size() {
+        let mut r = Release::v4r4();
+        assert_eq!(r.native_label_size(), Some(90));
+        r.native_label = "llc1080".into();
+        assert_eq!(r.native_label_size(), Some(1080));
+        // A label that is not llc<size> names no size.
+        r.native_label = "native_grid".into();
+        assert_eq!(r.native_label_size(), None);
     }
 }
