@@ -284,8 +284,7 @@ fn regrid_pair_level(
         &mut u,
         &mut v,
     );
-    apply::regrid_level(factors, k, &u, e_out, FILL_F32)?;
-    apply::regrid_level(factors, k, &v, n_out, FILL_F32)?;
+    apply::regrid_level_pair(factors, k, (&u, &v), (e_out, n_out), FILL_F32)?;
     Ok(())
 }
 
