@@ -3,13 +3,22 @@
 //!
 //! Work is cut into units that are each one row of chunks along a streamed variable's
 //! slab dimension (one depth level of a 3D field, with all its members when the slabs
-//! come from a [`SlabGroup`]), or one in-memory variable. Rayon threads take units in
-//! order (reading, decoding and regridding level k+1 while level k compresses on the
-//! other thread), and a writer thread hands each finished chunk to HDF5 through a
-//! bounded channel, so only a few levels are ever in memory. [`SharedValues`] keep
-//! their compressed chunks for the next file.
+//! come from a [`SlabGroup`]), or one in-memory variable. Three kinds of threads share
+//! it, so reading, decoding and regridding level k+1 overlaps the compression of level
+//! k even on one compressing thread:
+//! - a producer thread (its own one-thread rayon pool, so the producers' inner
+//!   parallelism stays on it) produces units in order, a few ahead of compression
+//!   (a bounded channel), with their value ranges;
+//! - rayon's threads compress what it produced; one that finds nothing produced yet
+//!   takes the next unit and produces it itself, so compression never waits for a
+//!   slower producer;
+//! - a writer thread hands each finished chunk to HDF5 through a bounded channel.
+//!
+//! So only a few levels are ever in memory. [`SharedValues`] keep their compressed
+//! chunks for the next file.
 
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -124,10 +133,78 @@ enum Job {
         target: usize,
         values: Arc<SharedValues>,
     },
-    Unit {
-        stream: usize,
-        row: Vec<usize>,
-    },
+    /// A unit the producer thread has not taken: produced and compressed here.
+    Unit(usize),
+    /// A unit the producer thread made.
+    Produced(usize, Result<Slabs, NcError>),
+}
+
+/// One unit: a stream and a row of chunk indices along its slab dimensions.
+type Unit = (usize, Vec<usize>);
+
+/// The values of one unit, per member: (target, values, range if wanted).
+type Slabs = Vec<(usize, Vec<f32>, Option<(f32, f32)>)>;
+
+/// The next unit nobody has taken yet, taken (by the producer thread or a compressing
+/// thread, whichever asks first).
+fn take(next: &AtomicUsize, units: usize) -> Option<usize> {
+    let u = next.fetch_add(1, Ordering::Relaxed);
+    (u < units).then_some(u)
+}
+
+/// What the compressing threads do next, in this order: a unit the producer thread
+/// made; else the next unit nobody has taken (produced here); else, once all are
+/// taken, the producer's last units; then the in-memory variables.
+struct Work<'a> {
+    units: usize,
+    next: &'a AtomicUsize,
+    produced: Option<Receiver<(usize, Result<Slabs, NcError>)>>,
+    memory: std::vec::IntoIter<Job>,
+}
+
+impl Iterator for Work<'_> {
+    type Item = Job;
+
+    fn next(&mut self) -> Option<Job> {
+        if let Some(rx) = &self.produced {
+            match rx.try_recv() {
+                Ok((u, slabs)) => return Some(Job::Produced(u, slabs)),
+                Err(TryRecvError::Empty) => {}
+                // The producer is done (or could not start): the rest is ours.
+                Err(TryRecvError::Disconnected) => self.produced = None,
+            }
+        }
+        if let Some(u) = take(self.next, self.units) {
+            return Some(Job::Unit(u));
+        }
+        if let Some(rx) = self.produced.take() {
+            if let Ok((u, slabs)) = rx.recv() {
+                self.produced = Some(rx);
+                return Some(Job::Produced(u, slabs));
+            }
+        }
+        self.memory.next()
+    }
+}
+
+/// The producer thread's loop: takes units in order, produces them and sends them to
+/// the compressing threads, until none is left, they stopped listening, or one failed.
+fn produce_ahead(
+    units: &[Unit],
+    next: &AtomicUsize,
+    streams: &[Stream],
+    targets: &[Target],
+    path: &Path,
+    tx: SyncSender<(usize, Result<Slabs, NcError>)>,
+) {
+    while let Some(u) = take(next, units.len()) {
+        let (s, row) = &units[u];
+        let slabs = produce_unit(&streams[*s], row, targets, path);
+        let failed = slabs.is_err();
+        if tx.send((u, slabs)).is_err() || failed {
+            return;
+        }
+    }
 }
 
 struct Msg {
@@ -230,20 +307,15 @@ pub(super) fn write_direct(
             chunk_rows(&t.shape[..=s.slab_dim], &t.chunks[..=s.slab_dim])
         })
         .collect();
-    let mut jobs = Vec::with_capacity(memory_jobs.len() + rows.iter().map(Vec::len).sum::<usize>());
+    let mut units: Vec<Unit> = Vec::with_capacity(rows.iter().map(Vec::len).sum::<usize>());
     let longest = rows.iter().map(Vec::len).max().unwrap_or(0);
     for r in 0..longest {
         for (s, list) in rows.iter().enumerate() {
             if let Some(row) = list.get(r) {
-                jobs.push(Job::Unit {
-                    stream: s,
-                    row: row.clone(),
-                });
+                units.push((s, row.clone()));
             }
         }
     }
-
-    jobs.extend(memory_jobs);
 
     let mut streamed = vec![false; targets.len()];
     for s in &streams {
@@ -251,11 +323,37 @@ pub(super) fn write_direct(
             streamed[m] = true;
         }
     }
-    let in_flight = 2 * rayon::current_num_threads() + 2;
+    let compressing = rayon::current_num_threads();
+    let in_flight = 2 * compressing + 2;
     let (tx, rx) = sync_channel::<Msg>(in_flight);
     let targets = &targets;
     let streams = &streams;
+    let (units, next) = (&units, &AtomicUsize::new(0));
     std::thread::scope(|scope| {
+        // One unit ready per compressing thread, besides the one being produced.
+        let produced = (!units.is_empty()).then(|| {
+            let (ptx, prx) = sync_channel(compressing);
+            scope.spawn(move || {
+                match rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .thread_name(|_| "edp-produce".into())
+                    .build()
+                {
+                    Ok(pool) => {
+                        pool.install(|| produce_ahead(units, next, streams, targets, path, ptx))
+                    }
+                    // The compressing threads produce every unit themselves.
+                    Err(e) => log::debug!("no producer thread ({e})"),
+                }
+            });
+            prx
+        });
+        let work = Work {
+            units: units.len(),
+            next,
+            produced,
+            memory: memory_jobs.into_iter(),
+        };
         let writer = scope.spawn(move || -> Result<(), NcError> {
             super::raw::quiet_hdf5_errors();
             define()?;
@@ -284,30 +382,35 @@ pub(super) fn write_direct(
             drop(sets);
             file.close()
         });
-        let work =
-            jobs.into_iter()
-                .par_bridge()
-                .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
-                    match job {
-                        Job::Array { target, values } => {
-                            let t = &targets[target];
-                            let chunks = compress_array(t, values.bytes(), path)?;
-                            send(tx, target, Arc::new(chunks), None)
-                        }
-                        Job::Shared { target, values } => {
-                            let t = &targets[target];
-                            let chunks = shared_chunks(t, &values, path)?;
-                            send(tx, target, chunks, None)
-                        }
-                        Job::Unit { stream, row } => {
-                            run_unit(&streams[stream], &row, targets, path)?
-                                .into_iter()
-                                .try_for_each(|(target, chunks, range)| {
-                                    send(tx, target, Arc::new(chunks), range)
-                                })
-                        }
+        let compressed = |u: usize, slabs: Result<Slabs, NcError>| {
+            let (s, row) = &units[u];
+            let made = compress_unit(&streams[*s], row, targets, slabs?, path)?;
+            Ok::<_, NcError>(made.into_iter().map(|(m, c, r)| (m, Arc::new(c), r)))
+        };
+        let work = work
+            .par_bridge()
+            .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
+                match job {
+                    Job::Array { target, values } => {
+                        let t = &targets[target];
+                        let chunks = compress_array(t, values.bytes(), path)?;
+                        send(tx, target, Arc::new(chunks), None)
                     }
-                });
+                    Job::Shared { target, values } => {
+                        let t = &targets[target];
+                        let chunks = shared_chunks(t, &values, path)?;
+                        send(tx, target, chunks, None)
+                    }
+                    Job::Unit(u) => {
+                        let (s, row) = &units[u];
+                        let slabs = produce_unit(&streams[*s], row, targets, path);
+                        compressed(u, slabs)?.try_for_each(|(m, c, r)| send(tx, m, c, r))
+                    }
+                    Job::Produced(u, slabs) => {
+                        compressed(u, slabs)?.try_for_each(|(m, c, r)| send(tx, m, c, r))
+                    }
+                }
+            });
         // The writer's own error explains a closed channel better than the send did.
         let written = writer
             .join()
@@ -353,19 +456,27 @@ fn chunk_rows(shape: &[usize], chunks: &[usize]) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// Produces one row of slabs of a stream and compresses its chunks; returns per member
-/// (target, chunks, range if wanted).
-#[allow(clippy::type_complexity)]
-fn run_unit(
-    s: &Stream,
-    row: &[usize],
-    targets: &[Target],
-    path: &Path,
-) -> Result<Vec<(usize, Vec<(Vec<u64>, Vec<u8>)>, Option<(f32, f32)>)>, NcError> {
+/// Where the values of one unit lie in its variables: first slab index and extent per
+/// dimension up to the slab dimension.
+fn unit_extent(s: &Stream, row: &[usize], targets: &[Target]) -> (Vec<usize>, Vec<usize>) {
     let first = &targets[s.members[0]];
     let (shape, chunks, d) = (&first.shape, &first.chunks, s.slab_dim);
     let lo: Vec<usize> = (0..=d).map(|i| row[i] * chunks[i]).collect();
     let ext: Vec<usize> = (0..=d).map(|i| chunks[i].min(shape[i] - lo[i])).collect();
+    (lo, ext)
+}
+
+/// Produces one row of slabs of a stream, with the value range of each member that
+/// wants one.
+fn produce_unit(
+    s: &Stream,
+    row: &[usize],
+    targets: &[Target],
+    path: &Path,
+) -> Result<Slabs, NcError> {
+    let first = &targets[s.members[0]];
+    let (shape, d) = (&first.shape, s.slab_dim);
+    let (lo, ext) = unit_extent(s, row, targets);
     let inner: usize = shape[d + 1..].iter().product();
     let slabs: usize = ext.iter().product();
     let mut bufs: Vec<Vec<f32>> = s
@@ -397,18 +508,39 @@ fn run_unit(
             source,
         })?;
     }
+    Ok(s.members
+        .iter()
+        .zip(bufs)
+        .map(|(&m, buf)| {
+            let t = &targets[m];
+            let range = t.valid_range.then(|| value_range(&buf, t.fill));
+            (m, buf, range)
+        })
+        .collect())
+}
+
+/// Compresses the chunks of one produced unit: per member (target, chunks, range).
+#[allow(clippy::type_complexity)]
+fn compress_unit(
+    s: &Stream,
+    row: &[usize],
+    targets: &[Target],
+    slabs: Slabs,
+    path: &Path,
+) -> Result<Vec<(usize, ChunkList, Option<(f32, f32)>)>, NcError> {
+    let shape = &targets[s.members[0]].shape;
+    let d = s.slab_dim;
+    let (lo, ext) = unit_extent(s, row, targets);
     let buf_shape: Vec<usize> = ext.iter().chain(&shape[d + 1..]).copied().collect();
     let origin: Vec<usize> = lo
         .iter()
         .copied()
         .chain(std::iter::repeat(0).take(shape.len() - d - 1))
         .collect();
-    s.members
-        .iter()
-        .zip(bufs)
-        .map(|(&m, buf)| {
+    slabs
+        .into_iter()
+        .map(|(m, buf, range)| {
             let t = &targets[m];
-            let range = t.valid_range.then(|| value_range(&buf, t.fill));
             let chunks = cut_and_compress(t, bytemuck::cast_slice(&buf), &buf_shape, &origin)
                 .map_err(|source| compress_err(t, path, source))?;
             Ok((m, chunks, range))
@@ -459,7 +591,9 @@ fn shared_chunks(t: &Target, values: &SharedValues, path: &Path) -> Result<Chunk
             let made: Vec<ChunkList> = rows
                 .into_par_iter()
                 .map(|row| {
-                    let unit = run_unit(&stream, &row, std::slice::from_ref(t), path)?;
+                    let targets = std::slice::from_ref(t);
+                    let slabs = produce_unit(&stream, &row, targets, path)?;
+                    let unit = compress_unit(&stream, &row, targets, slabs, path)?;
                     Ok(unit.into_iter().flat_map(|(_, chunks, _)| chunks).collect())
                 })
                 .collect::<Result<_, NcError>>()?;
