@@ -13,7 +13,9 @@
 //!
 //! `cargo bench --bench granules`; EDP_BENCH_N=270 for LLC270 (default 90),
 //! EDP_BENCH_REPEATS (3D repeats, default 5; 2D use 4×), EDP_BENCH_ONLY (a part of the
-//! granule labels to run only those), EDP_BENCH_DIR keeps the inputs.
+//! granule labels to run only those), EDP_BENCH_DIR keeps the inputs; for profiling,
+//! EDP_BENCH_THREADS (e.g. `1`; default `1,2`) and EDP_BENCH_NETCDF=0 (no netCDF-only
+//! column) narrow what runs.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -259,6 +261,12 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut summary = Vec::new();
     let only = std::env::var("EDP_BENCH_ONLY").unwrap_or_default();
+    let thread_counts: Vec<usize> = std::env::var("EDP_BENCH_THREADS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|t| t.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![1, 2]);
+    let with_netcdf = std::env::var("EDP_BENCH_NETCDF").map_or(true, |v| v != "0");
     for (label, product, grouping, is_3d) in kinds {
         if !label.contains(only.as_str()) {
             continue;
@@ -274,7 +282,7 @@ fn main() {
         );
         let path = PathBuf::from(&task.granule);
         let reps = if is_3d { repeats } else { 4 * repeats };
-        for threads in [1usize, 2] {
+        for &threads in &thread_counts {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
@@ -329,19 +337,22 @@ fn main() {
             let _ = sampler.take();
             once(&direct_ctx);
             let peak = sampler.take();
-            once(&netcdf_ctx);
-            let netcdf: Vec<f64> = (0..reps.min(3)).map(|_| once(&netcdf_ctx)).collect();
+            let netcdf = if with_netcdf {
+                once(&netcdf_ctx);
+                let times: Vec<f64> = (0..reps.min(3)).map(|_| once(&netcdf_ctx)).collect();
+                ms(stats(times).0)
+            } else {
+                "-".to_string()
+            };
             settle();
             let (dmin, dmed) = stats(direct);
             let (fmin, _) = stats(floor);
-            let (nmin, _) = stats(netcdf);
             println!(
-                "| {label} | {threads} | {} | {} | {} | {:.2} | {} | {:.1} | {:.0} |",
+                "| {label} | {threads} | {} | {} | {} | {:.2} | {netcdf} | {:.1} | {:.0} |",
                 ms(dmin),
                 ms(dmed),
                 ms(fmin),
                 dmin / fmin,
-                ms(nmin),
                 size as f64 / 1e6,
                 peak as f64 / 1e6
             );
