@@ -1,10 +1,12 @@
-//! One granule written by a group of ranks through parallel HDF5 (the `parallel-hdf5`
-//! build: `scripts/cargo-par test --release --test parallel_write`): `edp run` under
-//! real `mpirun -np 2` and `-np 3` with `--ranks-per-granule`, each granule compared
-//! with the one a single rank writes (same values bit for bit, same attributes, same
-//! chunking and compression), and a failure injected on one rank of a group leaves no
-//! file under the final name (nor a temporary one) and fails only that task.
-#![cfg(feature = "parallel-hdf5")]
+//! One granule written by a group of ranks, by each group writer of the build:
+//! `gather` (compressed chunks sent to the group's first rank; every build) and
+//! `collective` (parallel HDF5; the `parallel-hdf5` build:
+//! `scripts/cargo-par test --release --test parallel_write`). `edp run` under real
+//! `mpirun -np 2` and `-np 3` with `--ranks-per-granule`, each granule compared with the
+//! one a single rank writes (same values bit for bit, same attributes, same chunking and
+//! compression; for `gather` also the same compressed chunk bytes), and a failure
+//! injected on one rank of a group leaves no file under the final name (nor a temporary
+//! one), fails only that task, and its record carries the failing rank's message.
 
 mod common;
 
@@ -21,6 +23,15 @@ use edp::tasks::{self, Task};
 
 const EDP: &str = env!("CARGO_BIN_EXE_edp");
 const VELOCITY: &str = "OCEAN_VELOCITY";
+
+/// The group writers this build has.
+fn writers() -> Vec<&'static str> {
+    let mut w = vec!["gather"];
+    if cfg!(feature = "parallel-hdf5") {
+        w.push("collective");
+    }
+    w
+}
 const SSH: &str = "SEA_SURFACE_HEIGHT";
 
 /// Global attributes that differ between any two runs (creation time, identifiers).
@@ -113,6 +124,21 @@ fn granules(dest: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The stored (compressed) bytes of every chunk of `var`, by chunk offset.
+fn stored_chunk_bytes(path: &Path, var: &str, rank: usize) -> BTreeMap<Vec<u64>, Vec<u8>> {
+    let chunks = edp::ncio::stored_chunks(path, &[(var, rank)]).unwrap();
+    let file = std::fs::read(path).unwrap();
+    chunks[0]
+        .chunks
+        .iter()
+        .map(|c| {
+            let at = c.addr as usize;
+            (c.offset.clone(), file[at..at + c.size as usize].to_vec())
+        })
+        .collect()
+}
+
+#[cfg(feature = "parallel-hdf5")]
 #[test]
 fn version_names_the_parallel_build() {
     let o = edp(0, &["--version"], &[]);
@@ -132,8 +158,8 @@ fn a_group_of_2_or_3_ranks_writes_the_granule_one_rank_writes() {
     let expected = granules(&single);
     assert_eq!(expected.len(), 2, "{expected:?}");
 
-    for np in [2usize, 3] {
-        let dest = s.dir.path().join(format!("np{np}"));
+    for (writer, np) in writers().into_iter().flat_map(|w| [(w, 2usize), (w, 3)]) {
+        let dest = s.dir.path().join(format!("{writer}{np}"));
         let (list, _) = task_list(&s, &dest);
         let g = np.to_string();
         let o = edp(
@@ -144,6 +170,8 @@ fn a_group_of_2_or_3_ranks_writes_the_granule_one_rank_writes() {
                 list.to_str().unwrap(),
                 "--ranks-per-granule",
                 &g,
+                "--group-writer",
+                writer,
             ],
             &[],
         );
@@ -160,13 +188,24 @@ fn a_group_of_2_or_3_ranks_writes_the_granule_one_rank_writes() {
             for (k, va) in &a {
                 assert!(
                     va == &b[k],
-                    "{name} at -np {np}: `{k}` differs from one rank's:\n{va}\n{}",
+                    "{name} by {writer} at -np {np}: `{k}` differs from one rank's:\n{va}\n{}",
                     b[k]
                 );
             }
         }
-        // netCDF-C's own reader takes it too, and sees the compression.
+        // Gathering sends the chunks the single-rank writer's own compressor made.
         let vel = expected.iter().find(|g| g.contains(VELOCITY)).unwrap();
+        if writer == "gather" {
+            for var in ["UVEL", "VVEL", "WVEL"] {
+                let one = stored_chunk_bytes(&single.join(vel), var, 5);
+                assert!(one.len() >= 12, "{var}: at least a chunk per level");
+                assert!(
+                    one == stored_chunk_bytes(&dest.join(vel), var, 5),
+                    "{var}: the compressed chunks differ from one rank's"
+                );
+            }
+        }
+        // netCDF-C's own reader takes it too, and sees the compression.
         let dump = Command::new("ncdump")
             .arg("-hs")
             .arg(dest.join(vel))
@@ -189,8 +228,11 @@ fn a_group_of_2_or_3_ranks_writes_the_granule_one_rank_writes() {
 #[test]
 fn a_failure_on_one_rank_of_the_group_leaves_no_file_and_fails_only_that_task() {
     let s = Sample::new(24, 12, 1, &["UVEL", "VVEL", "WVELMASS", "SSH"]);
-    for (np, failing) in [(2usize, 1usize), (3, 2)] {
-        let dest = s.dir.path().join(format!("fail{np}"));
+    let cases = writers()
+        .into_iter()
+        .flat_map(|w| [(w, 2usize, 1usize), (w, 3, 2), (w, 2, 0)]);
+    for (writer, np, failing) in cases {
+        let dest = s.dir.path().join(format!("fail-{writer}{np}-{failing}"));
         let (list, _) = task_list(&s, &dest);
         let inject = format!("{VELOCITY}@{failing}");
         let o = edp(
@@ -201,6 +243,8 @@ fn a_failure_on_one_rank_of_the_group_leaves_no_file_and_fails_only_that_task() 
                 list.to_str().unwrap(),
                 "--ranks-per-granule",
                 &np.to_string(),
+                "--group-writer",
+                writer,
             ],
             &[("EDP_DEBUG_FAIL_WRITE", &inject)],
         );
@@ -229,9 +273,45 @@ fn a_failure_on_one_rank_of_the_group_leaves_no_file_and_fails_only_that_task() 
             .granules
             .iter()
             .filter(|r| r.status == Status::Failed)
-            .map(|r| r.granule.clone())
             .collect();
-        assert_eq!(failed.len(), 1, "{failed:?}");
-        assert!(failed[0].contains(VELOCITY), "{failed:?}");
+        assert_eq!(failed.len(), 1, "{writer}: {failed:?}");
+        assert!(failed[0].granule.contains(VELOCITY), "{failed:?}");
+        // The group's first rank recorded the failing rank's own message.
+        let error = failed[0].error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("failure injected by EDP_DEBUG_FAIL_WRITE"),
+            "{writer} -np {np}, rank {failing} failing: the record says {error:?}"
+        );
+        if failing > 0 {
+            assert!(
+                error.contains(&format!("rank {failing} of the group")),
+                "{error:?}"
+            );
+        }
     }
+}
+
+#[cfg(not(feature = "parallel-hdf5"))]
+#[test]
+fn the_collective_writer_is_refused_by_the_serial_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("tasks.json");
+    tasks::write_task_list(&list, &[]).unwrap();
+    let o = edp(
+        0,
+        &[
+            "run",
+            "--tasks",
+            list.to_str().unwrap(),
+            "--group-writer",
+            "collective",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("parallel-HDF5 build"),
+        "{}",
+        text(&o)
+    );
 }

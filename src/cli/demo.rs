@@ -167,6 +167,7 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
         progress_every: std::time::Duration::ZERO,
         debug_panic_granule: None,
         ranks_per_granule: None,
+        group_writer: Default::default(),
     };
     let stop = StopFlag::install().unwrap_or_default();
     let (end, message) = spmd::run_spmd(&World::serial(), &cfg, &stop, &|| Ok(list.clone()));

@@ -70,11 +70,16 @@ pub struct RunArgs {
     /// variable, top level); recorded in the manifest. Off by default.
     #[arg(long)]
     quicklook: bool,
-    /// Ranks that write each 3D granule together through parallel HDF5 (parallel-HDF5
-    /// build only; 1: one rank per granule). Default: a granule costlier than one
-    /// rank's fair share of the run gets a group.
+    /// Ranks that write each 3D granule together (1: one rank per granule). Default: a
+    /// granule costlier than one rank's fair share of the run gets a group.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     ranks_per_granule: Option<u64>,
+    /// How a group of ranks writes its granule: `gather` (every rank compresses its
+    /// share of the chunks and sends them to the group's first rank, which writes the
+    /// file; any build) or `collective` (parallel HDF5 collective writes; the
+    /// parallel-HDF5 build only). Same files, same values.
+    #[arg(long, default_value = "gather")]
+    group_writer: crate::ncio::GroupWriter,
     /// After a run where every task succeeded, write the virtual Zarr reference files
     /// of every collection under a local --dest (as `edp references DEST`).
     #[arg(long)]
@@ -96,6 +101,13 @@ fn significant_bits(a: &RunArgs) -> anyhow::Result<Option<&'static BitRoundTable
 }
 
 pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::Result<u8> {
+    if a.group_writer == crate::ncio::GroupWriter::Collective && !cfg!(feature = "parallel-hdf5") {
+        eprintln!(
+            "edp: error: --group-writer collective needs the parallel-HDF5 build of edp \
+             (this one is serial; see `edp --version`)"
+        );
+        return Ok(EXIT_USAGE);
+    }
     let bits = match significant_bits(a) {
         Ok(b) => b,
         Err(e) => {
@@ -153,6 +165,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         progress_every: Duration::from_secs_f64(a.progress.max(0.0)),
         debug_panic_granule: settings.debug_panic_granule.clone(),
         ranks_per_granule: a.ranks_per_granule.map(|g| g as usize),
+        group_writer: a.group_writer,
     };
     let load = || load_tasks(a, storage);
     let (end, message) = spmd::run_spmd(&world, &cfg, &stop, &load);

@@ -15,9 +15,11 @@
 //! - a writer thread hands each finished chunk to HDF5 through a bounded channel.
 //!
 //! So only a few levels are ever in memory. [`SharedValues`] keep their compressed
-//! chunks for the next file.
+//! chunks for the next file. When a group of ranks writes one file
+//! ([`super::gather`]), each makes its share of the units and the group's first rank
+//! writes them all.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use rayon::prelude::*;
 
 use super::compress::{ChunkCodec, CompressError};
 use super::direct::H5File;
+use super::gather::{self, Incoming, WriterGroup};
 use super::{
     AttrValue, ChunkKey, ChunkList, NcError, SharedValues, SlabGroup, SlabProducer, Values,
     VarData, VarDef,
@@ -207,21 +210,27 @@ fn produce_ahead(
     }
 }
 
-struct Msg {
-    target: usize,
-    chunks: Chunks,
-    range: Option<(f32, f32)>,
+/// One unit's compressed chunks of one variable, on their way to the chunk writer.
+pub(super) struct Msg {
+    pub(super) target: usize,
+    pub(super) chunks: Chunks,
+    pub(super) range: Option<(f32, f32)>,
 }
 
 /// Writes the data of `vars` (all [`goes_direct`], each with its shape) into the
 /// netCDF-4 file at `temp`, then their `valid_range` attributes. `define` makes that
 /// file (netCDF-C defines it and closes it): it runs on the chunk writer's thread while
 /// the first chunks compress on rayon's.
+///
+/// With a `group`, this rank makes only its share of the units ([`gather::owner`]);
+/// the group's first rank writes them and the others' (received on the calling
+/// thread, the one that may call MPI), the others send theirs and touch no file.
 pub(super) fn write_direct(
     vars: Vec<(VarDef, Vec<usize>)>,
     temp: &Path,
     path: &Path,
     define: impl FnOnce() -> Result<(), NcError> + Send,
+    group: Option<&dyn WriterGroup>,
 ) -> Result<(), NcError> {
     let mut targets = Vec::with_capacity(vars.len());
     let mut memory_jobs = Vec::new();
@@ -317,6 +326,18 @@ pub(super) fn write_direct(
         }
     }
 
+    if let Some(g) = group {
+        units = units
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| gather::owner(*i, true, g.size()) == g.rank())
+            .map(|(_, unit)| unit)
+            .collect();
+        memory_jobs.retain(|_| gather::owner(0, false, g.size()) == g.rank());
+    }
+    // Tests: this rank fails its first unit (EDP_DEBUG_FAIL_WRITE).
+    let inject = &AtomicBool::new(group.is_some_and(|g| gather::debug_failure(path, g.rank())));
+
     let mut streamed = vec![false; targets.len()];
     for s in &streams {
         for &m in &s.members {
@@ -354,7 +375,7 @@ pub(super) fn write_direct(
             produced,
             memory: memory_jobs.into_iter(),
         };
-        let writer = scope.spawn(move || -> Result<(), NcError> {
+        let write = move |msgs: &mut dyn Iterator<Item = Msg>| -> Result<(), NcError> {
             super::raw::quiet_hdf5_errors();
             define()?;
             let file = H5File::open_rw(temp, path)?;
@@ -363,7 +384,7 @@ pub(super) fn write_direct(
                 .map(|t| file.dataset(&t.name))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); targets.len()];
-            for msg in rx {
+            for msg in msgs {
                 for (offset, bytes) in msg.chunks.iter() {
                     sets[msg.target].write_chunk(offset, bytes)?;
                 }
@@ -381,42 +402,85 @@ pub(super) fn write_direct(
             }
             drop(sets);
             file.close()
-        });
+        };
         let compressed = |u: usize, slabs: Result<Slabs, NcError>| {
             let (s, row) = &units[u];
             let made = compress_unit(&streams[*s], row, targets, slabs?, path)?;
             Ok::<_, NcError>(made.into_iter().map(|(m, c, r)| (m, Arc::new(c), r)))
         };
-        let work = work
-            .par_bridge()
-            .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
-                match job {
-                    Job::Array { target, values } => {
-                        let t = &targets[target];
-                        let chunks = compress_array(t, values.bytes(), path)?;
-                        send(tx, target, Arc::new(chunks), None)
+        let produce = move || {
+            work.par_bridge()
+                .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
+                    if inject.swap(false, Ordering::Relaxed) {
+                        return Err(injected(&job, units, streams, targets, path));
                     }
-                    Job::Shared { target, values } => {
-                        let t = &targets[target];
-                        let chunks = shared_chunks(t, &values, path)?;
-                        send(tx, target, chunks, None)
+                    match job {
+                        Job::Array { target, values } => {
+                            let t = &targets[target];
+                            let chunks = compress_array(t, values.bytes(), path)?;
+                            send(tx, target, Arc::new(chunks), None)
+                        }
+                        Job::Shared { target, values } => {
+                            let t = &targets[target];
+                            let chunks = shared_chunks(t, &values, path)?;
+                            send(tx, target, chunks, None)
+                        }
+                        Job::Unit(u) => {
+                            let (s, row) = &units[u];
+                            let slabs = produce_unit(&streams[*s], row, targets, path);
+                            compressed(u, slabs)?.try_for_each(|(m, c, r)| send(tx, m, c, r))
+                        }
+                        Job::Produced(u, slabs) => {
+                            compressed(u, slabs)?.try_for_each(|(m, c, r)| send(tx, m, c, r))
+                        }
                     }
-                    Job::Unit(u) => {
-                        let (s, row) = &units[u];
-                        let slabs = produce_unit(&streams[*s], row, targets, path);
-                        compressed(u, slabs)?.try_for_each(|(m, c, r)| send(tx, m, c, r))
-                    }
-                    Job::Produced(u, slabs) => {
-                        compressed(u, slabs)?.try_for_each(|(m, c, r)| send(tx, m, c, r))
-                    }
-                }
-            });
-        // The writer's own error explains a closed channel better than the send did.
-        let written = writer
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        written.and(work)
+                })
+        };
+        let Some(g) = group else {
+            let writer = scope.spawn(move || write(&mut rx.into_iter()));
+            let work = produce();
+            // The writer's own error explains a closed channel better than the send did.
+            let written = writer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            return written.and(work);
+        };
+        // MPI is called from this thread only: the units are made on the others.
+        let work = scope.spawn(produce);
+        let joined = move || work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        if g.rank() > 0 {
+            return gather::send_share(g, rx, joined);
+        }
+        let mut incoming = Incoming::new(g, rx);
+        let written = write(&mut incoming);
+        // Another rank's failure explains this rank's closed channel better.
+        let peers = incoming.finish(path);
+        written.and(peers).and(joined())
     })
+}
+
+/// The failure [`gather::DEBUG_FAIL_VAR`] injects at `job`.
+fn injected(
+    job: &Job,
+    units: &[Unit],
+    streams: &[Stream],
+    targets: &[Target],
+    path: &Path,
+) -> NcError {
+    let (target, slab) = match job {
+        Job::Array { target, .. } | Job::Shared { target, .. } => (*target, 0),
+        Job::Unit(u) | Job::Produced(u, _) => {
+            let (s, row) = &units[*u];
+            let s = &streams[*s];
+            let (lo, _) = unit_extent(s, row, targets);
+            let shape = &targets[s.members[0]].shape;
+            (
+                s.members[0],
+                lo.iter().zip(shape).fold(0, |acc, (l, n)| acc * n + l),
+            )
+        }
+    };
+    gather::injected(path, &targets[target].name, slab)
 }
 
 fn send(

@@ -13,7 +13,8 @@
 //! same point instead of leaving the others waiting in a collective call. The group's
 //! first rank names the temporary file and renames it into place only after the
 //! collective close succeeded on every rank; on any failure it removes the file, and
-//! every rank returns an error (its own, or [`NcError::Peer`]).
+//! every rank returns an error (its own, or [`NcError::Peer`], which on the first rank
+//! carries the failing rank's message).
 //!
 //! Only built with the `parallel-hdf5` feature: netCDF-C and HDF5 must be the MPI builds.
 
@@ -25,43 +26,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use netcdf::Options;
-use sha2::{Digest, Sha256};
 
 use super::chunked::{f32_fill, finish_range, merge_range, value_range};
 use super::direct::H5File;
+use super::gather::{debug_failure, injected, Agreement, WriterGroup};
 use super::write::{
-    chunk_share, define_dataset, local_ranges, row_major_index, set_ranges, validate, var_shapes,
-    TempGuard,
+    chunk_share, define_dataset, header_digest, local_ranges, row_major_index, set_ranges,
+    var_shapes, TempGuard,
 };
 use super::{
     raw, AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData, WriteReport,
     SLAB_BUFFER_BUDGET_BYTES,
 };
 use crate::storage;
-
-/// Environment variable injecting a failure, for tests: `SUBSTRING@RANK` makes the
-/// group's rank RANK fail while producing its first slab of a file whose final path
-/// contains SUBSTRING.
-pub const DEBUG_FAIL_VAR: &str = "EDP_DEBUG_FAIL_WRITE";
-
-/// What the collective writer needs from the group of ranks writing one file. The run's
-/// MPI module implements it; this module only hands the communicator to netCDF-C.
-pub trait WriterGroup {
-    /// This rank's index in the group (0 names the file and renames it).
-    fn rank(&self) -> usize;
-    /// Ranks in the group.
-    fn size(&self) -> usize;
-    /// The group's communicator, for `nc_create_par`.
-    fn comm(&self) -> mpi::ffi::MPI_Comm;
-    /// Rank 0's `data` on every rank of the group.
-    fn broadcast_bytes(&self, data: Vec<u8>) -> Vec<u8>;
-    /// True on every rank iff `ok` is true on every rank of the group.
-    fn all_true(&self, ok: bool) -> bool;
-    /// Element-wise minimum over the group, in place on every rank.
-    fn all_min_f32(&self, values: &mut [f32]);
-    /// Sum over the group, on every rank.
-    fn all_sum_u64(&self, value: u64) -> u64;
-}
 
 /// Writes `def` as one NetCDF-4 file from every rank of `group`; it appears at
 /// `final_path` only once complete. Every rank of the group must call this with the same
@@ -77,19 +54,11 @@ pub fn write_collective(
     let peer = |stage: &str| NcError::Peer {
         path: path.to_path_buf(),
         stage: stage.to_string(),
+        failed: None,
     };
-
     // 1. One definition: rank 0's global attributes everywhere, then the whole header
     //    compared, so the collective define calls are identical on every rank.
-    let valid = validate(&def).map_err(|reason| NcError::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    });
-    if !group.all_true(valid.is_ok()) {
-        return Err(valid
-            .err()
-            .unwrap_or_else(|| peer("validating the definition")));
-    }
+    let mut agree = Agreement::validated(&def, path, group)?;
     let globals = group.broadcast_bytes(if root {
         serde_json::to_vec(&def.global_attrs).unwrap_or_default()
     } else {
@@ -120,10 +89,7 @@ pub fn write_collective(
         Some((group.rank(), group.size())),
         path,
     );
-    if !group.all_true(found.is_ok()) {
-        return Err(found.err().unwrap_or_else(|| peer("finding value ranges")));
-    }
-    let mut found = found?;
+    let mut found = agree.on(found, "finding value ranges")?;
     let mut mins: Vec<f32> = found
         .iter()
         .flatten()
@@ -134,16 +100,7 @@ pub fn write_collective(
         *r = (m[0], -m[1]);
     }
     set_ranges(&mut def.vars, found);
-    let digest = header_digest(&def);
-    let root_digest = group.broadcast_bytes(digest.clone());
-    if !group.all_true(decoded && root_digest == digest) {
-        return Err(NcError::Invalid {
-            path: path.to_path_buf(),
-            reason: "the ranks of the group built different definitions (dimensions, \
-                     variables, attributes or chunking)"
-                .into(),
-        });
-    }
+    agree.same_definition(header_digest(&def, true), decoded)?;
 
     // 2. Rank 0 names the temporary file (and creates its directory).
     let prepared = if root {
@@ -164,6 +121,7 @@ pub fn write_collective(
     // Rank 0 removes the temporary file on every failure, panics included; declared
     // before the file so that the file is closed first.
     let guard = root.then(|| TempGuard(Some(temp.clone())));
+    agree.temp = Some(temp.clone());
     raw::quiet_hdf5_errors();
 
     // 3. Create and define, collectively.
@@ -206,9 +164,7 @@ pub fn write_collective(
         }
         Ok(())
     });
-    if !group.all_true(defined.is_ok()) {
-        return Err(defined.err().unwrap_or_else(|| peer("defining the file")));
-    }
+    agree.on(defined, "defining the file")?;
 
     // 4. Each rank its share of every variable.
     let fail_here = debug_failure(path, group.rank());
@@ -247,11 +203,7 @@ pub fn write_collective(
             .map_err(put_err),
             VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => Ok(()),
         };
-        if !group.all_true(put.is_ok()) {
-            return Err(put
-                .err()
-                .unwrap_or_else(|| peer(&format!("writing variable `{}`", v.name))));
-        }
+        agree.on(put, &format!("writing variable `{}`", v.name))?;
         let chunk_along = match &v.data {
             VarData::SlabsF32 { slab_dim, .. } | VarData::GroupF32 { slab_dim, .. } => {
                 along(*slab_dim)
@@ -268,7 +220,7 @@ pub fn write_collective(
                     chunk_along,
                     fail_first: fail_here,
                 };
-                let r = slabs.put(&mut file, &[v.name.as_str()], &[fill], &one, group, path)?;
+                let r = slabs.put(&mut file, &[v.name.as_str()], &[fill], &one, &agree)?;
                 if wants_range {
                     ranges.push((v.name.clone(), r[0]));
                 }
@@ -316,7 +268,7 @@ pub fn write_collective(
             chunk_along: m.chunk_along,
             fail_first: fail_here,
         };
-        let r = slabs.put(&mut file, &names, &m.fills, &*m.group.produce, group, path)?;
+        let r = slabs.put(&mut file, &names, &m.fills, &*m.group.produce, &agree)?;
         for ((name, r), wants) in names.iter().zip(r).zip(&m.wants_range) {
             if *wants {
                 ranges.push((name.to_string(), r));
@@ -334,31 +286,22 @@ pub fn write_collective(
         path: path.to_path_buf(),
         source,
     });
-    if !group.all_true(closed.is_ok()) {
-        return Err(closed.err().unwrap_or_else(|| peer("closing the file")));
-    }
+    agree.on(closed, "closing the file")?;
     // The streamed variables' ranges, set in place (the attributes keep their order).
     let ranged = if root && !ranges.is_empty() {
         set_streamed_ranges(&temp, path, &ranges, &mins)
     } else {
         Ok(())
     };
-    if !group.all_true(ranged.is_ok()) {
-        return Err(ranged
-            .err()
-            .unwrap_or_else(|| peer("setting the value ranges")));
-    }
+    agree.on(ranged, "setting the value ranges")?;
     let committed = match guard {
         Some(g) => storage::commit(&temp, path)
             .map(|()| g.disarm())
             .map_err(NcError::from),
         None => Ok(()),
     };
-    if !group.all_true(committed.is_ok()) {
-        return Err(committed
-            .err()
-            .unwrap_or_else(|| peer("putting the file in place")));
-    }
+    agree.temp = None;
+    agree.on(committed, "putting the file in place")?;
     let sized = if root {
         storage::file_size(path).map(|b| b.to_le_bytes().to_vec())
     } else {
@@ -422,9 +365,9 @@ impl SlabShare<'_> {
         names: &[&str],
         fills: &[Option<f32>],
         produce: &GroupFn<'_>,
-        group: &dyn WriterGroup,
-        path: &Path,
+        agree: &Agreement<'_>,
     ) -> Result<Vec<(f32, f32)>, NcError> {
+        let (group, path) = (agree.group, agree.path);
         let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); names.len()];
         let shape = self.shape;
         let n = shape[self.slab_dim];
@@ -443,10 +386,6 @@ impl SlabShare<'_> {
         let buf_len = if mine.is_empty() { 0 } else { block * slab_len };
         let mut bufs: Vec<Vec<f32>> = names.iter().map(|_| vec![0f32; buf_len]).collect();
         let name = names.first().copied().unwrap_or_default();
-        let peer = |what: &str| NcError::Peer {
-            path: path.to_path_buf(),
-            stage: format!("{what} variable `{name}`"),
-        };
         let mut fail_first = self.fail_first;
         for o in 0..outer {
             let outer_idx = row_major_index(o, outer_shape);
@@ -464,12 +403,11 @@ impl SlabShare<'_> {
                         .iter_mut()
                         .map(|b| &mut b[dk * slab_len..(dk + 1) * slab_len])
                         .collect();
-                    let r = if std::mem::take(&mut fail_first) {
-                        Err(format!("failure injected by {DEBUG_FAIL_VAR}").into())
-                    } else {
-                        produce(s, &mut outs)
-                    };
-                    if let Err(source) = r {
+                    if std::mem::take(&mut fail_first) {
+                        produced = Err(injected(path, name, s));
+                        break;
+                    }
+                    if let Err(source) = produce(s, &mut outs) {
                         produced = Err(NcError::Slab {
                             path: path.to_path_buf(),
                             var: name.to_string(),
@@ -479,9 +417,7 @@ impl SlabShare<'_> {
                         break;
                     }
                 }
-                if !group.all_true(produced.is_ok()) {
-                    return Err(produced.err().unwrap_or_else(|| peer("producing")));
-                }
+                agree.on(produced, &format!("producing variable `{name}`"))?;
                 for ((r, buf), fill) in ranges.iter_mut().zip(&bufs).zip(fills) {
                     *r = merge_range(*r, value_range(&buf[..kn * slab_len], *fill));
                 }
@@ -505,9 +441,7 @@ impl SlabShare<'_> {
                             what: format!("variable `{vname}` just defined"),
                         }),
                     };
-                    if !group.all_true(put.is_ok()) {
-                        return Err(put.err().unwrap_or_else(|| peer("writing")));
-                    }
+                    agree.on(put, &format!("writing variable `{name}`"))?;
                 }
             }
         }
@@ -544,39 +478,6 @@ struct MetGroup {
     wants_range: Vec<bool>,
     shape: Vec<usize>,
     chunk_along: usize,
-}
-
-/// sha256 of everything that shapes the collective define calls (not the values).
-fn header_digest(def: &DatasetDef) -> Vec<u8> {
-    let mut h = Sha256::new();
-    h.update(format!("{:?}|{:?}", def.dims, def.global_attrs));
-    for v in &def.vars {
-        h.update(format!(
-            "|{}:{:?}:{:?}:{:?}:{:?}:{:?}:{:?}:{}",
-            v.name,
-            v.dtype,
-            v.dims,
-            v.attrs,
-            v.fill,
-            v.compression,
-            v.chunks,
-            matches!(v.data, VarData::SlabsF32 { .. })
-        ));
-    }
-    h.finalize().to_vec()
-}
-
-/// True when [`DEBUG_FAIL_VAR`] asks this group rank to fail writing `path`.
-fn debug_failure(path: &Path, rank: usize) -> bool {
-    let Some(spec) = crate::settings::env_var(DEBUG_FAIL_VAR) else {
-        return false;
-    };
-    let Some((pattern, r)) = spec.rsplit_once('@') else {
-        return false;
-    };
-    !pattern.is_empty()
-        && r.trim().parse::<usize>() == Ok(rank)
-        && path.to_string_lossy().contains(pattern)
 }
 
 #[cfg(test)]

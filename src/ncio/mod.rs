@@ -15,13 +15,15 @@
 //!
 //! `write.rs` writes a [`DatasetDef`] ([`write_atomic`]), with `chunked.rs` (the direct
 //! writer's parallel data path), `compress.rs` (shuffle + deflate in Rust) and
-//! `direct.rs` (HDF5 direct chunk writes); `read.rs` reads files back
+//! `direct.rs` (HDF5 direct chunk writes); `gather.rs` and `collective.rs` (parallel
+//! HDF5 build) write one file from a group of MPI ranks; `read.rs` reads files back
 //! ([`NcReader`]) and where their chunks lie ([`stored_chunks`]); this file holds the types both share, the error enum and the direct
 //! C calls (`raw`) with their lock.
 
 mod chunked;
 pub mod compress;
 mod direct;
+pub mod gather;
 mod read;
 mod write;
 
@@ -86,6 +88,31 @@ pub enum Writer {
     /// one thread under the library lock. The reference the direct writer is checked
     /// against.
     NetCdf,
+}
+
+/// How a group of ranks writes one file together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupWriter {
+    /// Every rank compresses its share of the chunks and sends them to the group's
+    /// first rank, which writes the file ([`gather`]); MPI only, any build.
+    #[default]
+    Gather,
+    /// All ranks open the file through parallel HDF5 and write their shares with
+    /// collective filtered writes (`collective`; the `parallel-hdf5` build only).
+    Collective,
+}
+
+impl std::str::FromStr for GroupWriter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gather" => Ok(GroupWriter::Gather),
+            "collective" => Ok(GroupWriter::Collective),
+            other => Err(format!(
+                "unknown group writer {other:?} (gather or collective)"
+            )),
+        }
+    }
 }
 
 impl std::str::FromStr for Writer {
@@ -648,10 +675,16 @@ pub enum NcError {
         #[source]
         source: compress::CompressError,
     },
-    /// Another rank of the group writing this file failed (its own error is reported
-    /// there); this rank stopped with it and the file was not put in place.
-    #[error("another rank of the group writing {path:?} failed {stage}")]
-    Peer { path: PathBuf, stage: String },
+    /// Another rank of the group writing this file failed; this rank stopped with it
+    /// and the file was not put in place. The group's first rank, which records the
+    /// task, has the failing rank's message.
+    #[error("{}", peer_failure(path, stage, failed.as_ref()))]
+    Peer {
+        path: PathBuf,
+        stage: String,
+        /// The failing rank of the group and its error (on the group's first rank).
+        failed: Option<(usize, String)>,
+    },
     /// A direct netCDF-C call (for what the `netcdf` crate does not expose) failed.
     #[error("cannot inquire {what} in {path:?}: netCDF error {code}: {message}")]
     Inquire {
@@ -660,6 +693,16 @@ pub enum NcError {
         code: i32,
         message: String,
     },
+}
+
+/// The message of [`NcError::Peer`].
+fn peer_failure(path: &Path, stage: &str, failed: Option<&(usize, String)>) -> String {
+    match failed {
+        Some((rank, message)) => {
+            format!("rank {rank} of the group writing {path:?} failed {stage}: {message}")
+        }
+        None => format!("another rank of the group writing {path:?} failed {stage}"),
+    }
 }
 
 /// Direct netCDF-C and HDF5 calls for what the `netcdf` crate (0.12) does not expose.

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use netcdf::Options;
 
+use super::gather::WriterGroup;
 use super::SLAB_BUFFER_BUDGET_BYTES;
 use super::{
     chunked, raw, AttrValue, DType, DatasetDef, GroupFn, NcError, NcGroup, SlabGroup, Values,
@@ -98,8 +99,8 @@ fn write_closed(
     // Removes the temporary file on every early return and on panics in producers.
     let guard = TempGuard(Some(temp.clone()));
     // Measured before the guard discards the partial file and frees its blocks.
-    let data_bytes =
-        write_file(def, &temp, final_path, writer).map_err(|e| told_as_full_disk(e, &temp))?;
+    let data_bytes = write_file(def, &temp, final_path, writer, None)
+        .map_err(|e| told_as_full_disk(e, &temp))?;
     // The commit removes the temporary file itself if it fails.
     guard.disarm();
     Ok(PendingWrite {
@@ -295,19 +296,27 @@ pub(super) fn validate(def: &DatasetDef) -> Result<(), String> {
 
 /// Creates, defines, fills and closes the netCDF file at `temp`; returns the
 /// uncompressed data size. `path` (the final name) is what errors report.
-fn write_file(
+///
+/// With a `group` ([`super::gather`]), the chunked variables' data are shared out: the
+/// group's first rank writes the file, the others only make and send their share
+/// (`temp` is not touched there).
+pub(super) fn write_file(
     mut def: DatasetDef,
     temp: &Path,
     path: &Path,
     writer: Writer,
+    group: Option<&dyn WriterGroup>,
 ) -> Result<u64, NcError> {
+    let sends_only = group.is_some_and(|g| g.rank() > 0);
     let shapes = var_shapes(&def);
     let direct = direct_vars(&def.vars, writer);
     // Only the direct writer keeps compressed chunks of produced shared values.
     for (v, _) in def.vars.iter_mut().zip(&direct).filter(|(_, d)| !**d) {
         v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
     }
-    known_ranges(&mut def.vars, &shapes, &direct, path)?;
+    if !sends_only {
+        known_ranges(&mut def.vars, &shapes, &direct, path)?;
+    }
     let data_bytes = def
         .vars
         .iter()
@@ -336,7 +345,11 @@ fn write_file(
             ));
         }
     }
-    if deferred.is_empty() {
+    if sends_only {
+        chunked::write_direct(deferred, temp, path, || Ok(()), group)?;
+        return Ok(data_bytes);
+    }
+    if deferred.is_empty() && group.is_none() {
         return define_and_put(def, &direct, &shapes, temp, path).map(|()| data_bytes);
     }
     // netCDF-C defines the file on the chunk writer's thread while the first chunks
@@ -349,10 +362,10 @@ fn write_file(
     let started = std::time::Instant::now();
     if streamed_put {
         define_and_put(def, &direct, &shapes, temp, path)?;
-        chunked::write_direct(deferred, temp, path, || Ok(()))?;
+        chunked::write_direct(deferred, temp, path, || Ok(()), group)?;
     } else {
         let define = || define_and_put(def, &direct, &shapes, temp, path);
-        chunked::write_direct(deferred, temp, path, define)?;
+        chunked::write_direct(deferred, temp, path, define, group)?;
     }
     log::debug!(
         "{}: defined and chunks written in {:.1} ms",
@@ -801,4 +814,30 @@ fn put_slabs(
         }
     }
     Ok(())
+}
+
+/// sha256 of everything that shapes the define calls and the chunks of `def` (not the
+/// values), with or without the global attributes: ranks that write one file together
+/// compare it first.
+pub(super) fn header_digest(def: &DatasetDef, globals: bool) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!("{:?}", def.dims));
+    if globals {
+        h.update(format!("|{:?}", def.global_attrs));
+    }
+    for v in &def.vars {
+        h.update(format!(
+            "|{}:{:?}:{:?}:{:?}:{:?}:{:?}:{:?}:{}",
+            v.name,
+            v.dtype,
+            v.dims,
+            v.attrs,
+            v.fill,
+            v.compression,
+            v.chunks,
+            matches!(v.data, VarData::SlabsF32 { .. })
+        ));
+    }
+    h.finalize().to_vec()
 }

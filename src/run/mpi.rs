@@ -199,38 +199,10 @@ impl World {
 
     /// Every rank's `mine`, in rank order, on rank 0; `None` elsewhere.
     pub fn gather_bytes(&self, mine: &[u8]) -> Option<Vec<Vec<u8>>> {
-        let Some(m) = &self.mpi else {
-            return Some(vec![mine.to_vec()]);
-        };
-        let root = m.world.process_at_rank(0);
-        let len = self.count_or_abort(mine.len(), "gather");
-        if !self.is_root() {
-            root.gather_into(&len);
-            root.gather_varcount_into(mine);
-            return None;
+        match &self.mpi {
+            Some(m) => gather_on(&m.world, self.rank, self.size, mine),
+            None => Some(vec![mine.to_vec()]),
         }
-        let mut counts: Vec<Count> = vec![0; self.size];
-        root.gather_into_root(&len, &mut counts[..]);
-        let displs: Vec<Count> = counts
-            .iter()
-            .scan(0i64, |acc, &c| {
-                let d = *acc;
-                *acc += i64::from(c);
-                Some(d)
-            })
-            .map(|d| self.count_or_abort(d as usize, "gather"))
-            .collect();
-        let total: usize = counts.iter().map(|&c| c as usize).sum();
-        let mut buf = vec![0u8; total];
-        {
-            let mut part = mpi::datatype::PartitionMut::new(&mut buf[..], &counts[..], &displs[..]);
-            root.gather_varcount_into_root(mine, &mut part);
-        }
-        let mut out = Vec::with_capacity(self.size);
-        for (c, d) in counts.iter().zip(&displs) {
-            out.push(buf[*d as usize..(*d + *c) as usize].to_vec());
-        }
-        Some(out)
     }
 
     /// True on every rank iff `ok` is true on every rank.
@@ -279,12 +251,10 @@ impl World {
     /// MPI message sizes are C ints; a larger one cannot be sent, so the run stops
     /// (on the rank that sees it, which takes the others down with it).
     fn count_or_abort(&self, n: usize, what: &str) -> Count {
-        Count::try_from(n).unwrap_or_else(|_| {
-            self.abort(
-                1,
-                &format!("{what} of {n} bytes exceeds the largest MPI message"),
-            )
-        })
+        match &self.mpi {
+            Some(m) => count_or_abort(&m.world, n, what),
+            None => Count::try_from(n).unwrap_or(Count::MAX),
+        }
     }
 }
 
@@ -303,6 +273,60 @@ fn broadcast_on(comm: &SimpleCommunicator, rank: usize, data: Vec<u8>) -> Vec<u8
         root.broadcast_into(piece);
     }
     buf
+}
+
+/// Every rank's `mine`, in rank order, on rank 0 of `comm` (`rank` of `size`);
+/// `None` elsewhere. `mine` must not be empty: OpenMPI's MPI_IN_PLACE is the address
+/// an empty buffer has, and a rank other than the root may not send in place.
+fn gather_on(
+    comm: &SimpleCommunicator,
+    rank: usize,
+    size: usize,
+    mine: &[u8],
+) -> Option<Vec<Vec<u8>>> {
+    let root = comm.process_at_rank(0);
+    let len = count_or_abort(comm, mine.len(), "gather");
+    if rank != 0 {
+        root.gather_into(&len);
+        root.gather_varcount_into(mine);
+        return None;
+    }
+    let mut counts: Vec<Count> = vec![0; size];
+    root.gather_into_root(&len, &mut counts[..]);
+    let displs: Vec<Count> = counts
+        .iter()
+        .scan(0usize, |acc, &c| {
+            let d = *acc;
+            *acc += c as usize;
+            Some(d)
+        })
+        .map(|d| count_or_abort(comm, d, "gather"))
+        .collect();
+    let total: usize = counts.iter().map(|&c| c as usize).sum();
+    let mut buf = vec![0u8; total];
+    {
+        let mut part = mpi::datatype::PartitionMut::new(&mut buf[..], &counts[..], &displs[..]);
+        root.gather_varcount_into_root(mine, &mut part);
+    }
+    Some(
+        counts
+            .iter()
+            .zip(&displs)
+            .map(|(&c, &d)| buf[d as usize..(d + c) as usize].to_vec())
+            .collect(),
+    )
+}
+
+/// MPI message sizes are C ints; a larger one cannot be sent, so the run stops (on the
+/// rank that sees it, which takes the others down with it).
+fn count_or_abort(comm: &SimpleCommunicator, n: usize, what: &str) -> Count {
+    Count::try_from(n).unwrap_or_else(|_| {
+        eprintln!(
+            "edp: rank {}: {what} of {n} bytes exceeds the largest MPI message; aborting the run",
+            SimpleCommunicator::world().rank()
+        );
+        comm.abort(1)
+    })
 }
 
 /// True on every rank of `comm` iff `ok` is true on every rank.
@@ -360,16 +384,50 @@ impl Group {
             None => ok,
         }
     }
+
+    /// `Ok` on every rank iff no rank of the group brought a `failure`; otherwise `Err`
+    /// everywhere, with the lowest failing rank and its message on the group's first
+    /// rank (`None` on the others).
+    pub fn all_ok(&self, failure: Option<&str>) -> Result<(), Option<(usize, String)>> {
+        if self.all_true(failure.is_none()) {
+            return Ok(());
+        }
+        let Some(c) = &self.comm else {
+            return Err(failure.map(|f| (0, f.to_string())));
+        };
+        // A failure is its message behind a 1; success a lone 0 (never nothing: an
+        // empty buffer's address reads as OpenMPI's MPI_IN_PLACE).
+        let mine: Vec<u8> = match failure {
+            Some(f) => std::iter::once(1).chain(f.bytes()).collect(),
+            None => vec![0],
+        };
+        let all = gather_on(c, self.rank, self.size, &mine);
+        Err(all.and_then(|all| {
+            all.iter()
+                .enumerate()
+                .find_map(|(r, m)| match m.split_first() {
+                    Some((1, text)) => Some((r, String::from_utf8_lossy(text).into_owned())),
+                    _ => None,
+                })
+        }))
+    }
 }
 
-#[cfg(feature = "parallel-hdf5")]
-impl crate::ncio::collective::WriterGroup for Group {
+/// Tag of the chunk messages of a group writing one file by gathering.
+const GATHER_TAG: mpi::Tag = 14;
+
+/// How often a rank waiting for its message to leave looks again (instead of spinning
+/// in MPI, which would take a core from the ranks' compressing threads).
+const SEND_POLL: std::time::Duration = std::time::Duration::from_micros(500);
+
+impl crate::ncio::gather::WriterGroup for Group {
     fn rank(&self) -> usize {
         self.rank
     }
     fn size(&self) -> usize {
         self.size
     }
+    #[cfg(feature = "parallel-hdf5")]
     fn comm(&self) -> mpi::ffi::MPI_Comm {
         match &self.comm {
             Some(c) => c.as_raw(),
@@ -382,6 +440,9 @@ impl crate::ncio::collective::WriterGroup for Group {
     }
     fn all_true(&self, ok: bool) -> bool {
         Group::all_true(self, ok)
+    }
+    fn all_ok(&self, failure: Option<&str>) -> Result<(), Option<(usize, String)>> {
+        Group::all_ok(self, failure)
     }
     fn all_min_f32(&self, values: &mut [f32]) {
         if let Some(c) = &self.comm {
@@ -398,6 +459,31 @@ impl crate::ncio::collective::WriterGroup for Group {
             }
             None => value,
         }
+    }
+    fn send_to_first(&self, bytes: &[u8]) {
+        let Some(c) = &self.comm else {
+            return;
+        };
+        count_or_abort(c, bytes.len(), "a chunk message");
+        let first = c.process_at_rank(0);
+        mpi::request::scope(|scope| {
+            let mut request = first.immediate_send_with_tag(scope, bytes, GATHER_TAG);
+            loop {
+                match request.test() {
+                    Ok(_) => break,
+                    Err(r) => request = r,
+                }
+                std::thread::sleep(SEND_POLL);
+            }
+        });
+    }
+    fn try_receive(&self) -> Option<(usize, Vec<u8>)> {
+        let c = self.comm.as_ref()?;
+        let probed = c
+            .any_process()
+            .immediate_matched_probe_with_tag(GATHER_TAG)?;
+        let (bytes, status) = probed.matched_receive_vec::<u8>();
+        Some((status.source_rank() as usize, bytes))
     }
 }
 

@@ -56,7 +56,6 @@ fn quicklook(granule: &std::path::Path) -> Option<String> {
     }
 }
 
-#[cfg(feature = "parallel-hdf5")]
 impl Produced {
     /// A granule written locally by a group of ranks (no upload).
     fn local(
@@ -201,14 +200,15 @@ pub fn produce_pipelined(
 }
 
 /// Produces the granule of one task together with the other ranks of `group`, which
-/// all call this for the same task: one file, written collectively through parallel
-/// HDF5 ([`ncio::collective`]). Local granules only (an upload has one writer).
-#[cfg(feature = "parallel-hdf5")]
-pub fn produce_collective(
+/// all call this for the same task: one file, written by gathering the compressed
+/// chunks to the group's first rank ([`ncio::gather`]) or collectively through parallel
+/// HDF5 (`ncio::collective`). Local granules only (an upload has one writer).
+pub fn produce_grouped(
     task: &Task,
     ctx: &Context,
     storage: &Storage,
-    group: &dyn ncio::collective::WriterGroup,
+    group: &dyn ncio::gather::WriterGroup,
+    writer: ncio::GroupWriter,
 ) -> Result<Produced, ProduceError> {
     if storage::s3_url(&task.granule).is_some() {
         return Err(GranuleError::Unsupported(
@@ -222,26 +222,42 @@ pub fn produce_collective(
         .ok()
         .and_then(|i| with_local_inputs(task, i));
     // Every rank of the group builds (checks) the same inputs; they agree on the
-    // outcome before the collective write, so a rank that cannot does not hang the rest.
-    // Each rank reads and checks only its share of the levels, once, as it writes them.
+    // outcome before writing, so a rank that cannot does not hang the rest.
+    // Each rank reads and checks only its share of the levels, once, as it makes them.
     let built = inputs
         .map_err(ProduceError::from)
         .and_then(|_| Ok(granule::build(local_task.as_ref().unwrap_or(task), ctx)?));
-    if !group.all_true(built.is_ok()) {
+    let failure = built.as_ref().err().map(|e| crate::error::chain(e));
+    if let Err(failed) = group.all_ok(failure.as_deref()) {
         return Err(built.err().unwrap_or_else(|| {
             NcError::Peer {
                 path: PathBuf::from(&task.granule),
                 stage: "building the granule".into(),
+                failed,
             }
             .into()
         }));
     }
     let built = built?;
     let path = PathBuf::from(&task.granule);
-    let report = ncio::collective::write_collective(built.def, &path, group).inspect_err(|e| {
-        // The group's first rank records the task; a failure found on another rank
-        // (a broken level in its share) is told here.
-        if !matches!(e, NcError::Peer { .. }) && group.rank() > 0 {
+    let written: Result<ncio::WriteReport, ProduceError> = match writer {
+        ncio::GroupWriter::Gather => {
+            ncio::gather::write_gathered(built.def, &path, group).map_err(Into::into)
+        }
+        #[cfg(feature = "parallel-hdf5")]
+        ncio::GroupWriter::Collective => {
+            ncio::collective::write_collective(built.def, &path, group).map_err(Into::into)
+        }
+        #[cfg(not(feature = "parallel-hdf5"))]
+        ncio::GroupWriter::Collective => Err(GranuleError::Unsupported(
+            "the collective group writer needs the parallel-HDF5 build".into(),
+        )
+        .into()),
+    };
+    let report = written.inspect_err(|e| {
+        // The group's first rank records the task (with the failing rank's message); a
+        // failure found on another rank is also told in that rank's log.
+        if !matches!(e, ProduceError::Write(NcError::Peer { .. })) && group.rank() > 0 {
             log::error!(
                 "rank {} of the group writing {}: {}",
                 group.rank(),
@@ -250,7 +266,7 @@ pub fn produce_collective(
             );
         }
     })?;
-    // Each rank counted the non-finite values of the levels it wrote.
+    // Each rank counted the non-finite values of the levels it made.
     let nonfinite_filled = group.all_sum_u64(built.nonfinite.filled());
     // The group's first rank draws it, once the file is in place.
     let quicklook = (ctx.encoding.quicklook && group.rank() == 0)

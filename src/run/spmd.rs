@@ -71,9 +71,11 @@ pub struct SpmdConfig {
     pub progress_every: Duration,
     /// Testing: a task whose granule contains this panics ([`DEBUG_PANIC_VAR`]).
     pub debug_panic_granule: Option<String>,
-    /// Ranks writing each 3D granule together (`parallel-hdf5` build); `None`: decided
-    /// from the tasks' costs ([`cost::group_sizes`]).
+    /// Ranks writing each 3D granule together; `None`: decided from the tasks' costs
+    /// ([`cost::group_sizes`]).
     pub ranks_per_granule: Option<usize>,
+    /// How such a group writes its granule (`--group-writer`).
+    pub group_writer: crate::ncio::GroupWriter,
 }
 
 /// One task as handed to a rank.
@@ -243,6 +245,7 @@ pub fn run_spmd(
         Ranks {
             world,
             group: &group,
+            writer: cfg.group_writer,
         },
         &mine,
         &mut shared,
@@ -343,7 +346,13 @@ fn plan(
     }
 
     let costs: Vec<f64> = todo.par_iter().map(|w| cost::estimate(&w.task)).collect();
-    let (parts, group_size) = assign(world.size(), todo, &costs, cfg.ranks_per_granule)?;
+    let (parts, group_size) = assign(
+        world.size(),
+        todo,
+        &costs,
+        cfg.ranks_per_granule,
+        cfg.group_writer,
+    )?;
     // A task written by a group is listed once per member.
     let todo_n = parts
         .iter()
@@ -379,13 +388,8 @@ fn assign(
     todo: Vec<Work>,
     costs: &[f64],
     fixed: Option<usize>,
+    writer: crate::ncio::GroupWriter,
 ) -> anyhow::Result<(Vec<Vec<Work>>, usize)> {
-    if fixed.is_some_and(|g| g > 1) && !cfg!(feature = "parallel-hdf5") {
-        anyhow::bail!(
-            "--ranks-per-granule needs the parallel-HDF5 build of edp (this one is serial; \
-             see `edp --version`)"
-        );
-    }
     let splittable: Vec<bool> = todo
         .iter()
         .map(|w| {
@@ -393,11 +397,15 @@ fn assign(
                 && crate::storage::s3_url(&w.task.granule).is_none()
         })
         .collect();
-    let sizes = if cfg!(feature = "parallel-hdf5") {
-        cost::group_sizes(costs, &splittable, ranks, fixed)
-    } else {
-        vec![None; todo.len()]
-    };
+    let sizes = cost::group_sizes(costs, &splittable, ranks, fixed);
+    let groups_possible =
+        writer == crate::ncio::GroupWriter::Gather || cfg!(feature = "parallel-hdf5");
+    if !groups_possible && sizes.iter().any(Option::is_some) {
+        anyhow::bail!(
+            "--group-writer collective needs the parallel-HDF5 build of edp (this one is \
+             serial; see `edp --version`); --group-writer gather works in every build"
+        );
+    }
     let group_size = sizes.iter().flatten().copied().max().unwrap_or(1);
     let groups = ranks.div_ceil(group_size);
     let (grouped, single): (Vec<usize>, Vec<usize>) =
@@ -441,11 +449,12 @@ fn assign(
     Ok((parts, group_size))
 }
 
-/// This rank in the world and in its writing group.
+/// This rank in the world and in its writing group, and how that group writes.
 #[derive(Clone, Copy)]
 struct Ranks<'a> {
     world: &'a World,
     group: &'a Group,
+    writer: crate::ncio::GroupWriter,
 }
 
 /// Every rank: produce the assigned granules, journaling each outcome.
@@ -458,7 +467,7 @@ fn work(
     stop: &StopFlag,
     debug_panic_granule: Option<&str>,
 ) -> RankReport {
-    let Ranks { world, group } = ranks;
+    let Ranks { world, group, .. } = ranks;
     let panic_at = debug_panic_granule.filter(|s| !s.is_empty());
     let host = mpi::host();
     let mut report = RankReport::default();
@@ -496,7 +505,7 @@ fn work(
                 panic!("{DEBUG_PANIC_VAR} matches task {} ({})", w.index, w.key);
             }
         }
-        let begun = begin_task(w, shared, in_group.then_some(group));
+        let begun = begin_task(w, shared, in_group.then_some((group, ranks.writer)));
         begun_all = n + 1;
         // The previous granule was committed (fsync, rename) while this one was made:
         // it is recorded now that it is in place.
@@ -536,7 +545,7 @@ fn work(
 fn settle(
     record: Record,
     rest: &[Work],
-    Ranks { world, group }: Ranks<'_>,
+    Ranks { world, group, .. }: Ranks<'_>,
     journal: &mut JournalWriter,
     report: &mut RankReport,
 ) {
@@ -598,16 +607,21 @@ struct Begun {
 
 /// Produces one task (with the other ranks of `group`, if given) up to the commit of
 /// its granule.
-fn begin_task(w: &Work, shared: &mut RunContext, group: Option<&Group>) -> Begun {
+fn begin_task(
+    w: &Work,
+    shared: &mut RunContext,
+    group: Option<(&Group, crate::ncio::GroupWriter)>,
+) -> Begun {
     let t = Instant::now();
     let started = now_utc();
     let inputs = journal::input_files(&w.task);
     let context = shared.context(w.index, &w.task);
     // The members of a group set up together or not at all.
-    let context = match group {
-        Some(g) if !g.all_true(context.is_ok()) => Err(context
-            .err()
-            .unwrap_or_else(|| "another rank of the group could not set up this task".to_string())),
+    let context = match group.map(|(g, _)| g.all_ok(context.as_ref().err().map(String::as_str))) {
+        Some(Err(failed)) => Err(context.err().unwrap_or_else(|| match failed {
+            Some((rank, e)) => format!("rank {rank} of the group could not set up this task: {e}"),
+            None => "another rank of the group could not set up this task".to_string(),
+        })),
         _ => context,
     };
     let outcome = context.and_then(|ctx| {
@@ -620,7 +634,7 @@ fn begin_task(w: &Work, shared: &mut RunContext, group: Option<&Group>) -> Begun
         inputs,
         started,
         busy: t.elapsed(),
-        leads: group.map_or(true, |g| g.rank() == 0),
+        leads: group.map_or(true, |(g, _)| g.rank() == 0),
         outcome,
     }
 }
@@ -713,21 +727,19 @@ fn finish_task(b: Begun, rank: usize, host: &str, run_id: &str) -> Record {
     }
 }
 
-/// Writes a task's granule alone, or collectively with `group` (the serial build has
-/// no groups).
+/// Writes a task's granule alone, or together with `group` in its way.
 fn produce_in(
-    group: Option<&Group>,
+    group: Option<(&Group, crate::ncio::GroupWriter)>,
     task: &Task,
     ctx: &Context,
     storage: &Storage,
 ) -> Result<Producing, ProduceError> {
-    #[cfg(feature = "parallel-hdf5")]
-    if let Some(g) = group {
-        return super::produce::produce_collective(task, ctx, storage, g).map(Producing::from);
+    match group {
+        Some((g, writer)) => {
+            super::produce::produce_grouped(task, ctx, storage, g, writer).map(Producing::from)
+        }
+        None => produce_pipelined(task, ctx, storage),
     }
-    #[cfg(not(feature = "parallel-hdf5"))]
-    let _ = group;
-    produce_pipelined(task, ctx, storage)
 }
 
 /// Rank 0: fold the reports into the manifest, write it and the summary, decide the end.

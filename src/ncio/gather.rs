@@ -1,0 +1,458 @@
+//! One granule written by a group of ranks that gathers compressed chunks to its first
+//! rank.
+//!
+//! A fine-grid granule (LLC1080 3D, LLC4320) is too much work for one rank's time. Here
+//! every rank of the group produces and compresses its share of the chunks (one row of
+//! chunks along a streamed variable's slab dimension at a time, rows dealt round-robin)
+//! with the single-rank writer's own data path (`chunked.rs`, `compress.rs`), and sends
+//! the compressed chunks to the group's first rank. That rank defines the file with
+//! netCDF-C, writes its own and the received chunks with HDF5 direct chunk writes, and
+//! commits the file (fsync, rename) as every write does. Only MPI messages are needed,
+//! no parallel HDF5, so the serial build has it too ([`super::collective`] is the
+//! parallel-HDF5 alternative).
+//!
+//! Memory stays bounded: a rank sends each unit of chunks as it is made, with a bounded
+//! queue between its compressing threads and the sender, and the first rank takes a
+//! message only when it can write it.
+//!
+//! Failures: the ranks agree after each step ([`Agreement`]), so none waits forever for
+//! another. A rank whose share fails tells the first rank with its last message; the
+//! first rank removes the temporary file, and its error (the task's record) carries the
+//! failing rank's message.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::chunked::Msg;
+use super::write::{header_digest, told_as_full_disk, validate, write_file, TempGuard};
+use super::{raw, DatasetDef, NcError, WriteReport, Writer};
+use crate::storage;
+
+/// Environment variable injecting a failure, for tests: `SUBSTRING@RANK` makes the
+/// group's rank RANK fail while producing its first slab of a file whose final path
+/// contains SUBSTRING (both group writers).
+pub const DEBUG_FAIL_VAR: &str = "EDP_DEBUG_FAIL_WRITE";
+
+/// What a group writer needs from the group of ranks writing one file. The run's MPI
+/// module implements it; `ncio` sends and receives only bytes through it.
+pub trait WriterGroup {
+    /// This rank's index in the group (0 names, writes and renames the file).
+    fn rank(&self) -> usize;
+    /// Ranks in the group.
+    fn size(&self) -> usize;
+    /// Rank 0's `data` on every rank of the group.
+    fn broadcast_bytes(&self, data: Vec<u8>) -> Vec<u8>;
+    /// True on every rank iff `ok` is true on every rank of the group.
+    fn all_true(&self, ok: bool) -> bool;
+    /// `Ok` on every rank iff no rank of the group brought a failure (its message);
+    /// otherwise `Err` everywhere, with the lowest failing rank and its message on the
+    /// group's first rank (`None` on the others).
+    fn all_ok(&self, failure: Option<&str>) -> Result<(), Option<(usize, String)>>;
+    /// Element-wise minimum over the group, in place on every rank.
+    fn all_min_f32(&self, values: &mut [f32]);
+    /// Sum over the group, on every rank.
+    fn all_sum_u64(&self, value: u64) -> u64;
+    /// Sends `bytes` to the group's first rank (returns once they are sent).
+    fn send_to_first(&self, bytes: &[u8]);
+    /// On the group's first rank: a message another rank sent, if one is waiting.
+    fn try_receive(&self) -> Option<(usize, Vec<u8>)>;
+    /// The group's communicator, for `nc_create_par`.
+    #[cfg(feature = "parallel-hdf5")]
+    fn comm(&self) -> mpi::ffi::MPI_Comm;
+}
+
+/// The ranks of a group agreeing on each step's outcome: every rank learns whether all
+/// succeeded, and the first rank gets the failing rank's message.
+pub(super) struct Agreement<'a> {
+    pub(super) group: &'a dyn WriterGroup,
+    pub(super) path: &'a Path,
+    /// The temporary file once it exists: a failure on a (nearly) full file system is
+    /// told so ([`told_as_full_disk`]), measured before the file is removed.
+    pub(super) temp: Option<PathBuf>,
+}
+
+impl<'a> Agreement<'a> {
+    /// The group's agreement on writing `path`, once every rank found `def` valid.
+    pub(super) fn validated(
+        def: &DatasetDef,
+        path: &'a Path,
+        group: &'a dyn WriterGroup,
+    ) -> Result<Agreement<'a>, NcError> {
+        let agree = Agreement {
+            group,
+            path,
+            temp: None,
+        };
+        let valid = validate(def).map_err(|reason| NcError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        });
+        agree.on(valid, "validating the definition")?;
+        Ok(agree)
+    }
+
+    /// `Ok` when every rank has the first rank's `digest` ([`header_digest`]) and `ok`.
+    pub(super) fn same_definition(&self, digest: Vec<u8>, ok: bool) -> Result<(), NcError> {
+        let same = ok && self.group.broadcast_bytes(digest.clone()) == digest;
+        if self.group.all_true(same) {
+            return Ok(());
+        }
+        Err(NcError::Invalid {
+            path: self.path.to_path_buf(),
+            reason: "the ranks of the group built different definitions (dimensions, \
+                     variables, attributes or chunking)"
+                .into(),
+        })
+    }
+
+    /// `result` on every rank if every rank succeeded; otherwise this rank's own error,
+    /// or [`NcError::Peer`] (with the failing rank's message on the first rank).
+    pub(super) fn on<T>(&self, result: Result<T, NcError>, stage: &str) -> Result<T, NcError> {
+        let result = result.map_err(|e| match (&self.temp, e) {
+            (_, e @ NcError::Peer { .. }) | (None, e) => e,
+            (Some(temp), e) => told_as_full_disk(e, temp),
+        });
+        let text = result.as_ref().err().map(|e| crate::error::chain(e));
+        match self.group.all_ok(text.as_deref()) {
+            Ok(()) => result,
+            Err(failed) => Err(result.err().unwrap_or_else(|| NcError::Peer {
+                path: self.path.to_path_buf(),
+                stage: stage.to_string(),
+                failed,
+            })),
+        }
+    }
+}
+
+/// Writes `def` as one NetCDF-4 file from every rank of `group`, gathering the
+/// compressed chunks to the group's first rank; the file appears at `path` only once
+/// complete. Every rank calls this with the same definition (global attributes
+/// excepted: only the first rank's are written).
+pub fn write_gathered(
+    def: DatasetDef,
+    path: &Path,
+    group: &dyn WriterGroup,
+) -> Result<WriteReport, NcError> {
+    let start = Instant::now();
+    let mut agree = Agreement::validated(&def, path, group)?;
+    // The ranks deal out the same chunks only if they cut the same variables.
+    agree.same_definition(header_digest(&def, false), true)?;
+    let root = group.rank() == 0;
+    let prepared = if root {
+        storage::prepare(path).map(Some).map_err(NcError::from)
+    } else {
+        Ok(None)
+    };
+    let temp = agree.on(prepared, "preparing the temporary file")?;
+    // The first rank removes the temporary file on every failure, panics included.
+    let guard = temp.clone().map(|t| TempGuard(Some(t)));
+    agree.temp = temp.clone();
+    raw::quiet_hdf5_errors();
+    // The other ranks never touch the file: they send what they make.
+    let written = write_file(
+        def,
+        temp.as_deref().unwrap_or(path),
+        path,
+        Writer::Direct,
+        Some(group),
+    );
+    let data_bytes = agree.on(written, "writing its share of the chunks")?;
+    let committed = match (guard, &temp) {
+        (Some(g), Some(t)) => storage::commit(t, path)
+            .map(|()| g.disarm())
+            .map_err(NcError::from),
+        _ => Ok(()),
+    };
+    agree.temp = None;
+    agree.on(committed, "putting the file in place")?;
+    let bytes = if root { storage::file_size(path)? } else { 0 };
+    Ok(WriteReport {
+        bytes,
+        data_bytes,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Which rank of a group of `ranks` makes job `index` of a file's chunk jobs: the rows
+/// of streamed chunks (`unit` = true) round-robin, whole in-memory and shared values
+/// (coordinates, compressed once per process and kept) the first rank.
+pub(super) fn owner(index: usize, unit: bool, ranks: usize) -> usize {
+    if unit {
+        index % ranks.max(1)
+    } else {
+        0
+    }
+}
+
+/// True when [`DEBUG_FAIL_VAR`] asks this group rank to fail writing `path`.
+pub(super) fn debug_failure(path: &Path, rank: usize) -> bool {
+    let Some(spec) = crate::settings::env_var(DEBUG_FAIL_VAR) else {
+        return false;
+    };
+    let Some((pattern, r)) = spec.rsplit_once('@') else {
+        return false;
+    };
+    !pattern.is_empty()
+        && r.trim().parse::<usize>() == Ok(rank)
+        && path.to_string_lossy().contains(pattern)
+}
+
+/// The error a [`DEBUG_FAIL_VAR`] failure reads as (at slab `slab` of variable `var`).
+pub(super) fn injected(path: &Path, var: &str, slab: usize) -> NcError {
+    NcError::Slab {
+        path: path.to_path_buf(),
+        var: var.to_string(),
+        slab,
+        source: format!("failure injected by {DEBUG_FAIL_VAR}").into(),
+    }
+}
+
+/// Largest message sent at once (MPI counts are C ints): a larger unit goes in pieces.
+const MESSAGE_BYTES: usize = 1 << 30;
+
+// Message kinds: chunks of one variable, the sender's last message (done), or its
+// last message after a failure (with the error's text).
+const CHUNKS: u8 = 0;
+const DONE: u8 = 1;
+const FAILED: u8 = 2;
+
+/// A rank's messages to the first rank: its units of chunks as they come from
+/// `local`, then whether its share succeeded (`outcome`, called once `local` ends).
+pub(super) fn send_share(
+    group: &dyn WriterGroup,
+    local: Receiver<Msg>,
+    outcome: impl FnOnce() -> Result<(), NcError>,
+) -> Result<(), NcError> {
+    for msg in local {
+        for piece in encode(&msg) {
+            group.send_to_first(&piece);
+        }
+    }
+    let outcome = outcome();
+    let last = match &outcome {
+        Ok(()) => vec![DONE],
+        Err(e) => std::iter::once(FAILED)
+            .chain(crate::error::chain(e).into_bytes())
+            .collect(),
+    };
+    group.send_to_first(&last);
+    outcome
+}
+
+/// Pieces of at most [`MESSAGE_BYTES`] (a single larger chunk alone): kind, target
+/// (u32), range (flag, two f32), chunk count (u32), then per chunk its number of
+/// dimensions (u8), offset (u64 each), length (u64) and bytes; little-endian.
+fn encode(msg: &Msg) -> Vec<Vec<u8>> {
+    let head = |n: u32| {
+        let mut b = vec![CHUNKS];
+        b.extend_from_slice(&(msg.target as u32).to_le_bytes());
+        let (has, (lo, hi)) = match msg.range {
+            Some(r) => (1u8, r),
+            None => (0, (0.0, 0.0)),
+        };
+        b.push(has);
+        b.extend_from_slice(&lo.to_le_bytes());
+        b.extend_from_slice(&hi.to_le_bytes());
+        b.extend_from_slice(&n.to_le_bytes());
+        b
+    };
+    let mut pieces = Vec::new();
+    let mut body: Vec<u8> = Vec::new();
+    let mut count = 0u32;
+    for (offset, bytes) in msg.chunks.iter() {
+        if count > 0 && body.len() + bytes.len() > MESSAGE_BYTES {
+            pieces.push([head(count), std::mem::take(&mut body)].concat());
+            count = 0;
+        }
+        body.push(offset.len() as u8);
+        for o in offset {
+            body.extend_from_slice(&o.to_le_bytes());
+        }
+        body.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        body.extend_from_slice(bytes);
+        count += 1;
+    }
+    pieces.push([head(count), body].concat());
+    pieces
+}
+
+/// What one message from another rank says.
+enum Received {
+    Chunks(Msg),
+    Done,
+    Failed(String),
+}
+
+/// Reads a message of [`encode`] or [`send_share`]; `None` if it is malformed.
+fn decode(bytes: Vec<u8>) -> Option<Received> {
+    let (&kind, rest) = bytes.split_first()?;
+    match kind {
+        DONE => return Some(Received::Done),
+        FAILED => return Some(Received::Failed(String::from_utf8_lossy(rest).into())),
+        CHUNKS => {}
+        _ => return None,
+    }
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = rest.get(at..at.checked_add(n)?)?;
+        at += n;
+        Some(s)
+    };
+    let u32_of = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or_default());
+    let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let f32_of = |b: &[u8]| f32::from_le_bytes(b.try_into().unwrap_or_default());
+    let target = u32_of(take(4)?) as usize;
+    let has = take(1)?[0] == 1;
+    let (lo, hi) = (f32_of(take(4)?), f32_of(take(4)?));
+    let n = u32_of(take(4)?) as usize;
+    let mut chunks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let dims = take(1)?[0] as usize;
+        let offset = (0..dims)
+            .map(|_| take(8).map(u64_of))
+            .collect::<Option<Vec<u64>>>()?;
+        let len = usize::try_from(u64_of(take(8)?)).ok()?;
+        chunks.push((offset, take(len)?.to_vec()));
+    }
+    Some(Received::Chunks(Msg {
+        target,
+        chunks: std::sync::Arc::new(chunks),
+        range: has.then_some((lo, hi)),
+    }))
+}
+
+/// On the first rank: its own units (`local`) and the other ranks' messages, in the
+/// order they come, until every rank sent its last message.
+pub(super) struct Incoming<'a> {
+    group: &'a dyn WriterGroup,
+    local: Option<Receiver<Msg>>,
+    /// Ranks whose last message has not come yet.
+    open: usize,
+    /// The lowest failing rank and its message.
+    failed: Option<(usize, String)>,
+}
+
+/// How long the first rank waits for its own next unit before it looks for other
+/// ranks' messages again.
+const POLL: Duration = Duration::from_millis(1);
+
+impl<'a> Incoming<'a> {
+    pub(super) fn new(group: &'a dyn WriterGroup, local: Receiver<Msg>) -> Incoming<'a> {
+        Incoming {
+            group,
+            local: Some(local),
+            open: group.size().saturating_sub(1),
+            failed: None,
+        }
+    }
+
+    /// A message from another rank, if one is waiting; their last messages are
+    /// counted here.
+    fn next_from_peer(&mut self) -> Option<Msg> {
+        while self.open > 0 {
+            let (rank, bytes) = self.group.try_receive()?;
+            let text = match decode(bytes) {
+                Some(Received::Chunks(msg)) if self.failed.is_none() => return Some(msg),
+                // After a failure the file is discarded: what still comes is dropped.
+                Some(Received::Chunks(_)) => continue,
+                Some(Received::Done) => None,
+                Some(Received::Failed(text)) => Some(text),
+                None => Some("sent a malformed message".to_string()),
+            };
+            self.open -= 1;
+            if let Some(text) = text {
+                if self.failed.as_ref().map_or(true, |(r, _)| rank < *r) {
+                    self.failed = Some((rank, text));
+                }
+            }
+        }
+        None
+    }
+
+    /// Ends the exchange (after the writer stopped, perhaps early): stops taking this
+    /// rank's units, drains the other ranks' messages until each sent its last, and
+    /// returns `Err` with the lowest failing rank's message if one failed.
+    pub(super) fn finish(mut self, path: &Path) -> Result<(), NcError> {
+        self.local = None;
+        while self.open > 0 {
+            if self.next_from_peer().is_none() && self.open > 0 {
+                std::thread::sleep(POLL);
+            }
+        }
+        match self.failed {
+            None => Ok(()),
+            Some(failed) => Err(NcError::Peer {
+                path: path.to_path_buf(),
+                stage: "producing its share of the chunks".to_string(),
+                failed: Some(failed),
+            }),
+        }
+    }
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = Msg;
+
+    fn next(&mut self) -> Option<Msg> {
+        loop {
+            if let Some(m) = self.next_from_peer() {
+                return Some(m);
+            }
+            if self.failed.is_some() {
+                // Nothing more is written; `finish` drains the rest.
+                return None;
+            }
+            match &self.local {
+                Some(rx) => match rx.recv_timeout(if self.open > 0 {
+                    POLL
+                } else {
+                    Duration::from_secs(3600)
+                }) {
+                    Ok(m) => return Some(m),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => self.local = None,
+                },
+                None if self.open == 0 => return None,
+                None => std::thread::sleep(POLL),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn messages_read_back_as_sent() {
+        let msg = Msg {
+            target: 7,
+            chunks: Arc::new(vec![(vec![0, 3, 0], vec![1, 2, 3]), (vec![9], Vec::new())]),
+            range: Some((-1.5, 2.25)),
+        };
+        let pieces = encode(&msg);
+        assert_eq!(pieces.len(), 1);
+        let Some(Received::Chunks(back)) = decode(pieces[0].clone()) else {
+            panic!("not chunks");
+        };
+        assert_eq!(back.target, 7);
+        assert_eq!(back.range, Some((-1.5, 2.25)));
+        assert_eq!(*back.chunks, *msg.chunks);
+        // A cut message is refused, not misread.
+        assert!(decode(pieces[0][..pieces[0].len() - 1].to_vec()).is_none());
+        assert!(matches!(decode(vec![DONE]), Some(Received::Done)));
+        assert!(matches!(
+            decode(b"\x02boom".to_vec()),
+            Some(Received::Failed(t)) if t == "boom"
+        ));
+    }
+
+    #[test]
+    fn units_go_round_robin_and_whole_values_to_the_first_rank() {
+        let owners: Vec<usize> = (0..5).map(|i| owner(i, true, 2)).collect();
+        assert_eq!(owners, [0, 1, 0, 1, 0]);
+        assert_eq!(owner(3, false, 3), 0);
+    }
+}
