@@ -46,10 +46,11 @@ pub(super) fn goes_direct(v: &VarDef) -> bool {
 
 /// (min, max) over values that are neither `fill` nor NaN; (+inf, -inf) when none.
 ///
-/// Eight independent lanes of branch-free compares, so the compiler vectorises it: it
-/// runs over every value of every streamed level, beside their compression.
+/// Sixteen independent lanes of branch-free compares, so the compiler vectorises it
+/// with four vectors per bound (with eight it was three times slower, each min and max
+/// waiting for the last): it runs over every value of every streamed level.
 pub(super) fn value_range(values: &[f32], fill: Option<f32>) -> (f32, f32) {
-    const LANES: usize = 8;
+    const LANES: usize = 16;
     // NaN equals nothing: with no fill, nothing is left out for being the fill.
     let fill = fill.unwrap_or(f32::NAN);
     // `x == x` is false for NaN.
