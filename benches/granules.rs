@@ -11,6 +11,16 @@
 //! deflated in memory with the writer's compressor and level on the same number of
 //! threads, then the ratio of granule time to floor. All in one run, on the same bytes.
 //!
+//! "Threads" are the rayon threads, the ones that compress (the floor's and the
+//! granule's alike). Beside them a granule has, as in a run: a producer thread that
+//! reads, decodes and regrids the next levels while these compress (compressing
+//! threads produce a level themselves only when none is ready), the chunk writer's
+//! thread (netCDF-C defines the file, HDF5 takes the finished chunks) and the
+//! committing thread (fsync, rename). So at 1 thread a granule uses more than one core
+//! where the floor uses one: the CPU column (mean CPU time of the whole process per
+//! granule and per floor, all threads, from /proc/self/stat in 10 ms ticks) shows how
+//! much. The RssAnon sampler is a thread too (under 1% of a core).
+//!
 //! `cargo bench --bench granules`; EDP_BENCH_N=270 for LLC270 (default 90),
 //! EDP_BENCH_REPEATS (3D repeats, default 5; 2D use 4×), EDP_BENCH_ONLY (a part of the
 //! granule labels to run only those), EDP_BENCH_DIR keeps the inputs; for profiling,
@@ -87,6 +97,25 @@ fn load() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// CPU time of this process so far (all its threads, ended ones included), in
+/// seconds: utime + stime of /proc/self/stat, in USER_HZ ticks (100 a second on Linux).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses; utime and stime
+            // are fields 14 and 15, so 12th and 13th after it.
+            let rest = s.rsplit_once(')')?.1;
+            let mut f = rest.split_whitespace().skip(11);
+            let (u, k) = (
+                f.next()?.parse::<f64>().ok()?,
+                f.next()?.parse::<f64>().ok()?,
+            );
+            Some((u + k) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn stats(mut t: Vec<f64>) -> (f64, f64) {
     t.sort_by(f64::total_cmp);
     (t[0], t[t.len() / 2])
@@ -125,11 +154,13 @@ fn task_of(
     .expect("one task")
 }
 
-/// The data variables' chunks of a written granule (each chunk a whole trailing
-/// block, as every granule kind here has), as raw bytes.
-fn data_chunks(path: &Path, task: &Task) -> Vec<Vec<u8>> {
+/// The data variables of a written granule, whole, and their chunk length (each chunk
+/// a whole trailing block, as every granule kind here has, and one length for all):
+/// one allocation per variable, which goes back to the system when dropped.
+fn data_chunks(path: &Path, task: &Task) -> (Vec<Vec<f32>>, usize) {
     let r = NcReader::open(path).expect("open granule");
-    let mut chunks = Vec::new();
+    let mut vars = Vec::new();
+    let mut chunk_len = None;
     for name in task.variables.keys() {
         let values = r.read_f32(name).expect("read data variable");
         let shape: Vec<usize> = r
@@ -147,13 +178,14 @@ fn data_chunks(path: &Path, task: &Task) -> Vec<Vec<u8>> {
             "{name}: chunks {c:?} are not whole trailing blocks of {shape:?}"
         );
         let len: usize = c.iter().product();
-        chunks.extend(
-            values
-                .chunks(len)
-                .map(|x| bytemuck::cast_slice::<f32, u8>(x).to_vec()),
+        assert_eq!(
+            *chunk_len.get_or_insert(len),
+            len,
+            "{name}: another chunk size"
         );
+        vars.push(values);
     }
-    chunks
+    (vars, chunk_len.unwrap_or(1))
 }
 
 fn main() {
@@ -256,9 +288,9 @@ fn main() {
         encoding.deflate_level
     );
     println!(
-        "| granule (LLC{n}) | threads | direct min | direct median | floor min | ratio (min/min) | netcdf min | size MB | peak RssAnon MB |"
+        "| granule (LLC{n}) | threads | direct min | direct median | floor min | ratio (min/min) | CPU ms: direct / floor | netcdf min | size MB | peak RssAnon MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut summary = Vec::new();
     let only = std::env::var("EDP_BENCH_ONLY").unwrap_or_default();
     let thread_counts: Vec<usize> = std::env::var("EDP_BENCH_THREADS")
@@ -316,12 +348,26 @@ fn main() {
             // Warm-up (factors, shared coordinates, page cache), kept out of the peak.
             once(&direct_ctx);
             settle();
+            // The granule's own peak, before the floor's input is read (memory freed
+            // by the process stays in its heap, and in RssAnon).
+            let _ = sampler.take();
+            once(&direct_ctx);
+            settle();
+            let peak = sampler.take();
             let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-            let chunks = data_chunks(&path, &task);
+            let (values, chunk_len) = data_chunks(&path, &task);
+            let chunks: Vec<&[u8]> = values
+                .iter()
+                .flat_map(|v| bytemuck::cast_slice::<f32, u8>(v).chunks(chunk_len * 4))
+                .collect();
             // Granule and floor alternate, so both see the same machine load.
             let (mut direct, mut floor) = (Vec::new(), Vec::new());
+            let (mut direct_cpu, mut floor_cpu) = (0.0, 0.0);
             for _ in 0..reps {
+                let cpu = cpu_seconds();
                 direct.push(once(&direct_ctx));
+                direct_cpu += cpu_seconds() - cpu;
+                let cpu = cpu_seconds();
                 let t = Instant::now();
                 let total: usize = pool.install(|| {
                     chunks
@@ -331,12 +377,10 @@ fn main() {
                 });
                 assert!(total > 0);
                 floor.push(t.elapsed().as_secs_f64());
+                floor_cpu += cpu_seconds() - cpu;
             }
             drop(chunks);
-            // The granule's own peak, without the floor's input held beside it.
-            let _ = sampler.take();
-            once(&direct_ctx);
-            let peak = sampler.take();
+            drop(values);
             let netcdf = if with_netcdf {
                 once(&netcdf_ctx);
                 let times: Vec<f64> = (0..reps.min(3)).map(|_| once(&netcdf_ctx)).collect();
@@ -348,11 +392,13 @@ fn main() {
             let (dmin, dmed) = stats(direct);
             let (fmin, _) = stats(floor);
             println!(
-                "| {label} | {threads} | {} | {} | {} | {:.2} | {netcdf} | {:.1} | {:.0} |",
+                "| {label} | {threads} | {} | {} | {} | {:.2} | {} / {} | {netcdf} | {:.1} | {:.0} |",
                 ms(dmin),
                 ms(dmed),
                 ms(fmin),
                 dmin / fmin,
+                ms(direct_cpu / reps as f64),
+                ms(floor_cpu / reps as f64),
                 size as f64 / 1e6,
                 peak as f64 / 1e6
             );
