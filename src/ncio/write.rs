@@ -50,26 +50,35 @@ impl PendingWrite {
     /// Waits until the file is durable under its final name (the report's `elapsed`
     /// counts the writing and this wait, not what ran meanwhile).
     pub fn wait(self) -> Result<WriteReport, NcError> {
+        self.wait_checksummed().map(|(report, _)| report)
+    }
+
+    /// [`PendingWrite::wait`], with the sha256 of the file in place when it was taken
+    /// on the committing thread ([`write_pending`] takes it).
+    pub fn wait_checksummed(self) -> Result<(WriteReport, Option<String>), NcError> {
         let waited = Instant::now();
-        self.commit.wait()?;
+        let sha256 = self.commit.wait()?;
         let bytes = storage::file_size(&self.final_path)?;
         log::debug!(
-            "{}: written in {:.1} ms, committed (fsync, rename) {:.1} ms later",
+            "{}: written in {:.1} ms, committed (fsync, rename{}) {:.1} ms later",
             self.final_path.display(),
             self.written.as_secs_f64() * 1e3,
+            if sha256.is_some() { ", checksum" } else { "" },
             waited.elapsed().as_secs_f64() * 1e3
         );
-        Ok(WriteReport {
+        let report = WriteReport {
             bytes,
             data_bytes: self.data_bytes,
             elapsed: self.written + waited.elapsed(),
-        })
+        };
+        Ok((report, sha256))
     }
 }
 
 /// [`write_atomic_with`] up to the closed temporary file; its commit (fsync, rename,
-/// directory fsync) runs on `committer`'s thread while the caller goes on. The file
-/// is in place only once [`PendingWrite::wait`] returned `Ok`.
+/// directory fsync) and then its checksum (the file read back, for the manifest) run on
+/// `committer`'s thread while the caller goes on. The file is in place only once
+/// [`PendingWrite::wait_checksummed`] returned `Ok`, with its sha256.
 pub fn write_pending(
     def: DatasetDef,
     final_path: &Path,
@@ -77,7 +86,7 @@ pub fn write_pending(
     committer: &storage::Committer,
 ) -> Result<PendingWrite, NcError> {
     write_closed(def, final_path, writer, |temp, fin| {
-        committer.commit_in_background(temp, fin)
+        committer.commit_in_background(temp, fin, true)
     })
 }
 

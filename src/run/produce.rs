@@ -27,7 +27,9 @@ pub struct Produced {
     pub path: PathBuf,
     pub bytes: u64,
     pub elapsed: Duration,
-    /// sha256 and ETag of an uploaded granule (computed while uploading; `None` locally).
+    /// sha256 of the granule: of an uploaded one computed while uploading, of a local
+    /// one written by this rank alone read back on the committing thread once it is in
+    /// place; `None` for one a group of ranks wrote. The ETag is an upload's.
     pub sha256: Option<String>,
     pub etag: Option<String>,
     /// Non-finite wet values written as fill (`--nonfinite fill`), all fields together.
@@ -117,12 +119,15 @@ pub struct Producing {
 }
 
 impl Producing {
-    /// Waits for the commit: the granule is in place, durable, once this is `Ok`.
+    /// Waits for the commit (and the checksum taken after it): the granule is in
+    /// place, durable, once this is `Ok`.
     pub fn finish(self) -> Result<Produced, ProduceError> {
         let mut p = self.produced;
         if let Some(commit) = self.commit {
             let waited = Instant::now();
-            p.bytes = commit.wait()?.bytes;
+            let (report, sha256) = commit.wait_checksummed()?;
+            p.bytes = report.bytes;
+            p.sha256 = sha256;
             p.elapsed += waited.elapsed();
         }
         if self.quicklook {

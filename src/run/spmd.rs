@@ -649,7 +649,8 @@ fn finish_task(b: Begun, rank: usize, host: &str, run_id: &str) -> Record {
         .and_then(|p| p.finish().map_err(|e| crate::error::chain(&e)))
         .and_then(|p| {
             let filled = Some(p.nonfinite_filled).filter(|&n| n > 0);
-            // An uploaded granule was checksummed on its way up; a local one is read back
+            // An uploaded granule was checksummed on its way up, a local one written by
+            // this rank alone on the committing thread; one a group wrote is read back
             // (by the group's first rank only).
             if let Some(sha) = p.sha256 {
                 return Ok((

@@ -9,7 +9,8 @@
 //! never pick it up and [`remove_stale_temps`] can recognise it on a restart.
 //!
 //! A [`Committer`] (one per process, owned by its `Storage`) does the commit on one
-//! thread, so a rank's next granule is made while the disk syncs the last one.
+//! thread, so a rank's next granule is made while the disk syncs the last one; it can
+//! also read the committed file back for its checksum there.
 //!
 //! On S3 (see [`super::s3`]) the same file is then uploaded, and the completion of the
 //! upload plays the role of the rename.
@@ -75,6 +76,13 @@ pub enum StorageError {
     /// Reading a file's metadata failed.
     #[error("cannot stat {path:?}")]
     Stat {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The file is in place, but reading it back for its checksum failed.
+    #[error("{path:?} was written but cannot be read back for its checksum")]
+    ReadBack {
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -175,15 +183,33 @@ pub fn commit(temp: &Path, final_path: &Path) -> Result<(), StorageError> {
         .map_err(|source| StorageError::SyncDir { path: dir, source })
 }
 
+/// [`commit`], then, if asked, the sha256 of the committed file read back.
+fn commit_and_checksum(
+    temp: &Path,
+    final_path: &Path,
+    checksum: bool,
+) -> Result<Option<String>, StorageError> {
+    commit(temp, final_path)?;
+    checksum
+        .then(|| {
+            sha256_file(final_path).map_err(|source| StorageError::ReadBack {
+                path: final_path.to_path_buf(),
+                source,
+            })
+        })
+        .transpose()
+}
+
 /// A [`commit`] handed to the committing thread ([`Committer::commit_in_background`]).
 pub struct PendingCommit {
-    done: std::sync::mpsc::Receiver<Result<(), StorageError>>,
+    done: std::sync::mpsc::Receiver<Result<Option<String>, StorageError>>,
     temp: PathBuf,
 }
 
 impl PendingCommit {
-    /// Waits until the file is durable under its final name, or the commit failed.
-    pub fn wait(self) -> Result<(), StorageError> {
+    /// Waits until the file is durable under its final name, or the commit failed;
+    /// gives the file's sha256 if it was asked for.
+    pub fn wait(self) -> Result<Option<String>, StorageError> {
         self.done.recv().unwrap_or_else(|_| {
             // The committing thread is gone (it panicked): the file may not be durable.
             discard(&self.temp);
@@ -195,16 +221,19 @@ impl PendingCommit {
     }
 }
 
+/// Temporary file, final path, checksum wanted, where to answer.
 type CommitJob = (
     PathBuf,
     PathBuf,
-    std::sync::mpsc::Sender<Result<(), StorageError>>,
+    bool,
+    std::sync::mpsc::Sender<Result<Option<String>, StorageError>>,
 );
 
 /// [`commit`] on one thread, in the order asked, so that the fsyncs (waits on the disk)
-/// of a finished file overlap the making of the next one. The file is under its final
-/// name, durable, once [`PendingCommit::wait`] returns `Ok`: record it as done only
-/// then. Dropping a handle does not stop its commit. Owned by the process's
+/// of a finished file overlap the making of the next one; the checksum of the
+/// committed file (read back for the manifest) is taken there too. The file is under
+/// its final name, durable, once [`PendingCommit::wait`] returns `Ok`: record it as
+/// done only then. Dropping a handle does not stop its commit. Owned by the process's
 /// [`super::Storage`]; the thread starts on first use and ends once the committer is
 /// dropped and its queue is done.
 #[derive(Debug, Default)]
@@ -214,16 +243,22 @@ pub struct Committer {
 
 impl Committer {
     /// Hands `temp` → `final_path` to the committing thread (or commits here if that
-    /// thread cannot be had).
-    pub fn commit_in_background(&self, temp: &Path, final_path: &Path) -> PendingCommit {
+    /// thread cannot be had); with `checksum`, the committed file is then read back
+    /// there for its sha256.
+    pub fn commit_in_background(
+        &self,
+        temp: &Path,
+        final_path: &Path,
+        checksum: bool,
+    ) -> PendingCommit {
         use std::sync::mpsc::channel;
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = channel::<CommitJob>();
             std::thread::Builder::new()
                 .name("edp-commit".into())
                 .spawn(move || {
-                    for (temp, final_path, reply) in rx {
-                        let _ = reply.send(commit(&temp, &final_path));
+                    for (temp, final_path, checksum, reply) in rx {
+                        let _ = reply.send(commit_and_checksum(&temp, &final_path, checksum));
                     }
                 })
                 .map_or_else(
@@ -233,11 +268,16 @@ impl Committer {
             std::sync::Mutex::new(tx)
         });
         let (reply, done) = channel();
-        let job = (temp.to_path_buf(), final_path.to_path_buf(), reply);
+        let job = (
+            temp.to_path_buf(),
+            final_path.to_path_buf(),
+            checksum,
+            reply,
+        );
         let sent = queue.lock().unwrap_or_else(|e| e.into_inner()).send(job);
-        if let Err(std::sync::mpsc::SendError((temp, final_path, reply))) = sent {
+        if let Err(std::sync::mpsc::SendError((temp, final_path, checksum, reply))) = sent {
             // No committing thread: commit here.
-            let _ = reply.send(commit(&temp, &final_path));
+            let _ = reply.send(commit_and_checksum(&temp, &final_path, checksum));
         }
         PendingCommit {
             done,
@@ -250,7 +290,7 @@ impl Committer {
 /// wait at once).
 pub fn commit_now(temp: &Path, final_path: &Path) -> PendingCommit {
     let (reply, done) = std::sync::mpsc::channel();
-    let _ = reply.send(commit(temp, final_path));
+    let _ = reply.send(commit(temp, final_path).map(|()| None));
     PendingCommit {
         done,
         temp: temp.to_path_buf(),
@@ -405,19 +445,30 @@ mod tests {
             .map(|i| {
                 let temp = prepare(&final_path).unwrap();
                 fs::write(&temp, format!("version {i}")).unwrap();
-                committer.commit_in_background(&temp, &final_path)
+                committer.commit_in_background(&temp, &final_path, false)
             })
             .collect();
         for p in pending {
-            p.wait().unwrap();
+            assert_eq!(p.wait().unwrap(), None);
         }
         // The last asked is the last renamed.
         assert_eq!(fs::read_to_string(&final_path).unwrap(), "version 2");
         assert_eq!(remove_stale_temps(dir.path()).unwrap(), 0);
 
+        // Asked for, the checksum is that of the committed file (FIPS 180-2's "abc").
+        let temp = prepare(&final_path).unwrap();
+        fs::write(&temp, "abc").unwrap();
+        let sha = committer
+            .commit_in_background(&temp, &final_path, true)
+            .wait();
+        assert_eq!(
+            sha.unwrap().as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+
         let missing = temp_path_for(&dir.path().join("h.nc")).unwrap();
         let err = committer
-            .commit_in_background(&missing, &dir.path().join("h.nc"))
+            .commit_in_background(&missing, &dir.path().join("h.nc"), true)
             .wait()
             .unwrap_err();
         assert!(matches!(err, StorageError::SyncFile { .. }), "{err}");
