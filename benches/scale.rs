@@ -1,10 +1,13 @@
 //! Benchmark of large granules: one native 2D granule (SSH grouping, 4 fields) and one 3D
 //! granule (OCEAN_VELOCITY, 3 fields) written by 1, 2 and 3 ranks per granule through
-//! `edp run --ranks-per-granule G` under mpirun. Prints per configuration the run's wall
-//! time, the granule's own time (from the manifest), and the peak anonymous (RssAnon)
-//! and file-backed (RssFile: memory-mapped inputs) memory of the largest rank, sampled
-//! every 20 ms from /proc; and checks that every multi-rank granule holds the same
-//! values as the one-rank granule (the one-rank run is the reference of each row).
+//! `edp run --ranks-per-granule G` under mpirun, by each group writer of the build
+//! (`--group-writer gather`, and `collective` in the parallel-HDF5 build), in the same
+//! run on the same data. Prints per configuration the run's wall time, the granule's own
+//! time (from the manifest), and the peak anonymous (RssAnon) and file-backed (RssFile:
+//! memory-mapped inputs) memory of every rank (largest first), sampled every 20 ms from
+//! /proc, with the load average at its start; and checks that every multi-rank granule
+//! holds the same values as the one-rank granule (the one-rank run is the reference of
+//! each row).
 //!
 //! The 2D granule is also written twice by one process ("2D, next granule"): the
 //! grid's coordinates are compressed once per grid per process, so the second granule
@@ -12,8 +15,8 @@
 //! (the granule's four data fields read back, cut into the same chunks and shuffled +
 //! deflated at the same level on one thread, in the same run).
 //!
-//! Groups of more than one rank need the parallel-HDF5 build:
-//! `scripts/cargo-par bench --bench scale` (the serial build measures 1 rank only).
+//! Both group writers: `scripts/cargo-par bench --bench scale` (the serial build
+//! measures `gather` only). EDP_SCALE_WRITERS: the group writers (default: the build's).
 //! EDP_SCALE_DATA: an `edp synth` output to use (e.g. `edp synth --n 1080 --levels 50
 //! --months 1 --out /work/llc1080`); default: an LLC90 set synthesised in a temporary
 //! directory. EDP_SCALE_RANKS: the group sizes (default `1,2,3`); EDP_SCALE_THREADS:
@@ -91,15 +94,15 @@ impl ProcSampler {
         }
     }
 
-    /// Largest per-process peak (RssAnon, RssFile).
-    fn finish(mut self) -> (u64, u64) {
+    /// Per-process peaks (RssAnon, RssFile), largest RssAnon first.
+    fn finish(mut self) -> Vec<(u64, u64)> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-        let m = self.peaks.lock().unwrap();
-        m.values()
-            .fold((0, 0), |(a, f), &(x, y)| (a.max(x), f.max(y)))
+        let mut peaks: Vec<(u64, u64)> = self.peaks.lock().unwrap().values().copied().collect();
+        peaks.sort_by(|a, b| b.cmp(a));
+        peaks
     }
 }
 
@@ -162,27 +165,48 @@ fn task(m: &MetadataSet, grouping: &str, data: &Path, dest: &Path) -> Task {
 struct Row {
     seconds: f64,
     wall: f64,
-    anon: u64,
-    file: u64,
+    /// Per rank (RssAnon, RssFile) peaks, largest RssAnon first.
+    peaks: Vec<(u64, u64)>,
     bytes: u64,
+    /// The 1-minute load average when the run started.
+    load: String,
 }
 
 impl Row {
-    /// One table row: `label`, ranks, the figures, then `last` in the last column.
-    fn print(&self, label: &str, ranks: usize, last: &str) {
+    /// One table row: `label`, ranks, writer, the figures, then `last` before the load.
+    fn print(&self, label: &str, ranks: usize, writer: &str, last: &str) {
+        let mb = |f: fn(&(u64, u64)) -> u64| {
+            self.peaks
+                .iter()
+                .map(|p| format!("{:.0}", f(p) as f64 / 1e6))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
         println!(
-            "| {label} | {ranks} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {last} |",
+            "| {label} | {ranks} | {writer} | {:.2} | {:.2} | {} | {} | {:.0} | {last} | {} |",
             self.seconds,
             self.wall,
-            self.anon as f64 / 1e6,
-            self.file as f64 / 1e6,
-            self.bytes as f64 / 1e6
+            mb(|p| p.0),
+            mb(|p| p.1),
+            self.bytes as f64 / 1e6,
+            self.load
         );
     }
 }
 
-/// Runs the granules `tasks` (all the same size); the row is the last granule's.
-fn run(ranks: usize, threads: usize, tasks: &[Task], dest: &Path) -> (Row, PathBuf) {
+/// The 1-minute load average now.
+fn load_now() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// Runs the granules `tasks` (all the same size) with groups of `ranks` writing by
+/// `writer`; the row is the last granule's.
+fn run(ranks: usize, writer: &str, threads: usize, tasks: &[Task], dest: &Path) -> (Row, PathBuf) {
     let _ = std::fs::remove_dir_all(dest);
     std::fs::create_dir_all(dest).unwrap();
     let list = dest.join("tasks.json");
@@ -201,14 +225,16 @@ fn run(ranks: usize, threads: usize, tasks: &[Task], dest: &Path) -> (Row, PathB
         .arg("--dest")
         .arg(dest)
         .args(["--ranks-per-granule", &ranks.to_string()])
+        .args(["--group-writer", writer])
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .stdout(std::process::Stdio::null());
+    let load = load_now();
     let sampler = ProcSampler::start();
     let t = Instant::now();
     let status = c.status().expect("run edp / mpirun");
     let wall = t.elapsed().as_secs_f64();
-    let (anon, file) = sampler.finish();
+    let peaks = sampler.finish();
     assert!(status.success(), "edp run failed at {ranks} rank(s)");
     let m = Manifest::read(&dest.join("edp-manifest.json")).expect("manifest");
     let last = Path::new(&tasks.last().expect("a task").granule)
@@ -224,9 +250,9 @@ fn run(ranks: usize, threads: usize, tasks: &[Task], dest: &Path) -> (Row, PathB
         Row {
             seconds: rec.seconds,
             wall,
-            anon,
-            file,
+            peaks,
             bytes: rec.size.unwrap_or(0),
+            load,
         },
         dest.join(&rec.granule),
     )
@@ -237,7 +263,18 @@ fn main() {
         .unwrap_or_else(|_| "1,2,3".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
-        .filter(|&g| g == 1 || cfg!(feature = "parallel-hdf5"))
+        .collect();
+    let writers: Vec<String> = std::env::var("EDP_SCALE_WRITERS")
+        .unwrap_or_else(|_| {
+            if cfg!(feature = "parallel-hdf5") {
+                "gather,collective".into()
+            } else {
+                "gather".into()
+            }
+        })
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|w| w == "gather" || (w == "collective" && cfg!(feature = "parallel-hdf5")))
         .collect();
     let threads: usize = std::env::var("EDP_SCALE_THREADS")
         .ok()
@@ -289,9 +326,9 @@ fn main() {
             .unwrap_or_default()
     );
     println!(
-        "| granule | ranks | granule s | run wall s | peak RssAnon MB (max rank) | peak RssFile MB (max rank) | size MB | values = 1 rank |"
+        "| granule | ranks | group writer | granule s | run wall s | peak RssAnon MB per rank | peak RssFile MB per rank | size MB | values = 1 rank | load (1 min) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let only = std::env::var("EDP_SCALE_ONLY").unwrap_or_default();
     // 2D, next granule: the same task again under another name, in the same process.
     if "2D".starts_with(&only) {
@@ -303,11 +340,12 @@ fn main() {
             next.granule, first.granule,
             "the first month is January 1992"
         );
-        let (row, granule) = run(1, threads, &[first, next], &dest);
+        let (row, granule) = run(1, "gather", threads, &[first, next], &dest);
         let floor = compression_floor(&granule, &["SSH", "SSHIBC", "SSHNOIBC", "ETAN"]);
         row.print(
             "2D SSH (4 fields), next granule",
             1,
+            "—",
             &format!("floor {floor:.2} s"),
         );
         let _ = std::fs::remove_dir_all(&dest);
@@ -320,10 +358,20 @@ fn main() {
     .filter(|(l, _)| l.starts_with(&only))
     {
         let mut reference: Option<BTreeMap<String, String>> = None;
-        for &g in &ranks {
+        // One rank has no group writer; every larger group is run by each.
+        let runs = ranks.iter().flat_map(|&g| {
+            let by: Vec<&str> = if g == 1 {
+                vec!["—"]
+            } else {
+                writers.iter().map(String::as_str).collect()
+            };
+            by.into_iter().map(move |w| (g, w))
+        });
+        for (g, writer) in runs {
             let dest = out.join(format!("g{g}"));
             let t = task(&m, grouping, &data, &dest);
-            let (row, granule) = run(g, threads, std::slice::from_ref(&t), &dest);
+            let as_writer = if g == 1 { "gather" } else { writer };
+            let (row, granule) = run(g, as_writer, threads, std::slice::from_ref(&t), &dest);
             let same = if g == 1 {
                 reference = Some(digests(&granule));
                 "reference".to_string()
@@ -333,7 +381,7 @@ fn main() {
                     None => "no 1-rank run".to_string(),
                 }
             };
-            row.print(label, g, &same);
+            row.print(label, g, writer, &same);
             let _ = std::fs::remove_dir_all(&dest);
         }
     }

@@ -598,7 +598,9 @@ fn an_unwritable_destination_is_a_configuration_error() {
 /// native granules that can. `np` 0 runs alone, else under mpirun; `writer` is the
 /// `--writer` (netCDF-C says only "NetCDF: HDF error" for the failed write: edp must
 /// say the disk is full and how much is free).
-fn full_disk(np: usize, writer: &str) {
+/// A full disk under `edp run` on `np` ranks (0: no mpirun) with `writer`; with a
+/// `group_writer`, the 3D granules (the failing one too) are written by groups of `np`.
+fn full_disk(np: usize, writer: &str, group_writer: Option<&str>) {
     let s = Sample::new(
         // 50 levels: the lat-lon granule (~3 MB) cannot fit in 1.5 MB; the native ones can.
         12,
@@ -655,6 +657,9 @@ fn full_disk(np: usize, writer: &str) {
         .arg("--factors")
         .arg(&factors)
         .args(["--threads", "1", "--writer", writer]);
+    if let Some(g) = group_writer {
+        c.args(["--ranks-per-granule", &np.to_string(), "--group-writer", g]);
+    }
     let out = edp(c);
     let t = text(&out);
     assert_eq!(
@@ -681,7 +686,14 @@ fn full_disk(np: usize, writer: &str) {
             n.parse().ok()
         })
         .collect();
-    assert_eq!(free.len(), 2, "the log and the summary say it:\n{t}");
+    // (Each rank of a collective group may meet the full disk itself and say so too.)
+    assert!(
+        free.len() == 2 || (group_writer == Some("collective") && free.len() > 2),
+        "the log and the summary say it:\n{t}"
+    );
+    if group_writer.is_some() {
+        assert!(t.contains("by groups of"), "{t}");
+    }
     assert!(free.iter().all(|&n| n < 64 << 10), "{free:?}\n{t}");
     assert!(!Path::new(&list[0].granule).exists());
     for task in &list[1..] {
@@ -705,18 +717,32 @@ fn full_disk(np: usize, writer: &str) {
 
 #[test]
 fn a_full_disk_fails_that_granule_and_the_run_exits_1_without_a_crash() {
-    full_disk(0, "direct");
+    full_disk(0, "direct", None);
 }
 
 #[test]
 fn a_full_disk_under_the_netcdf_writer_is_told_as_such_too() {
-    full_disk(0, "netcdf");
+    full_disk(0, "netcdf", None);
 }
 
 #[test]
 fn a_full_disk_under_mpirun_fails_that_granule_and_exits_1() {
     common::require("mpirun");
-    full_disk(2, "direct");
+    full_disk(2, "direct", None);
+}
+
+#[test]
+fn a_full_disk_under_a_gathering_group_is_told_as_such() {
+    common::require("mpirun");
+    full_disk(2, "direct", Some("gather"));
+}
+
+/// `scripts/cargo-par test --release --test bad_inputs full_disk` (CI runs it).
+#[cfg(feature = "parallel-hdf5")]
+#[test]
+fn a_full_disk_under_a_collective_group_is_told_as_such() {
+    common::require("mpirun");
+    full_disk(2, "direct", Some("collective"));
 }
 
 #[test]

@@ -78,6 +78,22 @@ fn edp(np: usize, args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("run edp / mpirun")
 }
 
+/// `edp run` of the task list `list` under `mpirun -np NP`, every 3D granule by a group
+/// of all NP ranks writing by `writer`.
+fn run_group(np: usize, writer: &str, list: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let g = np.to_string();
+    let args = [
+        "run",
+        "--tasks",
+        list.to_str().unwrap(),
+        "--ranks-per-granule",
+        &g,
+        "--group-writer",
+        writer,
+    ];
+    edp(np, &[&args[..], extra].concat(), env)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -161,20 +177,7 @@ fn a_group_of_2_or_3_ranks_writes_the_granule_one_rank_writes() {
     for (writer, np) in writers().into_iter().flat_map(|w| [(w, 2usize), (w, 3)]) {
         let dest = s.dir.path().join(format!("{writer}{np}"));
         let (list, _) = task_list(&s, &dest);
-        let g = np.to_string();
-        let o = edp(
-            np,
-            &[
-                "run",
-                "--tasks",
-                list.to_str().unwrap(),
-                "--ranks-per-granule",
-                &g,
-                "--group-writer",
-                writer,
-            ],
-            &[],
-        );
+        let o = run_group(np, writer, &list, &[], &[]);
         assert!(o.status.success(), "{}", text(&o));
         let log = String::from_utf8_lossy(&o.stderr);
         assert!(
@@ -235,19 +238,7 @@ fn a_failure_on_one_rank_of_the_group_leaves_no_file_and_fails_only_that_task() 
         let dest = s.dir.path().join(format!("fail-{writer}{np}-{failing}"));
         let (list, _) = task_list(&s, &dest);
         let inject = format!("{VELOCITY}@{failing}");
-        let o = edp(
-            np,
-            &[
-                "run",
-                "--tasks",
-                list.to_str().unwrap(),
-                "--ranks-per-granule",
-                &np.to_string(),
-                "--group-writer",
-                writer,
-            ],
-            &[("EDP_DEBUG_FAIL_WRITE", &inject)],
-        );
+        let o = run_group(np, writer, &list, &[], &[("EDP_DEBUG_FAIL_WRITE", &inject)]);
         assert_eq!(o.status.code(), Some(1), "some task failed: {}", text(&o));
         let log = String::from_utf8_lossy(&o.stderr);
         assert!(
@@ -314,4 +305,61 @@ fn the_collective_writer_is_refused_by_the_serial_build() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn a_group_fills_and_counts_non_finite_values_as_one_rank_does() {
+    let s = Sample::new(24, 12, 1, &["UVEL", "VVEL", "WVELMASS", "SSH"]);
+    let single = s.dir.path().join("single");
+    let (list, tasks) = task_list(&s, &single);
+    // Every value of UVEL +Inf (big-endian float32): every level of every rank's share
+    // has some in wet cells.
+    let vel = tasks.iter().find(|t| t.granule.contains(VELOCITY)).unwrap();
+    let data = PathBuf::from(&vel.variables["UVEL"][0][0]);
+    let len = std::fs::metadata(&data).unwrap().len() as usize;
+    std::fs::write(&data, f32::INFINITY.to_be_bytes().repeat(len / 4)).unwrap();
+    let filled = |dest: &Path| -> Option<u64> {
+        let m = Manifest::read(&dest.join("edp-manifest.json")).unwrap();
+        let r = m.granules.iter().find(|r| r.granule.contains(VELOCITY));
+        r.and_then(|r| r.nonfinite_filled)
+    };
+    let fill = ["--nonfinite", "fill"];
+    let o = edp(
+        0,
+        &[&["run", "--tasks", list.to_str().unwrap()][..], &fill].concat(),
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let one = filled(&single);
+    assert!(one.is_some_and(|n| n > 0), "{one:?}");
+    let vel_name = granules(&single)
+        .into_iter()
+        .find(|g| g.contains(VELOCITY))
+        .unwrap();
+    for (writer, np) in writers().into_iter().flat_map(|w| [(w, 2usize), (w, 3)]) {
+        let dest = s.dir.path().join(format!("{writer}{np}"));
+        let (list, _) = task_list(&s, &dest);
+        let o = run_group(np, writer, &list, &fill, &[]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(filled(&dest), one, "{writer} at -np {np}");
+        assert_eq!(
+            contents(&dest.join(&vel_name))["UVEL"],
+            contents(&single.join(&vel_name))["UVEL"],
+            "{writer} at -np {np}"
+        );
+        // Without `fill`, the task fails with the field's whole count.
+        let dest = s.dir.path().join(format!("{writer}{np}-fail"));
+        let (list, _) = task_list(&s, &dest);
+        let o = run_group(np, writer, &list, &[], &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let m = Manifest::read(&dest.join("edp-manifest.json")).unwrap();
+        let failed = m
+            .granules
+            .iter()
+            .find(|r| r.granule.contains(VELOCITY))
+            .unwrap();
+        let error = failed.error.as_deref().unwrap_or_default();
+        let want = format!("{} non-finite value(s) of UVEL", one.unwrap());
+        assert!(error.contains(&want), "{writer} at -np {np}: {error}");
+    }
 }

@@ -77,18 +77,17 @@ pub fn partition(costs: &[f64], ranks: usize) -> Vec<Vec<usize>> {
     out
 }
 
-/// Ranks per granule for the tasks of one run, when granules may be written by a group
-/// of ranks (the `parallel-hdf5` build): `Some(g)` for a task written by a group of `g`
-/// ranks, `None` for a task written by one rank.
+/// Ranks per granule for the tasks of one run: `Some(g)` for a task written by a group
+/// of `g` ranks, `None` for a task written by one rank.
 ///
-/// Only 3D granules on a local path are split (the collective writer divides depth
-/// levels; a 2D granule has one). `fixed` (`--ranks-per-granule`) gives every such task
+/// Only 3D granules on a local path are split (the group writers divide depth levels; a
+/// 2D granule has one). `fixed` (`--ranks-per-granule`) gives every such task
 /// that group size. Otherwise the cost decides: a task costlier than one rank's fair
 /// share of the whole run (total / ranks) would set the run's length alone, so it gets
 /// as many ranks as fair shares it holds (at most `ranks`); small granules stay on one
 /// rank each, where they are cheapest. A group needs no more memory per rank than one
-/// rank writing alone (each rank holds one level buffer at a time), so memory per rank
-/// does not limit the group size; it bounds the level buffer instead (see `ncio`).
+/// rank writing alone (each rank holds a few levels at a time; the gathering first rank
+/// also one received message), so memory per rank does not limit the group size.
 pub fn group_sizes(
     costs: &[f64],
     splittable: &[bool],

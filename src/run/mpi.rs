@@ -197,10 +197,15 @@ impl World {
         mine
     }
 
-    /// Every rank's `mine`, in rank order, on rank 0; `None` elsewhere.
+    /// Every rank's `mine`, in rank order, on rank 0; `None` elsewhere. A rank that
+    /// comes first waits for the others asleep (the end of a run: ranks done early must
+    /// not take a core from those still working).
     pub fn gather_bytes(&self, mine: &[u8]) -> Option<Vec<Vec<u8>>> {
         match &self.mpi {
-            Some(m) => gather_on(&m.world, self.rank, self.size, mine),
+            Some(m) => {
+                wait_asleep(m.world.immediate_barrier());
+                gather_on(&m.world, self.rank, self.size, mine)
+            }
             None => Some(vec![mine.to_vec()]),
         }
     }
@@ -329,12 +334,37 @@ fn count_or_abort(comm: &SimpleCommunicator, n: usize, what: &str) -> Count {
     })
 }
 
-/// True on every rank of `comm` iff `ok` is true on every rank.
+/// True on every rank of `comm` iff `ok` is true on every rank (waiting asleep).
 fn all_true_on(comm: &SimpleCommunicator, ok: bool) -> bool {
     let mine: c_int = ok.into();
     let mut all: c_int = 0;
-    comm.all_reduce_into(&mine, &mut all, mpi::collective::SystemOperation::min());
+    mpi::request::scope(|scope| {
+        wait_asleep(comm.immediate_all_reduce_into(
+            scope,
+            &mine,
+            &mut all,
+            mpi::collective::SystemOperation::min(),
+        ));
+    });
     all == 1
+}
+
+/// How often a rank waiting for others looks again.
+const POLL: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Waits for `request` to complete, testing it every [`POLL`] and sleeping between:
+/// OpenMPI's blocking calls poll at full speed, so a waiting rank would take a core
+/// from the ranks (and threads) still working on the node.
+fn wait_asleep<'a, D: ?Sized, S: mpi::request::Scope<'a>>(
+    mut request: mpi::request::Request<'a, D, S>,
+) {
+    loop {
+        match request.test() {
+            Ok(_) => return,
+            Err(r) => request = r,
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 /// A group of consecutive ranks writing one granule together (see [`World::groups`]);
@@ -416,10 +446,6 @@ impl Group {
 /// Tag of the chunk messages of a group writing one file by gathering.
 const GATHER_TAG: mpi::Tag = 14;
 
-/// How often a rank waiting for its message to leave looks again (instead of spinning
-/// in MPI, which would take a core from the ranks' compressing threads).
-const SEND_POLL: std::time::Duration = std::time::Duration::from_micros(500);
-
 impl crate::ncio::gather::WriterGroup for Group {
     fn rank(&self) -> usize {
         self.rank
@@ -466,15 +492,9 @@ impl crate::ncio::gather::WriterGroup for Group {
         };
         count_or_abort(c, bytes.len(), "a chunk message");
         let first = c.process_at_rank(0);
+        // Asleep while the first rank is busy writing: this rank's threads compress.
         mpi::request::scope(|scope| {
-            let mut request = first.immediate_send_with_tag(scope, bytes, GATHER_TAG);
-            loop {
-                match request.test() {
-                    Ok(_) => break,
-                    Err(r) => request = r,
-                }
-                std::thread::sleep(SEND_POLL);
-            }
+            wait_asleep(first.immediate_send_with_tag(scope, bytes, GATHER_TAG));
         });
     }
     fn try_receive(&self) -> Option<(usize, Vec<u8>)> {

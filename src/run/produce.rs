@@ -271,8 +271,14 @@ pub fn produce_grouped(
             );
         }
     })?;
-    // Each rank counted the non-finite values of the levels it made.
-    let nonfinite_filled = group.all_sum_u64(built.nonfinite.filled());
+    // Each rank counted the non-finite values of the levels it made; those counted
+    // while building were counted alike on every rank, so once.
+    let shared = if group.rank() > 0 {
+        built.nonfinite.known
+    } else {
+        0
+    };
+    let nonfinite_filled = group.all_sum_u64(built.nonfinite.filled().saturating_sub(shared));
     // The group's first rank draws it, once the file is in place.
     let quicklook = (ctx.encoding.quicklook && group.rank() == 0)
         .then(|| quicklook(&path))
