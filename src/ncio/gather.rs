@@ -322,6 +322,16 @@ fn decode(bytes: Vec<u8>) -> Option<Received> {
     }))
 }
 
+/// On the first rank, when it failed before taking any chunks: `e`, once the other
+/// ranks' messages (which they send whatever happens here) are taken and dropped.
+pub(super) fn drop_shares(group: Option<&dyn WriterGroup>, e: NcError) -> NcError {
+    if let Some(g) = group.filter(|g| g.rank() == 0) {
+        let (_, nothing) = std::sync::mpsc::sync_channel(0);
+        let _ = Incoming::new(g, nothing).finish(Path::new(""));
+    }
+    e
+}
+
 /// On the first rank: its own units (`local`) and the other ranks' messages, in the
 /// order they come, until every rank sent its last message.
 pub(super) struct Incoming<'a> {

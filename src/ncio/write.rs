@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use netcdf::Options;
 
-use super::gather::WriterGroup;
+use super::gather::{self, WriterGroup};
 use super::SLAB_BUFFER_BUDGET_BYTES;
 use super::{
     chunked, raw, AttrValue, DType, DatasetDef, GroupFn, NcError, NcGroup, SlabGroup, Values,
@@ -324,7 +324,8 @@ pub(super) fn write_file(
         v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
     }
     if !sends_only {
-        known_ranges(&mut def.vars, &shapes, &direct, path)?;
+        known_ranges(&mut def.vars, &shapes, &direct, path)
+            .map_err(|e| gather::drop_shares(group, e))?;
     }
     let data_bytes = def
         .vars
@@ -370,7 +371,8 @@ pub(super) fn write_file(
         });
     let started = std::time::Instant::now();
     if streamed_put {
-        define_and_put(def, &direct, &shapes, temp, path)?;
+        define_and_put(def, &direct, &shapes, temp, path)
+            .map_err(|e| gather::drop_shares(group, e))?;
         chunked::write_direct(deferred, temp, path, || Ok(()), group)?;
     } else {
         let define = || define_and_put(def, &direct, &shapes, temp, path);
