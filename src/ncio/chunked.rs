@@ -223,7 +223,7 @@ pub(super) struct Msg {
 /// file (netCDF-C defines it and closes it): it runs on the chunk writer's thread while
 /// the first chunks compress on rayon's.
 ///
-/// With a `group`, this rank makes only its share of the units ([`gather::owner`]);
+/// With a `group`, this rank makes only its share of the units ([`gather::unit_owner`]);
 /// the group's first rank writes them and the others' (received on the calling
 /// thread, the one that may call MPI), the others send theirs and touch no file.
 pub(super) fn write_direct(
@@ -331,10 +331,14 @@ pub(super) fn write_direct(
         units = units
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| gather::owner(*i, true, g.size()) == g.rank())
+            .filter(|(i, _)| gather::unit_owner(*i, g.size()) == g.rank())
             .map(|(_, unit)| unit)
             .collect();
-        memory_jobs.retain(|_| gather::owner(0, false, g.size()) == g.rank());
+        // Whole values (coordinates: compressed once per process, then kept) are the
+        // writing rank's.
+        if g.rank() > 0 {
+            memory_jobs.clear();
+        }
     }
     // Tests: this rank fails its first unit (EDP_DEBUG_FAIL_WRITE).
     let inject = &AtomicBool::new(group.is_some_and(|g| gather::debug_failure(path, g.rank())));

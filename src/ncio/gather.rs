@@ -161,12 +161,12 @@ pub fn write_gathered(
     let committed = match (guard, &temp) {
         (Some(g), Some(t)) => storage::commit(t, path)
             .map(|()| g.disarm())
+            .and_then(|()| storage::file_size(path))
             .map_err(NcError::from),
-        _ => Ok(()),
+        _ => Ok(0),
     };
     agree.temp = None;
-    agree.on(committed, "putting the file in place")?;
-    let bytes = if root { storage::file_size(path)? } else { 0 };
+    let bytes = agree.on(committed, "putting the file in place")?;
     Ok(WriteReport {
         bytes,
         data_bytes,
@@ -174,15 +174,11 @@ pub fn write_gathered(
     })
 }
 
-/// Which rank of a group of `ranks` makes job `index` of a file's chunk jobs: the rows
-/// of streamed chunks (`unit` = true) round-robin, whole in-memory and shared values
-/// (coordinates, compressed once per process and kept) the first rank.
-pub(super) fn owner(index: usize, unit: bool, ranks: usize) -> usize {
-    if unit {
-        index % ranks.max(1)
-    } else {
-        0
-    }
+/// Which rank of a group of `ranks` makes unit `index` (a row of chunks of a streamed
+/// variable, level k of every field before level k+1): round-robin, so every rank works
+/// on the same few levels at a time and the writing rank takes their chunks as they come.
+pub(super) fn unit_owner(index: usize, ranks: usize) -> usize {
+    index % ranks.max(1)
 }
 
 /// True when [`DEBUG_FAIL_VAR`] asks this group rank to fail writing `path`.
@@ -460,9 +456,9 @@ mod tests {
     }
 
     #[test]
-    fn units_go_round_robin_and_whole_values_to_the_first_rank() {
-        let owners: Vec<usize> = (0..5).map(|i| owner(i, true, 2)).collect();
+    fn units_go_round_robin() {
+        let owners: Vec<usize> = (0..5).map(|i| unit_owner(i, 2)).collect();
         assert_eq!(owners, [0, 1, 0, 1, 0]);
-        assert_eq!(owner(3, false, 3), 0);
+        assert_eq!(unit_owner(4, 3), 1);
     }
 }
