@@ -77,7 +77,8 @@ pub struct RunArgs {
     /// How a group of ranks writes its granule: `gather` (every rank compresses its
     /// share of the chunks and sends them to the group's first rank, which writes the
     /// file; any build) or `collective` (parallel HDF5 collective writes; the
-    /// parallel-HDF5 build only). Same files, same values.
+    /// parallel-HDF5 build only). Same files, same values; --writer applies to
+    /// granules written by one rank.
     #[arg(long, default_value = "gather")]
     group_writer: crate::ncio::GroupWriter,
     /// After a run where every task succeeded, write the virtual Zarr reference files
