@@ -61,6 +61,10 @@ pub struct Settings {
     /// must abort the whole job).
     #[arg(long, global = true, env = "EDP_DEBUG_PANIC_GRANULE", hide = true)]
     pub debug_panic_granule: Option<String>,
+    /// Testing: milliseconds each rank waits before each task, so that a test can
+    /// signal a run mid-way whatever the machine's speed.
+    #[arg(long, global = true, env = "EDP_DEBUG_TASK_DELAY_MS", hide = true)]
+    pub debug_task_delay_ms: Option<u64>,
 }
 
 #[derive(Parser)]

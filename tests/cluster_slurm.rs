@@ -216,8 +216,11 @@ fn warning_signal_drains_and_the_resubmitted_job_finishes() {
     let dir = workdir("slurm-signal");
     let dest = dir.join("out");
     let tasks = task_list(&dir, &dest);
+    // Each task starts 0.7 s late, so the runs last long enough for the signal to
+    // come mid-run however fast the granules are made (the resubmitted job inherits it).
     let out = run(sbatch(&dir)
         .env("EDP_RESUBMITS", "1")
+        .env("EDP_DEBUG_TASK_DELAY_MS", "700")
         .args(["--parsable", "--ntasks=2", "--cpus-per-task=1", "--time=30"])
         .arg(repo().join("slurm/edp.sbatch"))
         .arg("--tasks")

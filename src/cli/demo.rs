@@ -165,7 +165,7 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
         threads: rayon::current_num_threads(),
         verify: false,
         progress_every: std::time::Duration::ZERO,
-        debug_panic_granule: None,
+        debug: Default::default(),
         ranks_per_granule: None,
         group_writer: Default::default(),
     };

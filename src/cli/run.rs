@@ -164,7 +164,10 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         threads,
         verify: a.verify,
         progress_every: Duration::from_secs_f64(a.progress.max(0.0)),
-        debug_panic_granule: settings.debug_panic_granule.clone(),
+        debug: crate::run::spmd::DebugHooks {
+            panic_granule: settings.debug_panic_granule.clone(),
+            task_delay: Duration::from_millis(settings.debug_task_delay_ms.unwrap_or(0)),
+        },
         ranks_per_granule: a.ranks_per_granule.map(|g| g as usize),
         group_writer: a.group_writer,
     };

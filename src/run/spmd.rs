@@ -50,6 +50,15 @@ pub enum RunEnd {
     Interrupted,
 }
 
+/// Hooks for tests that need a run to fail or last in a set way (hidden settings).
+#[derive(Debug, Clone, Default)]
+pub struct DebugHooks {
+    /// A task whose granule contains this panics ([`DEBUG_PANIC_VAR`]).
+    pub panic_granule: Option<String>,
+    /// Each rank waits this long before each task (`EDP_DEBUG_TASK_DELAY_MS`).
+    pub task_delay: Duration,
+}
+
 /// What every rank needs to run.
 pub struct SpmdConfig {
     /// Destination (`--dest`: a directory or `s3://bucket/prefix`); default: the root of
@@ -69,8 +78,8 @@ pub struct SpmdConfig {
     pub verify: bool,
     /// Progress report interval on rank 0 (zero: none).
     pub progress_every: Duration,
-    /// Testing: a task whose granule contains this panics ([`DEBUG_PANIC_VAR`]).
-    pub debug_panic_granule: Option<String>,
+    /// Testing hooks.
+    pub debug: DebugHooks,
     /// Ranks writing each 3D granule together; `None`: decided from the tasks' costs
     /// ([`cost::group_sizes`]).
     pub ranks_per_granule: Option<usize>,
@@ -252,7 +261,7 @@ pub fn run_spmd(
         &mut journal,
         &run_id,
         stop,
-        cfg.debug_panic_granule.as_deref(),
+        &cfg.debug,
     );
 
     // 4. Gather and conclude.
@@ -465,10 +474,10 @@ fn work(
     journal: &mut JournalWriter,
     run_id: &str,
     stop: &StopFlag,
-    debug_panic_granule: Option<&str>,
+    debug: &DebugHooks,
 ) -> RankReport {
     let Ranks { world, group, .. } = ranks;
-    let panic_at = debug_panic_granule.filter(|s| !s.is_empty());
+    let panic_at = debug.panic_granule.as_deref().filter(|s| !s.is_empty());
     let host = mpi::host();
     let mut report = RankReport::default();
     // A local granule whose commit runs while the next one is made, and how many
@@ -476,6 +485,7 @@ fn work(
     let mut in_flight: Option<Begun> = None;
     let mut begun_all = 0;
     for (n, w) in mine.iter().enumerate() {
+        std::thread::sleep(debug.task_delay);
         let in_group = w.group && group.size() > 1;
         // A group goes on or stops together: its members wait for each other, and one
         // that stops (a signal, a journal that cannot be written) stops them all.
