@@ -11,14 +11,13 @@
 //! deflated in memory with the writer's compressor and level on the same number of
 //! threads, then the ratio of granule time to floor. All in one run, on the same bytes.
 //!
-//! "Threads" are the rayon threads, the ones that compress (the floor's and the
-//! granule's alike). Beside them a granule has, as in a run: a producer thread that
-//! reads, decodes and regrids the next levels while these compress (compressing
-//! threads produce a level themselves only when none is ready), the chunk writer's
-//! thread (netCDF-C defines the file, HDF5 takes the finished chunks) and the
-//! committing thread (fsync, rename). So at 1 thread a granule uses more than one core
-//! where the floor uses one: the CPU column (mean CPU time of the whole process per
-//! granule and per floor, all threads, from /proc/self/stat in 10 ms ticks) shows how
+//! "Threads" are the rayon threads, the ones that read, regrid and compress (the floor's
+//! and the granule's alike). Beside them a granule has, as in a run, the chunk writer's
+//! thread (netCDF-C defines the file, HDF5 takes the finished chunks) and the committing
+//! thread (fsync, rename, the checksum read-back), so a granule's process uses a little
+//! more than its threads where the floor uses exactly them: the CPU column (mean CPU time
+//! of the whole process per granule and per floor, all threads, from /proc/self/stat in
+//! 10 ms ticks) shows how
 //! much. The RssAnon sampler is a thread too (under 1% of a core).
 //!
 //! `cargo bench --bench granules`; EDP_BENCH_N=270 for LLC270 (default 90),

@@ -3,16 +3,13 @@
 //!
 //! Work is cut into units that are each one row of chunks along a streamed variable's
 //! slab dimension (one depth level of a 3D field, with all its members when the slabs
-//! come from a [`SlabGroup`]), or one in-memory variable. Three kinds of threads share
-//! it, so reading, decoding and regridding level k+1 overlaps the compression of level
-//! k even on one compressing thread:
-//! - a producer thread (its own one-thread rayon pool, so the producers' inner
-//!   parallelism stays on it) produces units in order, a few ahead of compression
-//!   (a bounded channel), with their value ranges;
-//! - rayon's threads compress what it produced; one that finds nothing produced yet
-//!   takes the next unit and produces it itself, so compression never waits for a
-//!   slower producer;
-//! - a writer thread hands each finished chunk to HDF5 through a bounded channel.
+//! come from a [`SlabGroup`]), or one in-memory variable. Rayon's threads take units in
+//! order and each produces its unit (read, decode, check, regrid, rotate, value range)
+//! and compresses it, so with two threads or more, level k+1 is read and regridded while
+//! level k compresses. A writer thread hands each finished chunk to HDF5 through a
+//! bounded channel. A rank uses the threads it was given and no more: a thread producing
+//! ahead of one compressing thread made one-thread granules faster only by borrowing a
+//! second core, and two-thread ones no faster (measured in one bench run, README).
 //!
 //! So only a few levels are ever in memory. [`SharedValues`] keep their compressed
 //! chunks for the next file. When a group of ranks writes one file
@@ -20,7 +17,7 @@
 //! writes them all.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -137,10 +134,8 @@ enum Job {
         target: usize,
         values: Arc<SharedValues>,
     },
-    /// A unit the producer thread has not taken: produced and compressed here.
+    /// A unit: produced and compressed by the thread that takes it.
     Unit(usize),
-    /// A unit the producer thread made.
-    Produced(usize, Result<Slabs, NcError>),
 }
 
 /// One unit: a stream and a row of chunk indices along its slab dimensions.
@@ -149,20 +144,17 @@ type Unit = (usize, Vec<usize>);
 /// The values of one unit, per member: (target, values, range if wanted).
 type Slabs = Vec<(usize, Vec<f32>, Option<(f32, f32)>)>;
 
-/// The next unit nobody has taken yet, taken (by the producer thread or a compressing
-/// thread, whichever asks first).
+/// The next unit nobody has taken yet, taken (units go out in order).
 fn take(next: &AtomicUsize, units: usize) -> Option<usize> {
     let u = next.fetch_add(1, Ordering::Relaxed);
     (u < units).then_some(u)
 }
 
-/// What the compressing threads do next, in this order: a unit the producer thread
-/// made; else the next unit nobody has taken (produced here); else, once all are
-/// taken, the producer's last units; then the in-memory variables.
+/// What the compressing threads do next: the units in order, then the in-memory
+/// variables.
 struct Work<'a> {
     units: usize,
     next: &'a AtomicUsize,
-    produced: Option<Receiver<(usize, Result<Slabs, NcError>)>>,
     memory: std::vec::IntoIter<Job>,
 }
 
@@ -170,43 +162,9 @@ impl Iterator for Work<'_> {
     type Item = Job;
 
     fn next(&mut self) -> Option<Job> {
-        if let Some(rx) = &self.produced {
-            match rx.try_recv() {
-                Ok((u, slabs)) => return Some(Job::Produced(u, slabs)),
-                Err(TryRecvError::Empty) => {}
-                // The producer is done (or could not start): the rest is ours.
-                Err(TryRecvError::Disconnected) => self.produced = None,
-            }
-        }
-        if let Some(u) = take(self.next, self.units) {
-            return Some(Job::Unit(u));
-        }
-        if let Some(rx) = self.produced.take() {
-            if let Ok((u, slabs)) = rx.recv() {
-                self.produced = Some(rx);
-                return Some(Job::Produced(u, slabs));
-            }
-        }
-        self.memory.next()
-    }
-}
-
-/// The producer thread's loop: takes units in order, produces them and sends them to
-/// the compressing threads, until none is left, they stopped listening, or one failed.
-fn produce_ahead(
-    units: &[Unit],
-    next: &AtomicUsize,
-    streams: &[Stream],
-    targets: &[Target],
-    path: &Path,
-    tx: SyncSender<(usize, Result<Slabs, NcError>)>,
-) {
-    while let Some(u) = take(next, units.len()) {
-        let (s, row) = &units[u];
-        let slabs = produce_unit(&streams[*s], row, targets, path);
-        let failed = slabs.is_err();
-        if tx.send((u, slabs)).is_err() || failed {
-            return;
+        match take(self.next, self.units) {
+            Some(u) => Some(Job::Unit(u)),
+            None => self.memory.next(),
         }
     }
 }
@@ -356,28 +314,9 @@ pub(super) fn write_direct(
     let streams = &streams;
     let (units, next) = (&units, &AtomicUsize::new(0));
     std::thread::scope(|scope| {
-        // One unit ready per compressing thread, besides the one being produced.
-        let produced = (!units.is_empty()).then(|| {
-            let (ptx, prx) = sync_channel(compressing);
-            scope.spawn(move || {
-                match rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .thread_name(|_| "edp-produce".into())
-                    .build()
-                {
-                    Ok(pool) => {
-                        pool.install(|| produce_ahead(units, next, streams, targets, path, ptx))
-                    }
-                    // The compressing threads produce every unit themselves.
-                    Err(e) => log::debug!("no producer thread ({e})"),
-                }
-            });
-            prx
-        });
         let work = Work {
             units: units.len(),
             next,
-            produced,
             memory: memory_jobs.into_iter(),
         };
         let write = move |msgs: &mut dyn Iterator<Item = Msg>| -> Result<(), NcError> {
@@ -435,9 +374,6 @@ pub(super) fn write_direct(
                             let slabs = produce_unit(&streams[*s], row, targets, path);
                             compressed(u, slabs)?.try_for_each(|(m, c, r)| send(tx, m, c, r))
                         }
-                        Job::Produced(u, slabs) => {
-                            compressed(u, slabs)?.try_for_each(|(m, c, r)| send(tx, m, c, r))
-                        }
                     }
                 })
         };
@@ -474,7 +410,7 @@ fn injected(
 ) -> NcError {
     let (target, slab) = match job {
         Job::Array { target, .. } | Job::Shared { target, .. } => (*target, 0),
-        Job::Unit(u) | Job::Produced(u, _) => {
+        Job::Unit(u) => {
             let (s, row) = &units[*u];
             let s = &streams[*s];
             let (lo, _) = unit_extent(s, row, targets);
