@@ -122,9 +122,17 @@ fn digests(path: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// Model steps present for SSH in a synth output.
+/// Model steps present in a synth output (those of its first monthly field: `edp synth`
+/// writes every field at the same steps, and `--variables` may leave SSH out).
 fn steps(source: &Path) -> Vec<u64> {
-    let dir = source.join("diags_monthly/SSH_mon_mean");
+    let monthly = source.join("diags_monthly");
+    let dir = std::fs::read_dir(&monthly)
+        .unwrap_or_else(|e| panic!("{}: {e}", monthly.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .min()
+        .unwrap_or_else(|| panic!("no field under {}", monthly.display()));
     let mut s: Vec<u64> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .flatten()
