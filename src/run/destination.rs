@@ -587,7 +587,9 @@ mod tests {
     }
 
     fn root_of(granules: &[&str]) -> Result<Root, DestinationError> {
-        Destination::new(None, &tasks(granules), None).map(|d| d.root)
+        // An S3 root makes its state directory: under a temporary base, not ./edp-state.
+        let base = tempfile::tempdir().unwrap();
+        Destination::new(None, &tasks(granules), Some(base.path())).map(|d| d.root)
     }
 
     const G1: &str = "/o/V4r4/native/mon_mean/SEA_SURFACE_HEIGHT/SEA_SURFACE_HEIGHT_mon_mean_1992-01_ECCO_V4r4_native_llc0090.nc";
