@@ -307,8 +307,7 @@ pub(super) fn write_direct(
             streamed[m] = true;
         }
     }
-    let compressing = rayon::current_num_threads();
-    let in_flight = 2 * compressing + 2;
+    let in_flight = 2 * rayon::current_num_threads() + 2;
     let (tx, rx) = sync_channel::<Msg>(in_flight);
     let targets = &targets;
     let streams = &streams;
@@ -347,11 +346,6 @@ pub(super) fn write_direct(
             drop(sets);
             file.close()
         };
-        let compressed = |u: usize, slabs: Result<Slabs, NcError>| {
-            let (s, row) = &units[u];
-            let made = compress_unit(&streams[*s], row, targets, slabs?, path)?;
-            Ok::<_, NcError>(made.into_iter().map(|(m, c, r)| (m, Arc::new(c), r)))
-        };
         let produce = move || {
             work.par_bridge()
                 .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
@@ -371,8 +365,9 @@ pub(super) fn write_direct(
                         }
                         Job::Unit(u) => {
                             let (s, row) = &units[u];
-                            let slabs = produce_unit(&streams[*s], row, targets, path);
-                            compressed(u, slabs)?.try_for_each(|(m, c, r)| send(tx, m, c, r))
+                            run_unit(&streams[*s], row, targets, path)?
+                                .into_iter()
+                                .try_for_each(|(m, c, r)| send(tx, m, Arc::new(c), r))
                         }
                     }
                 })
@@ -524,6 +519,19 @@ fn produce_unit(
         .collect())
 }
 
+/// Produces one row of slabs of a stream and compresses its chunks: per member
+/// (target, chunks, range if wanted).
+#[allow(clippy::type_complexity)]
+fn run_unit(
+    s: &Stream,
+    row: &[usize],
+    targets: &[Target],
+    path: &Path,
+) -> Result<Vec<(usize, ChunkList, Option<(f32, f32)>)>, NcError> {
+    let slabs = produce_unit(s, row, targets, path)?;
+    compress_unit(s, row, targets, slabs, path)
+}
+
 /// Compresses the chunks of one produced unit: per member (target, chunks, range).
 #[allow(clippy::type_complexity)]
 fn compress_unit(
@@ -596,9 +604,7 @@ fn shared_chunks(t: &Target, values: &SharedValues, path: &Path) -> Result<Chunk
             let made: Vec<ChunkList> = rows
                 .into_par_iter()
                 .map(|row| {
-                    let targets = std::slice::from_ref(t);
-                    let slabs = produce_unit(&stream, &row, targets, path)?;
-                    let unit = compress_unit(&stream, &row, targets, slabs, path)?;
+                    let unit = run_unit(&stream, &row, std::slice::from_ref(t), path)?;
                     Ok(unit.into_iter().flat_map(|(_, chunks, _)| chunks).collect())
                 })
                 .collect::<Result<_, NcError>>()?;
