@@ -410,11 +410,9 @@ impl Iterator for Incoming<'_> {
                 return None;
             }
             match &self.local {
-                Some(rx) => match rx.recv_timeout(if self.open > 0 {
-                    POLL
-                } else {
-                    Duration::from_secs(3600)
-                }) {
+                // No other rank left to hear from: wait for this rank's own units only.
+                Some(rx) if self.open == 0 => return rx.recv().ok(),
+                Some(rx) => match rx.recv_timeout(POLL) {
                     Ok(m) => return Some(m),
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => self.local = None,
