@@ -469,7 +469,7 @@ fn sigkill_of_the_whole_run_then_a_rerun_completes_with_no_partial_file() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        !dest.join("edp-manifest.json").exists(),
+        !dest.join(".edp").join(edp::run::store::INDEX_NAME).exists(),
         "the run finished before the kill; the test needs a longer task list"
     );
     let done_before = granules(&dest).len();
@@ -584,7 +584,7 @@ fn a_panic_in_one_rank_aborts_the_whole_job_with_a_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("panicked"), "{err}");
     assert!(err.contains("aborting the MPI job"), "{err}");
-    assert!(!dest.join("edp-manifest.json").exists());
+    assert!(!dest.join(".edp").join(edp::run::store::INDEX_NAME).exists());
 }
 
 #[test]
@@ -661,7 +661,12 @@ fn jobs_file_input_and_forced_singleton_mpi() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let run = manifest(&dest).last_run.unwrap();
     assert_eq!((run.ranks, run.skipped), (1, 2));
+    // The EDP-era manifest file is an export of the record store.
+    let out = edp(0, &["manifest", "export", dest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: Value =
         serde_json::from_slice(&std::fs::read(dest.join("edp-manifest.json")).unwrap()).unwrap();
     assert_eq!(v["format"], "edp-manifest/1");
+    assert_eq!(v["granules"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["last_run"]["skipped"], 2);
 }

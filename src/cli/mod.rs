@@ -11,6 +11,7 @@ mod plan;
 mod plot;
 mod references;
 mod run;
+mod status;
 mod sync;
 mod synth;
 mod tasks;
@@ -78,6 +79,11 @@ enum Command {
     CheckMetadata(check_metadata::CheckMetadataArgs),
     /// Write one virtual Zarr (kerchunk JSON) reference file per collection under DEST.
     References(references::ReferencesArgs),
+    /// Where a destination stands: done / failed / not run per grouping x product x
+    /// frequency, the last failures and the rate, while a run is going or after.
+    Status(status::StatusArgs),
+    /// The destination's manifest: `edp manifest export DEST` writes edp-manifest.json.
+    Manifest(status::ManifestArgs),
 }
 
 #[derive(Args, Debug)]
@@ -138,6 +144,8 @@ pub fn main_entry() -> ExitCode {
         Command::Plot(a) => plot::run(&a),
         Command::CheckMetadata(a) => check_metadata::run(&a, &storage),
         Command::References(a) => references::run(&a),
+        Command::Status(a) => status::status(&a, &cli.settings, &storage),
+        Command::Manifest(a) => status::manifest(&a, &cli.settings, &storage),
     };
     drop(storage);
     match outcome {

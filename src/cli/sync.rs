@@ -106,6 +106,11 @@ pub fn run(a: &SyncArgs, storage: &Storage) -> anyhow::Result<u8> {
         eprintln!("edp: error: {} is not a directory", a.local.display());
         return Ok(EXIT_USAGE);
     }
+    // The manifest goes up as its export, current with the record store.
+    if crate::run::store::Store::at(&a.local).exists() {
+        crate::run::manifest::export(&a.local, &a.local.join(LAST[0]))
+            .map_err(|e| anyhow::anyhow!(crate::error::chain(&e)))?;
+    }
     let files = walk(&a.local)?;
     let recorded = manifest_checksums(&a.local)?;
     let remote = s3

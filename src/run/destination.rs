@@ -24,7 +24,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::journal::{self, JournalError, Record, Status};
-use super::manifest::{self, Manifest, ManifestError, MANIFEST_NAME, SUMMARY_NAME};
+use super::manifest::{self, ManifestError, FAILURES_NAME, MANIFEST_NAME, SUMMARY_NAME};
+use super::store::{Prior, Priors, Store};
 use crate::storage::{self, LocationError, ObjectInfo, S3Url, Storage};
 use crate::tasks::{GranuleName, Task};
 
@@ -233,7 +234,7 @@ impl Destination {
             return Ok(());
         };
         let local = manifest::manifest_path(&self.state);
-        if local.exists() {
+        if local.exists() || Store::at(&self.state).exists() {
             return Ok(());
         }
         let published = url.join(MANIFEST_NAME);
@@ -307,7 +308,7 @@ impl Destination {
         storage: &Storage,
         listing: &Listing,
         key: &str,
-        record: Option<&Record>,
+        record: Option<&Prior>,
         task_sha256: &str,
         verify: bool,
     ) -> Done {
@@ -328,30 +329,37 @@ impl Destination {
         }
     }
 
-    /// Restarting into the destination: its manifest with the records of any journals left
-    /// behind (by a killed run) folded in. If there were journals, the merged manifest is
-    /// written and the journals removed, so the ranks of this run start with empty journals.
-    pub fn consolidate(&self) -> Result<Manifest, DestinationError> {
+    /// Restarting into the destination: the latest record of every granule (compactly),
+    /// with any journals left behind (by a killed run) folded into the record store
+    /// first, streaming, and then removed, so the ranks of this run start with empty
+    /// journals. A manifest JSON of an earlier `edp` (and no store) is imported first.
+    pub fn consolidate(&self) -> Result<Priors, DestinationError> {
         let dest = self.state_dir();
-        let mut manifest = Manifest::load_or_default(dest)?;
+        let store = Store::at(dest);
+        let old = manifest::manifest_path(dest);
+        if !store.exists() && old.exists() {
+            let n = manifest::import_json(dest, &old)?;
+            // The store is the truth now; the old file is kept aside, not in the way.
+            let aside = self.journal_dir().join("edp-manifest.imported.json");
+            fs::rename(&old, &aside).map_err(|source| DestinationError::StateDir {
+                path: aside.clone(),
+                source,
+            })?;
+            log::info!(
+                "imported {n} record(s) of {} into the record store (the file is now {})",
+                old.display(),
+                aside.display()
+            );
+        }
         let journals = journal::journal_files(dest)?;
-        if journals.is_empty() {
-            return Ok(manifest);
+        if !journals.is_empty() {
+            let n = fold_journals(&store, &journals, &mut |_| {})?;
+            log::info!(
+                "folded {n} record(s) from {} journal(s) of an earlier run into the record store",
+                journals.len()
+            );
         }
-        let mut n = 0;
-        for j in &journals {
-            let records = journal::read_journal(j)?;
-            n += records.len();
-            manifest.merge(records);
-        }
-        log::info!(
-            "folding {n} record(s) from {} journal(s) of an earlier run into the manifest",
-            journals.len()
-        );
-        // The manifest must be durable before the journals go.
-        manifest.write(dest)?;
-        journal::remove_journals(&journals)?;
-        Ok(manifest)
+        Ok(store.priors().map_err(ManifestError::from)?)
     }
 
     /// Removes the temporary files that killed writers left anywhere under the state
@@ -390,12 +398,16 @@ impl Destination {
         Ok(removed)
     }
 
-    /// Publishes the manifest and the summary next to S3 granules (nothing locally).
+    /// Publishes the manifest (exported from the record store), the summary and the
+    /// failures next to S3 granules (nothing locally).
     pub fn publish(&self, storage: &Storage) -> Result<(), DestinationError> {
         let Some(url) = self.s3() else {
             return Ok(());
         };
-        for name in [MANIFEST_NAME, SUMMARY_NAME] {
+        if Store::at(&self.state).exists() {
+            manifest::export(&self.state, &manifest::manifest_path(&self.state))?;
+        }
+        for name in [MANIFEST_NAME, SUMMARY_NAME, FAILURES_NAME] {
             let local = self.state.join(name);
             if local.exists() {
                 storage
@@ -407,6 +419,36 @@ impl Destination {
         log::info!("manifest published: {}", url.join(MANIFEST_NAME));
         Ok(())
     }
+}
+
+/// Appends the records of `journals` to `store` (streaming, one member), calls `seen`
+/// with each, commits, and only then removes the journals: a kill at any point leaves
+/// every record either in a journal or committed in the store. Returns the number of
+/// records.
+pub fn fold_journals(
+    store: &Store,
+    journals: &[PathBuf],
+    seen: &mut dyn FnMut(&Record),
+) -> Result<u64, DestinationError> {
+    let mut app = store.appender().map_err(ManifestError::from)?;
+    let mut failed = None;
+    for j in journals {
+        journal::for_each_record(j, |line, r| {
+            if failed.is_none() {
+                match app.push_line(line) {
+                    Ok(()) => seen(&r),
+                    Err(e) => failed = Some(e),
+                }
+            }
+        })?;
+    }
+    if let Some(e) = failed {
+        return Err(ManifestError::from(e).into());
+    }
+    let n = app.added();
+    app.commit(None).map_err(ManifestError::from)?;
+    journal::remove_journals(journals)?;
+    Ok(n)
 }
 
 fn storage_error(dest: &str, source: LocationError) -> DestinationError {
@@ -553,7 +595,7 @@ impl Placed<'_> {
 /// The done decision, the same for a local and an S3 destination.
 fn done_or_redo(
     storage: &Storage,
-    record: Option<&Record>,
+    record: Option<&Prior>,
     task_sha256: &str,
     granule: &Placed<'_>,
     verify: bool,
@@ -562,7 +604,7 @@ fn done_or_redo(
     if r.status != Status::Done {
         return Err(Redo::FailedBefore);
     }
-    if r.task_sha256 != task_sha256 {
+    if !r.same_task(task_sha256) {
         return Err(Redo::TaskChanged);
     }
     let want = r.size.ok_or(Redo::RecordWithoutSize)?;
@@ -570,8 +612,10 @@ fn done_or_redo(
         return Err(Redo::SizeDiffers);
     }
     if verify {
-        let want = r.sha256.as_deref().ok_or(Redo::RecordWithoutSha256)?;
-        if granule.sha256(storage)?.as_deref() != Some(want) {
+        if r.sha256.is_none() {
+            return Err(Redo::RecordWithoutSha256);
+        }
+        if !r.same_sha256(granule.sha256(storage)?.as_deref()) {
             return Err(Redo::Sha256Differs);
         }
     }
@@ -699,7 +743,8 @@ mod tests {
         let none = Listing::default();
         let storage = Storage::new(&Default::default());
         let decide = |r: Option<&Record>, t: &str, verify| {
-            dest.decide(&storage, &none, "g.nc", r, t, verify)
+            let prior = r.map(Prior::of);
+            dest.decide(&storage, &none, "g.nc", prior.as_ref(), t, verify)
         };
         assert_eq!(decide(Some(&r), "t", true), Done::Done);
         assert_eq!(decide(None, "t", false), Done::Redo(Redo::NoRecord));
@@ -749,7 +794,8 @@ mod tests {
         };
         let storage = Storage::new(&Default::default());
         let decide = |rec: Option<&Record>, sha: &str, size| {
-            dest.decide(&storage, &listing(size), "k", rec, sha, false)
+            let prior = rec.map(Prior::of);
+            dest.decide(&storage, &listing(size), "k", prior.as_ref(), sha, false)
         };
         assert_eq!(decide(Some(&rec), "t", Some(10)), Done::Done);
         assert_eq!(

@@ -169,23 +169,47 @@ pub fn journal_files(dest: &Path) -> Result<Vec<PathBuf>, JournalError> {
 /// The records of one journal, in order. Lines that do not parse (a line torn by a
 /// kill, or damage) are skipped with a warning: their tasks are simply redone.
 pub fn read_journal(path: &Path) -> Result<Vec<Record>, JournalError> {
-    let file = File::open(path).map_err(io_error("read journal", path))?;
     let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io_error("read journal", path))?;
-        if line.trim().is_empty() {
+    for_each_record(path, |_, r| out.push(r))?;
+    Ok(out)
+}
+
+/// Calls `f` with each record of a journal and its JSON line, in order, streaming.
+/// Lines that do not parse (a line torn by a kill, or damage) are skipped with a
+/// warning: their tasks are simply redone. Returns the number of records.
+pub fn for_each_record(
+    path: &Path,
+    mut f: impl FnMut(&[u8], Record),
+) -> Result<usize, JournalError> {
+    let file = File::open(path).map_err(io_error("read journal", path))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut buf = Vec::new();
+    let (mut i, mut n) = (0usize, 0usize);
+    loop {
+        buf.clear();
+        let got = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(io_error("read journal", path))?;
+        if got == 0 {
+            break;
+        }
+        i += 1;
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_str::<Record>(&line) {
-            Ok(r) => out.push(r),
+        match serde_json::from_slice::<Record>(line) {
+            Ok(r) => {
+                n += 1;
+                f(line, r)
+            }
             Err(e) => log::warn!(
-                "{}: line {} is not a record ({e}); ignoring it",
-                path.display(),
-                i + 1
+                "{}: line {i} is not a record ({e}); ignoring it",
+                path.display()
             ),
         }
     }
-    Ok(out)
+    Ok(n)
 }
 
 /// Number of complete lines in a journal (for progress), 0 if it cannot be read.
@@ -193,11 +217,14 @@ pub fn count_lines(path: &Path) -> usize {
     let Ok(mut f) = File::open(path) else {
         return 0;
     };
-    let mut buf = Vec::new();
-    if f.read_to_end(&mut buf).is_err() {
-        return 0;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) | Err(_) => return n,
+            Ok(k) => n += buf[..k].iter().filter(|&&b| b == b'\n').count(),
+        }
     }
-    buf.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// Removes the given journals (after their records are safely in the manifest).

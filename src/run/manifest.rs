@@ -1,24 +1,36 @@
-//! The completion manifest: one JSON file next to the output, `<dest>/edp-manifest.json`,
-//! that says which granule of the tree came from which task, with its size and sha256.
+//! The completion manifest: which granule of the tree came from which task, with its
+//! size and sha256; what a restart trusts to skip work and what `edp verify` checks the
+//! tree against.
 //!
-//! It is what a restart trusts to skip work and what `edp verify` checks the tree
-//! against. Records are keyed by granule path (relative to the destination, so the tree
-//! can be moved); a newer record of a granule replaces the older one, so the manifest
-//! accumulates every run made into the same destination. It is replaced atomically
-//! (temporary file, fsync, rename), never edited in place.
+//! Its truth is the destination's record store ([`super::store`]: appended to, never
+//! rewritten). `<dest>/edp-manifest.json` is its export in EDP-era JSON
+//! (`edp manifest export`, and published next to S3 granules), and a manifest of that
+//! form written by an earlier `edp` is imported into the store by streaming on the
+//! next run. Records are keyed by granule path (relative to the destination, so the tree
+//! can be moved); a newer record of a granule replaces the older one.
+//!
+//! The summary is bounded whatever the run's size: counts per grouping x product x
+//! frequency, the first [`SUMMARY_FAILURES`] failures in full, and every failure as one
+//! line of `edp-failures.txt`.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::journal::{Record, Status};
+use super::store::{key_hash, Store, StoreError};
 use crate::storage;
 
 pub const MANIFEST_NAME: &str = "edp-manifest.json";
 pub const SUMMARY_NAME: &str = "edp-summary.txt";
+/// Every failure of the last run, one line each.
+pub const FAILURES_NAME: &str = "edp-failures.txt";
+/// Failures the summary shows in full.
+pub const SUMMARY_FAILURES: usize = 50;
 const FORMAT: &str = "edp-manifest/1";
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +51,16 @@ pub enum ManifestError {
         path: PathBuf,
         source: storage::StorageError,
     },
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    #[error("{0:?} holds no run state (no record store under .edp/ and no {MANIFEST_NAME})")]
+    NoState(PathBuf),
+}
+
+impl From<StoreError> for ManifestError {
+    fn from(e: StoreError) -> Self {
+        ManifestError::Store(Box::new(e))
+    }
 }
 
 /// Figures of the last run into this destination.
@@ -95,8 +117,31 @@ pub fn manifest_path(dest: &Path) -> PathBuf {
 }
 
 impl Manifest {
-    /// Reads a manifest file.
+    /// The manifest at `path`: a destination's `edp-manifest.json` (or its directory's
+    /// path joined with it) is read from the destination's record store when it has
+    /// one (the store is the truth; an export may be older), else from the JSON file.
+    /// The whole manifest is in memory: for small destinations, tests and verify.
     pub fn read(path: &Path) -> Result<Manifest, ManifestError> {
+        let state = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let store = Store::at(state);
+        if store.exists() {
+            let store_err = |e: StoreError| ManifestError::Store(Box::new(e));
+            let idx = store.index().map_err(store_err)?;
+            return Ok(Manifest {
+                updated: idx.updated,
+                last_run: idx.last_run,
+                granules: store.latest().map_err(store_err)?,
+                ..Manifest::default()
+            });
+        }
+        Manifest::read_json(path)
+    }
+
+    /// Reads a manifest JSON file (an export, or one written by an earlier `edp`).
+    pub fn read_json(path: &Path) -> Result<Manifest, ManifestError> {
         let text = fs::read(path).map_err(|source| ManifestError::Read {
             path: path.to_path_buf(),
             source,
@@ -173,8 +218,262 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), ManifestError>
     storage::commit(&temp, path).map_err(place)
 }
 
-/// The human summary of a run: what was done, skipped and failed, time and throughput.
-pub fn summary_text(dest: &Path, run: &RunInfo, manifest: &Manifest) -> String {
+/// Streams the records of a manifest JSON file (an export, or one written by an
+/// earlier `edp`) into `sink` without holding them; returns the file's last run.
+pub fn stream_json(
+    path: &Path,
+    sink: &mut dyn FnMut(Record) -> Result<(), StoreError>,
+) -> Result<Option<RunInfo>, ManifestError> {
+    let file = fs::File::open(path).map_err(|source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut de = serde_json::Deserializer::from_reader(io::BufReader::with_capacity(1 << 16, file));
+    let (format, last_run) = Top { sink }
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|source| ManifestError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if format != FORMAT {
+        return Err(ManifestError::Format {
+            path: path.to_path_buf(),
+            found: format,
+        });
+    }
+    Ok(last_run)
+}
+
+/// The manifest object, visited key by key so that `granules` streams.
+struct Top<'a> {
+    sink: &'a mut dyn FnMut(Record) -> Result<(), StoreError>,
+}
+
+impl<'de> DeserializeSeed<'de> for Top<'_> {
+    type Value = (String, Option<RunInfo>);
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Top<'_> {
+    type Value = (String, Option<RunInfo>);
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an edp manifest object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut format, mut last_run) = (String::new(), None);
+        while let Some(k) = map.next_key::<String>()? {
+            match k.as_str() {
+                "format" => format = map.next_value()?,
+                "last_run" => last_run = map.next_value()?,
+                "granules" => map.next_value_seed(Granules {
+                    sink: &mut *self.sink,
+                })?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok((format, last_run))
+    }
+}
+
+struct Granules<'a> {
+    sink: &'a mut dyn FnMut(Record) -> Result<(), StoreError>,
+}
+
+impl<'de> DeserializeSeed<'de> for Granules<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Granules<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of granule records")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(r) = seq.next_element::<Record>()? {
+            (self.sink)(r).map_err(|e| A::Error::custom(crate::error::chain(&e)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Imports a manifest JSON file of an earlier `edp` into the (new) store of `state`,
+/// streaming; returns the number of records.
+pub fn import_json(state: &Path, json: &Path) -> Result<u64, ManifestError> {
+    let store = Store::at(state);
+    let mut app = store.appender()?;
+    let last_run = stream_json(json, &mut |r| app.push(&r))?;
+    let n = app.added();
+    app.commit(last_run)?;
+    Ok(n)
+}
+
+/// Writes the manifest of the state directory `state` to `out` as one EDP-era JSON
+/// manifest (each granule's latest record, in the order recorded), streaming from the
+/// store; atomically. Returns the number of records written.
+pub fn export(state: &Path, out: &Path) -> Result<u64, ManifestError> {
+    let store = Store::at(state);
+    if !store.exists() {
+        return Err(ManifestError::NoState(state.to_path_buf()));
+    }
+    let idx = store.index()?;
+    let latest = store.latest_ordinals()?;
+    let place = |source| ManifestError::Place {
+        path: out.to_path_buf(),
+        source,
+    };
+    let temp = storage::prepare(out).map_err(place)?;
+    let write_err = |source| ManifestError::Write {
+        path: temp.clone(),
+        source,
+    };
+    let written = (|| -> Result<u64, ManifestError> {
+        let file = fs::File::create(&temp).map_err(write_err)?;
+        let mut w = BufWriter::with_capacity(1 << 16, file);
+        let head = serde_json::json!({
+            "format": FORMAT,
+            "edp_version": env!("CARGO_PKG_VERSION"),
+            "updated": crate::granule::now_utc(),
+            "last_run": idx.last_run,
+        });
+        let head = serde_json::to_string_pretty(&head).unwrap_or_default();
+        // The head object without its closing brace, then the records.
+        let head = head.trim_end().trim_end_matches('}').trim_end();
+        write!(w, "{head},\n  \"granules\": [").map_err(write_err)?;
+        #[derive(Deserialize)]
+        struct Key {
+            granule: String,
+        }
+        let mut n = 0u64;
+        let mut failed = None;
+        store.for_each_line(|line, ord| {
+            if failed.is_some() {
+                return;
+            }
+            let Ok(k) = serde_json::from_slice::<Key>(line) else {
+                return;
+            };
+            if latest.get(&key_hash(&k.granule)) != Some(&ord) {
+                return;
+            }
+            let sep: &[u8] = if n == 0 { b"\n    " } else { b",\n    " };
+            if let Err(e) = w.write_all(sep).and_then(|()| w.write_all(line)) {
+                failed = Some(e);
+            }
+            n += 1;
+        })?;
+        if let Some(e) = failed {
+            return Err(write_err(e));
+        }
+        w.write_all(b"\n  ]\n}\n").map_err(write_err)?;
+        w.flush().map_err(write_err)?;
+        Ok(n)
+    })();
+    match written {
+        Ok(n) => {
+            storage::commit(&temp, out).map_err(place)?;
+            Ok(n)
+        }
+        Err(e) => {
+            storage::discard(&temp);
+            Err(e)
+        }
+    }
+}
+
+/// Grouping, product and frequency of a granule key, from its file name (`?` when the
+/// name is not an ECCO granule name).
+pub fn group_of(granule: &str) -> (String, String, String) {
+    match crate::tasks::GranuleName::parse(granule) {
+        Ok(n) => (
+            n.prefix,
+            n.product.name().to_string(),
+            n.freq.output_token().to_string(),
+        ),
+        Err(_) => ("?".into(), "?".into(), "?".into()),
+    }
+}
+
+/// Done / failed / not run counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub done: usize,
+    pub failed: usize,
+    pub not_run: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, status: Option<Status>) {
+        match status {
+            Some(Status::Done) => self.done += 1,
+            Some(Status::Failed) => self.failed += 1,
+            None => self.not_run += 1,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.done + self.failed + self.not_run
+    }
+}
+
+/// Counts per grouping x product x frequency, in memory proportional to the groups.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub groups: BTreeMap<(String, String, String), Counts>,
+    pub all: Counts,
+}
+
+impl Tally {
+    pub fn add(&mut self, granule: &str, status: Option<Status>) {
+        self.groups.entry(group_of(granule)).or_default().add(status);
+        self.all.add(status);
+    }
+
+    /// The table of counts, one line per group.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{:<48} {:<7} {:<9} {:>8} {:>8} {:>8}\n",
+            "grouping", "product", "frequency", "done", "failed", "not run"
+        );
+        for ((g, p, f), c) in &self.groups {
+            s.push_str(&format!(
+                "{g:<48} {p:<7} {f:<9} {:>8} {:>8} {:>8}\n",
+                c.done, c.failed, c.not_run
+            ));
+        }
+        s
+    }
+}
+
+/// One line of the failures file (and of the summary): the task, its granule, the error
+/// on one line.
+pub fn failure_line(r: &Record) -> String {
+    let err = r.error.as_deref().unwrap_or("?").replace(['\n', '\r'], " | ");
+    format!("FAILED task {} {}: {err}", r.task, r.granule)
+}
+
+/// What a run's summary says besides the run's figures.
+#[derive(Debug, Default)]
+pub struct RunFailures {
+    /// This run's records per grouping x product x frequency.
+    pub tally: Tally,
+    /// The first [`SUMMARY_FAILURES`] failures of this run, as [`failure_line`]s.
+    pub first: Vec<String>,
+    /// Granules done / failed in the destination after this run (latest records).
+    pub destination: Counts,
+}
+
+/// The human summary of a run: what was done, skipped and failed, time and throughput,
+/// counts per grouping x product x frequency and the first failures; bounded whatever
+/// the run's size (every failure is in [`FAILURES_NAME`]).
+pub fn summary_text(dest: &Path, run: &RunInfo, f: &RunFailures) -> String {
     let mut s = String::new();
     let rate = if run.seconds > 0.0 {
         run.done as f64 / run.seconds
@@ -219,19 +518,21 @@ pub fn summary_text(dest: &Path, run: &RunInfo, manifest: &Manifest) -> String {
     }
     s.push_str(&format!(
         "manifest: {} granules done, {} failed\n",
-        manifest.count(Status::Done),
-        manifest.count(Status::Failed)
+        f.destination.done, f.destination.failed
     ));
-    for r in manifest
-        .granules
-        .iter()
-        .filter(|r| r.status == Status::Failed && r.run_id == run.run_id)
-    {
+    if !f.tally.groups.is_empty() {
+        s.push_str("this run by grouping x product x frequency (not run: to do but not attempted):\n");
+        s.push_str(&f.tally.table());
+    }
+    for line in &f.first {
+        s.push_str(line);
+        s.push('\n');
+    }
+    if run.failed > f.first.len() {
         s.push_str(&format!(
-            "FAILED task {} {}: {}\n",
-            r.task,
-            r.granule,
-            r.error.as_deref().unwrap_or("?")
+            "... and {} more failure(s): every failure is in {}\n",
+            run.failed - f.first.len(),
+            dest.join(FAILURES_NAME).display()
         ));
     }
     s

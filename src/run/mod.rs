@@ -15,6 +15,8 @@ pub mod mpi;
 pub mod produce;
 pub mod signal;
 pub mod spmd;
+pub mod status;
+pub mod store;
 pub mod verify;
 pub mod verify_content;
 

@@ -23,9 +23,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::cost;
-use super::destination::{Destination, Done};
+use super::destination::{self as destination_mod, Destination, Done};
 use super::journal::{self, JournalWriter, Record, Status};
-use super::manifest::{self, Manifest, RunInfo};
+use super::manifest::{self, Counts, RunFailures, RunInfo};
+use super::store::{Priors, Store};
 use super::mpi::{self, Group, World};
 use super::signal::StopFlag;
 use super::{produce_pipelined, Overrides, ProduceError, Producing, RunContext};
@@ -112,10 +113,12 @@ enum Header {
     Stop,
 }
 
-/// What each rank reports at the end.
+/// What each rank reports at the end (its records are in its journal, which rank 0
+/// folds into the store by streaming).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct RankReport {
-    records: Vec<Record>,
+    /// Records that could not be journaled (at most one: the rank stops taking tasks).
+    unjournaled: Vec<Record>,
     busy_seconds: f64,
     not_run: usize,
     interrupted: bool,
@@ -127,7 +130,10 @@ struct RankReport {
 /// Rank 0's view of the run, kept between planning and the end.
 struct RootState {
     dest: Destination,
-    manifest: Manifest,
+    /// The latest record of every granule of the destination, compactly.
+    priors: Priors,
+    /// Tasks to do per grouping x product x frequency.
+    todo_groups: BTreeMap<(String, String, String), usize>,
     run_id: String,
     started: String,
     total: usize,
@@ -308,13 +314,12 @@ fn plan(
         &run_id,
         &started,
     )?;
-    let manifest = dest.consolidate()?;
+    let priors = dest.consolidate()?;
     let removed = dest.remove_stale_temps()?;
     if removed > 0 {
         log::info!("removed {removed} partial file(s) left by an earlier run");
     }
 
-    let previous = manifest.by_granule();
     // One listing of an S3 destination stands in for a stat per granule.
     let listing = dest.listing(&cfg.storage)?;
     let decisions: Vec<(String, Done)> = tasks
@@ -322,7 +327,7 @@ fn plan(
         .zip(&keys)
         .map(|(t, k)| {
             let sha = journal::task_sha256(t);
-            let d = dest.decide(&cfg.storage, &listing, k, previous.get(k), &sha, cfg.verify);
+            let d = dest.decide(&cfg.storage, &listing, k, priors.get(k), &sha, cfg.verify);
             (sha, d)
         })
         .collect();
@@ -345,6 +350,13 @@ fn plan(
     }
     let total = keys.len();
     let skipped = total - todo.len();
+    // The plan's keys, for `edp status`: what "not run" is counted against.
+    super::store::write_plan(dest.state_dir(), &keys).map_err(manifest::ManifestError::from)?;
+    drop(keys);
+    let mut todo_groups: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for w in &todo {
+        *todo_groups.entry(manifest::group_of(&w.key)).or_default() += 1;
+    }
     if skipped > 0 {
         let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
         log::info!(
@@ -371,7 +383,8 @@ fn plan(
     Ok((
         RootState {
             dest: dest.clone(),
-            manifest,
+            priors,
+            todo_groups,
             run_id: run_id.clone(),
             started,
             total,
@@ -577,7 +590,9 @@ fn settle(
         ),
     }
     let appended = journal.append(&record);
-    report.records.push(record);
+    if appended.is_err() {
+        report.unjournaled.push(record);
+    }
     if let Err(e) = appended {
         // Work that cannot be recorded would be lost to a crash and redone: stop
         // taking tasks (this record still reaches the manifest through rank 0); the
@@ -753,7 +768,8 @@ fn produce_in(
     }
 }
 
-/// Rank 0: fold the reports into the manifest, write it and the summary, decide the end.
+/// Rank 0: fold the journals (and any unjournaled records) into the record store,
+/// streaming, write the bounded summary and the failures file, decide the end.
 fn conclude(
     world: &World,
     cfg: &SpmdConfig,
@@ -772,7 +788,7 @@ fn conclude(
         skipped: state.skipped,
         ..RunInfo::default()
     };
-    let mut records = Vec::new();
+    let mut unjournaled = Vec::new();
     let mut journal_failed = Vec::new();
     for (rank, bytes) in reports.iter().enumerate() {
         let r: RankReport = match serde_json::from_slice(bytes) {
@@ -788,23 +804,31 @@ fn conclude(
         if let Some(why) = &r.journal_failed {
             journal_failed.push(format!("rank {rank}: {why}"));
         }
-        records.extend(r.records);
+        unjournaled.extend(r.unjournaled);
     }
-    for r in &records {
+    info.imbalance = cost::imbalance(&info.busy_seconds);
+    for why in &journal_failed {
+        eprintln!("edp: error: stopped early, cannot record finished work: {why}");
+    }
+    let state_dir = state.dest.state_dir().to_path_buf();
+    let mut failures = FailureLog::open(&state_dir.join(manifest::FAILURES_NAME));
+    let mut tally = manifest::Tally::default();
+    let mut seen = |r: &Record| {
         match r.status {
             Status::Done => {
                 info.done += 1;
                 info.bytes += r.size.unwrap_or(0);
             }
-            Status::Failed => info.failed += 1,
+            Status::Failed => {
+                info.failed += 1;
+                failures.add(r);
+            }
         }
-    }
-    info.imbalance = cost::imbalance(&info.busy_seconds);
-    state.manifest.merge(records);
-    state.manifest.last_run = Some(info.clone());
-    for why in &journal_failed {
-        eprintln!("edp: error: stopped early, cannot record finished work: {why}");
-    }
+        tally.add(&r.granule, Some(r.status));
+        state.priors.insert(r);
+    };
+    let store = Store::at(&state_dir);
+    let folded = fold_into(&store, &unjournaled, &mut seen);
     let mut end = if info.interrupted {
         RunEnd::Interrupted
     } else if info.failed > 0 || !journal_failed.is_empty() {
@@ -812,39 +836,141 @@ fn conclude(
     } else {
         RunEnd::AllDone
     };
-    let state_dir = state.dest.state_dir();
-    let journals = journal::journal_files(state_dir).unwrap_or_default();
-    match state.manifest.write(state_dir) {
-        Ok(path) => {
-            if let Err(e) = journal::remove_journals(&journals) {
-                log::warn!(
-                    "{} (its records are in the manifest)",
-                    crate::error::chain(&e)
-                );
-            }
-            log::info!("manifest: {}", path.display());
+    let failed_write = |end: &mut RunEnd, e: &dyn std::error::Error| {
+        // Whatever is not committed stays in the journals: the next run folds it in.
+        eprintln!("edp: error: {}", crate::error::chain(e));
+        if *end == RunEnd::AllDone {
+            *end = RunEnd::SomeFailed;
         }
-        Err(e) => {
-            // The journals stay, so the next run folds them in.
-            eprintln!("edp: error: {}", crate::error::chain(&e));
-            if end == RunEnd::AllDone {
-                end = RunEnd::SomeFailed;
-            }
-        }
+    };
+    match folded.and_then(|()| {
+        store
+            .set_last_run(info.clone())
+            .map_err(|e| manifest::ManifestError::from(e).into())
+    }) {
+        Ok(()) => log::info!("record store: {}", store.path().display()),
+        Err(e) => failed_write(&mut end, &e),
     }
-    let text = manifest::summary_text(state_dir, &info, &state.manifest);
+    // Groups this run had to do: what it did not attempt is "not run".
+    for (g, n) in std::mem::take(&mut state.todo_groups) {
+        let c = tally.groups.entry(g).or_default();
+        c.not_run = n.saturating_sub(c.done + c.failed);
+    }
+    let first = failures.finish();
+    let mut destination = Counts::default();
+    destination.done = state.priors.count(Status::Done);
+    destination.failed = state.priors.count(Status::Failed);
+    let text = manifest::summary_text(
+        &state_dir,
+        &info,
+        &RunFailures {
+            tally,
+            first,
+            destination,
+        },
+    );
     print!("{text}");
     let summary = state_dir.join(manifest::SUMMARY_NAME);
     if let Err(e) = manifest::write_file_atomic(&summary, text.as_bytes()) {
         log::warn!("{}", crate::error::chain(&e));
     }
     if let Err(e) = state.dest.publish(&cfg.storage) {
-        eprintln!("edp: error: {}", crate::error::chain(&e));
-        if end == RunEnd::AllDone {
-            end = RunEnd::SomeFailed;
-        }
+        failed_write(&mut end, &e);
     }
     end
+}
+
+/// Folds this run's journals, then the records that could not be journaled, into the
+/// store.
+fn fold_into(
+    store: &Store,
+    unjournaled: &[Record],
+    seen: &mut dyn FnMut(&Record),
+) -> Result<(), destination_mod::DestinationError> {
+    let journals = journal::journal_files(store.state())?;
+    destination_mod::fold_journals(store, &journals, seen)?;
+    if !unjournaled.is_empty() {
+        let mut app = store.appender().map_err(manifest::ManifestError::from)?;
+        for r in unjournaled {
+            app.push(r).map_err(manifest::ManifestError::from)?;
+            seen(r);
+        }
+        app.commit(None).map_err(manifest::ManifestError::from)?;
+    }
+    Ok(())
+}
+
+/// The failures file, written as the records are folded (every failure, one line
+/// each), and the first [`manifest::SUMMARY_FAILURES`] kept for the summary. A run
+/// without failures leaves none (the file describes the last run).
+struct FailureLog {
+    path: PathBuf,
+    out: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
+    broken: bool,
+    first: Vec<String>,
+}
+
+impl FailureLog {
+    fn open(path: &std::path::Path) -> FailureLog {
+        FailureLog {
+            path: path.to_path_buf(),
+            out: None,
+            broken: false,
+            first: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, r: &Record) {
+        use std::io::Write;
+        let line = manifest::failure_line(r);
+        if self.out.is_none() && !self.broken {
+            self.out = crate::storage::prepare(&self.path).ok().and_then(|t| {
+                std::fs::File::create(&t)
+                    .ok()
+                    .map(|f| (t, std::io::BufWriter::new(f)))
+            });
+            self.broken = self.out.is_none();
+        }
+        if let Some((_, w)) = self.out.as_mut() {
+            if writeln!(w, "{line}").is_err() {
+                self.broken = true;
+            }
+        }
+        if self.first.len() < manifest::SUMMARY_FAILURES {
+            self.first.push(line);
+        }
+    }
+
+    /// Puts the file in place and returns the first failures.
+    fn finish(mut self) -> Vec<String> {
+        use std::io::Write;
+        let Some((temp, w)) = self.out.take() else {
+            if self.broken {
+                log::warn!("cannot write {}", self.path.display());
+            } else if let Err(e) = std::fs::remove_file(&self.path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    log::warn!("cannot remove {}: {e}", self.path.display());
+                }
+            }
+            return self.first;
+        };
+        let placed = w
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|mut f| f.flush())
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                if self.broken {
+                    return Err("a write failed".to_string());
+                }
+                crate::storage::commit(&temp, &self.path).map_err(|e| e.to_string())
+            });
+        if let Err(e) = placed {
+            crate::storage::discard(&temp);
+            log::warn!("cannot write {}: {e}", self.path.display());
+        }
+        self.first
+    }
 }
 
 /// Rank 0's periodic progress report, read from the journals of all ranks (so it costs
