@@ -1,0 +1,352 @@
+//! Benchmark: the control plane at release scale. Builds an empty-file tree of the
+//! exact V4r4 shape (every input field of every grouping at the frequencies the
+//! groupings list: 26 years of daily means, monthly means and daily snapshots), writes a
+//! jobs file of every grouping x product x frequency with `'all'`, then for this build
+//! of `edp` (and, with `EDP_BASELINE_BIN=<path>`, another one in the same run, e.g.
+//! main's) measures:
+//!
+//! - `edp tasks -o`: tasks, wall, peak RssAnon (sampled from /proc/<pid>/status);
+//! - `edp run --tasks` of that plan on one rank, every task failing fast on its empty
+//!   input: wall, peak RssAnon and RssFile, run state bytes on disk (per granule),
+//!   granules/s; then `edp status` (wall, and that it reports every task failed);
+//! - the restart fold: the run's records as one journal folded into a copy of the store
+//!   and the done digest rebuilt (this build only).
+//!
+//! `EDP_RELEASE_YEARS` (default 26) shortens the tree; `EDP_RELEASE_DIR` keeps the tree
+//! between runs (built once). Run with `cargo bench --bench release`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edp::metadata::{MetadataSet, Product};
+use edp::tasks::plan::input_fields;
+use edp::time::{days_from_civil, Frequency};
+
+const EDP: &str = env!("CARGO_BIN_EXE_edp");
+
+fn status_kb(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Runs `cmd`, sampling the peak RssAnon and RssFile of the child every 20 ms.
+/// Returns (wall s, peak RssAnon, peak RssFile, exit code, stdout).
+fn measured(mut cmd: Command) -> (f64, u64, u64, Option<i32>, String) {
+    let t = Instant::now();
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn edp");
+    let pid = child.id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(Mutex::new((0u64, 0u64)));
+    let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
+    let sampler = std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            if let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                let (a, f) = (status_kb(&st, "RssAnon:"), status_kb(&st, "RssFile:"));
+                let mut m = p.lock().unwrap();
+                m.0 = m.0.max(a);
+                m.1 = m.1.max(f);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let out = child.wait_with_output().expect("wait edp");
+    let wall = t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let (a, f) = *peak.lock().unwrap();
+    (
+        wall,
+        a,
+        f,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Model steps (hours from 1992-01-01T12) ending each day / month of `years` years.
+fn steps(freq: Frequency, years: i64) -> Vec<u64> {
+    let day0 = days_from_civil(1992, 1, 1);
+    match freq {
+        Frequency::AvgMon => (0..years * 12)
+            .map(|m| {
+                let (y, mo) = (1992 + (m + 1) / 12, ((m + 1) % 12) as u32 + 1);
+                ((days_from_civil(y, mo, 1) - day0) * 24 - 12) as u64
+            })
+            .collect(),
+        _ => {
+            let days = days_from_civil(1992 + years, 1, 1) - day0;
+            (0..days).map(|d| (12 + 24 * d) as u64).collect()
+        }
+    }
+}
+
+/// The empty-file tree and the jobs file; returns (jobs file, files made).
+fn build_tree(m: &MetadataSet, root: &Path, years: i64) -> (PathBuf, usize) {
+    let jobs_file = root.join("jobs.txt");
+    let mut jobs = String::new();
+    let mut vars: std::collections::BTreeMap<Frequency, std::collections::BTreeSet<String>> =
+        Default::default();
+    for product in [Product::Native, Product::Latlon] {
+        for g in m.groupings(product) {
+            for &f in &g.frequencies {
+                if f == Frequency::Ti {
+                    continue;
+                }
+                jobs.push_str(&format!(
+                    "[{}, '{}', '{}', 'all']\n",
+                    g.index,
+                    product.name(),
+                    f.job_name()
+                ));
+                for field in &g.fields {
+                    vars.entry(f).or_default().extend(input_fields(g, field));
+                }
+            }
+        }
+    }
+    std::fs::write(&jobs_file, &jobs).expect("jobs file");
+    let marker = root.join("tree.done");
+    if marker.exists() {
+        return (jobs_file, 0);
+    }
+    let src = root.join("src").join("V4r4");
+    let mut files = 0;
+    for (freq, vs) in &vars {
+        let st = steps(*freq, years);
+        for v in vs {
+            let dir = src
+                .join(freq.input_dir())
+                .join(format!("{v}_{}", freq.input_token()));
+            std::fs::create_dir_all(&dir).expect("input dir");
+            for s in &st {
+                for ext in ["data", "meta"] {
+                    std::fs::File::create(
+                        dir.join(format!("{v}_{}.{s:010}.{ext}", freq.input_token())),
+                    )
+                    .expect("input file");
+                    files += 1;
+                }
+            }
+        }
+    }
+    std::fs::write(&marker, b"").expect("marker");
+    (jobs_file, files)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn mb(b: u64) -> f64 {
+    b as f64 / 1e6
+}
+
+struct Row {
+    label: String,
+    tasks: usize,
+    tasks_wall: f64,
+    tasks_anon: u64,
+    run_wall: f64,
+    run_anon: u64,
+    run_file: u64,
+    state: u64,
+    status_wall: f64,
+    status_ok: bool,
+    run_code: Option<i32>,
+}
+
+fn measure(label: &str, bin: &Path, root: &Path, jobs: &Path, grid: &Path) -> Row {
+    let work = root.join(format!("work-{label}"));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("work dir");
+    let dest = work.join("out");
+    let list = work.join("tasks.json");
+    let mut c = Command::new(bin);
+    c.args(["tasks", "--jobs"])
+        .arg(jobs)
+        .arg("--source")
+        .arg(root.join("src").join("V4r4"))
+        .arg("--dest")
+        .arg(&dest)
+        .arg("--grid")
+        .arg(grid)
+        .arg("-o")
+        .arg(&list)
+        .env("RUST_LOG", "error");
+    let (tasks_wall, tasks_anon, _, code, _) = measured(c);
+    assert_eq!(code, Some(0), "{label}: edp tasks failed");
+    // Tasks in the list: its "granule" keys, counted by streaming.
+    let tasks = {
+        use std::io::BufRead;
+        let f = std::io::BufReader::new(std::fs::File::open(&list).expect("task list"));
+        f.lines()
+            .map_while(Result::ok)
+            .filter(|l| l.trim_start().starts_with("\"granule\":"))
+            .count()
+    };
+    let mut c = Command::new(bin);
+    c.args(["run", "--tasks"])
+        .arg(&list)
+        .arg("--dest")
+        .arg(&dest)
+        .arg("--grid")
+        .arg(grid)
+        .args(["--progress", "0", "--threads", "1"])
+        .env("EDP_MPI", "off")
+        .env("RUST_LOG", "off");
+    let (run_wall, run_anon, run_file, run_code, _) = measured(c);
+    let state = dir_bytes(&dest);
+    let t = Instant::now();
+    let out = Command::new(EDP)
+        .args(["status"])
+        .arg(&dest)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("edp status");
+    let status_wall = t.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default().to_string();
+    let want = format!("{tasks} tasks: 0 done, {tasks} failed, 0 not run");
+    let status_ok = last == want;
+    println!("{label}: edp status last line: {last:?} (want {want:?})");
+    Row {
+        label: label.into(),
+        tasks,
+        tasks_wall,
+        tasks_anon,
+        run_wall,
+        run_anon,
+        run_file,
+        state,
+        status_wall,
+        status_ok,
+        run_code,
+    }
+}
+
+/// The restart fold: every record of the run's store as one journal of a killed run,
+/// folded into a copy of the store, then the done digest rebuilt.
+fn fold_time(dest: &Path) -> Option<(f64, usize)> {
+    let store = edp::run::store::Store::at(dest);
+    if !store.exists() {
+        return None;
+    }
+    let copy = dest.with_file_name("fold-copy");
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(copy.join(".edp")).ok()?;
+    for name in [edp::run::store::STORE_NAME, edp::run::store::INDEX_NAME] {
+        std::fs::copy(dest.join(".edp").join(name), copy.join(".edp").join(name)).ok()?;
+    }
+    {
+        use std::io::Write;
+        let mut j = std::io::BufWriter::new(
+            std::fs::File::create(edp::run::journal::journal_path(&copy, 0)).ok()?,
+        );
+        store
+            .for_each_line(|line, _| {
+                let _ = j.write_all(line);
+                let _ = j.write_all(b"\n");
+            })
+            .ok()?;
+    }
+    let t = Instant::now();
+    let priors = edp::run::destination::Destination::local(&copy)
+        .consolidate()
+        .ok()?;
+    let secs = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&copy);
+    Some((secs, priors.len()))
+}
+
+fn main() {
+    let years: i64 = std::env::var("EDP_RELEASE_YEARS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(26);
+    let keep = std::env::var("EDP_RELEASE_DIR").ok().map(PathBuf::from);
+    let temp = tempfile::tempdir().expect("tempdir");
+    let root = keep.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&root).expect("root");
+    let m = MetadataSet::embedded().expect("embedded metadata");
+    let t = Instant::now();
+    let (jobs, files) = build_tree(&m, &root, years);
+    println!(
+        "V4r4 shape, {years} years: {files} empty input files made in {:.1} s ({} job lines)",
+        t.elapsed().as_secs_f64(),
+        std::fs::read_to_string(&jobs).unwrap_or_default().lines().count()
+    );
+    // A real LLC8 grid: every task reaches its (empty) inputs and fails there.
+    let grid_root = root.join("grid8");
+    if !grid_root.join("grid").exists() {
+        let cfg = edp::synth::SynthConfig {
+            n: 8,
+            nz: 50,
+            months: 1,
+            variables: Some(vec!["SSH".into()]),
+            ..Default::default()
+        };
+        edp::synth::generate(&cfg, &grid_root).expect("synth grid");
+    }
+    let grid = grid_root.join("grid");
+
+    let mut rows = Vec::new();
+    if let Ok(base) = std::env::var("EDP_BASELINE_BIN") {
+        rows.push(measure("baseline", Path::new(&base), &root, &jobs, &grid));
+    }
+    rows.push(measure("this", Path::new(EDP), &root, &jobs, &grid));
+    let fold = fold_time(&root.join("work-this").join("out"));
+
+    println!();
+    println!("| edp | tasks | `edp tasks` wall s | peak RssAnon MB | `edp run` 1 rank wall s | peak RssAnon MB | peak RssFile MB | granules/s | run state MB | state bytes/granule | `edp status` s | status all failed | run exit |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.1} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} | {} | {:?} |",
+            r.label,
+            r.tasks,
+            r.tasks_wall,
+            mb(r.tasks_anon),
+            r.run_wall,
+            mb(r.run_anon),
+            mb(r.run_file),
+            r.tasks as f64 / r.run_wall.max(1e-9),
+            mb(r.state),
+            r.state as f64 / r.tasks.max(1) as f64,
+            r.status_wall,
+            r.status_ok,
+            r.run_code,
+        );
+    }
+    if let Some((secs, n)) = fold {
+        println!("restart fold (this build): {n} records from one journal folded into the store and the done digest rebuilt in {secs:.1} s");
+    }
+    if let Some(r) = rows.last() {
+        for (release, granules) in [("V4r4", 371_182.0), ("V4r5", 1.2 * 371_182.0)] {
+            let k = granules / r.tasks.max(1) as f64;
+            println!(
+                "projection {release} (~{granules:.0} granules, control plane only, linear in tasks): run state {:.0} MB, plan {:.0} s, fail-fast pass {:.0} s",
+                mb(r.state) * k,
+                r.tasks_wall * k,
+                r.run_wall * k
+            );
+        }
+    }
+}
