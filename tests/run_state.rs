@@ -230,3 +230,79 @@ fn restart_from_a_previous_version_manifest_and_a_torn_store_tail() {
     a.sort_by(|x, y| x.granule.cmp(&y.granule));
     assert_eq!(a, Manifest::read(&dest.join(MANIFEST_NAME)).unwrap().granules);
 }
+
+#[test]
+fn streamed_plan_equals_the_whole_task_list_and_maps_back_in_order() {
+    let s = Sample::new(12, 5, 2, &[]);
+    let m = MetadataSet::embedded().unwrap();
+    // The demo's groupings, monthly and daily where the sample has them.
+    let mut jobs = String::new();
+    for g in [
+        "SEA_SURFACE_HEIGHT",
+        "OCEAN_TEMPERATURE_SALINITY",
+        "OCEAN_AND_ICE_SURFACE_STRESS",
+        "OCEAN_VELOCITY",
+    ] {
+        for product in [Product::Native, Product::Latlon] {
+            let id = m
+                .groupings(product)
+                .iter()
+                .position(|x| x.filename == g)
+                .unwrap();
+            jobs.push_str(&format!("[{id}, '{}', 'AVG_MON', 'all']\n", product.name()));
+        }
+    }
+    let jobs_file = s.dir.path().join("jobs.txt");
+    std::fs::write(&jobs_file, &jobs).unwrap();
+    let dest = s.dir.path().join("out");
+    let listed = s.dir.path().join("tasks.json");
+    let o = edp(&["tasks", "--jobs"])
+        .arg(&jobs_file)
+        .arg("--source")
+        .arg(s.source())
+        .arg("--dest")
+        .arg(&dest)
+        .arg("--grid")
+        .arg(s.grid_dir())
+        .arg("-o")
+        .arg(&listed)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // Today's list: the same jobs planned in memory, the whole array serialised at once.
+    let job_list = edp::jobs::read_jobs(&jobs_file, &m).unwrap();
+    let loc = Locations {
+        dest_root: dest.to_string_lossy().into_owned(),
+        grid: Some(s.grid_dir().to_string_lossy().into_owned()),
+        ..Locations::default()
+    };
+    let plan = tasks::build_from_jobs(
+        &job_list,
+        &m,
+        Path::new(&s.source()),
+        &loc,
+        DailyDate::default(),
+        None,
+    );
+    assert_eq!(plan.tasks.len(), 16, "8 jobs x 2 months");
+    let mut whole = Vec::new();
+    {
+        use serde::Serialize;
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut whole, fmt);
+        plan.tasks.serialize(&mut ser).unwrap();
+        whole.push(b'\n');
+    }
+    let streamed = std::fs::read(&listed).unwrap();
+    assert!(streamed == whole, "the streamed list differs from the whole-array one");
+
+    // Mapped back: the same tasks in the same order.
+    let mapped = tasks::TaskList::map(&listed).unwrap();
+    assert_eq!(mapped.len(), plan.tasks.len());
+    for (i, t) in mapped.iter().enumerate() {
+        assert_eq!(*t.unwrap(), plan.tasks[i], "task {i}");
+    }
+    let granules: Vec<String> = plan.tasks.iter().map(|t| t.granule.clone()).collect();
+    assert_eq!(mapped.granules().unwrap(), granules);
+}

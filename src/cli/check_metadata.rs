@@ -94,20 +94,24 @@ pub(crate) fn gated<T>(
     dir: Option<&Path>,
     storage: &Storage,
     make: impl FnOnce() -> anyhow::Result<T>,
-    tasks_of: impl Fn(&T) -> &[crate::tasks::Task],
+    groupings_made: impl Fn(&T) -> HashSet<String>,
 ) -> anyhow::Result<T> {
     gate(dir, storage, Some(&Default::default()), false)?;
     let made = make()?;
-    let used = groupings_of(tasks_of(&made));
+    let used = groupings_made(&made);
     gate(dir, storage, Some(&used), true)?;
     Ok(made)
 }
 
 /// The groupings (granule name prefixes) a task list makes.
 pub(crate) fn groupings_of(tasks: &[crate::tasks::Task]) -> HashSet<String> {
-    tasks
-        .iter()
-        .filter_map(|t| crate::tasks::GranuleName::parse(&t.granule).ok())
+    groupings_of_granules(tasks.iter().map(|t| t.granule.as_str()))
+}
+
+/// The groupings (granule name prefixes) of granule paths.
+pub(crate) fn groupings_of_granules<'a>(granules: impl Iterator<Item = &'a str>) -> HashSet<String> {
+    granules
+        .filter_map(|g| crate::tasks::GranuleName::parse(g).ok())
         .map(|n| n.prefix)
         .collect()
 }

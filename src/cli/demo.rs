@@ -170,7 +170,7 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
         group_writer: Default::default(),
     };
     let stop = StopFlag::install().unwrap_or_default();
-    let (end, message) = spmd::run_spmd(&World::serial(), &cfg, &stop, &|| Ok(list.clone()));
+    let (end, message) = spmd::run_spmd(&World::serial(), &cfg, &stop, &|| Ok(list.clone().into()));
     if let Some(m) = message {
         eprintln!("edp: error: {m}");
     }

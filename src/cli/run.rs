@@ -19,7 +19,7 @@ use crate::run::spmd::{self, RunEnd, SpmdConfig};
 use crate::run::Overrides;
 use crate::settings::Settings;
 use crate::storage::{self, Storage};
-use crate::tasks::{self, Task};
+use crate::tasks::{self, TaskList};
 
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["tasks", "jobs"])))]
@@ -198,12 +198,16 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
 }
 
 /// Rank 0: the task list, read or built from the jobs file.
-fn load_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Task>> {
+fn load_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<TaskList> {
     let tasks = super::check_metadata::gated(
         a.plan.metadata.as_deref(),
         storage,
         || read_or_build_tasks(a, storage),
-        |t| t,
+        // A granule that cannot be read is reported when the run plans.
+        |t: &TaskList| {
+            let granules = t.granules().unwrap_or_default();
+            super::check_metadata::groupings_of_granules(granules.iter().map(String::as_str))
+        },
     )?;
     if let Some(f) = &a.plan.factors {
         check_factors(f, a.plan.grid.as_deref(), &tasks, storage)?;
@@ -218,7 +222,7 @@ fn load_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Task>> {
 fn check_factors(
     f: &str,
     grid: Option<&str>,
-    tasks: &[Task],
+    tasks: &TaskList,
     storage: &Storage,
 ) -> anyhow::Result<()> {
     // The error names the location itself.
@@ -232,6 +236,7 @@ fn check_factors(
         .map_err(|e| anyhow::anyhow!("--factors {f}: {}", crate::error::chain(&e)))?;
     // Against the grid of the first lat-lon task (the others share it in practice).
     let latlon = tasks.iter().find_map(|t| {
+        let t = t.ok()?;
         let name = tasks::GranuleName::parse(&t.granule).ok()?;
         (name.product == crate::metadata::Product::Latlon).then_some((t, name))
     });
@@ -250,15 +255,16 @@ fn check_factors(
 }
 
 /// The task list, read or built from the jobs file.
-fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Task>> {
+fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<TaskList> {
     if let Some(path) = &a.tasks {
         let loc = path.to_string_lossy();
         if storage::is_s3(&loc) {
             // A task list on S3 (the remote mode) is read whole.
             let bytes = storage.read_bytes(&loc)?;
-            return Ok(tasks::parse_task_list(path, &bytes)?);
+            return Ok(tasks::parse_task_list(path, &bytes)?.into());
         }
-        return Ok(tasks::read_task_list(path)?);
+        // Mapped, each task parsed when needed: a release's list is never held whole.
+        return Ok(TaskList::map(path)?);
     }
     let planned = a.plan.plan(storage)?;
     let jobs_file = a.plan.jobs.as_deref().unwrap_or(std::path::Path::new("?"));
@@ -271,7 +277,7 @@ fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Tas
         planned.jobs,
         jobs_file.display()
     );
-    Ok(planned.plan.tasks)
+    Ok(planned.plan.tasks.into())
 }
 
 /// Our factor file from --factors serves task lists too (EDP's name EDP's pickles);

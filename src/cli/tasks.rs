@@ -33,7 +33,7 @@ pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
         a.plan.metadata.as_deref(),
         storage,
         || a.plan.plan(storage),
-        |p| &p.plan.tasks,
+        |p| super::check_metadata::groupings_of(&p.plan.tasks),
     )?;
     match &a.output {
         Some(path) => tasks::write_task_list(path, &plan.tasks)

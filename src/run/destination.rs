@@ -164,12 +164,22 @@ impl Destination {
         tasks: &[Task],
         state_base: Option<&Path>,
     ) -> Result<Destination, DestinationError> {
+        let granules: Vec<&str> = tasks.iter().map(|t| t.granule.as_str()).collect();
+        Destination::for_granules(given, &granules, state_base)
+    }
+
+    /// [`Destination::new`] from the tasks' granules alone.
+    pub fn for_granules<S: AsRef<str>>(
+        given: Option<&str>,
+        granules: &[S],
+        state_base: Option<&Path>,
+    ) -> Result<Destination, DestinationError> {
         let root = match given {
             Some(d) => match storage::s3_url(d) {
                 Some(url) => Root::S3(url.map_err(|e| storage_error(d, e.into()))?),
                 None => Root::Local(PathBuf::from(d)),
             },
-            None => common_root(tasks)?,
+            None => common_root(granules)?,
         };
         let state = match &root {
             Root::Local(dir) => dir.clone(),
@@ -250,18 +260,26 @@ impl Destination {
     /// The manifest key of every task (its granule relative to the root,
     /// `/`-separated), rejecting two tasks that write the same granule.
     pub fn granule_keys(&self, tasks: &[Task]) -> Result<Vec<String>, DestinationError> {
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        let mut keys = Vec::with_capacity(tasks.len());
-        for (i, t) in tasks.iter().enumerate() {
-            let k = self.key(i, &t.granule)?;
-            if let Some(&first) = seen.get(&k) {
+        let granules: Vec<&str> = tasks.iter().map(|t| t.granule.as_str()).collect();
+        self.keys_of(&granules)
+    }
+
+    /// [`Destination::granule_keys`] from the tasks' granules alone; duplicates are
+    /// found by key hash (16 bytes a task, not a second copy of the keys).
+    pub fn keys_of<S: AsRef<str>>(&self, granules: &[S]) -> Result<Vec<String>, DestinationError> {
+        let mut seen: HashMap<super::store::KeyHash, usize> = HashMap::with_capacity(granules.len());
+        let mut keys = Vec::with_capacity(granules.len());
+        for (i, g) in granules.iter().enumerate() {
+            let g = g.as_ref();
+            let k = self.key(i, g)?;
+            if let Some(&first) = seen.get(&super::store::key_hash(&k)) {
                 return Err(DestinationError::Duplicate {
                     first,
                     second: i,
-                    granule: t.granule.clone(),
+                    granule: g.to_string(),
                 });
             }
-            seen.insert(k.clone(), i);
+            seen.insert(super::store::key_hash(&k), i);
             keys.push(k);
         }
         Ok(keys)
@@ -515,18 +533,19 @@ fn common_prefix(paths: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
 }
 
 /// The common root of the tasks' granules' EDP layouts, all local or all on S3.
-fn common_root(tasks: &[Task]) -> Result<Root, DestinationError> {
-    let s3 = tasks.iter().find(|t| storage::is_s3(&t.granule));
-    let local = tasks.iter().find(|t| !storage::is_s3(&t.granule));
+fn common_root<S: AsRef<str>>(granules: &[S]) -> Result<Root, DestinationError> {
+    let tasks: Vec<&str> = granules.iter().map(AsRef::as_ref).collect();
+    let s3 = tasks.iter().find(|t| storage::is_s3(t));
+    let local = tasks.iter().find(|t| !storage::is_s3(t));
     match (s3, local) {
         (Some(s), Some(l)) => Err(DestinationError::Mixed {
-            s3: s.granule.clone(),
-            local: l.granule.clone(),
+            s3: s.to_string(),
+            local: l.to_string(),
         }),
         (Some(_), None) => {
             let urls = tasks
                 .iter()
-                .filter_map(|t| storage::s3_url(&t.granule))
+                .filter_map(|t| storage::s3_url(t))
                 .collect::<Result<Vec<S3Url>, _>>()
                 .map_err(|e| storage_error(&e.to_string(), e.into()))?;
             let bucket = &urls[0].bucket;
@@ -541,11 +560,11 @@ fn common_root(tasks: &[Task]) -> Result<Root, DestinationError> {
             }))
         }
         (None, _) => {
-            let path = common_prefix(tasks.iter().map(|t| layout_root(Path::new(&t.granule))))
+            let path = common_prefix(tasks.iter().map(|t| layout_root(Path::new(t))))
                 .ok_or(DestinationError::NoDest)?;
             if path.as_os_str().is_empty() {
                 // Relative granule paths with nothing in common: the working directory.
-                return match tasks.iter().any(|t| Path::new(&t.granule).is_absolute()) {
+                return match tasks.iter().any(|t| Path::new(t).is_absolute()) {
                     true => Err(DestinationError::NoDest),
                     false => Ok(Root::Local(PathBuf::from("."))),
                 };

@@ -32,7 +32,7 @@ use super::signal::StopFlag;
 use super::{produce_pipelined, Overrides, ProduceError, Producing, RunContext};
 use crate::granule::{now_utc, Context, Encoding};
 use crate::storage::Storage;
-use crate::tasks::Task;
+use crate::tasks::{Task, TaskList};
 
 /// Environment variable naming a granule (substring) whose task panics: for testing
 /// that a panic on one rank aborts the whole job instead of hanging it.
@@ -88,13 +88,18 @@ pub struct SpmdConfig {
     pub group_writer: crate::ncio::GroupWriter,
 }
 
-/// One task as handed to a rank.
+/// One task as handed to a rank: rank 0 keeps only the reference and reads the task
+/// from the list when it begins it; the other ranks receive it whole.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Work {
     index: usize,
     key: String,
     task_sha256: String,
-    task: Task,
+    #[serde(default)]
+    task: Option<Task>,
+    /// A 3D granule to a local destination: one a group of ranks may write.
+    #[serde(skip)]
+    splittable: bool,
     /// Written by this rank's whole group (every member holds the same entry).
     #[serde(default)]
     group: bool,
@@ -142,6 +147,8 @@ struct RootState {
     shared: Option<RunContext>,
     /// This run's hold on the destination, released once the manifest is written.
     _lock: super::dest_lock::DestLock,
+    /// The task list, read from when rank 0 begins a task.
+    tasks: TaskList,
 }
 
 /// Threads per rank: `SLURM_CPUS_PER_TASK`, else the node's cores (`PBS_NUM_PPN` or
@@ -170,7 +177,7 @@ pub fn run_spmd(
     world: &World,
     cfg: &SpmdConfig,
     stop: &StopFlag,
-    load_tasks: &dyn Fn() -> anyhow::Result<Vec<Task>>,
+    load_tasks: &dyn Fn() -> anyhow::Result<TaskList>,
 ) -> (RunEnd, Option<String>) {
     let start = Instant::now();
     // 1. Plan on rank 0.
@@ -203,18 +210,35 @@ pub fn run_spmd(
             return (RunEnd::Config, msg);
         }
     };
-    let parts = if world.is_root() {
-        parts
-            .into_iter()
-            .map(|p: Vec<Work>| serde_json::to_vec(&p).unwrap_or_default())
-            .collect()
+    // Rank 0 keeps its part as references; the others get theirs with the tasks.
+    let mut parts = parts.into_iter();
+    let own: Vec<Work> = parts.next().unwrap_or_default();
+    let parts = match (world.is_root(), &root) {
+        // Rank 0's own slot holds a placeholder: MPI refuses a scatter of nothing.
+        (true, Some(Ok(state))) => std::iter::once(b"[]".to_vec())
+            .chain(parts.map(|p: Vec<Work>| {
+                let filled: Vec<Work> = p
+                    .into_iter()
+                    .map(|mut w| {
+                        w.task = state.tasks.get(w.index).ok().map(|t| t.into_owned());
+                        w
+                    })
+                    .collect();
+                serde_json::to_vec(&filled).unwrap_or_default()
+            }))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let received = world.scatter_bytes(parts);
+    let mine: Vec<Work> = if world.is_root() {
+        own
     } else {
-        Vec::new()
+        match serde_json::from_slice(&received) {
+            Ok(w) => w,
+            Err(e) => world.abort(1, &format!("undecodable task assignment: {e}")),
+        }
     };
-    let mine: Vec<Work> = match serde_json::from_slice(&world.scatter_bytes(parts)) {
-        Ok(w) => w,
-        Err(e) => world.abort(1, &format!("undecodable task assignment: {e}")),
-    };
+    drop(received);
 
     // 3. Shared inputs and the journal, checked on every rank before any work.
     let mut root = root.and_then(Result::ok);
@@ -263,6 +287,7 @@ pub fn run_spmd(
             writer: cfg.group_writer,
         },
         &mine,
+        root.as_ref().map(|r| &r.tasks),
         &mut shared,
         &mut journal,
         &run_id,
@@ -291,12 +316,14 @@ pub fn run_spmd(
 fn plan(
     world: &World,
     cfg: &SpmdConfig,
-    load_tasks: &dyn Fn() -> anyhow::Result<Vec<Task>>,
+    load_tasks: &dyn Fn() -> anyhow::Result<TaskList>,
 ) -> anyhow::Result<(RootState, Header, Vec<Vec<Work>>)> {
     let started = now_utc();
     let tasks = load_tasks()?;
-    let dest = Destination::new(cfg.dest.as_deref(), &tasks, cfg.state_dir.as_deref())?;
-    let keys = dest.granule_keys(&tasks)?;
+    let granules = tasks.granules()?;
+    let dest = Destination::for_granules(cfg.dest.as_deref(), &granules, cfg.state_dir.as_deref())?;
+    let keys = dest.keys_of(&granules)?;
+    drop(granules);
     // Rank 0 checks the shared inputs first so that a bad --metadata fails as a
     // configuration error with one message, not once per rank.
     let shared = RunContext::new(
@@ -322,18 +349,31 @@ fn plan(
 
     // One listing of an S3 destination stands in for a stat per granule.
     let listing = dest.listing(&cfg.storage)?;
-    let decisions: Vec<(String, Done)> = tasks
-        .par_iter()
-        .zip(&keys)
-        .map(|(t, k)| {
-            let sha = journal::task_sha256(t);
+    // Each task parsed once (from the mapped list): its hash, the done decision, and
+    // for one to do its cost; nothing of it is kept but those.
+    let decisions: Vec<Result<(String, Done, f64, bool), String>> = (0..tasks.len())
+        .into_par_iter()
+        .map(|i| {
+            let t = tasks.get(i).map_err(|e| crate::error::chain(&e))?;
+            let k = &keys[i];
+            let sha = journal::task_sha256(&t);
             let d = dest.decide(&cfg.storage, &listing, k, priors.get(k), &sha, cfg.verify);
-            (sha, d)
+            let (cost, split) = match d {
+                Done::Done => (0.0, false),
+                Done::Redo(_) => (
+                    cost::estimate(&t),
+                    t.dynamic_metadata.dimension.eq_ignore_ascii_case("3D")
+                        && crate::storage::s3_url(&t.granule).is_none(),
+                ),
+            };
+            Ok((sha, d, cost, split))
         })
         .collect();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut todo: Vec<Work> = Vec::new();
-    for ((i, t), (sha, d)) in tasks.into_iter().enumerate().zip(decisions) {
+    let mut costs: Vec<f64> = Vec::new();
+    for (i, decision) in decisions.into_iter().enumerate() {
+        let (sha, d, cost, splittable) = decision.map_err(anyhow::Error::msg)?;
         match d {
             Done::Done => {}
             Done::Redo(reason) => {
@@ -342,9 +382,11 @@ fn plan(
                     index: i,
                     key: keys[i].clone(),
                     task_sha256: sha,
-                    task: t,
+                    task: None,
+                    splittable,
                     group: false,
                 });
+                costs.push(cost);
             }
         }
     }
@@ -366,7 +408,6 @@ fn plan(
         );
     }
 
-    let costs: Vec<f64> = todo.par_iter().map(|w| cost::estimate(&w.task)).collect();
     let (parts, group_size) = assign(
         world.size(),
         todo,
@@ -391,6 +432,7 @@ fn plan(
             skipped,
             shared: Some(shared),
             _lock: lock,
+            tasks,
         },
         Header::Go {
             run_id,
@@ -412,13 +454,7 @@ fn assign(
     fixed: Option<usize>,
     writer: crate::ncio::GroupWriter,
 ) -> anyhow::Result<(Vec<Vec<Work>>, usize)> {
-    let splittable: Vec<bool> = todo
-        .iter()
-        .map(|w| {
-            w.task.dynamic_metadata.dimension.eq_ignore_ascii_case("3D")
-                && crate::storage::s3_url(&w.task.granule).is_none()
-        })
-        .collect();
+    let splittable: Vec<bool> = todo.iter().map(|w| w.splittable).collect();
     let sizes = cost::group_sizes(costs, &splittable, ranks, fixed);
     let groups_possible =
         writer == crate::ncio::GroupWriter::Gather || cfg!(feature = "parallel-hdf5");
@@ -483,6 +519,7 @@ struct Ranks<'a> {
 fn work(
     ranks: Ranks<'_>,
     mine: &[Work],
+    list: Option<&TaskList>,
     shared: &mut RunContext,
     journal: &mut JournalWriter,
     run_id: &str,
@@ -523,12 +560,18 @@ fn work(
             stop_here(&mut report, "stop requested");
             break;
         }
-        if let Some(p) = &panic_at {
-            if w.task.granule.contains(p) {
+        // Rank 0 reads its task from the list now; the others received theirs.
+        let task = match (&w.task, list) {
+            (Some(t), _) => Ok(std::borrow::Cow::Borrowed(t)),
+            (None, Some(l)) => l.get(w.index).map_err(|e| crate::error::chain(&e)),
+            (None, None) => Err(format!("task {} was not received", w.index)),
+        };
+        if let (Some(p), Ok(t)) = (&panic_at, &task) {
+            if t.granule.contains(p) {
                 panic!("{DEBUG_PANIC_VAR} matches task {} ({})", w.index, w.key);
             }
         }
-        let begun = begin_task(w, shared, in_group.then_some((group, ranks.writer)));
+        let begun = begin_task(w, task, shared, in_group.then_some((group, ranks.writer)));
         begun_all = n + 1;
         // The previous granule was committed (fsync, rename) while this one was made:
         // it is recorded now that it is in place.
@@ -634,13 +677,17 @@ struct Begun {
 /// its granule.
 fn begin_task(
     w: &Work,
+    task: Result<std::borrow::Cow<'_, Task>, String>,
     shared: &mut RunContext,
     group: Option<(&Group, crate::ncio::GroupWriter)>,
 ) -> Begun {
     let t = Instant::now();
     let started = now_utc();
-    let inputs = journal::input_files(&w.task);
-    let context = shared.context(w.index, &w.task);
+    let inputs = task.as_ref().map(|t| journal::input_files(t)).unwrap_or_default();
+    let context = task
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|t| shared.context(w.index, t));
     // The members of a group set up together or not at all.
     let context = match group.map(|(g, _)| g.all_ok(context.as_ref().err().map(String::as_str))) {
         Some(Err(failed)) => Err(context.err().unwrap_or_else(|| match failed {
@@ -650,7 +697,8 @@ fn begin_task(
         _ => context,
     };
     let outcome = context.and_then(|ctx| {
-        produce_in(group, &w.task, &ctx, shared.storage()).map_err(|e| crate::error::chain(&e))
+        let task = task.as_ref().map_err(Clone::clone)?;
+        produce_in(group, task, &ctx, shared.storage()).map_err(|e| crate::error::chain(&e))
     });
     Begun {
         key: w.key.clone(),

@@ -10,8 +10,10 @@
 use std::path::{Path, PathBuf};
 
 pub mod discovery;
+pub mod list;
 pub mod plan;
 
+pub use list::{TaskList, TaskListWriter};
 pub use plan::{build_from_jobs, Plan};
 
 use indexmap::IndexMap;
@@ -297,11 +299,17 @@ pub fn tasks_for_steps(
 
 /// Reads a task list (a JSON array of tasks, as EDP writes it).
 pub fn read_task_list(path: &Path) -> Result<Vec<Task>, TaskError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TaskError::Io {
+    // Streamed: the list's text is never held whole.
+    let file = std::fs::File::open(path).map_err(|source| TaskError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_task_list(path, text.as_bytes())
+    serde_json::from_reader(std::io::BufReader::with_capacity(1 << 16, file)).map_err(
+        |source| TaskError::Json {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
 }
 
 /// A task list from its JSON text; `origin` (a path or URL) names it in errors.
@@ -312,20 +320,18 @@ pub fn parse_task_list(origin: &Path, json: &[u8]) -> Result<Vec<Task>, TaskErro
     })
 }
 
-/// Writes a task list pretty-printed with indent 4, as EDP does.
+/// Writes a task list pretty-printed with indent 4, as EDP does, streaming (the list's
+/// JSON is never held whole).
 pub fn write_task_list(path: &Path, tasks: &[Task]) -> Result<(), TaskError> {
     let wr = |source| TaskError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let mut buf = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    tasks
-        .serialize(&mut ser)
-        .map_err(|e| wr(std::io::Error::other(e)))?;
-    buf.push(b'\n');
-    std::fs::write(path, buf).map_err(wr)
+    let mut w = TaskListWriter::create(path).map_err(wr)?;
+    for t in tasks {
+        w.push(t).map_err(wr)?;
+    }
+    w.finish().map(drop).map_err(wr)
 }
 
 #[cfg(test)]
