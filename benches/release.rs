@@ -13,7 +13,8 @@
 //!   and the done digest rebuilt (this build only).
 //!
 //! `EDP_RELEASE_YEARS` (default 26) shortens the tree; `EDP_RELEASE_DIR` keeps the tree
-//! between runs (built once); `EDP_RELEASE_ONLY=baseline` measures the baseline alone.
+//! between runs (built once); `EDP_RELEASE_ONLY=baseline` measures the baseline alone;
+//! `EDP_THIS_BIN` names a copy of this build's binary to measure.
 //! The lat-lon mapping factors a run builds once from the LLC8 grid are not run state
 //! and are left out of its bytes. Run with `cargo bench --bench release`.
 
@@ -28,6 +29,14 @@ use edp::tasks::plan::input_fields;
 use edp::time::{days_from_civil, Frequency};
 
 const EDP: &str = env!("CARGO_BIN_EXE_edp");
+
+/// This build's binary, or a copy of it (`EDP_THIS_BIN`) so that rebuilding during a
+/// long bench does not change what is measured.
+fn this_bin() -> PathBuf {
+    std::env::var_os("EDP_THIS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(EDP))
+}
 
 fn status_kb(text: &str, key: &str) -> u64 {
     text.lines()
@@ -220,7 +229,7 @@ fn measure(label: &str, bin: &Path, root: &Path, jobs: &Path, grid: &Path) -> Ro
     let (run_wall, run_anon, run_file, run_code, _) = measured(c);
     let state = dir_bytes(&dest);
     let t = Instant::now();
-    let out = Command::new(EDP)
+    let out = Command::new(this_bin())
         .args(["status"])
         .arg(&dest)
         .env("RUST_LOG", "error")
@@ -296,7 +305,10 @@ fn main() {
     println!(
         "V4r4 shape, {years} years: {files} empty input files made in {:.1} s ({} job lines)",
         t.elapsed().as_secs_f64(),
-        std::fs::read_to_string(&jobs).unwrap_or_default().lines().count()
+        std::fs::read_to_string(&jobs)
+            .unwrap_or_default()
+            .lines()
+            .count()
     );
     // A real LLC8 grid: every task reaches its (empty) inputs and fails there.
     let grid_root = root.join("grid8");
@@ -318,7 +330,7 @@ fn main() {
     }
     // EDP_RELEASE_ONLY=baseline measures the baseline alone (a long run, started first).
     if std::env::var("EDP_RELEASE_ONLY").as_deref() != Ok("baseline") {
-        rows.push(measure("this", Path::new(EDP), &root, &jobs, &grid));
+        rows.push(measure("this", &this_bin(), &root, &jobs, &grid));
     }
     let fold = fold_time(&root.join("work-this").join("out"));
 

@@ -77,7 +77,11 @@ fn last_line(out: &str) -> (usize, usize, usize, usize) {
 fn status_while_a_run_is_going_and_after_with_a_bounded_summary() {
     let s = Sample::new(12, 5, 2, &[]);
     let dest = s.dir.path().join("out");
-    let groupings = ["SEA_SURFACE_HEIGHT", "OCEAN_TEMPERATURE_SALINITY", "OCEAN_VELOCITY"];
+    let groupings = [
+        "SEA_SURFACE_HEIGHT",
+        "OCEAN_TEMPERATURE_SALINITY",
+        "OCEAN_VELOCITY",
+    ];
     let (file, list) = task_list(&s, &dest, &groupings);
     assert_eq!(list.len(), 6);
     // One task fails: its first input is cut short.
@@ -95,7 +99,10 @@ fn status_while_a_run_is_going_and_after_with_a_bounded_summary() {
     // While it runs: some done, some not run, all of the plan counted.
     let t = Instant::now();
     let mid = loop {
-        assert!(t.elapsed() < Duration::from_secs(60), "no mid-run status seen");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no mid-run status seen"
+        );
         let o = edp(&["status", d]).output().unwrap();
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
         if o.status.code() == Some(2) {
@@ -160,7 +167,10 @@ fn status_while_a_run_is_going_and_after_with_a_bounded_summary() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("6 tasks: 0 done, 1 failed, 5 skipped"), "{stdout}");
+    assert!(
+        stdout.contains("6 tasks: 0 done, 1 failed, 5 skipped"),
+        "{stdout}"
+    );
     let failures = std::fs::read_to_string(dest.join(FAILURES_NAME)).unwrap();
     assert_eq!(failures.lines().count(), 1, "{failures}");
 }
@@ -202,14 +212,20 @@ fn restart_from_a_previous_version_manifest_and_a_torn_store_tail() {
     assert!(dest.join(".edp/edp-manifest.imported.json").exists());
     assert!(!dest.join(MANIFEST_NAME).exists(), "imported, set aside");
     let m2 = Manifest::read(&dest.join(MANIFEST_NAME)).unwrap();
-    assert_eq!(m2.granules, m.granules, "the imported records are the store's");
+    assert_eq!(
+        m2.granules, m.granules,
+        "the imported records are the store's"
+    );
     assert_eq!(m2.last_run.unwrap().skipped, 2);
 
     // A kill during the store's own write: bytes past the committed length (here a
     // whole record's worth of gzip garbage) are never read, and the next run drops them.
     let store = dest.join(".edp").join(STORE_NAME);
     let len = std::fs::metadata(&store).unwrap().len();
-    let mut f = std::fs::OpenOptions::new().append(true).open(&store).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&store)
+        .unwrap();
     std::io::Write::write_all(&mut f, &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]).unwrap();
     drop(f);
     let priors = Store::at(&dest).priors().unwrap();
@@ -228,7 +244,10 @@ fn restart_from_a_previous_version_manifest_and_a_torn_store_tail() {
     assert_eq!(exported.granules.len(), 2);
     let mut a = exported.granules.clone();
     a.sort_by(|x, y| x.granule.cmp(&y.granule));
-    assert_eq!(a, Manifest::read(&dest.join(MANIFEST_NAME)).unwrap().granules);
+    assert_eq!(
+        a,
+        Manifest::read(&dest.join(MANIFEST_NAME)).unwrap().granules
+    );
 }
 
 #[test]
@@ -295,7 +314,10 @@ fn streamed_plan_equals_the_whole_task_list_and_maps_back_in_order() {
         whole.push(b'\n');
     }
     let streamed = std::fs::read(&listed).unwrap();
-    assert!(streamed == whole, "the streamed list differs from the whole-array one");
+    assert!(
+        streamed == whole,
+        "the streamed list differs from the whole-array one"
+    );
 
     // Mapped back: the same tasks in the same order.
     let mapped = tasks::TaskList::map(&listed).unwrap();

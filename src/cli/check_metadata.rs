@@ -109,7 +109,9 @@ pub(crate) fn groupings_of(tasks: &[crate::tasks::Task]) -> HashSet<String> {
 }
 
 /// The groupings (granule name prefixes) of granule paths.
-pub(crate) fn groupings_of_granules<'a>(granules: impl Iterator<Item = &'a str>) -> HashSet<String> {
+pub(crate) fn groupings_of_granules<'a>(
+    granules: impl Iterator<Item = &'a str>,
+) -> HashSet<String> {
     granules
         .filter_map(|g| crate::tasks::GranuleName::parse(g).ok())
         .map(|n| n.prefix)

@@ -92,6 +92,22 @@ impl PlanArgs {
 
     /// Builds the task list of `--jobs` (an error if the inputs cannot be listed).
     pub fn plan(&self, storage: &Storage) -> anyhow::Result<Planned> {
+        let mut tasks = Vec::new();
+        let mut planned = self.plan_with(storage, &mut |t| {
+            tasks.extend(t);
+            Ok(())
+        })?;
+        planned.plan.tasks = tasks;
+        Ok(planned)
+    }
+
+    /// [`PlanArgs::plan`] handing each job's tasks to `sink` as they are made, so that
+    /// the list is never held whole (`edp tasks -o`).
+    pub fn plan_with(
+        &self,
+        storage: &Storage,
+        sink: &mut dyn FnMut(Vec<crate::tasks::Task>) -> std::io::Result<()>,
+    ) -> anyhow::Result<Planned> {
         let (Some(jobs_file), Some(source), Some(dest)) = (&self.jobs, &self.source, &self.dest)
         else {
             anyhow::bail!("--jobs needs --source and --dest");
@@ -126,7 +142,8 @@ impl PlanArgs {
         } else {
             DailyDate::DayAveraged
         };
-        let plan = tasks::build_from_jobs(&job_list, &m, source, &loc, daily, Some(storage.s3()));
+        let plan =
+            tasks::plan::plan_jobs(&job_list, &m, source, &loc, daily, Some(storage.s3()), sink)?;
         if !plan.listing_errors.is_empty() {
             anyhow::bail!(
                 "cannot list the inputs, no task list made: {}",

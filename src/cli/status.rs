@@ -62,7 +62,10 @@ fn state_of(
             storage
                 .s3()
                 .download(&published, &manifest::manifest_path(tmp.path()))?;
-            log::info!("no local run state at {}: reading {published}", state.display());
+            log::info!(
+                "no local run state at {}: reading {published}",
+                state.display()
+            );
             Ok((tmp.path().to_path_buf(), Some(tmp)))
         }
         _ => Ok((state, None)),
@@ -115,7 +118,8 @@ pub fn manifest(
                     return Ok(EXIT_OK);
                 }
             }
-            let n = manifest::export(&state, &out).map_err(|e| anyhow::anyhow!(crate::error::chain(&e)))?;
+            let n = manifest::export(&state, &out)
+                .map_err(|e| anyhow::anyhow!(crate::error::chain(&e)))?;
             log::info!("{n} record(s) exported");
             println!("{}", out.display());
             Ok(EXIT_OK)

@@ -26,23 +26,63 @@ pub struct TasksArgs {
 
 pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
     let t = Instant::now();
-    let Planned {
-        plan,
-        jobs: job_count,
-    } = super::check_metadata::gated(
-        a.plan.metadata.as_deref(),
-        storage,
-        || a.plan.plan(storage),
-        |p| super::check_metadata::groupings_of(&p.plan.tasks),
-    )?;
-    match &a.output {
-        Some(path) => tasks::write_task_list(path, &plan.tasks)
-            .with_context(|| format!("writing {}", path.display()))?,
+    let (plan, job_count, count) = match &a.output {
+        // Streamed: each job's tasks are written as they are made, into a temporary
+        // file put in place once the metadata gate has passed.
+        Some(path) => {
+            let temp = crate::storage::prepare(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            let written = (|| -> anyhow::Result<(Planned, usize)> {
+                let mut w = tasks::TaskListWriter::create(&temp)
+                    .with_context(|| format!("writing {}", temp.display()))?;
+                let mut n = 0;
+                let planned = super::check_metadata::gated(
+                    a.plan.metadata.as_deref(),
+                    storage,
+                    || {
+                        a.plan.plan_with(storage, &mut |ts| {
+                            n += ts.len();
+                            ts.iter().try_for_each(|t| w.push(t))
+                        })
+                    },
+                    |p| {
+                        p.plan
+                            .jobs
+                            .iter()
+                            .filter(|r| r.tasks > 0)
+                            .map(|r| r.grouping.clone())
+                            .collect()
+                    },
+                )?;
+                w.finish()
+                    .with_context(|| format!("writing {}", temp.display()))?;
+                Ok((planned, n))
+            })();
+            match written {
+                Ok((planned, n)) => {
+                    crate::storage::commit(&temp, path)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    (planned.plan, planned.jobs, n)
+                }
+                Err(e) => {
+                    crate::storage::discard(&temp);
+                    return Err(e);
+                }
+            }
+        }
         None => {
+            let Planned { plan, jobs } = super::check_metadata::gated(
+                a.plan.metadata.as_deref(),
+                storage,
+                || a.plan.plan(storage),
+                |p| super::check_metadata::groupings_of(&p.plan.tasks),
+            )?;
             let text = serde_json::to_string_pretty(&plan.tasks)?;
             println!("{text}");
+            let n = plan.tasks.len();
+            (plan, jobs, n)
         }
-    }
+    };
     let elapsed = t.elapsed().as_secs_f64();
     if a.summary {
         // To stderr when the list itself goes to stdout.
@@ -78,10 +118,6 @@ pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
             eprintln!("{text}");
         }
     }
-    log::info!(
-        "{} tasks from {} jobs in {elapsed:.2} s",
-        plan.tasks.len(),
-        job_count
-    );
+    log::info!("{count} tasks from {job_count} jobs in {elapsed:.2} s");
     Ok(EXIT_OK)
 }

@@ -267,7 +267,8 @@ impl Destination {
     /// [`Destination::granule_keys`] from the tasks' granules alone; duplicates are
     /// found by key hash (16 bytes a task, not a second copy of the keys).
     pub fn keys_of<S: AsRef<str>>(&self, granules: &[S]) -> Result<Vec<String>, DestinationError> {
-        let mut seen: HashMap<super::store::KeyHash, usize> = HashMap::with_capacity(granules.len());
+        let mut seen: HashMap<super::store::KeyHash, usize> =
+            HashMap::with_capacity(granules.len());
         let mut keys = Vec::with_capacity(granules.len());
         for (i, g) in granules.iter().enumerate() {
             let g = g.as_ref();

@@ -432,7 +432,10 @@ pub struct Tally {
 
 impl Tally {
     pub fn add(&mut self, granule: &str, status: Option<Status>) {
-        self.groups.entry(group_of(granule)).or_default().add(status);
+        self.groups
+            .entry(group_of(granule))
+            .or_default()
+            .add(status);
         self.all.add(status);
     }
 
@@ -455,7 +458,11 @@ impl Tally {
 /// One line of the failures file (and of the summary): the task, its granule, the error
 /// on one line.
 pub fn failure_line(r: &Record) -> String {
-    let err = r.error.as_deref().unwrap_or("?").replace(['\n', '\r'], " | ");
+    let err = r
+        .error
+        .as_deref()
+        .unwrap_or("?")
+        .replace(['\n', '\r'], " | ");
     format!("FAILED task {} {}: {err}", r.task, r.granule)
 }
 
@@ -521,7 +528,9 @@ pub fn summary_text(dest: &Path, run: &RunInfo, f: &RunFailures) -> String {
         f.destination.done, f.destination.failed
     ));
     if !f.tally.groups.is_empty() {
-        s.push_str("this run by grouping x product x frequency (not run: to do but not attempted):\n");
+        s.push_str(
+            "this run by grouping x product x frequency (not run: to do but not attempted):\n",
+        );
         s.push_str(&f.tally.table());
     }
     for line in &f.first {

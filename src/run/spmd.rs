@@ -26,9 +26,9 @@ use super::cost;
 use super::destination::{self as destination_mod, Destination, Done};
 use super::journal::{self, JournalWriter, Record, Status};
 use super::manifest::{self, Counts, RunFailures, RunInfo};
-use super::store::{Priors, Store};
 use super::mpi::{self, Group, World};
 use super::signal::StopFlag;
+use super::store::{Priors, Store};
 use super::{produce_pipelined, Overrides, ProduceError, Producing, RunContext};
 use crate::granule::{now_utc, Context, Encoding};
 use crate::storage::Storage;
@@ -683,7 +683,10 @@ fn begin_task(
 ) -> Begun {
     let t = Instant::now();
     let started = now_utc();
-    let inputs = task.as_ref().map(|t| journal::input_files(t)).unwrap_or_default();
+    let inputs = task
+        .as_ref()
+        .map(|t| journal::input_files(t))
+        .unwrap_or_default();
     let context = task
         .as_ref()
         .map_err(Clone::clone)

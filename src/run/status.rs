@@ -45,9 +45,7 @@ impl StatusReport {
         let mut s = format!("edp status of {dest}\n");
         match &self.running {
             Some((h, n)) => {
-                s.push_str(&format!(
-                    "a run is going: {h}; {n} task(s) recorded so far"
-                ));
+                s.push_str(&format!("a run is going: {h}; {n} task(s) recorded so far"));
                 if let Some(r) = self.running_rate {
                     s.push_str(&format!(", {r:.2} granules/s"));
                 }
@@ -64,7 +62,15 @@ impl StatusReport {
             s.push_str(&format!(
                 "last run {} (finished {}): {} tasks, {} done, {} failed, {} skipped, {} not run \
                  in {:.1} s on {} rank(s): {rate:.2} granules/s\n",
-                r.run_id, r.finished, r.tasks, r.done, r.failed, r.skipped, r.not_run, r.seconds, r.ranks
+                r.run_id,
+                r.finished,
+                r.tasks,
+                r.done,
+                r.failed,
+                r.skipped,
+                r.not_run,
+                r.seconds,
+                r.ranks
             ));
         }
         if !self.from_plan {

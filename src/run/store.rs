@@ -224,8 +224,8 @@ impl Store {
             }
             Err(e) => return Err(io_err("read", &path)(e)),
         };
-        let idx: StoreIndex = serde_json::from_slice(&text)
-            .map_err(|source| StoreError::Index {
+        let idx: StoreIndex =
+            serde_json::from_slice(&text).map_err(|source| StoreError::Index {
                 path: path.clone(),
                 source,
             })?;
@@ -388,10 +388,7 @@ pub fn write_plan(state: &Path, keys: &[String]) -> Result<(), StoreError> {
 }
 
 /// Calls `f` with each key of the last plan; `Ok(None)` if no plan was recorded.
-pub fn for_each_plan_key(
-    state: &Path,
-    mut f: impl FnMut(&str),
-) -> Result<Option<u64>, StoreError> {
+pub fn for_each_plan_key(state: &Path, mut f: impl FnMut(&str)) -> Result<Option<u64>, StoreError> {
     let path = journal::state_dir(state).join(PLAN_NAME);
     let file = match File::open(&path) {
         Ok(f) => f,

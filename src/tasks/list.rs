@@ -48,7 +48,10 @@ impl TaskList {
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         let spans = array_spans(&map).map_err(|what| TaskError::Json {
             path: path.to_path_buf(),
-            source: serde::de::Error::custom(what),
+            // The parser's own account (line and column) when it has one.
+            source: serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&map)
+                .err()
+                .unwrap_or_else(|| serde::de::Error::custom(what)),
         })?;
         Ok(TaskList::Mapped(MappedTasks {
             path: path.to_path_buf(),
@@ -71,12 +74,14 @@ impl TaskList {
     /// Task `i` (parsed from the file when mapped).
     pub fn get(&self, i: usize) -> Result<std::borrow::Cow<'_, Task>, TaskError> {
         match self {
-            TaskList::Owned(v) => v.get(i).map(std::borrow::Cow::Borrowed).ok_or_else(|| {
-                TaskError::Json {
-                    path: PathBuf::from("?"),
-                    source: serde::de::Error::custom(format!("no task {i}")),
-                }
-            }),
+            TaskList::Owned(v) => {
+                v.get(i)
+                    .map(std::borrow::Cow::Borrowed)
+                    .ok_or_else(|| TaskError::Json {
+                        path: PathBuf::from("?"),
+                        source: serde::de::Error::custom(format!("no task {i}")),
+                    })
+            }
             TaskList::Mapped(m) => m.get(i).map(std::borrow::Cow::Owned),
         }
     }
@@ -181,7 +186,8 @@ fn array_spans(text: &[u8]) -> Result<Vec<(u64, u32)>, String> {
         if i >= text.len() || end == start {
             return Err(format!("unterminated task list (task {})", spans.len()));
         }
-        let len = u32::try_from(end - start).map_err(|_| format!("task {} too large", spans.len()))?;
+        let len =
+            u32::try_from(end - start).map_err(|_| format!("task {} too large", spans.len()))?;
         spans.push((start as u64, len));
         if text[i] == b']' {
             i += 1;

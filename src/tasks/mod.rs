@@ -304,12 +304,12 @@ pub fn read_task_list(path: &Path) -> Result<Vec<Task>, TaskError> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_reader(std::io::BufReader::with_capacity(1 << 16, file)).map_err(
-        |source| TaskError::Json {
+    serde_json::from_reader(std::io::BufReader::with_capacity(1 << 16, file)).map_err(|source| {
+        TaskError::Json {
             path: path.to_path_buf(),
             source,
-        },
-    )
+        }
+    })
 }
 
 /// A task list from its JSON text; `origin` (a path or URL) names it in errors.

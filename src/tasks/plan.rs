@@ -181,6 +181,28 @@ pub fn build_from_jobs(
     daily: DailyDate,
     s3: Option<&crate::storage::S3>,
 ) -> Plan {
+    let mut tasks = Vec::new();
+    let mut plan = plan_jobs(jobs, m, source_root, loc, daily, s3, &mut |t: Vec<Task>| {
+        tasks.extend(t);
+        Ok(())
+    })
+    .unwrap_or_default();
+    plan.tasks = tasks;
+    plan
+}
+
+/// Plans a jobs file's jobs, handing each job's tasks to `sink` as they are made (in
+/// the list's order) instead of holding the list: the returned plan has the reports
+/// and no tasks. A sink error stops the planning.
+pub fn plan_jobs(
+    jobs: &[Job],
+    m: &MetadataSet,
+    source_root: &Path,
+    loc: &Locations,
+    daily: DailyDate,
+    s3: Option<&crate::storage::S3>,
+    sink: &mut dyn FnMut(Vec<Task>) -> std::io::Result<()>,
+) -> std::io::Result<Plan> {
     let mut inv = Inventory::new(source_root, &m.release.version, s3);
     let mut plan = Plan::default();
     for job in jobs {
@@ -211,11 +233,11 @@ pub fn build_from_jobs(
             &mut report,
         );
         log_report(&report);
-        plan.tasks.extend(tasks);
+        sink(tasks)?;
         plan.jobs.push(report);
     }
     plan.listing_errors = inv.errors().to_vec();
-    plan
+    Ok(plan)
 }
 
 fn log_report(r: &JobReport) {
