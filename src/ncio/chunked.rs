@@ -23,7 +23,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::compress::{ChunkCodec, CompressError};
-use super::direct::H5File;
+use super::ffi::H5File;
 use super::gather::{self, Incoming, WriterGroup};
 use super::{
     AttrValue, ChunkKey, ChunkList, NcError, SharedValues, SlabGroup, SlabProducer, Values,
@@ -319,7 +319,7 @@ pub(super) fn write_direct(
             memory: memory_jobs.into_iter(),
         };
         let write = move |msgs: &mut dyn Iterator<Item = Msg>| -> Result<(), NcError> {
-            super::raw::quiet_hdf5_errors();
+            super::ffi::quiet_hdf5_errors();
             define()?;
             let file = H5File::open_rw(temp, path)?;
             let sets = targets

@@ -25,17 +25,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use netcdf::Options;
-
 use super::chunked::{f32_fill, finish_range, merge_range, value_range};
-use super::direct::H5File;
+use super::ffi::{self, H5File};
 use super::gather::{debug_failure, injected, Agreement, WriterGroup};
 use super::write::{
     chunk_share, define_dataset, header_digest, local_ranges, row_major_index, set_ranges,
     var_shapes, TempGuard,
 };
 use super::{
-    raw, AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData, WriteReport,
+    AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData, WriteReport,
     SLAB_BUFFER_BUDGET_BYTES,
 };
 use crate::storage;
@@ -122,17 +120,10 @@ pub fn write_collective(
     // before the file so that the file is closed first.
     let guard = root.then(|| TempGuard(Some(temp.clone())));
     agree.temp = Some(temp.clone());
-    raw::quiet_hdf5_errors();
+    ffi::quiet_hdf5_errors();
 
     // 3. Create and define, collectively.
-    // SAFETY: reads an MPI constant; MPI is initialised (the group has a communicator).
-    let info = unsafe { mpi::ffi::RSMPI_INFO_NULL };
-    let created = netcdf::create_par_with(
-        &temp,
-        group.comm(),
-        info,
-        Options::NETCDF4 | Options::NOCLOBBER,
-    );
+    let created = ffi::create_par(&temp, group.comm());
     let mut file = match (group.all_true(created.is_ok()), created) {
         (true, Ok(f)) => f,
         (false, Ok(f)) => {

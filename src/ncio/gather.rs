@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::chunked::Msg;
 use super::write::{header_digest, told_as_full_disk, validate, write_file, TempGuard};
-use super::{raw, DatasetDef, NcError, WriteReport, Writer};
+use super::{ffi, DatasetDef, NcError, WriteReport, Writer};
 use crate::storage;
 
 /// Environment variable injecting a failure, for tests: `SUBSTRING@RANK` makes the
@@ -148,7 +148,7 @@ pub fn write_gathered(
     // The first rank removes the temporary file on every failure, panics included.
     let guard = temp.clone().map(|t| TempGuard(Some(t)));
     agree.temp = temp.clone();
-    raw::quiet_hdf5_errors();
+    ffi::quiet_hdf5_errors();
     // The other ranks never touch the file: they send what they make.
     let written = write_file(
         def,

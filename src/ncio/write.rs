@@ -7,12 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use netcdf::Options;
-
 use super::gather::{self, WriterGroup};
 use super::SLAB_BUFFER_BUDGET_BYTES;
 use super::{
-    chunked, raw, AttrValue, DType, DatasetDef, GroupFn, NcError, NcGroup, SlabGroup, Values,
+    chunked, ffi, AttrValue, DType, DatasetDef, GroupFn, NcError, NcGroup, SlabGroup, Values,
     VarData, VarDef, WriteReport, Writer,
 };
 use crate::storage;
@@ -103,7 +101,7 @@ fn write_closed(
         path: final_path.to_path_buf(),
         reason,
     })?;
-    raw::quiet_hdf5_errors();
+    ffi::quiet_hdf5_errors();
     let temp = storage::prepare(final_path)?;
     // Removes the temporary file on every early return and on panics in producers.
     let guard = TempGuard(Some(temp.clone()));
@@ -396,14 +394,11 @@ fn define_and_put(
     path: &Path,
 ) -> Result<(), NcError> {
     // NOCLOBBER: the temporary name is fresh; an existing file there is not ours.
-    let mut file =
-        netcdf::create_with(temp, Options::NETCDF4 | Options::NOCLOBBER).map_err(|source| {
-            NcError::Create {
-                path: path.to_path_buf(),
-                temp: temp.to_path_buf(),
-                source,
-            }
-        })?;
+    let mut file = ffi::create(temp).map_err(|source| NcError::Create {
+        path: path.to_path_buf(),
+        temp: temp.to_path_buf(),
+        source,
+    })?;
 
     define_dataset(&mut file, &def, path)?;
 
