@@ -12,19 +12,19 @@
 //! second core, and two-thread ones no faster (measured in one bench run, README).
 //!
 //! So only a few levels are ever in memory. [`SharedValues`] keep their compressed
-//! chunks for the next file. When a group of ranks writes one file
-//! ([`super::gather`]), each makes its share of the units and the group's first rank
-//! writes them all.
+//! chunks for the next file. When several processes write one file, a [`UnitShare`]
+//! says which units this one makes and where they go (the gather writer deals them out
+//! and sends them to the group's first rank, which writes them all); this file knows no
+//! more of groups than that trait.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::compress::{ChunkCodec, CompressError};
 use super::ffi::H5File;
-use super::gather::{self, Incoming, WriterGroup};
 use super::{
     AttrValue, ChunkKey, ChunkList, NcError, SharedValues, SlabGroup, SlabProducer, Values,
     VarData, VarDef,
@@ -169,6 +169,34 @@ impl Iterator for Work<'_> {
     }
 }
 
+/// How the units of work of one file are shared among the processes writing it (the
+/// gather writer's group of ranks); a process writing a file alone has none.
+pub(super) trait UnitShare {
+    /// Whether this process makes unit `index` (units in their writing order).
+    fn makes(&self, index: usize) -> bool;
+    /// Whether this process writes the file (and so makes the in-memory variables).
+    fn writes(&self) -> bool;
+    /// Whether a test asks this process to fail its first unit of `path`
+    /// ([`super::DEBUG_FAIL_VAR`]).
+    fn fails_first_unit(&self, path: &Path) -> bool;
+    /// Takes this process's messages (`local`) where they go: into `write` together
+    /// with the other processes' on the process that writes, to that process on the
+    /// others. `made` is the outcome of making them, known once `local` has ended.
+    fn deliver(
+        &self,
+        local: Receiver<Msg>,
+        write: Box<WriteFn<'_>>,
+        made: Box<dyn FnOnce() -> Result<(), NcError> + '_>,
+        path: &Path,
+    ) -> Result<(), NcError>;
+    /// `e`, a failure of the writing process before it took any unit, once what the
+    /// other processes send (whatever happens) has been taken and dropped.
+    fn abandon(&self, e: NcError) -> NcError;
+}
+
+/// The chunk writer: takes every message and writes it into the file.
+pub(super) type WriteFn<'a> = dyn FnOnce(&mut dyn Iterator<Item = Msg>) -> Result<(), NcError> + 'a;
+
 /// One unit's compressed chunks of one variable, on their way to the chunk writer.
 pub(super) struct Msg {
     pub(super) target: usize,
@@ -181,15 +209,15 @@ pub(super) struct Msg {
 /// file (netCDF-C defines it and closes it): it runs on the chunk writer's thread while
 /// the first chunks compress on rayon's.
 ///
-/// With a `group`, this rank makes only its share of the units ([`gather::unit_owner`]);
-/// the group's first rank writes them and the others' (received on the calling
-/// thread, the one that may call MPI), the others send theirs and touch no file.
+/// With a `share`, this process makes only its share of the units
+/// ([`UnitShare::makes`]), which the share delivers from the calling thread (the one
+/// that may call MPI); a process that does not write touches no file.
 pub(super) fn write_direct(
     vars: Vec<(VarDef, Vec<usize>)>,
     temp: &Path,
     path: &Path,
     define: impl FnOnce() -> Result<(), NcError> + Send,
-    group: Option<&dyn WriterGroup>,
+    share: Option<&dyn UnitShare>,
 ) -> Result<(), NcError> {
     let mut targets = Vec::with_capacity(vars.len());
     let mut memory_jobs = Vec::new();
@@ -285,21 +313,21 @@ pub(super) fn write_direct(
         }
     }
 
-    if let Some(g) = group {
+    if let Some(sh) = share {
         units = units
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| gather::unit_owner(*i, g.size()) == g.rank())
+            .filter(|(i, _)| sh.makes(*i))
             .map(|(_, unit)| unit)
             .collect();
         // Whole values (coordinates: compressed once per process, then kept) are the
-        // writing rank's.
-        if g.rank() > 0 {
+        // writing process's.
+        if !sh.writes() {
             memory_jobs.clear();
         }
     }
-    // Tests: this rank fails its first unit (EDP_DEBUG_FAIL_WRITE).
-    let inject = &AtomicBool::new(group.is_some_and(|g| gather::debug_failure(path, g.rank())));
+    // Tests: this process fails its first unit (EDP_DEBUG_FAIL_WRITE).
+    let inject = &AtomicBool::new(share.is_some_and(|sh| sh.fails_first_unit(path)));
 
     let mut streamed = vec![false; targets.len()];
     for s in &streams {
@@ -372,7 +400,7 @@ pub(super) fn write_direct(
                     }
                 })
         };
-        let Some(g) = group else {
+        let Some(sh) = share else {
             let writer = scope.spawn(move || write(&mut rx.into_iter()));
             let work = produce();
             // The writer's own error explains a closed channel better than the send did.
@@ -384,18 +412,11 @@ pub(super) fn write_direct(
         // MPI is called from this thread only: the units are made on the others.
         let work = scope.spawn(produce);
         let joined = move || work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        if g.rank() > 0 {
-            return gather::send_share(g, rx, joined);
-        }
-        let mut incoming = Incoming::new(g, rx);
-        let written = write(&mut incoming);
-        // Another rank's failure explains this rank's closed channel better.
-        let peers = incoming.finish(path);
-        written.and(peers).and(joined())
+        sh.deliver(rx, Box::new(write), Box::new(joined), path)
     })
 }
 
-/// The failure [`gather::DEBUG_FAIL_VAR`] injects at `job`.
+/// The failure [`super::DEBUG_FAIL_VAR`] injects at `job`.
 fn injected(
     job: &Job,
     units: &[Unit],
@@ -416,7 +437,7 @@ fn injected(
             )
         }
     };
-    gather::injected(path, &targets[target].name, slab)
+    super::injected(path, &targets[target].name, slab)
 }
 
 fn send(

@@ -27,14 +27,14 @@ use std::time::Instant;
 
 use super::chunked::{f32_fill, finish_range, merge_range, value_range};
 use super::ffi::{self, H5File};
-use super::gather::{debug_failure, injected, Agreement, WriterGroup};
+use super::gather::{Agreement, WriterGroup};
 use super::write::{
     chunk_share, define_dataset, header_digest, local_ranges, row_major_index, set_ranges,
     var_shapes, TempGuard,
 };
 use super::{
-    AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData, WriteReport,
-    SLAB_BUFFER_BUDGET_BYTES,
+    debug_failure, injected, AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData,
+    WriteReport, SLAB_BUFFER_BUDGET_BYTES,
 };
 use crate::storage;
 

@@ -729,6 +729,34 @@ pub fn stored_chunks(path: &Path, vars: &[(&str, usize)]) -> Result<Vec<StoredCh
     Ok(out)
 }
 
+/// Environment variable injecting a failure, for tests: `SUBSTRING@RANK` makes the
+/// group's rank RANK fail while producing its first slab of a file whose final path
+/// contains SUBSTRING (both group writers).
+pub const DEBUG_FAIL_VAR: &str = "EDP_DEBUG_FAIL_WRITE";
+
+/// True when [`DEBUG_FAIL_VAR`] asks this group rank to fail writing `path`.
+pub(super) fn debug_failure(path: &Path, rank: usize) -> bool {
+    let Some(spec) = crate::settings::env_var(DEBUG_FAIL_VAR) else {
+        return false;
+    };
+    let Some((pattern, r)) = spec.rsplit_once('@') else {
+        return false;
+    };
+    !pattern.is_empty()
+        && r.trim().parse::<usize>() == Ok(rank)
+        && path.to_string_lossy().contains(pattern)
+}
+
+/// The error a [`DEBUG_FAIL_VAR`] failure reads as (at slab `slab` of variable `var`).
+pub(super) fn injected(path: &Path, var: &str, slab: usize) -> NcError {
+    NcError::Slab {
+        path: path.to_path_buf(),
+        var: var.to_string(),
+        slab,
+        source: format!("failure injected by {DEBUG_FAIL_VAR}").into(),
+    }
+}
+
 /// Sets up netCDF-C/HDF5 for this process before any file is touched: call first in
 /// `main` (see `ffi::no_hdf5_atexit` for why).
 pub fn library_init() {
