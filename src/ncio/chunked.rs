@@ -138,6 +138,10 @@ enum Job {
     Unit(usize),
 }
 
+/// A file's direct variables split up: their targets, the jobs of the in-memory ones,
+/// the streams of the produced ones.
+type Split = (Vec<Target>, Vec<Job>, Vec<Stream>);
+
 /// One unit: a stream and a row of chunk indices along its slab dimensions.
 type Unit = (usize, Vec<usize>);
 
@@ -219,6 +223,95 @@ pub(super) fn write_direct(
     define: impl FnOnce() -> Result<(), NcError> + Send,
     share: Option<&dyn UnitShare>,
 ) -> Result<(), NcError> {
+    let (targets, mut memory_jobs, streams) = targets_of(vars, path)?;
+    let mut units = interleaved_units(&streams, &targets);
+
+    if let Some(sh) = share {
+        units = units
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| sh.makes(*i))
+            .map(|(_, unit)| unit)
+            .collect();
+        // Whole values (coordinates: compressed once per process, then kept) are the
+        // writing process's.
+        if !sh.writes() {
+            memory_jobs.clear();
+        }
+    }
+    // Tests: this process fails its first unit (EDP_DEBUG_FAIL_WRITE).
+    let inject = &AtomicBool::new(share.is_some_and(|sh| sh.fails_first_unit(path)));
+
+    let mut streamed = vec![false; targets.len()];
+    for s in &streams {
+        for &m in &s.members {
+            streamed[m] = true;
+        }
+    }
+    let in_flight = 2 * rayon::current_num_threads() + 2;
+    let (tx, rx) = sync_channel::<Msg>(in_flight);
+    let targets = &targets;
+    let streams = &streams;
+    let (units, next) = (&units, &AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        let work = Work {
+            units: units.len(),
+            next,
+            memory: memory_jobs.into_iter(),
+        };
+        let write = move |msgs: &mut dyn Iterator<Item = Msg>| -> Result<(), NcError> {
+            super::ffi::quiet_hdf5_errors();
+            define()?;
+            write_chunks(msgs, temp, path, targets, &streamed)
+        };
+        let produce = move || {
+            work.par_bridge()
+                .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
+                    if inject.swap(false, Ordering::Relaxed) {
+                        return Err(injected(&job, units, streams, targets, path));
+                    }
+                    match job {
+                        Job::Array { target, values } => {
+                            let t = &targets[target];
+                            let chunks = compress_array(t, values.bytes(), path)?;
+                            send(tx, target, Arc::new(chunks), None)
+                        }
+                        Job::Shared { target, values } => {
+                            let t = &targets[target];
+                            let chunks = shared_chunks(t, &values, path)?;
+                            send(tx, target, chunks, None)
+                        }
+                        Job::Unit(u) => {
+                            let (s, row) = &units[u];
+                            run_unit(&streams[*s], row, targets, path)?
+                                .into_iter()
+                                .try_for_each(|(m, c, r)| send(tx, m, Arc::new(c), r))
+                        }
+                    }
+                })
+        };
+        let Some(sh) = share else {
+            let writer = scope.spawn(move || write(&mut rx.into_iter()));
+            let work = produce();
+            // The writer's own error explains a closed channel better than the send did.
+            let written = writer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            return written.and(work);
+        };
+        // MPI is called from this thread only: the units are made on the others.
+        let work = scope.spawn(produce);
+        let joined = move || work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        sh.deliver(rx, Box::new(write), Box::new(joined), path)
+    })
+}
+
+/// The targets of `vars` (each with its shape), the jobs of the in-memory ones and the
+/// streams of the produced ones (a slab group's members in one stream).
+fn targets_of(
+    vars: Vec<(VarDef, Vec<usize>)>,
+    path: &Path,
+) -> Result<Split, NcError> {
     let mut targets = Vec::with_capacity(vars.len());
     let mut memory_jobs = Vec::new();
     let mut streams: Vec<Stream> = Vec::new();
@@ -292,10 +385,50 @@ pub(super) fn write_direct(
         }
     }
 
-    // Units of all streams interleaved row by row: level k of every field before
-    // level k+1, so a group's members and the fields progress together. They come
-    // first, so they compress while the file is being defined; in-memory and shared
-    // values (mostly compressed already) after.
+    Ok((targets, memory_jobs, streams))
+}
+
+/// The chunk writer: reopens the defined file at `temp` through HDF5, writes every
+/// message's chunks into it, then the `valid_range` of the `streamed` targets (folded
+/// from the messages), and closes it.
+fn write_chunks(
+    msgs: &mut dyn Iterator<Item = Msg>,
+    temp: &Path,
+    path: &Path,
+    targets: &[Target],
+    streamed: &[bool],
+) -> Result<(), NcError> {
+    let file = H5File::open_rw(temp, path)?;
+    let sets = targets
+        .iter()
+        .map(|t| file.dataset(&t.name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); targets.len()];
+    for msg in msgs {
+        for (offset, bytes) in msg.chunks.iter() {
+            sets[msg.target].write_chunk(offset, bytes)?;
+        }
+        if let Some(r) = msg.range {
+            ranges[msg.target] = merge_range(ranges[msg.target], r);
+        }
+    }
+    for (((t, set), r), &streamed) in targets.iter().zip(&sets).zip(ranges).zip(streamed) {
+        // In-memory variables had theirs set before the file was defined.
+        if t.valid_range && streamed {
+            let (lo, hi) = finish_range(r);
+            set.set_f32_attr("valid_min", lo)?;
+            set.set_f32_attr("valid_max", hi)?;
+        }
+    }
+    drop(sets);
+    file.close()
+}
+
+/// Units of all streams interleaved row by row: level k of every field before level
+/// k+1, so a group's members and the fields progress together. They come first, so
+/// they compress while the file is being defined; in-memory and shared values (mostly
+/// compressed already) after.
+fn interleaved_units(streams: &[Stream], targets: &[Target]) -> Vec<Unit> {
     let rows: Vec<Vec<Vec<usize>>> = streams
         .iter()
         .map(|s| {
@@ -313,107 +446,7 @@ pub(super) fn write_direct(
         }
     }
 
-    if let Some(sh) = share {
-        units = units
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| sh.makes(*i))
-            .map(|(_, unit)| unit)
-            .collect();
-        // Whole values (coordinates: compressed once per process, then kept) are the
-        // writing process's.
-        if !sh.writes() {
-            memory_jobs.clear();
-        }
-    }
-    // Tests: this process fails its first unit (EDP_DEBUG_FAIL_WRITE).
-    let inject = &AtomicBool::new(share.is_some_and(|sh| sh.fails_first_unit(path)));
-
-    let mut streamed = vec![false; targets.len()];
-    for s in &streams {
-        for &m in &s.members {
-            streamed[m] = true;
-        }
-    }
-    let in_flight = 2 * rayon::current_num_threads() + 2;
-    let (tx, rx) = sync_channel::<Msg>(in_flight);
-    let targets = &targets;
-    let streams = &streams;
-    let (units, next) = (&units, &AtomicUsize::new(0));
-    std::thread::scope(|scope| {
-        let work = Work {
-            units: units.len(),
-            next,
-            memory: memory_jobs.into_iter(),
-        };
-        let write = move |msgs: &mut dyn Iterator<Item = Msg>| -> Result<(), NcError> {
-            super::ffi::quiet_hdf5_errors();
-            define()?;
-            let file = H5File::open_rw(temp, path)?;
-            let sets = targets
-                .iter()
-                .map(|t| file.dataset(&t.name))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); targets.len()];
-            for msg in msgs {
-                for (offset, bytes) in msg.chunks.iter() {
-                    sets[msg.target].write_chunk(offset, bytes)?;
-                }
-                if let Some(r) = msg.range {
-                    ranges[msg.target] = merge_range(ranges[msg.target], r);
-                }
-            }
-            for (((t, set), r), streamed) in targets.iter().zip(&sets).zip(ranges).zip(streamed) {
-                // In-memory variables had theirs set before the file was defined.
-                if t.valid_range && streamed {
-                    let (lo, hi) = finish_range(r);
-                    set.set_f32_attr("valid_min", lo)?;
-                    set.set_f32_attr("valid_max", hi)?;
-                }
-            }
-            drop(sets);
-            file.close()
-        };
-        let produce = move || {
-            work.par_bridge()
-                .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
-                    if inject.swap(false, Ordering::Relaxed) {
-                        return Err(injected(&job, units, streams, targets, path));
-                    }
-                    match job {
-                        Job::Array { target, values } => {
-                            let t = &targets[target];
-                            let chunks = compress_array(t, values.bytes(), path)?;
-                            send(tx, target, Arc::new(chunks), None)
-                        }
-                        Job::Shared { target, values } => {
-                            let t = &targets[target];
-                            let chunks = shared_chunks(t, &values, path)?;
-                            send(tx, target, chunks, None)
-                        }
-                        Job::Unit(u) => {
-                            let (s, row) = &units[u];
-                            run_unit(&streams[*s], row, targets, path)?
-                                .into_iter()
-                                .try_for_each(|(m, c, r)| send(tx, m, Arc::new(c), r))
-                        }
-                    }
-                })
-        };
-        let Some(sh) = share else {
-            let writer = scope.spawn(move || write(&mut rx.into_iter()));
-            let work = produce();
-            // The writer's own error explains a closed channel better than the send did.
-            let written = writer
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            return written.and(work);
-        };
-        // MPI is called from this thread only: the units are made on the others.
-        let work = scope.spawn(produce);
-        let joined = move || work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        sh.deliver(rx, Box::new(write), Box::new(joined), path)
-    })
+    units
 }
 
 /// The failure [`super::DEBUG_FAIL_VAR`] injects at `job`.
