@@ -190,13 +190,16 @@ pub(super) trait UnitShare {
         &self,
         local: Receiver<Msg>,
         write: Box<WriteFn<'_>>,
-        made: Box<dyn FnOnce() -> Result<(), NcError> + '_>,
+        made: Box<MadeFn<'_>>,
         path: &Path,
     ) -> Result<(), NcError>;
     /// `e`, a failure of the writing process before it took any unit, once what the
     /// other processes send (whatever happens) has been taken and dropped.
     fn abandon(&self, e: NcError) -> NcError;
 }
+
+/// The outcome of making this process's units, known once they are all made.
+pub(super) type MadeFn<'a> = dyn FnOnce() -> Result<(), NcError> + 'a;
 
 /// The chunk writer: takes every message and writes it into the file.
 pub(super) type WriteFn<'a> = dyn FnOnce(&mut dyn Iterator<Item = Msg>) -> Result<(), NcError> + 'a;
@@ -308,10 +311,7 @@ pub(super) fn write_direct(
 
 /// The targets of `vars` (each with its shape), the jobs of the in-memory ones and the
 /// streams of the produced ones (a slab group's members in one stream).
-fn targets_of(
-    vars: Vec<(VarDef, Vec<usize>)>,
-    path: &Path,
-) -> Result<Split, NcError> {
+fn targets_of(vars: Vec<(VarDef, Vec<usize>)>, path: &Path) -> Result<Split, NcError> {
     let mut targets = Vec::with_capacity(vars.len());
     let mut memory_jobs = Vec::new();
     let mut streams: Vec<Stream> = Vec::new();

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use super::chunked::{Msg, UnitShare, WriteFn};
+use super::chunked::{MadeFn, Msg, UnitShare, WriteFn};
 use super::write::{header_digest, told_as_full_disk, validate, write_file, TempGuard};
 use super::{debug_failure, ffi, DatasetDef, NcError, WriteReport, Writer};
 use crate::storage;
@@ -197,7 +197,7 @@ impl UnitShare for Gathered<'_> {
         &self,
         local: Receiver<Msg>,
         write: Box<WriteFn<'_>>,
-        made: Box<dyn FnOnce() -> Result<(), NcError> + '_>,
+        made: Box<MadeFn<'_>>,
         path: &Path,
     ) -> Result<(), NcError> {
         if self.0.rank() > 0 {
