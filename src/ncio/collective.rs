@@ -65,7 +65,7 @@ pub fn write_collective(
     })
 }
 
-/// 1. One definition: rank 0's global attributes everywhere, the value ranges of
+/// Step 1: One definition: rank 0's global attributes everywhere, the value ranges of
 /// in-memory values combined over the group, then the whole header compared, so the
 /// collective define calls are identical on every rank. Returns the variables' shapes.
 fn agree_on_definition(
@@ -84,7 +84,7 @@ fn agree_on_definition(
     if let Some(g) = globals {
         def.global_attrs = g;
     }
-    let shapes = var_shapes(&def);
+    let shapes = var_shapes(def);
     // Produced shared values (grid coordinates read per tile) stream by tiles.
     for v in &mut def.vars {
         v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
@@ -119,7 +119,7 @@ fn agree_on_definition(
     Ok(shapes)
 }
 
-/// 2. Rank 0 names the temporary file (and creates its directory), and alone holds
+/// Step 2: Rank 0 names the temporary file (and creates its directory), and alone holds
 /// the guard that removes it on failure.
 fn name_temp_file(
     path: &Path,
@@ -150,7 +150,7 @@ fn name_temp_file(
     Ok((temp, guard))
 }
 
-/// 3. Creates the file at `temp` and defines `def` in it, collectively.
+/// Step 3: Creates the file at `temp` and defines `def` in it, collectively.
 fn create_and_define(
     def: &DatasetDef,
     temp: &Path,
@@ -198,14 +198,17 @@ fn create_and_define(
     Ok(file)
 }
 
-/// 4. Each rank writes its share of every variable; returns the data size and this
+/// (variable, this rank's value range) of the streamed variables that want one.
+type Ranges = Vec<(String, (f32, f32))>;
+
+/// Step 4: Each rank writes its share of every variable; returns the data size and this
 /// rank's (variable, value range) of the streamed variables that want one.
 fn write_shares(
     file: &mut netcdf::FileMut,
     vars: Vec<super::VarDef>,
     shapes: Vec<Vec<usize>>,
     agree: &Agreement,
-) -> Result<(u64, Vec<(String, (f32, f32))>), NcError> {
+) -> Result<(u64, Ranges), NcError> {
     let (group, path) = (agree.group, agree.path);
     let fail_here = debug_failure(path, group.rank());
     let mut data_bytes = 0u64;
@@ -318,7 +321,7 @@ fn write_shares(
     Ok((data_bytes, ranges))
 }
 
-/// 5. Combines the value ranges, closes the file collectively, sets the ranges (rank
+/// Step 5: Combines the value ranges, closes the file collectively, sets the ranges (rank
 /// 0) and renames the file into place only once every rank closed it successfully;
 /// returns its size.
 fn close_and_commit(
