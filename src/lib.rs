@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod error;
 pub mod granule;
+pub mod granule_name;
 pub mod grid;
 pub mod jobs;
 pub mod llc;

@@ -34,6 +34,8 @@ pub const FILL_F32: f32 = 9.969_21e36;
 pub enum GranuleError {
     #[error(transparent)]
     Name(#[from] TaskError),
+    #[error(transparent)]
+    BadName(#[from] crate::granule_name::BadGranuleName),
     #[error("bad task: {0}")]
     Task(String),
     #[error("unsupported: {0}")]

@@ -15,7 +15,7 @@ use super::{Context, GranuleError, FILL_F32};
 use crate::grid::{Grid, GridError, GridVar};
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
-use crate::metadata::Product;
+use crate::metadata::{MetadataSet, Product};
 use crate::ncio::{
     AttrValue, Compression, DatasetDef, SharedValues, SlabError, SlabProducer, VarData, VarDef,
 };
@@ -30,6 +30,42 @@ struct Field {
     point: PointType,
     /// `k`, `k_u` or `k_l` for 3D fields.
     vertical: Option<&'static str>,
+}
+
+/// A data variable's attributes, in EDP's order (diagnostics, value-range
+/// placeholders, the metadata record, `coordinates`), and the coordinates it names; the
+/// record's GCMD keywords are added to `keywords`.
+fn data_attrs(
+    m: &MetadataSet,
+    f: &Field,
+    keywords: &mut Vec<String>,
+) -> (Attrs, Vec<&'static str>) {
+    let mut a = Attrs::new();
+    if let Some(d) = m.diagnostics.get(&f.input_name) {
+        a.push(("long_name".into(), d.long_name.as_str().into()));
+        a.push(("units".into(), d.units.as_str().into()));
+        if let Some(mate) = &d.mate {
+            a.push(("mate".into(), mate.as_str().into()));
+        }
+    }
+    // Placeholders: the writer sets them from the values as they stream by.
+    a.push(("valid_min".into(), AttrValue::F32(f32::NAN)));
+    a.push(("valid_max".into(), AttrValue::F32(f32::NAN)));
+    if let Some(r) = m.variable(&f.out_name) {
+        merge_variable_record(&mut a, r);
+        keywords.extend(attrs::gcmd_keywords(r));
+    }
+    let mut coords = vec!["tile", "time"];
+    match f.point {
+        PointType::C => coords.extend(["XC", "YC"]),
+        PointType::G => coords.extend(["XG", "YG"]),
+        _ => {}
+    }
+    if let Some(vd) = f.vertical {
+        coords.push(vertical_coord(vd));
+    }
+    a.push(("coordinates".into(), coords.join(" ").into()));
+    (a, coords)
 }
 
 /// The MDS prefix of an input (`SSH` of `SSH_mon_mean.0000000732.data`): the name
@@ -596,32 +632,8 @@ pub fn build(
             dims.push(vd);
         }
         dims.extend(["tile", jd, id]);
-        let mut a = Attrs::new();
-        if let Some(d) = m.diagnostics.get(&f.input_name) {
-            a.push(("long_name".into(), d.long_name.as_str().into()));
-            a.push(("units".into(), d.units.as_str().into()));
-            if let Some(mate) = &d.mate {
-                a.push(("mate".into(), mate.as_str().into()));
-            }
-        }
-        // Placeholders: the writer sets them from the values as they stream by.
-        a.push(("valid_min".into(), AttrValue::F32(f32::NAN)));
-        a.push(("valid_max".into(), AttrValue::F32(f32::NAN)));
-        if let Some(r) = m.variable(&f.out_name) {
-            merge_variable_record(&mut a, r);
-            keywords.extend(attrs::gcmd_keywords(r));
-        }
-        let mut coords = vec!["tile", "time"];
-        match f.point {
-            PointType::C => coords.extend(["XC", "YC"]),
-            PointType::G => coords.extend(["XG", "YG"]),
-            _ => {}
-        }
-        if let Some(vd) = f.vertical {
-            coords.push(vertical_coord(vd));
-        }
-        referenced.extend(coords.iter().copied());
-        a.push(("coordinates".into(), coords.join(" ").into()));
+        let (a, coords) = data_attrs(m, &f, &mut keywords);
+        referenced.extend(coords);
 
         let levels = if f.vertical.is_some() { nz } else { 1 };
         let (g, file, record, point) = (

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::load::{find_by_suffix, EMBEDDED};
 use super::{Grouping, MetadataSet, Product, Record};
-use crate::tasks::GranuleName;
+use crate::granule_name::GranuleName;
 use crate::time::Frequency;
 
 /// One problem of a metadata set.

@@ -272,7 +272,7 @@ impl MetadataSet {
         let groupings_native = groupings("groupings_for_native_datasets.json", Product::Native)?;
         let groupings_latlon = groupings("groupings_for_latlon_datasets.json", Product::Latlon)?;
         let geometry_latlon = opt_recs("geometry_metadata_for_latlon_datasets.json")?;
-        let derived_groupings = crate::granule::invariant::derived_groupings(
+        let derived_groupings = super::derived_groupings(
             &groupings_native,
             &groupings_latlon,
             &geometry_native,

@@ -13,6 +13,7 @@
 //! MITgcm's diagnostics table.
 
 mod check;
+mod derived;
 mod diagnostics;
 mod load;
 mod model;
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 pub use check::{check_dir, check_embedded, Problem};
+pub use derived::{derived_groupings, is_geometry, GEOMETRY};
 pub use diagnostics::parse_diagnostics;
 pub use model::{Diagnostic, Grouping, MetadataSet, PodaacRow, Product};
 pub use release::Release;

@@ -154,7 +154,7 @@ pub struct MetadataSet {
     /// descriptions, by file name (empty when the set lacks it).
     pub dataset_info: String,
     /// Time-invariant groupings the groupings files lack, numbered after them (see
-    /// [`crate::granule::invariant::derived_groupings`]).
+    /// [`super::derived_groupings`]).
     pub derived_groupings: Vec<Grouping>,
 }
 

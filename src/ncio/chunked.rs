@@ -12,19 +12,19 @@
 //! second core, and two-thread ones no faster (measured in one bench run, README).
 //!
 //! So only a few levels are ever in memory. [`SharedValues`] keep their compressed
-//! chunks for the next file. When a group of ranks writes one file
-//! ([`super::gather`]), each makes its share of the units and the group's first rank
-//! writes them all.
+//! chunks for the next file. When several processes write one file, a [`UnitShare`]
+//! says which units this one makes and where they go (the gather writer deals them out
+//! and sends them to the group's first rank, which writes them all); this file knows no
+//! more of groups than that trait.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::compress::{ChunkCodec, CompressError};
-use super::direct::H5File;
-use super::gather::{self, Incoming, WriterGroup};
+use super::ffi::H5File;
 use super::{
     AttrValue, ChunkKey, ChunkList, NcError, SharedValues, SlabGroup, SlabProducer, Values,
     VarData, VarDef,
@@ -138,6 +138,10 @@ enum Job {
     Unit(usize),
 }
 
+/// A file's direct variables split up: their targets, the jobs of the in-memory ones,
+/// the streams of the produced ones.
+type Split = (Vec<Target>, Vec<Job>, Vec<Stream>);
+
 /// One unit: a stream and a row of chunk indices along its slab dimensions.
 type Unit = (usize, Vec<usize>);
 
@@ -169,6 +173,37 @@ impl Iterator for Work<'_> {
     }
 }
 
+/// How the units of work of one file are shared among the processes writing it (the
+/// gather writer's group of ranks); a process writing a file alone has none.
+pub(super) trait UnitShare {
+    /// Whether this process makes unit `index` (units in their writing order).
+    fn makes(&self, index: usize) -> bool;
+    /// Whether this process writes the file (and so makes the in-memory variables).
+    fn writes(&self) -> bool;
+    /// Whether a test asks this process to fail its first unit of `path`
+    /// ([`super::DEBUG_FAIL_VAR`]).
+    fn fails_first_unit(&self, path: &Path) -> bool;
+    /// Takes this process's messages (`local`) where they go: into `write` together
+    /// with the other processes' on the process that writes, to that process on the
+    /// others. `made` is the outcome of making them, known once `local` has ended.
+    fn deliver(
+        &self,
+        local: Receiver<Msg>,
+        write: Box<WriteFn<'_>>,
+        made: Box<MadeFn<'_>>,
+        path: &Path,
+    ) -> Result<(), NcError>;
+    /// `e`, a failure of the writing process before it took any unit, once what the
+    /// other processes send (whatever happens) has been taken and dropped.
+    fn abandon(&self, e: NcError) -> NcError;
+}
+
+/// The outcome of making this process's units, known once they are all made.
+pub(super) type MadeFn<'a> = dyn FnOnce() -> Result<(), NcError> + 'a;
+
+/// The chunk writer: takes every message and writes it into the file.
+pub(super) type WriteFn<'a> = dyn FnOnce(&mut dyn Iterator<Item = Msg>) -> Result<(), NcError> + 'a;
+
 /// One unit's compressed chunks of one variable, on their way to the chunk writer.
 pub(super) struct Msg {
     pub(super) target: usize,
@@ -181,16 +216,102 @@ pub(super) struct Msg {
 /// file (netCDF-C defines it and closes it): it runs on the chunk writer's thread while
 /// the first chunks compress on rayon's.
 ///
-/// With a `group`, this rank makes only its share of the units ([`gather::unit_owner`]);
-/// the group's first rank writes them and the others' (received on the calling
-/// thread, the one that may call MPI), the others send theirs and touch no file.
+/// With a `share`, this process makes only its share of the units
+/// ([`UnitShare::makes`]), which the share delivers from the calling thread (the one
+/// that may call MPI); a process that does not write touches no file.
 pub(super) fn write_direct(
     vars: Vec<(VarDef, Vec<usize>)>,
     temp: &Path,
     path: &Path,
     define: impl FnOnce() -> Result<(), NcError> + Send,
-    group: Option<&dyn WriterGroup>,
+    share: Option<&dyn UnitShare>,
 ) -> Result<(), NcError> {
+    let (targets, mut memory_jobs, streams) = targets_of(vars, path)?;
+    let mut units = interleaved_units(&streams, &targets);
+
+    if let Some(sh) = share {
+        units = units
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| sh.makes(*i))
+            .map(|(_, unit)| unit)
+            .collect();
+        // Whole values (coordinates: compressed once per process, then kept) are the
+        // writing process's.
+        if !sh.writes() {
+            memory_jobs.clear();
+        }
+    }
+    // Tests: this process fails its first unit (EDP_DEBUG_FAIL_WRITE).
+    let inject = &AtomicBool::new(share.is_some_and(|sh| sh.fails_first_unit(path)));
+
+    let mut streamed = vec![false; targets.len()];
+    for s in &streams {
+        for &m in &s.members {
+            streamed[m] = true;
+        }
+    }
+    let in_flight = 2 * rayon::current_num_threads() + 2;
+    let (tx, rx) = sync_channel::<Msg>(in_flight);
+    let targets = &targets;
+    let streams = &streams;
+    let (units, next) = (&units, &AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        let work = Work {
+            units: units.len(),
+            next,
+            memory: memory_jobs.into_iter(),
+        };
+        let write = move |msgs: &mut dyn Iterator<Item = Msg>| -> Result<(), NcError> {
+            super::ffi::quiet_hdf5_errors();
+            define()?;
+            write_chunks(msgs, temp, path, targets, &streamed)
+        };
+        let produce = move || {
+            work.par_bridge()
+                .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
+                    if inject.swap(false, Ordering::Relaxed) {
+                        return Err(injected(&job, units, streams, targets, path));
+                    }
+                    match job {
+                        Job::Array { target, values } => {
+                            let t = &targets[target];
+                            let chunks = compress_array(t, values.bytes(), path)?;
+                            send(tx, target, Arc::new(chunks), None)
+                        }
+                        Job::Shared { target, values } => {
+                            let t = &targets[target];
+                            let chunks = shared_chunks(t, &values, path)?;
+                            send(tx, target, chunks, None)
+                        }
+                        Job::Unit(u) => {
+                            let (s, row) = &units[u];
+                            run_unit(&streams[*s], row, targets, path)?
+                                .into_iter()
+                                .try_for_each(|(m, c, r)| send(tx, m, Arc::new(c), r))
+                        }
+                    }
+                })
+        };
+        let Some(sh) = share else {
+            let writer = scope.spawn(move || write(&mut rx.into_iter()));
+            let work = produce();
+            // The writer's own error explains a closed channel better than the send did.
+            let written = writer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            return written.and(work);
+        };
+        // MPI is called from this thread only: the units are made on the others.
+        let work = scope.spawn(produce);
+        let joined = move || work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        sh.deliver(rx, Box::new(write), Box::new(joined), path)
+    })
+}
+
+/// The targets of `vars` (each with its shape), the jobs of the in-memory ones and the
+/// streams of the produced ones (a slab group's members in one stream).
+fn targets_of(vars: Vec<(VarDef, Vec<usize>)>, path: &Path) -> Result<Split, NcError> {
     let mut targets = Vec::with_capacity(vars.len());
     let mut memory_jobs = Vec::new();
     let mut streams: Vec<Stream> = Vec::new();
@@ -264,10 +385,50 @@ pub(super) fn write_direct(
         }
     }
 
-    // Units of all streams interleaved row by row: level k of every field before
-    // level k+1, so a group's members and the fields progress together. They come
-    // first, so they compress while the file is being defined; in-memory and shared
-    // values (mostly compressed already) after.
+    Ok((targets, memory_jobs, streams))
+}
+
+/// The chunk writer: reopens the defined file at `temp` through HDF5, writes every
+/// message's chunks into it, then the `valid_range` of the `streamed` targets (folded
+/// from the messages), and closes it.
+fn write_chunks(
+    msgs: &mut dyn Iterator<Item = Msg>,
+    temp: &Path,
+    path: &Path,
+    targets: &[Target],
+    streamed: &[bool],
+) -> Result<(), NcError> {
+    let file = H5File::open_rw(temp, path)?;
+    let sets = targets
+        .iter()
+        .map(|t| file.dataset(&t.name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); targets.len()];
+    for msg in msgs {
+        for (offset, bytes) in msg.chunks.iter() {
+            sets[msg.target].write_chunk(offset, bytes)?;
+        }
+        if let Some(r) = msg.range {
+            ranges[msg.target] = merge_range(ranges[msg.target], r);
+        }
+    }
+    for (((t, set), r), &streamed) in targets.iter().zip(&sets).zip(ranges).zip(streamed) {
+        // In-memory variables had theirs set before the file was defined.
+        if t.valid_range && streamed {
+            let (lo, hi) = finish_range(r);
+            set.set_f32_attr("valid_min", lo)?;
+            set.set_f32_attr("valid_max", hi)?;
+        }
+    }
+    drop(sets);
+    file.close()
+}
+
+/// Units of all streams interleaved row by row: level k of every field before level
+/// k+1, so a group's members and the fields progress together. They come first, so
+/// they compress while the file is being defined; in-memory and shared values (mostly
+/// compressed already) after.
+fn interleaved_units(streams: &[Stream], targets: &[Target]) -> Vec<Unit> {
     let rows: Vec<Vec<Vec<usize>>> = streams
         .iter()
         .map(|s| {
@@ -285,117 +446,10 @@ pub(super) fn write_direct(
         }
     }
 
-    if let Some(g) = group {
-        units = units
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| gather::unit_owner(*i, g.size()) == g.rank())
-            .map(|(_, unit)| unit)
-            .collect();
-        // Whole values (coordinates: compressed once per process, then kept) are the
-        // writing rank's.
-        if g.rank() > 0 {
-            memory_jobs.clear();
-        }
-    }
-    // Tests: this rank fails its first unit (EDP_DEBUG_FAIL_WRITE).
-    let inject = &AtomicBool::new(group.is_some_and(|g| gather::debug_failure(path, g.rank())));
-
-    let mut streamed = vec![false; targets.len()];
-    for s in &streams {
-        for &m in &s.members {
-            streamed[m] = true;
-        }
-    }
-    let in_flight = 2 * rayon::current_num_threads() + 2;
-    let (tx, rx) = sync_channel::<Msg>(in_flight);
-    let targets = &targets;
-    let streams = &streams;
-    let (units, next) = (&units, &AtomicUsize::new(0));
-    std::thread::scope(|scope| {
-        let work = Work {
-            units: units.len(),
-            next,
-            memory: memory_jobs.into_iter(),
-        };
-        let write = move |msgs: &mut dyn Iterator<Item = Msg>| -> Result<(), NcError> {
-            super::raw::quiet_hdf5_errors();
-            define()?;
-            let file = H5File::open_rw(temp, path)?;
-            let sets = targets
-                .iter()
-                .map(|t| file.dataset(&t.name))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); targets.len()];
-            for msg in msgs {
-                for (offset, bytes) in msg.chunks.iter() {
-                    sets[msg.target].write_chunk(offset, bytes)?;
-                }
-                if let Some(r) = msg.range {
-                    ranges[msg.target] = merge_range(ranges[msg.target], r);
-                }
-            }
-            for (((t, set), r), streamed) in targets.iter().zip(&sets).zip(ranges).zip(streamed) {
-                // In-memory variables had theirs set before the file was defined.
-                if t.valid_range && streamed {
-                    let (lo, hi) = finish_range(r);
-                    set.set_f32_attr("valid_min", lo)?;
-                    set.set_f32_attr("valid_max", hi)?;
-                }
-            }
-            drop(sets);
-            file.close()
-        };
-        let produce = move || {
-            work.par_bridge()
-                .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
-                    if inject.swap(false, Ordering::Relaxed) {
-                        return Err(injected(&job, units, streams, targets, path));
-                    }
-                    match job {
-                        Job::Array { target, values } => {
-                            let t = &targets[target];
-                            let chunks = compress_array(t, values.bytes(), path)?;
-                            send(tx, target, Arc::new(chunks), None)
-                        }
-                        Job::Shared { target, values } => {
-                            let t = &targets[target];
-                            let chunks = shared_chunks(t, &values, path)?;
-                            send(tx, target, chunks, None)
-                        }
-                        Job::Unit(u) => {
-                            let (s, row) = &units[u];
-                            run_unit(&streams[*s], row, targets, path)?
-                                .into_iter()
-                                .try_for_each(|(m, c, r)| send(tx, m, Arc::new(c), r))
-                        }
-                    }
-                })
-        };
-        let Some(g) = group else {
-            let writer = scope.spawn(move || write(&mut rx.into_iter()));
-            let work = produce();
-            // The writer's own error explains a closed channel better than the send did.
-            let written = writer
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            return written.and(work);
-        };
-        // MPI is called from this thread only: the units are made on the others.
-        let work = scope.spawn(produce);
-        let joined = move || work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        if g.rank() > 0 {
-            return gather::send_share(g, rx, joined);
-        }
-        let mut incoming = Incoming::new(g, rx);
-        let written = write(&mut incoming);
-        // Another rank's failure explains this rank's closed channel better.
-        let peers = incoming.finish(path);
-        written.and(peers).and(joined())
-    })
+    units
 }
 
-/// The failure [`gather::DEBUG_FAIL_VAR`] injects at `job`.
+/// The failure [`super::DEBUG_FAIL_VAR`] injects at `job`.
 fn injected(
     job: &Job,
     units: &[Unit],
@@ -416,7 +470,7 @@ fn injected(
             )
         }
     };
-    gather::injected(path, &targets[target].name, slab)
+    super::injected(path, &targets[target].name, slab)
 }
 
 fn send(

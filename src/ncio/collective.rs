@@ -25,18 +25,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use netcdf::Options;
-
 use super::chunked::{f32_fill, finish_range, merge_range, value_range};
-use super::direct::H5File;
-use super::gather::{debug_failure, injected, Agreement, WriterGroup};
+use super::ffi::{self, H5File};
+use super::gather::{Agreement, WriterGroup};
 use super::write::{
     chunk_share, define_dataset, header_digest, local_ranges, row_major_index, set_ranges,
     var_shapes, TempGuard,
 };
 use super::{
-    raw, AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData, WriteReport,
-    SLAB_BUFFER_BUDGET_BYTES,
+    debug_failure, injected, AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData,
+    WriteReport, SLAB_BUFFER_BUDGET_BYTES,
 };
 use crate::storage;
 
@@ -50,15 +48,32 @@ pub fn write_collective(
 ) -> Result<WriteReport, NcError> {
     let start = Instant::now();
     let path = final_path;
-    let root = group.rank() == 0;
-    let peer = |stage: &str| NcError::Peer {
-        path: path.to_path_buf(),
-        stage: stage.to_string(),
-        failed: None,
-    };
-    // 1. One definition: rank 0's global attributes everywhere, then the whole header
-    //    compared, so the collective define calls are identical on every rank.
     let mut agree = Agreement::validated(&def, path, group)?;
+    let shapes = agree_on_definition(&mut def, &agree)?;
+    // Rank 0 removes the temporary file on every failure, panics included; declared
+    // before the file so that the file is closed first.
+    let (temp, guard) = name_temp_file(path, group)?;
+    agree.temp = Some(temp.clone());
+    ffi::quiet_hdf5_errors();
+    let mut file = create_and_define(&def, &temp, &agree)?;
+    let (data_bytes, ranges) = write_shares(&mut file, def.vars, shapes, &agree)?;
+    let bytes = close_and_commit(file, &temp, guard, &ranges, &mut agree)?;
+    Ok(WriteReport {
+        bytes,
+        data_bytes,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Step 1: One definition: rank 0's global attributes everywhere, the value ranges of
+/// in-memory values combined over the group, then the whole header compared, so the
+/// collective define calls are identical on every rank. Returns the variables' shapes.
+fn agree_on_definition(
+    def: &mut DatasetDef,
+    agree: &Agreement,
+) -> Result<Vec<Vec<usize>>, NcError> {
+    let (group, path) = (agree.group, agree.path);
+    let root = group.rank() == 0;
     let globals = group.broadcast_bytes(if root {
         serde_json::to_vec(&def.global_attrs).unwrap_or_default()
     } else {
@@ -69,7 +84,7 @@ pub fn write_collective(
     if let Some(g) = globals {
         def.global_attrs = g;
     }
-    let shapes = var_shapes(&def);
+    let shapes = var_shapes(def);
     // Produced shared values (grid coordinates read per tile) stream by tiles.
     for v in &mut def.vars {
         v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
@@ -100,9 +115,22 @@ pub fn write_collective(
         *r = (m[0], -m[1]);
     }
     set_ranges(&mut def.vars, found);
-    agree.same_definition(header_digest(&def, true), decoded)?;
+    agree.same_definition(header_digest(def, true), decoded)?;
+    Ok(shapes)
+}
 
-    // 2. Rank 0 names the temporary file (and creates its directory).
+/// Step 2: Rank 0 names the temporary file (and creates its directory), and alone holds
+/// the guard that removes it on failure.
+fn name_temp_file(
+    path: &Path,
+    group: &dyn WriterGroup,
+) -> Result<(PathBuf, Option<TempGuard>), NcError> {
+    let root = group.rank() == 0;
+    let peer = |stage: &str| NcError::Peer {
+        path: path.to_path_buf(),
+        stage: stage.to_string(),
+        failed: None,
+    };
     let prepared = if root {
         storage::prepare(path).map_err(NcError::from)
     } else {
@@ -118,21 +146,23 @@ pub fn write_collective(
             .unwrap_or_else(|| peer("preparing the temporary file")));
     }
     let temp = PathBuf::from(OsString::from_vec(name));
-    // Rank 0 removes the temporary file on every failure, panics included; declared
-    // before the file so that the file is closed first.
     let guard = root.then(|| TempGuard(Some(temp.clone())));
-    agree.temp = Some(temp.clone());
-    raw::quiet_hdf5_errors();
+    Ok((temp, guard))
+}
 
-    // 3. Create and define, collectively.
-    // SAFETY: reads an MPI constant; MPI is initialised (the group has a communicator).
-    let info = unsafe { mpi::ffi::RSMPI_INFO_NULL };
-    let created = netcdf::create_par_with(
-        &temp,
-        group.comm(),
-        info,
-        Options::NETCDF4 | Options::NOCLOBBER,
-    );
+/// Step 3: Creates the file at `temp` and defines `def` in it, collectively.
+fn create_and_define(
+    def: &DatasetDef,
+    temp: &Path,
+    agree: &Agreement,
+) -> Result<netcdf::FileMut, NcError> {
+    let (group, path) = (agree.group, agree.path);
+    let peer = |stage: &str| NcError::Peer {
+        path: path.to_path_buf(),
+        stage: stage.to_string(),
+        failed: None,
+    };
+    let created = ffi::create_par(temp, group.comm());
     let mut file = match (group.all_true(created.is_ok()), created) {
         (true, Ok(f)) => f,
         (false, Ok(f)) => {
@@ -144,12 +174,12 @@ pub fn write_collective(
         (_, Err(source)) => {
             return Err(NcError::Create {
                 path: path.to_path_buf(),
-                temp: temp.clone(),
+                temp: temp.to_path_buf(),
                 source,
             })
         }
     };
-    let defined = define_dataset(&mut file, &def, path).and_then(|()| {
+    let defined = define_dataset(&mut file, def, path).and_then(|()| {
         // Compressed chunks can only be written collectively in parallel HDF5.
         for v in &def.vars {
             let var = file.variable(&v.name).ok_or_else(|| NcError::Missing {
@@ -165,14 +195,27 @@ pub fn write_collective(
         Ok(())
     });
     agree.on(defined, "defining the file")?;
+    Ok(file)
+}
 
-    // 4. Each rank its share of every variable.
+/// (variable, this rank's value range) of the streamed variables that want one.
+type Ranges = Vec<(String, (f32, f32))>;
+
+/// Step 4: Each rank writes its share of every variable; returns the data size and this
+/// rank's (variable, value range) of the streamed variables that want one.
+fn write_shares(
+    file: &mut netcdf::FileMut,
+    vars: Vec<super::VarDef>,
+    shapes: Vec<Vec<usize>>,
+    agree: &Agreement,
+) -> Result<(u64, Ranges), NcError> {
+    let (group, path) = (agree.group, agree.path);
     let fail_here = debug_failure(path, group.rank());
     let mut data_bytes = 0u64;
     let mut groups: Vec<MetGroup> = Vec::new();
     // (variable, this rank's range) of the streamed variables that want one.
     let mut ranges: Vec<(String, (f32, f32))> = Vec::new();
-    for (v, shape) in def.vars.into_iter().zip(shapes) {
+    for (v, shape) in vars.into_iter().zip(shapes) {
         data_bytes += (shape.iter().product::<usize>() * v.dtype.size()) as u64;
         let chunk0 = v
             .chunks
@@ -220,7 +263,7 @@ pub fn write_collective(
                     chunk_along,
                     fail_first: fail_here,
                 };
-                let r = slabs.put(&mut file, &[v.name.as_str()], &[fill], &one, &agree)?;
+                let r = slabs.put(file, &[v.name.as_str()], &[fill], &one, agree)?;
                 if wants_range {
                     ranges.push((v.name.clone(), r[0]));
                 }
@@ -268,20 +311,39 @@ pub fn write_collective(
             chunk_along: m.chunk_along,
             fail_first: fail_here,
         };
-        let r = slabs.put(&mut file, &names, &m.fills, &*m.group.produce, &agree)?;
+        let r = slabs.put(file, &names, &m.fills, &*m.group.produce, agree)?;
         for ((name, r), wants) in names.iter().zip(r).zip(&m.wants_range) {
             if *wants {
                 ranges.push((name.to_string(), r));
             }
         }
     }
+    Ok((data_bytes, ranges))
+}
+
+/// Step 5: Combines the value ranges, closes the file collectively, sets the ranges (rank
+/// 0) and renames the file into place only once every rank closed it successfully;
+/// returns its size.
+fn close_and_commit(
+    file: netcdf::FileMut,
+    temp: &Path,
+    guard: Option<TempGuard>,
+    ranges: &[(String, (f32, f32))],
+    agree: &mut Agreement,
+) -> Result<u64, NcError> {
+    let (group, path) = (agree.group, agree.path);
+    let root = group.rank() == 0;
+    let peer = |stage: &str| NcError::Peer {
+        path: path.to_path_buf(),
+        stage: stage.to_string(),
+        failed: None,
+    };
     let mut mins: Vec<f32> = ranges
         .iter()
         .flat_map(|(_, (lo, hi))| [*lo, -*hi])
         .collect();
     group.all_min_f32(&mut mins);
 
-    // 5. Close collectively; rename only once every rank closed successfully.
     let closed = file.close().map_err(|source| NcError::Close {
         path: path.to_path_buf(),
         source,
@@ -289,13 +351,13 @@ pub fn write_collective(
     agree.on(closed, "closing the file")?;
     // The streamed variables' ranges, set in place (the attributes keep their order).
     let ranged = if root && !ranges.is_empty() {
-        set_streamed_ranges(&temp, path, &ranges, &mins)
+        set_streamed_ranges(temp, path, ranges, &mins)
     } else {
         Ok(())
     };
     agree.on(ranged, "setting the value ranges")?;
     let committed = match guard {
-        Some(g) => storage::commit(&temp, path)
+        Some(g) => storage::commit(temp, path)
             .map(|()| g.disarm())
             .map_err(NcError::from),
         None => Ok(()),
@@ -317,11 +379,7 @@ pub fn write_collective(
                 .unwrap_or_else(|| peer("sizing the file")))
         }
     };
-    Ok(WriteReport {
-        bytes,
-        data_bytes,
-        elapsed: start.elapsed(),
-    })
+    Ok(bytes)
 }
 
 /// Writes this rank's share (along dimension 0) of an in-memory variable; ranks without a

@@ -24,15 +24,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use super::chunked::Msg;
+use super::chunked::{MadeFn, Msg, UnitShare, WriteFn};
 use super::write::{header_digest, told_as_full_disk, validate, write_file, TempGuard};
-use super::{raw, DatasetDef, NcError, WriteReport, Writer};
+use super::{debug_failure, ffi, DatasetDef, NcError, WriteReport, Writer};
 use crate::storage;
-
-/// Environment variable injecting a failure, for tests: `SUBSTRING@RANK` makes the
-/// group's rank RANK fail while producing its first slab of a file whose final path
-/// contains SUBSTRING (both group writers).
-pub const DEBUG_FAIL_VAR: &str = "EDP_DEBUG_FAIL_WRITE";
 
 /// What a group writer needs from the group of ranks writing one file. The run's MPI
 /// module implements it; `ncio` sends and receives only bytes through it.
@@ -148,14 +143,14 @@ pub fn write_gathered(
     // The first rank removes the temporary file on every failure, panics included.
     let guard = temp.clone().map(|t| TempGuard(Some(t)));
     agree.temp = temp.clone();
-    raw::quiet_hdf5_errors();
+    ffi::quiet_hdf5_errors();
     // The other ranks never touch the file: they send what they make.
     let written = write_file(
         def,
         temp.as_deref().unwrap_or(path),
         path,
         Writer::Direct,
-        Some(group),
+        Some(&Gathered(group)),
     );
     let data_bytes = agree.on(written, "writing its share of the chunks")?;
     let committed = match (guard, &temp) {
@@ -177,30 +172,46 @@ pub fn write_gathered(
 /// Which rank of a group of `ranks` makes unit `index` (a row of chunks of a streamed
 /// variable, level k of every field before level k+1): round-robin, so every rank works
 /// on the same few levels at a time and the writing rank takes their chunks as they come.
-pub(super) fn unit_owner(index: usize, ranks: usize) -> usize {
+fn unit_owner(index: usize, ranks: usize) -> usize {
     index % ranks.max(1)
 }
 
-/// True when [`DEBUG_FAIL_VAR`] asks this group rank to fail writing `path`.
-pub(super) fn debug_failure(path: &Path, rank: usize) -> bool {
-    let Some(spec) = crate::settings::env_var(DEBUG_FAIL_VAR) else {
-        return false;
-    };
-    let Some((pattern, r)) = spec.rsplit_once('@') else {
-        return false;
-    };
-    !pattern.is_empty()
-        && r.trim().parse::<usize>() == Ok(rank)
-        && path.to_string_lossy().contains(pattern)
-}
+/// The gather writer's [`UnitShare`]: units dealt round-robin over the group, sent to
+/// its first rank, which writes them all.
+struct Gathered<'a>(&'a dyn WriterGroup);
 
-/// The error a [`DEBUG_FAIL_VAR`] failure reads as (at slab `slab` of variable `var`).
-pub(super) fn injected(path: &Path, var: &str, slab: usize) -> NcError {
-    NcError::Slab {
-        path: path.to_path_buf(),
-        var: var.to_string(),
-        slab,
-        source: format!("failure injected by {DEBUG_FAIL_VAR}").into(),
+impl UnitShare for Gathered<'_> {
+    fn makes(&self, index: usize) -> bool {
+        unit_owner(index, self.0.size()) == self.0.rank()
+    }
+
+    fn writes(&self) -> bool {
+        self.0.rank() == 0
+    }
+
+    fn fails_first_unit(&self, path: &Path) -> bool {
+        debug_failure(path, self.0.rank())
+    }
+
+    fn deliver(
+        &self,
+        local: Receiver<Msg>,
+        write: Box<WriteFn<'_>>,
+        made: Box<MadeFn<'_>>,
+        path: &Path,
+    ) -> Result<(), NcError> {
+        if self.0.rank() > 0 {
+            return send_share(self.0, local, made);
+        }
+        let mut incoming = Incoming::new(self.0, local);
+        let written = write(&mut incoming);
+        // Another rank's failure explains this rank's closed channel better.
+        let peers = incoming.finish(path);
+        written.and(peers).and(made())
+    }
+
+    fn abandon(&self, e: NcError) -> NcError {
+        drop_shares(self.0, e)
     }
 }
 
@@ -215,7 +226,7 @@ const FAILED: u8 = 2;
 
 /// A rank's messages to the first rank: its units of chunks as they come from
 /// `local`, then whether its share succeeded (`outcome`, called once `local` ends).
-pub(super) fn send_share(
+fn send_share(
     group: &dyn WriterGroup,
     local: Receiver<Msg>,
     outcome: impl FnOnce() -> Result<(), NcError>,
@@ -320,17 +331,17 @@ fn decode(bytes: Vec<u8>) -> Option<Received> {
 
 /// On the first rank, when it failed before taking any chunks: `e`, once the other
 /// ranks' messages (which they send whatever happens here) are taken and dropped.
-pub(super) fn drop_shares(group: Option<&dyn WriterGroup>, e: NcError) -> NcError {
-    if let Some(g) = group.filter(|g| g.rank() == 0) {
+fn drop_shares(group: &dyn WriterGroup, e: NcError) -> NcError {
+    if group.rank() == 0 {
         let (_, nothing) = std::sync::mpsc::sync_channel(0);
-        let _ = Incoming::new(g, nothing).finish(Path::new(""));
+        let _ = Incoming::new(group, nothing).finish(Path::new(""));
     }
     e
 }
 
 /// On the first rank: its own units (`local`) and the other ranks' messages, in the
 /// order they come, until every rank sent its last message.
-pub(super) struct Incoming<'a> {
+struct Incoming<'a> {
     group: &'a dyn WriterGroup,
     local: Option<Receiver<Msg>>,
     /// Ranks whose last message has not come yet.
@@ -344,7 +355,7 @@ pub(super) struct Incoming<'a> {
 const POLL: Duration = Duration::from_millis(1);
 
 impl<'a> Incoming<'a> {
-    pub(super) fn new(group: &'a dyn WriterGroup, local: Receiver<Msg>) -> Incoming<'a> {
+    fn new(group: &'a dyn WriterGroup, local: Receiver<Msg>) -> Incoming<'a> {
         Incoming {
             group,
             local: Some(local),
@@ -379,7 +390,7 @@ impl<'a> Incoming<'a> {
     /// Ends the exchange (after the writer stopped, perhaps early): stops taking this
     /// rank's units, drains the other ranks' messages until each sent its last, and
     /// returns `Err` with the lowest failing rank's message if one failed.
-    pub(super) fn finish(mut self, path: &Path) -> Result<(), NcError> {
+    fn finish(mut self, path: &Path) -> Result<(), NcError> {
         self.local = None;
         while self.open > 0 {
             if self.next_from_peer().is_none() && self.open > 0 {

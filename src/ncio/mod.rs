@@ -14,25 +14,23 @@
 //! `ncdump -h` shows), with `_FillValue` first when a variable has one.
 //!
 //! `write.rs` writes a [`DatasetDef`] ([`write_atomic`]), with `chunked.rs` (the direct
-//! writer's parallel data path), `compress.rs` (shuffle + deflate in Rust) and
-//! `direct.rs` (HDF5 direct chunk writes); `gather.rs` and `collective.rs` (parallel
+//! writer's parallel data path) and `compress.rs` (shuffle + deflate in Rust); `gather.rs` and `collective.rs` (parallel
 //! HDF5 build) write one file from a group of MPI ranks; `read.rs` reads files back
-//! ([`NcReader`]) and where their chunks lie ([`stored_chunks`]); this file holds the types both share, the error enum and the direct
-//! C calls (`raw`) with their lock.
+//! ([`NcReader`]) and where their chunks lie ([`stored_chunks`]); `ffi.rs` holds every call into
+//! the C libraries, under their one lock (HDF5 direct chunk writes among them); this
+//! file holds the types all share and the error enum.
 
 mod chunked;
 pub mod compress;
-mod direct;
+mod ffi;
 pub mod gather;
 mod read;
 mod write;
 
-pub use direct::ChunkLocation;
+pub use ffi::ChunkLocation;
 pub use read::NcReader;
 pub use write::{write_atomic, write_atomic_with, write_pending, PendingWrite};
 
-use std::cell::Cell;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -705,173 +703,6 @@ fn peer_failure(path: &Path, stage: &str, failed: Option<&(usize, String)>) -> S
     }
 }
 
-/// Direct netCDF-C and HDF5 calls for what the `netcdf` crate (0.12) does not expose.
-///
-/// Deflate/shuffle inquiry: the crate has none and keeps its ncid/varid private, so this
-/// opens the file a second time, read-only.
-///
-/// HDF5 error printing: netCDF-C switches HDF5's automatic error stack printing off when
-/// it initialises, but the system HDF5 is thread-safe, where that switch is per thread;
-/// every other thread would print `HDF5-DIAG` noise for the attributes netCDF probes and
-/// does not find (`_QuantizeBitGroom...`) although nothing failed. Each thread entering
-/// this module switches it off for itself. libnetcdf and libhdf5 are linked through
-/// `netcdf-sys` / `hdf5-metno-sys`.
-///
-/// netCDF-C is not thread-safe and the crate's global lock (`netcdf_sys::libnetcdf_lock`)
-/// is only reachable with `netcdf-sys` as a direct dependency, so these calls serialise
-/// on a lock of their own. Until that dependency exists, do not call them while another
-/// thread is inside netCDF (in practice: read-side inquiry, used by tests and checks).
-mod raw {
-    use super::*;
-
-    // The statics of this module are process-wide state of the C libraries (their lock,
-    // their exit handler, whether they are thread-safe), not run configuration.
-    static LOCK: Mutex<()> = Mutex::new(());
-    const NC_NOWRITE: c_int = 0;
-    const NC_NOERR: c_int = 0;
-    /// `H5E_DEFAULT`: the calling thread's default error stack (`hid_t` is 64-bit).
-    const H5E_DEFAULT: i64 = 0;
-
-    thread_local! {
-        static HDF5_QUIET: Cell<bool> = const { Cell::new(false) };
-    }
-
-    extern "C" {
-        fn nc_open(path: *const c_char, mode: c_int, ncidp: *mut c_int) -> c_int;
-        fn nc_close(ncid: c_int) -> c_int;
-        fn nc_inq_varid(ncid: c_int, name: *const c_char, varidp: *mut c_int) -> c_int;
-        fn nc_inq_var_deflate(
-            ncid: c_int,
-            varid: c_int,
-            shufflep: *mut c_int,
-            deflatep: *mut c_int,
-            deflate_levelp: *mut c_int,
-        ) -> c_int;
-        fn nc_strerror(ncerr: c_int) -> *const c_char;
-        fn H5is_library_threadsafe(is_ts: *mut bool) -> c_int;
-        fn H5Eset_auto2(estack_id: i64, func: *const c_void, client_data: *mut c_void) -> c_int;
-        fn H5dont_atexit() -> c_int;
-    }
-
-    /// Keeps HDF5 from closing, at process exit, files that are still open. A granule
-    /// write that failed (a full disk) leaves its HDF5 file half-closed: netCDF-C has
-    /// freed its side, HDF5's close could not flush and kept the file's ID. HDF5's
-    /// exit handler (H5_term_library) then closed it again and crashed in
-    /// H5F__close_cb: a full disk ended in SIGSEGV instead of exit status 1, and under
-    /// MPI a crashed rank takes the whole job with it. Every file we open we also close
-    /// (or abandon after a failed write, its temporary file emptied and removed), so
-    /// nothing is lost. Must run before HDF5 initialises: [`super::library_init`] in
-    /// `main`, and before the first open or create here for library users.
-    pub(super) fn no_hdf5_atexit() {
-        // Once per process: a flag of the HDF5 library, not run configuration.
-        static DONE: OnceLock<()> = OnceLock::new();
-        DONE.get_or_init(|| {
-            // SAFETY: sets a library flag; a negative status (HDF5 already initialised)
-            // only means the handler stays installed.
-            let _ = unsafe { H5dont_atexit() };
-        });
-    }
-
-    /// Switches HDF5's automatic error printing off for the calling thread (once per
-    /// thread). Only a thread-safe HDF5 needs it: elsewhere the setting is global,
-    /// netCDF's initialisation already made it, and an unlocked call could race.
-    pub(super) fn quiet_hdf5_errors() {
-        no_hdf5_atexit();
-        // A property of the linked HDF5 build, asked once per process.
-        static THREADSAFE: OnceLock<bool> = OnceLock::new();
-        let threadsafe = *THREADSAFE.get_or_init(|| {
-            let mut ts = false;
-            // SAFETY: a pure query writing one hbool_t (C `bool`) through a valid pointer.
-            let rc = unsafe { H5is_library_threadsafe(&mut ts) };
-            rc >= 0 && ts
-        });
-        if !threadsafe {
-            return;
-        }
-        HDF5_QUIET.with(|done| {
-            if !done.get() {
-                // SAFETY: a null handler disables printing for this thread's default
-                // stack; thread-safe HDF5 serialises the call itself. Failure would only
-                // leave the noise on, so its status is ignored.
-                let _ =
-                    unsafe { H5Eset_auto2(H5E_DEFAULT, std::ptr::null(), std::ptr::null_mut()) };
-                done.set(true);
-            }
-        });
-    }
-
-    fn message(code: c_int) -> String {
-        // SAFETY: nc_strerror returns a pointer to a static NUL-terminated string for
-        // every code.
-        unsafe {
-            let p = nc_strerror(code);
-            if p.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(p).to_string_lossy().into_owned()
-            }
-        }
-    }
-
-    /// `(deflate level if on, shuffle)` of variable `name` in the file at `path`.
-    pub(super) fn inq_deflate(path: &Path, name: &str) -> Result<(Option<u8>, bool), NcError> {
-        let fail = |what: &str, code: c_int| NcError::Inquire {
-            path: path.to_path_buf(),
-            what: what.to_string(),
-            code,
-            message: message(code),
-        };
-        let cpath = path_cstring(path).ok_or_else(|| NcError::Missing {
-            path: path.to_path_buf(),
-            what: "C-compatible path (it contains a NUL byte)".to_string(),
-        })?;
-        let cname = CString::new(name).map_err(|_| NcError::Missing {
-            path: path.to_path_buf(),
-            what: format!("variable `{name:?}` (name contains a NUL byte)"),
-        })?;
-        // A poisoned lock only means another inquiry panicked; the () it guards is fine.
-        let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ncid: c_int = -1;
-        // SAFETY: valid NUL-terminated path and out-pointer.
-        let rc = unsafe { nc_open(cpath.as_ptr(), NC_NOWRITE, &mut ncid) };
-        if rc != NC_NOERR {
-            return Err(fail("file (opening for storage inquiry)", rc));
-        }
-        let mut varid: c_int = -1;
-        let (mut shuffle, mut deflate, mut level): (c_int, c_int, c_int) = (0, 0, 0);
-        // SAFETY: ncid is open; all pointers are valid for writes.
-        let rc = unsafe {
-            let rc = nc_inq_varid(ncid, cname.as_ptr(), &mut varid);
-            if rc != NC_NOERR {
-                rc
-            } else {
-                nc_inq_var_deflate(ncid, varid, &mut shuffle, &mut deflate, &mut level)
-            }
-        };
-        // SAFETY: ncid was opened above and is closed exactly once.
-        let close_rc = unsafe { nc_close(ncid) };
-        if rc != NC_NOERR {
-            return Err(fail(&format!("deflate/shuffle of variable `{name}`"), rc));
-        }
-        if close_rc != NC_NOERR {
-            return Err(fail("file (closing after storage inquiry)", close_rc));
-        }
-        let level = (deflate != 0).then(|| u8::try_from(level).unwrap_or(u8::MAX));
-        Ok((level, shuffle != 0))
-    }
-
-    #[cfg(unix)]
-    fn path_cstring(path: &Path) -> Option<CString> {
-        use std::os::unix::ffi::OsStrExt;
-        CString::new(path.as_os_str().as_bytes()).ok()
-    }
-
-    #[cfg(not(unix))]
-    fn path_cstring(path: &Path) -> Option<CString> {
-        CString::new(path.to_str()?).ok()
-    }
-}
-
 /// How one variable's values are stored, as HDF5 sees them: what a reader needs to
 /// fetch and decode the chunks itself (virtual Zarr references).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -885,8 +716,8 @@ pub struct StoredChunks {
 /// netCDF-4 file at `path`, in the order asked. Call it with no [`NcReader`] open on
 /// the same file.
 pub fn stored_chunks(path: &Path, vars: &[(&str, usize)]) -> Result<Vec<StoredChunks>, NcError> {
-    raw::quiet_hdf5_errors();
-    let file = direct::H5File::open_ro(path)?;
+    ffi::quiet_hdf5_errors();
+    let file = ffi::H5File::open_ro(path)?;
     let mut out = Vec::with_capacity(vars.len());
     for (name, rank) in vars {
         let ds = file.dataset(name)?;
@@ -898,8 +729,36 @@ pub fn stored_chunks(path: &Path, vars: &[(&str, usize)]) -> Result<Vec<StoredCh
     Ok(out)
 }
 
+/// Environment variable injecting a failure, for tests: `SUBSTRING@RANK` makes the
+/// group's rank RANK fail while producing its first slab of a file whose final path
+/// contains SUBSTRING (both group writers).
+pub const DEBUG_FAIL_VAR: &str = "EDP_DEBUG_FAIL_WRITE";
+
+/// True when [`DEBUG_FAIL_VAR`] asks this group rank to fail writing `path`.
+pub(super) fn debug_failure(path: &Path, rank: usize) -> bool {
+    let Some(spec) = crate::settings::env_var(DEBUG_FAIL_VAR) else {
+        return false;
+    };
+    let Some((pattern, r)) = spec.rsplit_once('@') else {
+        return false;
+    };
+    !pattern.is_empty()
+        && r.trim().parse::<usize>() == Ok(rank)
+        && path.to_string_lossy().contains(pattern)
+}
+
+/// The error a [`DEBUG_FAIL_VAR`] failure reads as (at slab `slab` of variable `var`).
+pub(super) fn injected(path: &Path, var: &str, slab: usize) -> NcError {
+    NcError::Slab {
+        path: path.to_path_buf(),
+        var: var.to_string(),
+        slab,
+        source: format!("failure injected by {DEBUG_FAIL_VAR}").into(),
+    }
+}
+
 /// Sets up netCDF-C/HDF5 for this process before any file is touched: call first in
-/// `main` (see `raw::no_hdf5_atexit` for why).
+/// `main` (see `ffi::no_hdf5_atexit` for why).
 pub fn library_init() {
-    raw::no_hdf5_atexit();
+    ffi::no_hdf5_atexit();
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use netcdf::types::NcVariableType;
 
-use super::{raw, AttrValue, DType, NcError, VarStorage};
+use super::{ffi, AttrValue, DType, NcError, VarStorage};
 
 /// Read access to a netCDF file's root group.
 pub struct NcReader {
@@ -24,8 +24,8 @@ impl fmt::Debug for NcReader {
 
 impl NcReader {
     pub fn open(path: &Path) -> Result<Self, NcError> {
-        raw::quiet_hdf5_errors();
-        let file = netcdf::open(path).map_err(|source| NcError::Open {
+        ffi::quiet_hdf5_errors();
+        let file = ffi::open(path).map_err(|source| NcError::Open {
             path: path.to_path_buf(),
             source,
         })?;
@@ -222,7 +222,7 @@ impl NcReader {
             what: format!("chunking of variable `{name}`"),
             source,
         })?;
-        let (deflate, shuffle) = raw::inq_deflate(&self.path, name)?;
+        let (deflate, shuffle) = ffi::inq_deflate(&self.path, name)?;
         Ok(VarStorage {
             chunking,
             deflate,

@@ -7,12 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use netcdf::Options;
-
-use super::gather::{self, WriterGroup};
+use super::chunked::UnitShare;
 use super::SLAB_BUFFER_BUDGET_BYTES;
 use super::{
-    chunked, raw, AttrValue, DType, DatasetDef, GroupFn, NcError, NcGroup, SlabGroup, Values,
+    chunked, ffi, AttrValue, DType, DatasetDef, GroupFn, NcError, NcGroup, SlabGroup, Values,
     VarData, VarDef, WriteReport, Writer,
 };
 use crate::storage;
@@ -103,7 +101,7 @@ fn write_closed(
         path: final_path.to_path_buf(),
         reason,
     })?;
-    raw::quiet_hdf5_errors();
+    ffi::quiet_hdf5_errors();
     let temp = storage::prepare(final_path)?;
     // Removes the temporary file on every early return and on panics in producers.
     let guard = TempGuard(Some(temp.clone()));
@@ -306,17 +304,21 @@ pub(super) fn validate(def: &DatasetDef) -> Result<(), String> {
 /// Creates, defines, fills and closes the netCDF file at `temp`; returns the
 /// uncompressed data size. `path` (the final name) is what errors report.
 ///
-/// With a `group` ([`super::gather`]), the chunked variables' data are shared out: the
-/// group's first rank writes the file, the others only make and send their share
-/// (`temp` is not touched there).
+/// With a `share`, the chunked variables' data are shared out among the processes
+/// writing the file: the one that writes it writes the file, the others only make and
+/// send their share (`temp` is not touched there).
 pub(super) fn write_file(
     mut def: DatasetDef,
     temp: &Path,
     path: &Path,
     writer: Writer,
-    group: Option<&dyn WriterGroup>,
+    share: Option<&dyn UnitShare>,
 ) -> Result<u64, NcError> {
-    let sends_only = group.is_some_and(|g| g.rank() > 0);
+    let sends_only = share.is_some_and(|sh| !sh.writes());
+    let abandon = |e| match share {
+        Some(sh) => sh.abandon(e),
+        None => e,
+    };
     let shapes = var_shapes(&def);
     let direct = direct_vars(&def.vars, writer);
     // Only the direct writer keeps compressed chunks of produced shared values.
@@ -324,8 +326,7 @@ pub(super) fn write_file(
         v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
     }
     if !sends_only {
-        known_ranges(&mut def.vars, &shapes, &direct, path)
-            .map_err(|e| gather::drop_shares(group, e))?;
+        known_ranges(&mut def.vars, &shapes, &direct, path).map_err(abandon)?;
     }
     let data_bytes = def
         .vars
@@ -356,10 +357,10 @@ pub(super) fn write_file(
         }
     }
     if sends_only {
-        chunked::write_direct(deferred, temp, path, || Ok(()), group)?;
+        chunked::write_direct(deferred, temp, path, || Ok(()), share)?;
         return Ok(data_bytes);
     }
-    if deferred.is_empty() && group.is_none() {
+    if deferred.is_empty() && share.is_none() {
         return define_and_put(def, &direct, &shapes, temp, path).map(|()| data_bytes);
     }
     // netCDF-C defines the file on the chunk writer's thread while the first chunks
@@ -371,12 +372,11 @@ pub(super) fn write_file(
         });
     let started = std::time::Instant::now();
     if streamed_put {
-        define_and_put(def, &direct, &shapes, temp, path)
-            .map_err(|e| gather::drop_shares(group, e))?;
-        chunked::write_direct(deferred, temp, path, || Ok(()), group)?;
+        define_and_put(def, &direct, &shapes, temp, path).map_err(abandon)?;
+        chunked::write_direct(deferred, temp, path, || Ok(()), share)?;
     } else {
         let define = || define_and_put(def, &direct, &shapes, temp, path);
-        chunked::write_direct(deferred, temp, path, define, group)?;
+        chunked::write_direct(deferred, temp, path, define, share)?;
     }
     log::debug!(
         "{}: defined and chunks written in {:.1} ms",
@@ -396,14 +396,11 @@ fn define_and_put(
     path: &Path,
 ) -> Result<(), NcError> {
     // NOCLOBBER: the temporary name is fresh; an existing file there is not ours.
-    let mut file =
-        netcdf::create_with(temp, Options::NETCDF4 | Options::NOCLOBBER).map_err(|source| {
-            NcError::Create {
-                path: path.to_path_buf(),
-                temp: temp.to_path_buf(),
-                source,
-            }
-        })?;
+    let mut file = ffi::create(temp).map_err(|source| NcError::Create {
+        path: path.to_path_buf(),
+        temp: temp.to_path_buf(),
+        source,
+    })?;
 
     define_dataset(&mut file, &def, path)?;
 

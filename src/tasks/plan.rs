@@ -79,7 +79,7 @@ pub fn plan_grouping(
     loc: &Locations,
     report: &mut JobReport,
 ) -> Vec<Task> {
-    if crate::granule::invariant::is_geometry(g) {
+    if crate::metadata::is_geometry(g) {
         // The geometry datasets are made from the grid itself: no inputs to find.
         let vars = g.fields.iter().map(|f| (f.clone(), Vec::new())).collect();
         let cov = release.clock.coverage(Frequency::Ti, 0, daily);
