@@ -16,7 +16,8 @@
 # The nodes share this machine's file system (and munged's socket), as the nodes of a
 # cluster share theirs; MPI between them goes over TCP on the bridge.
 #
-# Usage: scripts/slurm-up.sh [--nodes N]   start (install first if packages are missing)
+# Usage: scripts/slurm-up.sh [--nodes N]   start (install first if packages are missing);
+#                                          without --nodes, the shape last started here
 #        scripts/slurm-up.sh --lose-node NAME
 #                                          kill -9 every process in node NAME's network
 #                                          namespace (its slurmd, job steps and ranks):
@@ -37,9 +38,9 @@ bridge=edp-br0
 
 say() { echo "slurm-up: $*" >&2; }
 cannot() { say "cannot start Slurm here: $*"; exit 77; }
-usage() { say "$*"; sed -n '19,29p' "$0" >&2; exit 2; }
+usage() { say "$*"; sed -n '19,30p' "$0" >&2; exit 2; }
 
-nodes=1
+nodes=
 action=up
 while (($#)); do
   case "$1" in
@@ -115,6 +116,13 @@ lose)
   exit 0
   ;;
 esac
+
+# Without --nodes, a running cluster of any shape will do (the tests of one node run on
+# two as well); if none is up, one node is started.
+if [ -z "$nodes" ] && [ -f "$conf" ] && grep -qF "$marker" "$conf"; then
+  nodes=$(sed -n 's/.*(--nodes \([0-9]*\)).*/\1/p' "$conf" | head -n1)
+fi
+nodes=${nodes:-1}
 
 # The node names this mode has.
 if ((nodes == 1)); then
