@@ -3,6 +3,10 @@
 #
 #   scripts/container-build.sh DIR      -> DIR/edp.sqfs (SquashFS), DIR/edp.rootfs/ kept
 #                                          only with --keep-rootfs
+#   scripts/container-build.sh --sif DIR   also DIR/edp.sif: the same SquashFS as the
+#                                          primary system partition of a SIF (Debian's
+#                                          siftool), the layout `apptainer build` writes;
+#                                          not run here (Debian has no Apptainer)
 #
 # 1. mmdebstrap extracts the runtime libraries edp links (netCDF, HDF5, Open MPI with
 #    PMIx, and what they pull in) from the same Debian release as this machine into a
@@ -28,11 +32,13 @@ say() { echo "container-build: $*" >&2; }
 cannot() { say "cannot build the image here: $*"; exit 77; }
 
 keep=0
+sif=0
 out=
 while (($#)); do
   case "$1" in
   --keep-rootfs) keep=1 ;;
-  -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+  --sif) sif=1 ;;
+  -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
   -*) say "unknown option $1"; exit 2 ;;
   *) [ -z "$out" ] || { say "one DIR only"; exit 2; }; out=$1 ;;
   esac
@@ -48,6 +54,7 @@ start=$(date +%s)
 need=()
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v mksquashfs >/dev/null || need+=(squashfs-tools)
+((sif == 0)) || command -v siftool >/dev/null || need+=(siftool)
 if ((${#need[@]})); then
   command -v apt-get >/dev/null || cannot "apt-get not found to install ${need[*]}"
   say "installing ${need[*]}"
@@ -115,3 +122,9 @@ mksquashfs "$root" "$out/edp.sqfs" -comp zstd -Xcompression-level 19 -noappend -
 ((keep)) || rm -rf "$root"
 size=$(stat -c %s "$out/edp.sqfs")
 echo "$out/edp.sqfs: $((size / 1024 / 1024)) MiB ($size bytes), built in $(($(date +%s) - start)) s"
+if ((sif)); then
+  rm -f "$out/edp.sif"
+  siftool new "$out/edp.sif"
+  siftool add "$out/edp.sif" "$out/edp.sqfs" --datatype 4 --parttype 2 --partfs 1 --partarch 2 --groupid 1
+  echo "$out/edp.sif: the same SquashFS as a SIF"
+fi
