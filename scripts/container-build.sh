@@ -18,7 +18,8 @@
 #    /tmp /home /mnt /var/tmp /var/spool, and the roots of sites' shared file systems
 #    (EDP_IMAGE_MOUNTS, default /work /scratch /data /project /lustre /gpfs /nobackup
 #    /shared /srv): slurm/edp.sbatch binds the host's directory of the same name there.
-# 4. mksquashfs packs it (zstd) as DIR/edp.sqfs, and the size is printed.
+# 4. mksquashfs packs it (zstd level 9: level 19 saves 4 MB of 43 and takes 30x as long)
+#    as DIR/edp.sqfs, and the size is printed.
 #
 # Run it:   ch-run DIR/edp.sqfs -- edp --version      (unprivileged; needs squashfuse)
 #           EDP_IMAGE=DIR/edp.sqfs sbatch slurm/edp.sbatch ...
@@ -118,7 +119,7 @@ else
 fi
 
 rm -f "$out/edp.sqfs"
-mksquashfs "$root" "$out/edp.sqfs" -comp zstd -Xcompression-level 19 -noappend -quiet -no-progress -all-root >/dev/null
+mksquashfs "$root" "$out/edp.sqfs" -comp zstd -Xcompression-level 9 -noappend -quiet -no-progress -all-root >/dev/null
 ((keep)) || rm -rf "$root"
 size=$(stat -c %s "$out/edp.sqfs")
 echo "$out/edp.sqfs: $((size / 1024 / 1024)) MiB ($size bytes), built in $(($(date +%s) - start)) s"
