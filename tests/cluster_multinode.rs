@@ -215,7 +215,7 @@ fn two_nodes_inside_the_image_make_what_one_node_makes() {
         &["--nodes=2", "--ntasks-per-node=1"],
         &[("EDP_IMAGE", &image), ("EDP_BIN", "/nonexistent/edp")],
     );
-    assert!(log.contains(&format!("ch-run -b ")), "{log}");
+    assert!(log.contains("ch-run -b "), "{log}");
     assert!(log.contains(&format!("{image} -- edp run")), "{log}");
     check_complete30(&dest);
     check_one_rank_per_node(&dest, &log);
