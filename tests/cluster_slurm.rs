@@ -142,6 +142,13 @@ fn warning_signal_drains_and_the_resubmitted_job_finishes() {
         .env("EDP_RESUBMITS", "1")
         .env("EDP_DEBUG_TASK_DELAY_MS", "700")
         .args(["--parsable", "--ntasks=2", "--cpus-per-task=1", "--time=30"])
+        // On the two-node cluster (CI), one rank on each: the drain and the
+        // resubmission (which keeps the node count) span both nodes.
+        .args(if nodes() >= 2 {
+            &["--nodes=2"][..]
+        } else {
+            &[]
+        })
         .arg(repo().join("slurm/edp.sbatch"))
         .arg("--tasks")
         .arg(&tasks)

@@ -254,6 +254,16 @@ pub fn slurm_up_with(test: &str, args: &[&str]) -> bool {
     false
 }
 
+/// The number of nodes the running Slurm has.
+pub fn nodes() -> usize {
+    let out = run(Command::new("sinfo").args(["-N", "-h", "-o", "%N"]));
+    let names: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.len()
+}
+
 /// `sbatch` in `dir` with the environment the jobs need (sbatch exports it to the job).
 pub fn sbatch(dir: &Path) -> Command {
     let mut cmd = Command::new("sbatch");
