@@ -11,6 +11,9 @@ packages=(
   libnetcdf-dev libhdf5-dev netcdf-bin
   libopenmpi-dev openmpi-bin
   libnetcdf-mpi-dev libhdf5-openmpi-dev
+  # The cluster tests: node namespaces (scripts/slurm-up.sh --nodes 2), the container
+  # image (scripts/container-build.sh) and Charliecloud's ch-run with SquashFS.
+  iproute2 mmdebstrap squashfs-tools squashfuse charliecloud-runtime siftool
 )
 
 missing=()

@@ -15,86 +15,6 @@ use std::time::{Duration, Instant};
 
 use cluster::*;
 
-/// Starts Slurm (idempotent). False, after saying why, when it cannot be started here.
-fn slurm_up(test: &str) -> bool {
-    let out = run(&mut Command::new(repo().join("scripts/slurm-up.sh")));
-    if out.status.success() {
-        return true;
-    }
-    let why = text(&out);
-    if required("EDP_REQUIRE_SLURM") {
-        panic!("EDP_REQUIRE_SLURM=1 but Slurm could not be started: {why}");
-    }
-    eprintln!("SKIPPED {test}: Slurm cannot be started on this machine: {why}");
-    false
-}
-
-/// `sbatch` in `dir` with the environment the jobs need (sbatch exports it to the job).
-fn sbatch(dir: &Path) -> Command {
-    let mut cmd = Command::new("sbatch");
-    cmd.current_dir(dir).env("EDP_SRUN_MPI", "pmix");
-    mpi_env(&mut cmd);
-    cmd
-}
-
-/// A job's state and exit code (`ExitCode=3:0` → 3), from scontrol.
-fn job_state(id: &str) -> (String, i32) {
-    let out = run(Command::new("scontrol").args(["show", "job", "-o", id]));
-    let s = String::from_utf8_lossy(&out.stdout).into_owned();
-    let field = |k: &str| {
-        s.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .unwrap_or_else(|| panic!("no {k} in {s}"))
-            .to_string()
-    };
-    let state = field("JobState=");
-    let code = field("ExitCode=")
-        .split(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (state, code)
-}
-
-fn finished(state: &str) -> bool {
-    !matches!(
-        state,
-        "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED"
-    )
-}
-
-/// Waits for a job to end (polling: faster than `sbatch --wait`'s back-off).
-fn wait_job(id: &str, limit: Duration) -> (String, i32) {
-    let t = Instant::now();
-    loop {
-        let (state, code) = job_state(id);
-        if finished(&state) {
-            return (state, code);
-        }
-        if t.elapsed() > limit {
-            let _ = Command::new("scancel").arg(id).status();
-            panic!("job {id} still {state} after {limit:?}; cancelled");
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn submitted_id(stdout: &[u8]) -> String {
-    // --parsable prints "<id>" or "<id>;<cluster>".
-    let s = String::from_utf8_lossy(stdout);
-    let id = s.trim().split(';').next().unwrap().to_string();
-    assert!(
-        !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()),
-        "job id from sbatch: {s:?}"
-    );
-    id
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 #[test]
 fn sbatch_wait_two_ranks_from_a_jobs_file() {
     let _one = serial();
@@ -222,6 +142,13 @@ fn warning_signal_drains_and_the_resubmitted_job_finishes() {
         .env("EDP_RESUBMITS", "1")
         .env("EDP_DEBUG_TASK_DELAY_MS", "700")
         .args(["--parsable", "--ntasks=2", "--cpus-per-task=1", "--time=30"])
+        // On the two-node cluster (CI), one rank on each: the drain and the
+        // resubmission (which keeps the node count) span both nodes.
+        .args(if nodes() >= 2 {
+            &["--nodes=2"][..]
+        } else {
+            &[]
+        })
         .arg(repo().join("slurm/edp.sbatch"))
         .arg("--tasks")
         .arg(&tasks)

@@ -87,6 +87,9 @@ pub struct RunInfo {
     pub busy_seconds: Vec<f64>,
     /// Slowest rank's busy time over the mean (1 = perfect balance).
     pub imbalance: f64,
+    /// The host each rank ran on, by rank.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -522,6 +525,9 @@ pub fn summary_text(dest: &Path, run: &RunInfo, f: &RunFailures) -> String {
             busy.join(", "),
             run.imbalance
         ));
+    }
+    for (rank, host) in run.hosts.iter().enumerate() {
+        s.push_str(&format!("rank {rank} on {host}\n"));
     }
     s.push_str(&format!(
         "manifest: {} granules done, {} failed\n",

@@ -130,6 +130,9 @@ struct RankReport {
     /// Why this rank stopped early because it could not record its work.
     #[serde(default)]
     journal_failed: Option<String>,
+    /// The node this rank ran on, for the summary's `rank R on HOST`.
+    #[serde(default)]
+    host: String,
 }
 
 /// Rank 0's view of the run, kept between planning and the end.
@@ -529,7 +532,10 @@ fn work(
     let Ranks { world, group, .. } = ranks;
     let panic_at = debug.panic_granule.as_deref().filter(|s| !s.is_empty());
     let host = mpi::host();
-    let mut report = RankReport::default();
+    let mut report = RankReport {
+        host: host.clone(),
+        ..RankReport::default()
+    };
     // A local granule whose commit runs while the next one is made, and how many
     // tasks were begun.
     let mut in_flight: Option<Begun> = None;
@@ -850,6 +856,7 @@ fn conclude(
             }
         };
         info.busy_seconds.push(r.busy_seconds);
+        info.hosts.push(r.host);
         info.not_run += r.not_run;
         info.interrupted |= r.interrupted;
         if let Some(why) = &r.journal_failed {

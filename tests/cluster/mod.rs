@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -232,4 +233,230 @@ pub fn mpi_env(cmd: &mut Command) -> &mut Command {
     cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("EDP_BIN", edp())
+}
+
+/// Starts Slurm (idempotent). False, after saying why, when it cannot be started here.
+pub fn slurm_up(test: &str) -> bool {
+    slurm_up_with(test, &[])
+}
+
+/// Starts Slurm with these arguments of scripts/slurm-up.sh (e.g. `--nodes 2`).
+pub fn slurm_up_with(test: &str, args: &[&str]) -> bool {
+    let out = run(Command::new(repo().join("scripts/slurm-up.sh")).args(args));
+    if out.status.success() {
+        return true;
+    }
+    let why = text(&out);
+    if required("EDP_REQUIRE_SLURM") {
+        panic!("EDP_REQUIRE_SLURM=1 but Slurm could not be started: {why}");
+    }
+    eprintln!("SKIPPED {test}: Slurm cannot be started on this machine: {why}");
+    false
+}
+
+/// The number of nodes the running Slurm has.
+pub fn nodes() -> usize {
+    let out = run(Command::new("sinfo").args(["-N", "-h", "-o", "%N"]));
+    let names: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.len()
+}
+
+/// `sbatch` in `dir` with the environment the jobs need (sbatch exports it to the job).
+pub fn sbatch(dir: &Path) -> Command {
+    let mut cmd = Command::new("sbatch");
+    cmd.current_dir(dir).env("EDP_SRUN_MPI", "pmix");
+    mpi_env(&mut cmd);
+    cmd
+}
+
+/// A job's state and exit code (`ExitCode=3:0` → 3), from scontrol.
+pub fn job_state(id: &str) -> (String, i32) {
+    let out = run(Command::new("scontrol").args(["show", "job", "-o", id]));
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |k: &str| {
+        s.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in {s}"))
+            .to_string()
+    };
+    let state = field("JobState=");
+    let code = field("ExitCode=")
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (state, code)
+}
+
+pub fn finished(state: &str) -> bool {
+    !matches!(
+        state,
+        "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED"
+    )
+}
+
+/// Waits for a job to end (polling: faster than `sbatch --wait`'s back-off).
+pub fn wait_job(id: &str, limit: Duration) -> (String, i32) {
+    let t = Instant::now();
+    loop {
+        let (state, code) = job_state(id);
+        if finished(&state) {
+            return (state, code);
+        }
+        if t.elapsed() > limit {
+            let _ = Command::new("scancel").arg(id).status();
+            panic!("job {id} still {state} after {limit:?}; cancelled");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+pub fn submitted_id(stdout: &[u8]) -> String {
+    // --parsable prints "<id>" or "<id>;<cluster>".
+    let s = String::from_utf8_lossy(stdout);
+    let id = s.trim().split(';').next().unwrap().to_string();
+    assert!(
+        !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()),
+        "job id from sbatch: {s:?}"
+    );
+    id
+}
+
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The jobs of the 30-granule set: SSH daily and monthly, stress, T/S and velocity
+/// monthly, native and 0.5° lat-lon (7 + 7 daily, 8 + 8 monthly).
+pub const JOBS30: &str = "# SSH daily and monthly, stress, T/S, velocity; native and lat-lon\n\
+    [0, 'native', 'AVG_MON', 'all']\n\
+    [6, 'native', 'AVG_MON', 'all']\n\
+    [15, 'native', 'AVG_MON', 'all']\n\
+    [17, 'native', 'AVG_MON', 'all']\n\
+    [0, 'latlon', 'AVG_MON', 'all']\n\
+    [6, 'latlon', 'AVG_MON', 'all']\n\
+    [9, 'latlon', 'AVG_MON', 'all']\n\
+    [11, 'latlon', 'AVG_MON', 'all']\n\
+    [0, 'native', 'AVG_DAY', 'all']\n\
+    [0, 'latlon', 'AVG_DAY', 'all']\n";
+pub const TASKS30: usize = 30;
+
+/// The inputs of [`JOBS30`]: synthetic LLC90, 50 levels, 7 daily means of the SSH
+/// fields and 2 monthly means of the fields the four groupings need. Made once under
+/// the target directory (a shared file system for every node) and reused.
+pub fn dataset30() -> &'static Path {
+    static DATA: OnceLock<PathBuf> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let dir = root.join("cluster-data-30");
+        if dir.join("complete").exists() {
+            return dir;
+        }
+        let part = root.join(format!("cluster-data-30-part-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&part);
+        let ssh = "SSH,SSHIBC,SSHNOIBC,ETAN";
+        let monthly =
+            format!("{ssh},EXFtaux,EXFtauy,oceTAUX,oceTAUY,THETA,SALT,UVEL,VVEL,WVELMASS");
+        for (months, days, vars) in [("0", "7", ssh), ("2", "0", monthly.as_str())] {
+            let out = run(Command::new(edp())
+                .args([
+                    "synth",
+                    "--months",
+                    months,
+                    "--days",
+                    days,
+                    "--variables",
+                    vars,
+                ])
+                .arg("--out")
+                .arg(&part));
+            assert!(out.status.success(), "edp synth: {}", text(&out));
+        }
+        std::fs::write(part.join("jobs.txt"), JOBS30).unwrap();
+        std::fs::write(part.join("complete"), "").unwrap();
+        if std::fs::rename(&part, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&part);
+        }
+        assert!(dir.join("complete").exists());
+        dir
+    })
+}
+
+/// Global attributes that differ between any two runs (creation time, identifiers).
+const PER_RUN: &[&str] = &[
+    "date_created",
+    "date_issued",
+    "date_metadata_modified",
+    "date_modified",
+    "uuid",
+];
+
+/// Everything in a granule but the per-run attributes: dimensions, global attributes,
+/// and per variable its type, dimensions, attributes, storage (chunks, filters) and
+/// values as bit patterns.
+pub fn contents(path: &Path) -> BTreeMap<String, String> {
+    use edp::ncio::{DType, NcReader};
+    let r = NcReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = BTreeMap::new();
+    out.insert("/dims".into(), format!("{:?}", r.dims()));
+    let globals: Vec<_> = r
+        .global_attrs()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| !PER_RUN.contains(&k.as_str()))
+        .collect();
+    out.insert("/globals".into(), format!("{globals:?}"));
+    for v in r.var_names() {
+        let t = r.var_type(&v).unwrap();
+        let bits: Vec<u64> = match t {
+            DType::F32 => r
+                .read_f32(&v)
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits() as u64)
+                .collect(),
+            DType::F64 => r
+                .read_f64(&v)
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect(),
+            DType::I32 => r
+                .read_i32(&v)
+                .unwrap()
+                .iter()
+                .map(|x| *x as u32 as u64)
+                .collect(),
+        };
+        let digest = Sha256::digest(
+            bits.iter()
+                .flat_map(|b| b.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        );
+        out.insert(
+            v.clone(),
+            format!(
+                "{t:?} {:?} {:?} {:?} {} values {digest:x}",
+                r.var_dims(&v).unwrap(),
+                r.var_attrs(&v).unwrap(),
+                r.var_storage(&v).unwrap(),
+                bits.len()
+            ),
+        );
+    }
+    out
+}
+
+/// The granules under `a` and `b` are the same files with the same contents (see
+/// [`contents`]); `what` names the comparison in a failure.
+pub fn assert_same_granules(a: &Path, b: &Path, what: &str) {
+    let ga = granules_on_disk(a);
+    assert_eq!(ga, granules_on_disk(b), "{what}: granule names");
+    for g in &ga {
+        assert_eq!(contents(&a.join(g)), contents(&b.join(g)), "{what}: {g}");
+    }
 }
