@@ -193,6 +193,7 @@ fn dtype_code(d: DType) -> &'static str {
         DType::F32 => "f4",
         DType::F64 => "f8",
         DType::I32 => "i4",
+        DType::I8 => "i1",
     }
 }
 
@@ -211,6 +212,11 @@ fn le_bytes(r: &NcReader, v: &VarInfo) -> Result<Vec<u8>, NcError> {
             .collect(),
         DType::I32 => r
             .read_i32(&v.name)?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+        DType::I8 => r
+            .read_i8(&v.name)?
             .iter()
             .flat_map(|x| x.to_le_bytes())
             .collect(),
