@@ -17,6 +17,7 @@ pub mod signal;
 pub mod spmd;
 pub mod verify;
 pub mod verify_content;
+pub mod verify_s3;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
