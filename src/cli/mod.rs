@@ -137,7 +137,7 @@ pub fn main_entry() -> ExitCode {
         Command::Verify(a) => verify::run(&a, &storage),
         Command::Plot(a) => plot::run(&a),
         Command::CheckMetadata(a) => check_metadata::run(&a, &storage),
-        Command::References(a) => references::run(&a),
+        Command::References(a) => references::run(&a, &storage),
     };
     drop(storage);
     match outcome {
