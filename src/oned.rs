@@ -41,7 +41,7 @@ const GROUPINGS: &str = include_str!("../metadata/V4r4/ECCOv4r4_groupings_for_1D
 const PODAAC: &str = include_str!("../metadata/V4r4/PODAAC_datasets-revised_20210226.5.csv");
 
 /// netCDF's default float fill, as the script's encoding (`nc4.default_fillvals['f4']`).
-const FILL: f32 = 9.969_209_968_386_869e36;
+const FILL: f32 = crate::granule::FILL_F32;
 
 /// One of the four 1D datasets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +309,17 @@ pub fn build(d: &OneD, input: &Path, now: &str) -> Result<DatasetDef, OneDError>
     if !mean {
         time.attrs.retain(|(k, _)| k != "bounds");
     }
+    // As granule::compliance does for the other granules: say what the time value is.
+    set(
+        &mut time.attrs,
+        "comment",
+        (if mean {
+            "Center time of the averaging period; time_bnds holds its start and end."
+        } else {
+            "Time of the snapshot."
+        })
+        .into(),
+    );
     let mut vars = vec![time];
     let mut dims = vec![("time".to_string(), n)];
     if mean {
@@ -362,6 +373,10 @@ pub fn build(d: &OneD, input: &Path, now: &str) -> Result<DatasetDef, OneDError>
                 keywords.extend(gcmd_keywords(&rec));
             }
         }
+        // The metadata's empty standard_name (no CF name for these) is not written:
+        // CF allows no empty one.
+        v.attrs
+            .retain(|(k, a)| !(k == "standard_name" && *a == AttrValue::Str(String::new())));
         v.attrs.push(("valid_min".into(), AttrValue::F32(f32::NAN)));
         v.attrs.push(("valid_max".into(), AttrValue::F32(f32::NAN)));
         v.attrs.push(("coordinates".into(), "time".into()));
