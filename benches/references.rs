@@ -74,7 +74,7 @@ fn main() {
     let t = Instant::now();
     let mut vars = 0usize;
     for g in &c.granules {
-        let r = NcReader::open(g).expect("granule");
+        let r = NcReader::open(&dest.join(g)).expect("granule");
         vars += r.var_names().len() + r.dims().len();
         vars += r.global_attrs().expect("attributes").len();
     }
@@ -83,7 +83,13 @@ fn main() {
     let out_dir = dir.join("refs");
     std::fs::create_dir_all(&out_dir).expect("refs dir");
     let t = Instant::now();
-    let refs = references::build(c, &out_dir).expect("references");
+    let storage = edp::storage::Storage::new(&Default::default());
+    let src = references::Source {
+        tree: references::Tree::Local(dest.clone()),
+        url_prefix: None,
+        storage: &storage,
+    };
+    let refs = references::build(c, &src).expect("references");
     let built = t.elapsed().as_secs_f64();
     let keys = refs["refs"].as_object().map_or(0, |m| m.len());
     let bytes = refs.to_string().len();

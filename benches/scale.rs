@@ -116,6 +116,7 @@ fn digests(path: &Path) -> BTreeMap<String, String> {
             DType::F32 => h.update(bytemuck::cast_slice::<f32, u8>(&r.read_f32(&v).unwrap())),
             DType::F64 => h.update(bytemuck::cast_slice::<f64, u8>(&r.read_f64(&v).unwrap())),
             DType::I32 => h.update(bytemuck::cast_slice::<i32, u8>(&r.read_i32(&v).unwrap())),
+            DType::I8 => h.update(bytemuck::cast_slice::<i8, u8>(&r.read_i8(&v).unwrap())),
         }
         out.insert(v, format!("{:x}", h.finalize()));
     }

@@ -43,10 +43,11 @@ if [ "${1:-}" != "--no-python" ] && command -v python3 >/dev/null 2>&1; then
     echo "setup: installing Python test references (netCDF4, xarray)"
     python3 -m pip install --quiet --disable-pip-version-check netCDF4 xarray
   fi
-  # fsspec + zarr: xarray opens `edp references` files (tests/references.rs).
-  if ! python3 -c "import fsspec, zarr" >/dev/null 2>&1; then
-    echo "setup: installing Python test references (fsspec, zarr)"
-    python3 -m pip install --quiet --disable-pip-version-check fsspec zarr
+  # fsspec + zarr (+ s3fs for references on S3): xarray opens `edp references` files
+  # (tests/references.rs).
+  if ! python3 -c "import fsspec, zarr, s3fs" >/dev/null 2>&1; then
+    echo "setup: installing Python test references (fsspec, zarr, s3fs)"
+    python3 -m pip install --quiet --disable-pip-version-check fsspec zarr s3fs
   fi
   # IOOS compliance-checker: CF-1.8 / ACDD-1.3 scores held as floors (tests/compliance.rs);
   # it ships its CF standard-name table and runs without network.

@@ -20,6 +20,7 @@ pub mod llc;
 pub mod mds;
 pub mod metadata;
 pub mod ncio;
+pub mod oned;
 pub mod plot;
 pub mod references;
 pub mod regrid;

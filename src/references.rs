@@ -7,24 +7,37 @@
 //! granules store, located by [`ncio::stored_chunks`]); contiguous variables (the
 //! small index coordinates, `time`, `time_bnds`) are inlined as base64 values.
 //! Time-invariant variables come from the first granule.
+//!
+//! Granules are named by absolute URLs, so a reference opens from anywhere: `file://…`
+//! for a local tree, `s3://bucket/key` for one on S3 (whose granules are fetched one at
+//! a time into the scratch cache to find their chunks), or `PREFIX/<release/…/file>`
+//! with a `--url-prefix` where the granules will be published. The dataset attributes
+//! describe the collection: `time_coverage_start`/`_end` (and `_duration`) span all of
+//! its granules, `valid_min`/`valid_max` are those of all of them, and the attributes
+//! that name one granule (`uuid`, `product_name`) are left out.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::ncio::{self, AttrValue, DType, NcError, NcReader};
+use crate::storage::{self, LocationError, S3Url, Storage};
 
 /// The dimension granules are joined along.
 pub const TIME: &str = "time";
+
+/// Global attributes that identify one granule, left out of a collection's.
+const GRANULE_ONLY: [&str; 2] = ["uuid", "product_name"];
 
 /// One collection's granules, in name (= time) order.
 #[derive(Debug, Clone)]
 pub struct Collection {
     /// `release/product/frequency/GROUPING`, relative to the output root.
     pub name: String,
-    pub granules: Vec<PathBuf>,
+    /// The granules' keys relative to the output root, `/`-separated.
+    pub granules: Vec<String>,
 }
 
 impl Collection {
@@ -36,6 +49,44 @@ impl Collection {
                 format!("{grouping}_{freq}_{release}_{product}.json")
             }
             _ => format!("{}.json", self.name.replace('/', "_")),
+        }
+    }
+}
+
+/// An output tree: a local directory or an S3 prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tree {
+    Local(PathBuf),
+    S3(S3Url),
+}
+
+impl Tree {
+    /// `s3://…` is S3 (then checked), anything else a local path.
+    pub fn parse(loc: &str) -> Result<Tree, ReferencesError> {
+        match storage::s3_url(loc) {
+            None => Ok(Tree::Local(PathBuf::from(loc))),
+            Some(Ok(u)) => Ok(Tree::S3(u)),
+            Some(Err(e)) => Err(ReferencesError::Location {
+                loc: loc.to_string(),
+                source: Box::new(e.into()),
+            }),
+        }
+    }
+
+    /// The location `rel` below this one.
+    pub fn join(&self, rel: &str) -> Tree {
+        match self {
+            Tree::Local(p) => Tree::Local(p.join(rel)),
+            Tree::S3(u) => Tree::S3(u.join(rel)),
+        }
+    }
+}
+
+impl std::fmt::Display for Tree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tree::Local(p) => write!(f, "{}", p.display()),
+            Tree::S3(u) => write!(f, "{u}"),
         }
     }
 }
@@ -57,39 +108,127 @@ pub enum ReferencesError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{loc}")]
+    Location {
+        loc: String,
+        #[source]
+        source: Box<LocationError>,
+    },
 }
 
-/// Collections under `dest`: every directory `release/product/frequency/GROUPING`
+/// The collection a key `release/product/frequency/GROUPING/file.nc` belongs to.
+fn collection_of(key: &str) -> Option<&str> {
+    let parts: Vec<&str> = key.split('/').collect();
+    (parts.len() == 5 && key.ends_with(".nc") && !storage::is_temp_name(Path::new(key)))
+        .then(|| &key[..key.len() - parts[4].len() - 1])
+}
+
+fn group(keys: impl IntoIterator<Item = String>) -> Vec<Collection> {
+    let mut by_dir: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for k in keys {
+        if let Some(c) = collection_of(&k) {
+            by_dir.entry(c.to_string()).or_default().push(k);
+        }
+    }
+    by_dir
+        .into_iter()
+        .map(|(name, mut granules)| {
+            granules.sort();
+            Collection { name, granules }
+        })
+        .collect()
+}
+
+/// Collections under a local `dest`: every directory `release/product/frequency/GROUPING`
 /// holding `.nc` granules.
 pub fn find_collections(dest: &Path) -> Result<Vec<Collection>, ReferencesError> {
-    let mut by_dir: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+    let mut keys = Vec::new();
     for entry in walkdir::WalkDir::new(dest).min_depth(5).max_depth(5) {
         let entry = entry.map_err(|e| ReferencesError::List {
             path: e.path().unwrap_or(dest).to_path_buf(),
             source: e.into(),
         })?;
-        let p = entry.path();
-        if entry.file_type().is_file() && p.extension().is_some_and(|x| x == "nc") {
-            if let Some(dir) = p.parent() {
-                by_dir
-                    .entry(dir.to_path_buf())
-                    .or_default()
-                    .push(p.to_path_buf());
+        if entry.file_type().is_file() {
+            keys.push(crate::run::verify::relative(dest, entry.path()));
+        }
+    }
+    Ok(group(keys))
+}
+
+/// Collections of a tree, local or on S3 (one listing of the prefix).
+pub fn collections(tree: &Tree, storage: &Storage) -> Result<Vec<Collection>, ReferencesError> {
+    match tree {
+        Tree::Local(dir) => find_collections(dir),
+        Tree::S3(url) => {
+            let objects =
+                storage
+                    .s3()
+                    .objects_under(url)
+                    .map_err(|e| ReferencesError::Location {
+                        loc: url.to_string(),
+                        source: Box::new(e.into()),
+                    })?;
+            Ok(group(objects.into_keys()))
+        }
+    }
+}
+
+/// Where the granules of a tree are read from and what URLs name them.
+pub struct Source<'a> {
+    pub tree: Tree,
+    /// Replaces the tree's own location in the URLs (`PREFIX/<key>`).
+    pub url_prefix: Option<String>,
+    pub storage: &'a Storage,
+}
+
+impl Source<'_> {
+    /// The URL a reference names granule `key` by.
+    pub fn url(&self, key: &str) -> String {
+        if let Some(p) = &self.url_prefix {
+            return format!("{}/{key}", p.trim_end_matches('/'));
+        }
+        match &self.tree {
+            Tree::Local(dir) => {
+                let p = dir.join(key);
+                let abs = std::fs::canonicalize(&p)
+                    .or_else(|_| std::path::absolute(&p))
+                    .unwrap_or(p);
+                format!("file://{}", abs.display())
+            }
+            Tree::S3(u) => u.join(key).to_string(),
+        }
+    }
+
+    /// A local file of granule `key`, and whether it is a temporary copy to remove.
+    fn fetch(&self, key: &str) -> Result<(PathBuf, bool), ReferencesError> {
+        match &self.tree {
+            Tree::Local(dir) => Ok((dir.join(key), false)),
+            Tree::S3(u) => {
+                let url = u.join(key);
+                let fail = |e: LocationError| ReferencesError::Location {
+                    loc: url.to_string(),
+                    source: Box::new(e),
+                };
+                let local = self.storage.staging_path(&url).map_err(fail)?;
+                self.storage
+                    .s3()
+                    .download(&url, &local)
+                    .map_err(|e| fail(e.into()))?;
+                Ok((local, true))
             }
         }
     }
-    Ok(by_dir
-        .into_iter()
-        .map(|(dir, mut granules)| {
-            granules.sort();
-            let name = dir
-                .strip_prefix(dest)
-                .unwrap_or(&dir)
-                .to_string_lossy()
-                .into_owned();
-            Collection { name, granules }
-        })
-        .collect())
+}
+
+/// A granule's local file, removed on drop when it is a temporary copy.
+struct Fetched(PathBuf, bool);
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        if self.1 {
+            storage::discard(&self.0);
+        }
+    }
 }
 
 /// One variable as the first granule defines it.
@@ -193,6 +332,7 @@ fn dtype_code(d: DType) -> &'static str {
         DType::F32 => "f4",
         DType::F64 => "f8",
         DType::I32 => "i4",
+        DType::I8 => "i1",
     }
 }
 
@@ -214,22 +354,12 @@ fn le_bytes(r: &NcReader, v: &VarInfo) -> Result<Vec<u8>, NcError> {
             .iter()
             .flat_map(|x| x.to_le_bytes())
             .collect(),
+        DType::I8 => r
+            .read_i8(&v.name)?
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
     })
-}
-
-/// `to` relative to directory `from` (both absolute, or both relative to one place).
-fn relative(to: &Path, from: &Path) -> PathBuf {
-    let t: Vec<Component> = to.components().collect();
-    let f: Vec<Component> = from.components().collect();
-    let common = t.iter().zip(&f).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..f.len() {
-        out.push("..");
-    }
-    for c in &t[common..] {
-        out.push(c.as_os_str());
-    }
-    out
 }
 
 fn chunk_key(name: &str, idx: &[u64]) -> String {
@@ -240,67 +370,80 @@ fn chunk_key(name: &str, idx: &[u64]) -> String {
     format!("{name}/{}", parts.join("."))
 }
 
-/// The kerchunk references of `c`, granule paths written relative to directory `base`
-/// (where the reference file goes; both made absolute first).
-pub fn build(c: &Collection, base: &Path) -> Result<Value, ReferencesError> {
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let base = abs(base);
-    let first = c
-        .granules
-        .first()
-        .ok_or_else(|| ReferencesError::Mismatch {
+/// The kerchunk references of `c`, its granules read through `src` and named by
+/// [`Source::url`].
+pub fn build(c: &Collection, src: &Source<'_>) -> Result<Value, ReferencesError> {
+    if c.granules.is_empty() {
+        return Err(ReferencesError::Mismatch {
             path: PathBuf::from(&c.name),
             reason: "no granules".to_string(),
-        })?;
-    let (vars, globals) = {
-        let r = NcReader::open(first)?;
-        (vars_of(&r)?, r.global_attrs()?)
-    };
+        });
+    }
     let mut refs = Map::new();
     refs.insert(
         ".zgroup".into(),
         json!(json!({"zarr_format": 2}).to_string()),
     );
-    refs.insert(
-        ".zattrs".into(),
-        json!(Value::Object(attrs_json(&globals)).to_string()),
-    );
+    let mut vars: Vec<VarInfo> = Vec::new();
+    let mut globals: Vec<(String, AttrValue)> = Vec::new();
+    let mut last_end: Option<AttrValue> = None;
     // Inlined values of contiguous variables, per variable, granule after granule.
-    let mut inline: Vec<Vec<u8>> = vec![Vec::new(); vars.len()];
+    let mut inline: Vec<Vec<u8>> = Vec::new();
     let mut t_total = 0usize;
-    for (g, path) in c.granules.iter().enumerate() {
+    for (g, key) in c.granules.iter().enumerate() {
+        let (local, temporary) = src.fetch(key)?;
+        let fetched = Fetched(local, temporary);
+        let path = &fetched.0;
         let t_len;
         {
             let r = NcReader::open(path)?;
             let here = vars_of(&r)?;
-            let mismatch = |reason: String| ReferencesError::Mismatch {
-                path: path.clone(),
-                reason,
-            };
-            if here.len() != vars.len() {
-                return Err(mismatch(format!(
-                    "{} variables, the first granule has {}",
-                    here.len(),
-                    vars.len()
-                )));
-            }
-            t_len = r.dims().iter().find(|(d, _)| d == TIME).map(|d| d.1);
-            for (i, (v, h)) in vars.iter().zip(&here).enumerate() {
-                let same = v.name == h.name
-                    && v.dims == h.dims
-                    && v.dtype == h.dtype
-                    && v.shape.get(1..) == h.shape.get(1..)
-                    && (v.timed() || v.shape == h.shape)
-                    && v.chunked == h.chunked;
-                if !same {
+            let these_globals = r.global_attrs()?;
+            last_end = these_globals
+                .iter()
+                .find(|(k, _)| k == "time_coverage_end")
+                .map(|(_, v)| v.clone());
+            if g == 0 {
+                vars = here;
+                globals = these_globals;
+                inline = vec![Vec::new(); vars.len()];
+                for (i, v) in vars.iter().enumerate() {
+                    if v.chunked.is_none() {
+                        inline[i].extend(le_bytes(&r, v)?);
+                    }
+                }
+                t_len = r.dims().iter().find(|(d, _)| d == TIME).map(|d| d.1);
+            } else {
+                let mismatch = |reason: String| ReferencesError::Mismatch {
+                    path: PathBuf::from(key),
+                    reason,
+                };
+                if here.len() != vars.len() {
                     return Err(mismatch(format!(
-                        "variable `{}` differs from the first granule's \
-                         (name, dimensions, type, shape or storage)",
-                        h.name
+                        "{} variables, the first granule has {}",
+                        here.len(),
+                        vars.len()
                     )));
                 }
-                if v.chunked.is_none() && (g == 0 || v.timed()) {
-                    inline[i].extend(le_bytes(&r, h)?);
+                t_len = r.dims().iter().find(|(d, _)| d == TIME).map(|d| d.1);
+                for (i, (v, h)) in vars.iter_mut().zip(&here).enumerate() {
+                    let same = v.name == h.name
+                        && v.dims == h.dims
+                        && v.dtype == h.dtype
+                        && v.shape.get(1..) == h.shape.get(1..)
+                        && (v.timed() || v.shape == h.shape)
+                        && v.chunked == h.chunked;
+                    if !same {
+                        return Err(mismatch(format!(
+                            "variable `{}` differs from the first granule's \
+                             (name, dimensions, type, shape or storage)",
+                            h.name
+                        )));
+                    }
+                    widen_valid_range(&mut v.attrs, &h.attrs);
+                    if v.chunked.is_none() && v.timed() {
+                        inline[i].extend(le_bytes(&r, h)?);
+                    }
                 }
             }
         }
@@ -315,7 +458,7 @@ pub fn build(c: &Collection, base: &Path) -> Result<Value, ReferencesError> {
             .map(|v| (v.name.as_str(), v.dims.len()))
             .collect();
         let stored = ncio::stored_chunks(path, &asked)?;
-        let rel = relative(&abs(path), &base).to_string_lossy().into_owned();
+        let url = src.url(key);
         for (v, s) in chunked.iter().zip(stored) {
             let Some((chunks, _, _)) = &v.chunked else {
                 continue;
@@ -326,7 +469,7 @@ pub fn build(c: &Collection, base: &Path) -> Result<Value, ReferencesError> {
             }
             if v.timed() && chunks[0] > 0 && t_total % chunks[0] != 0 {
                 return Err(ReferencesError::Mismatch {
-                    path: path.clone(),
+                    path: PathBuf::from(key),
                     reason: format!(
                         "variable `{}`: time chunk {} does not divide the granule's start {t_total}",
                         v.name, chunks[0]
@@ -345,12 +488,16 @@ pub fn build(c: &Collection, base: &Path) -> Result<Value, ReferencesError> {
                 }
                 refs.insert(
                     chunk_key(&v.name, &idx),
-                    json!([rel.clone(), loc.addr, loc.size]),
+                    json!([url.clone(), loc.addr, loc.size]),
                 );
             }
         }
         t_total += t_len;
     }
+    refs.insert(
+        ".zattrs".into(),
+        json!(Value::Object(attrs_json(&collection_globals(globals, last_end))).to_string()),
+    );
     let engine = base64::engine::general_purpose::STANDARD;
     for (v, bytes) in vars.iter().zip(inline) {
         let mut shape = v.shape.clone();
@@ -384,12 +531,111 @@ pub fn build(c: &Collection, base: &Path) -> Result<Value, ReferencesError> {
     Ok(json!({"version": 1, "refs": refs}))
 }
 
+fn as_f64(v: &AttrValue) -> Option<f64> {
+    match v {
+        AttrValue::F32(x) => Some(f64::from(*x)),
+        AttrValue::F64(x) => Some(*x),
+        AttrValue::I32(x) => Some(f64::from(*x)),
+        _ => None,
+    }
+}
+
+/// `valid_min`/`valid_max` of `acc` widened to cover `other`'s (same type kept).
+fn widen_valid_range(acc: &mut [(String, AttrValue)], other: &[(String, AttrValue)]) {
+    for (key, wider) in [
+        ("valid_min", f64::lt as fn(&f64, &f64) -> bool),
+        ("valid_max", f64::gt),
+    ] {
+        let theirs = other.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        let Some(slot) = acc.iter_mut().find(|(k, _)| k == key) else {
+            continue;
+        };
+        if let (Some(t), Some(a)) = (theirs.and_then(as_f64), as_f64(&slot.1)) {
+            if wider(&t, &a) {
+                if let Some(v) = theirs {
+                    if std::mem::discriminant(v) == std::mem::discriminant(&slot.1) {
+                        slot.1 = v.clone();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The first granule's global attributes made the collection's: its time coverage
+/// ends where the last granule's does (`last_end`), with the duration between; the
+/// attributes of one granule alone are left out.
+fn collection_globals(
+    mut globals: Vec<(String, AttrValue)>,
+    last_end: Option<AttrValue>,
+) -> Vec<(String, AttrValue)> {
+    globals.retain(|(k, _)| !GRANULE_ONLY.contains(&k.as_str()));
+    let text = |v: &AttrValue| match v {
+        AttrValue::Str(s) => Some(s.clone()),
+        _ => None,
+    };
+    let start = globals
+        .iter()
+        .find(|(k, _)| k == "time_coverage_start")
+        .and_then(|(_, v)| text(v));
+    let end = last_end.as_ref().and_then(text);
+    if let Some(end) = &end {
+        if let Some(slot) = globals.iter_mut().find(|(k, _)| k == "time_coverage_end") {
+            slot.1 = AttrValue::Str(end.clone());
+        }
+    }
+    let span = match (start, end) {
+        (Some(s), Some(e)) => match (
+            crate::time::Instant::parse(&s),
+            crate::time::Instant::parse(&e),
+        ) {
+            (Ok(s), Ok(e)) if e.0 >= s.0 => Some(iso_duration(e.0 - s.0)),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let (Some(d), Some(slot)) = (
+        span,
+        globals
+            .iter_mut()
+            .find(|(k, _)| k == "time_coverage_duration"),
+    ) {
+        // A snapshot collection (P0S per granule) still spans its first to last instant.
+        slot.1 = AttrValue::Str(d);
+    }
+    globals
+}
+
+/// ISO 8601 duration of whole seconds: `P45DT12H`, `PT0S`.
+fn iso_duration(seconds: i64) -> String {
+    let (d, rest) = (seconds / 86400, seconds % 86400);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    let mut out = String::from("P");
+    if d > 0 {
+        out += &format!("{d}D");
+    }
+    if rest > 0 || d == 0 {
+        out.push('T');
+        if h > 0 {
+            out += &format!("{h}H");
+        }
+        if m > 0 {
+            out += &format!("{m}M");
+        }
+        if s > 0 || rest == 0 {
+            out += &format!("{s}S");
+        }
+    }
+    out
+}
+
 /// `.zarray` of a chunked variable, with its one-granule shape.
 fn zarray(v: &VarInfo, little_endian: bool) -> Value {
     let (chunks, deflate, shuffle) = v.chunked.clone().unwrap_or_default();
     let size = match v.dtype {
         DType::F64 => 8,
-        _ => 4,
+        DType::I8 => 1,
+        DType::F32 | DType::I32 => 4,
     };
     json!({
         "zarr_format": 2,
@@ -403,24 +649,37 @@ fn zarray(v: &VarInfo, little_endian: bool) -> Value {
     })
 }
 
-/// Writes one reference file per collection under `dest` into `out_dir`; returns per
-/// collection the file written (with its granule count) or why it failed. One failing
-/// collection does not stop the others.
+/// Writes one reference file per collection of `src`'s tree into `out` (a local
+/// directory or an S3 prefix); returns per collection the file written (with its
+/// granule count) or why it failed. One failing collection does not stop the others.
 #[allow(clippy::type_complexity)]
 pub fn write_all(
-    dest: &Path,
-    out_dir: &Path,
-) -> Result<Vec<(Collection, Result<PathBuf, ReferencesError>)>, ReferencesError> {
-    let collections = find_collections(dest)?;
-    std::fs::create_dir_all(out_dir).map_err(|source| ReferencesError::Write {
-        path: out_dir.to_path_buf(),
-        source,
-    })?;
+    src: &Source<'_>,
+    out: &Tree,
+) -> Result<Vec<(Collection, Result<Tree, ReferencesError>)>, ReferencesError> {
+    let collections = collections(&src.tree, src.storage)?;
+    if let Tree::Local(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|source| ReferencesError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+    }
     Ok(collections
         .into_iter()
         .map(|c| {
-            let target = out_dir.join(c.file_name());
-            let done = build(&c, out_dir).and_then(|refs| write_json(&target, &refs));
+            let target = out.join(&c.file_name());
+            let done = build(&c, src).and_then(|refs| match &target {
+                Tree::Local(path) => write_json(path, &refs),
+                Tree::S3(url) => src
+                    .storage
+                    .s3()
+                    .put_bytes(url, refs.to_string().into_bytes())
+                    .map(|_| ())
+                    .map_err(|e| ReferencesError::Location {
+                        loc: url.to_string(),
+                        source: Box::new(e.into()),
+                    }),
+            });
             (c, done.map(|()| target))
         })
         .collect())
@@ -445,12 +704,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn relative_paths_climb_out_of_the_reference_directory() {
-        assert_eq!(
-            relative(Path::new("/d/V4r4/native/a.nc"), Path::new("/d/references")),
-            PathBuf::from("../V4r4/native/a.nc")
-        );
+    fn keys_group_into_collections_and_durations_read_as_iso() {
         assert_eq!(chunk_key("SSH", &[3, 0, 0, 0]), "SSH/3.0.0.0");
         assert_eq!(chunk_key("s", &[]), "s/0");
+        let c = group(
+            [
+                "V4r4/native/mon_mean/SSH/b.nc",
+                "V4r4/native/mon_mean/SSH/a.nc",
+                "V4r4/native/mon_mean/SSH/a.nc.part",
+                "V4r4/native/mon_mean/edp-manifest.json",
+                "edp-manifest.json",
+                "V4r4/1D/snap/SBO_CORE_PRODUCTS/s.nc",
+            ]
+            .map(String::from),
+        );
+        let names: Vec<(&str, usize)> = c
+            .iter()
+            .map(|c| (c.name.as_str(), c.granules.len()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("V4r4/1D/snap/SBO_CORE_PRODUCTS", 1),
+                ("V4r4/native/mon_mean/SSH", 2)
+            ]
+        );
+        assert_eq!(c[1].granules[0], "V4r4/native/mon_mean/SSH/a.nc");
+        assert_eq!(iso_duration(0), "PT0S");
+        assert_eq!(iso_duration(90 * 86400 + 12 * 3600), "P90DT12H");
+        assert_eq!(iso_duration(86400), "P1D");
+    }
+
+    #[test]
+    fn collection_attributes_span_the_granules() {
+        let s = |x: &str| AttrValue::Str(x.into());
+        let g = collection_globals(
+            vec![
+                ("time_coverage_duration".into(), s("P1M")),
+                ("time_coverage_end".into(), s("1992-02-01T00:00:00")),
+                ("time_coverage_start".into(), s("1992-01-01T12:00:00")),
+                ("uuid".into(), s("u")),
+            ],
+            Some(s("1992-04-01T00:00:00")),
+        );
+        assert_eq!(
+            g,
+            vec![
+                ("time_coverage_duration".into(), s("P90DT12H")),
+                ("time_coverage_end".into(), s("1992-04-01T00:00:00")),
+                ("time_coverage_start".into(), s("1992-01-01T12:00:00")),
+            ]
+        );
+        let mut a = vec![
+            ("valid_min".to_string(), AttrValue::F32(-1.0)),
+            ("valid_max".to_string(), AttrValue::F32(1.0)),
+        ];
+        widen_valid_range(
+            &mut a,
+            &[
+                ("valid_min".to_string(), AttrValue::F32(-2.0)),
+                ("valid_max".to_string(), AttrValue::F32(0.5)),
+            ],
+        );
+        assert_eq!(a[0].1, AttrValue::F32(-2.0));
+        assert_eq!(a[1].1, AttrValue::F32(1.0));
     }
 }

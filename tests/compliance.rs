@@ -12,7 +12,10 @@ use serde_json::Value;
 
 /// (granule below the destination, CF scored, CF failed, ACDD scored, ACDD failed):
 /// the scores measured when the floors were set; a granule must score at least as
-/// many points and fail at most as many.
+/// many points and fail at most as many. The ACDD floors were lowered when the extents
+/// became those of the cells' bounds (EDP's ±90/±180 and 0/−6134.5): the checker's
+/// `geospatial_*_extents_match` compares them with the coordinate (centre) values,
+/// which the bounds rightly exceed by half a cell (README, compliance section).
 const FLOORS: [(&str, u64, u64, u64, u64); 4] = [
     (
         "V4r4/native/mon_mean/SEA_SURFACE_HEIGHT/SEA_SURFACE_HEIGHT_mon_mean_1992-01_ECCO_V4r4_native_llc0090.nc",
@@ -20,15 +23,15 @@ const FLOORS: [(&str, u64, u64, u64, u64); 4] = [
     ),
     (
         "V4r4/native/mon_mean/OCEAN_TEMPERATURE_SALINITY/OCEAN_TEMPERATURE_SALINITY_mon_mean_1992-01_ECCO_V4r4_native_llc0090.nc",
-        670, 14, 64, 2,
+        670, 14, 62, 4,
     ),
     (
         "V4r4/latlon/mon_mean/SEA_SURFACE_HEIGHT/SEA_SURFACE_HEIGHT_mon_mean_1992-01_ECCO_V4r4_latlon_0p50deg.nc",
-        332, 3, 60, 5,
+        332, 3, 56, 9,
     ),
     (
         "V4r4/latlon/mon_mean/OCEAN_TEMPERATURE_SALINITY/OCEAN_TEMPERATURE_SALINITY_mon_mean_1992-01_ECCO_V4r4_latlon_0p50deg.nc",
-        348, 4, 64, 2,
+        348, 4, 58, 8,
     ),
 ];
 

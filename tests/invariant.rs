@@ -188,9 +188,36 @@ fn time_invariant_granules_from_ti_job_lines() {
     }
 
     // Native geometry: hFacC is the grid's, maskC is where it is positive, Depth the grid's.
+    // The masks are bytes marked as booleans, as ECCO's GEOMETRY granules (written by
+    // xarray from boolean masks) hold them.
     let r = NcReader::open(&out.join(EXPECTED[0].0)).unwrap();
+    for mask in ["maskC", "maskW", "maskS"] {
+        assert_eq!(r.var_type(mask).unwrap(), edp::ncio::DType::I8, "{mask}");
+        let attrs = r.var_attrs(mask).unwrap();
+        assert!(
+            attrs.contains(&(
+                "dtype".to_string(),
+                edp::ncio::AttrValue::Str("bool".into())
+            )),
+            "{mask}: {attrs:?}"
+        );
+    }
+    if have("python3") {
+        let o = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, xarray as xr\n\
+                 ds = xr.open_dataset(sys.argv[1])\n\
+                 print(' '.join(str(ds[m].dtype) for m in ('maskC', 'maskW', 'maskS')))",
+            ])
+            .arg(out.join(EXPECTED[0].0))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "bool bool bool");
+    }
     let hfac_c = r.read_f32("hFacC").unwrap();
-    let mask_c = r.read_i32("maskC").unwrap();
+    let mask_c = r.read_i8("maskC").unwrap();
     for k in [0, 30] {
         grid.hfac_level(edp::llc::PointType::C, k, &mut hfac)
             .unwrap();
@@ -211,7 +238,8 @@ fn time_invariant_granules_from_ti_job_lines() {
     // Lat-lon geometry: maskC follows the lat-lon land mask, hFacC in (0, 1] on it and
     // 0 off it, the cell areas cover the sphere.
     let r = NcReader::open(&out.join(EXPECTED[1].0)).unwrap();
-    let (h, m) = (r.read_f32("hFacC").unwrap(), r.read_i32("maskC").unwrap());
+    assert_eq!(r.var_type("maskC").unwrap(), edp::ncio::DType::I8);
+    let (h, m) = (r.read_f32("hFacC").unwrap(), r.read_i8("maskC").unwrap());
     assert_eq!(h.len(), 50 * 360 * 720);
     let wet_top = m[..360 * 720].iter().filter(|x| **x == 1).count();
     let wet_deep = m[40 * 360 * 720..41 * 360 * 720]

@@ -131,6 +131,7 @@ fn latlon_granules_match_edp_headers() {
                 assert_eq!(ours_v, edp_v, "{file}: global {k}");
             }
         }
+        common::assert_extents_equal_edp(&ours, &edp, &file, &common::EXTENTS);
         let names =
             |h: &common::Header| h.globals.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
         assert_eq!(names(&ours), names(&edp), "{file}: global attribute order");

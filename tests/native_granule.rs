@@ -116,6 +116,34 @@ fn native_granules_match_edp_headers() {
                 assert_eq!(ours_v, edp_v, "{file}: global {k}");
             }
         }
+        common::assert_extents_equal_edp(&ours, &edp, &file, &common::VERTICAL_EXTENTS);
+        // The horizontal extents are those of the cells' corners (XG/YG), which reach
+        // beyond the centres.
+        let r = NcReader::open(&produced.path).unwrap();
+        let globals = r.global_attrs().unwrap();
+        let attr = |k: &str| match globals.iter().find(|(n, _)| n == k) {
+            Some((_, edp::ncio::AttrValue::F64(v))) => *v,
+            other => panic!("{file}: {k} = {other:?}"),
+        };
+        let range = |v: Vec<f32>| {
+            v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), x| {
+                (lo.min(f64::from(*x)), hi.max(f64::from(*x)))
+            })
+        };
+        let (ylo, yhi) = range(r.read_f32("YG").unwrap());
+        let (xlo, xhi) = range(r.read_f32("XG").unwrap());
+        assert_eq!(
+            (attr("geospatial_lat_min"), attr("geospatial_lat_max")),
+            (ylo, yhi),
+            "{file}"
+        );
+        assert_eq!(
+            (attr("geospatial_lon_min"), attr("geospatial_lon_max")),
+            (xlo, xhi),
+            "{file}"
+        );
+        let (yc_lo, _) = range(r.read_f32("YC").unwrap());
+        assert!(ylo < yc_lo, "{file}: corners {ylo} below centres {yc_lo}");
         let global_names =
             |h: &common::Header| h.globals.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
         assert_eq!(

@@ -140,10 +140,10 @@ pub fn main_entry() -> ExitCode {
         Command::Run(a) => run::run(&a, &cli.settings, &storage),
         Command::Factors(a) => factors::run(&a, &storage),
         Command::Sync(a) => sync::run(&a, &storage),
-        Command::Verify(a) => verify::run(&a),
+        Command::Verify(a) => verify::run(&a, &storage),
         Command::Plot(a) => plot::run(&a),
         Command::CheckMetadata(a) => check_metadata::run(&a, &storage),
-        Command::References(a) => references::run(&a),
+        Command::References(a) => references::run(&a, &storage),
         Command::Status(a) => status::status(&a, &cli.settings, &storage),
         Command::Manifest(a) => status::manifest(&a, &cli.settings, &storage),
     };

@@ -181,12 +181,9 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
     drop(world);
     Ok(match end {
         RunEnd::AllDone if a.references && root => match a.plan.dest.as_deref() {
-            Some(d) if !d.starts_with("s3://") => {
-                let dest = PathBuf::from(d);
-                super::references::write_for(&dest, &dest.join("references"))
-            }
+            Some(d) => super::references::write_for(storage, d, None, None),
             _ => {
-                log::warn!("--references needs a local --dest; no reference files written");
+                log::warn!("--references needs --dest; no reference files written");
                 EXIT_OK
             }
         },

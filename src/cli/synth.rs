@@ -37,6 +37,11 @@ pub struct SynthArgs {
     /// <out>/<release>/time_invariant/.
     #[arg(long)]
     invariant: bool,
+    /// Also write the 1D collections' time-series inputs (Pa_global.nc, GMSL.nc,
+    /// GMSL_day.nc, SBO_global.nc) into OUT/<release>/1D: hourly snapshots and daily means
+    /// over --days (at least 3), monthly means over --months.
+    #[arg(long)]
+    one_d: bool,
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -55,6 +60,11 @@ pub fn run(a: &SynthArgs) -> anyhow::Result<u8> {
     let t = std::time::Instant::now();
     let report = synth::generate(&cfg, &a.out)
         .with_context(|| format!("synthesising LLC{} data into {}", a.n, a.out.display()))?;
+    if a.one_d {
+        let dir = report.release_dir.join("1D");
+        synth::oned::write_inputs(&dir, a.days.max(3), a.months)
+            .with_context(|| format!("synthesising 1D inputs into {}", dir.display()))?;
+    }
     if a.invariant {
         synth::invariant::write_mixing(cfg.n, cfg.nz, &report.release_dir).with_context(|| {
             format!("synthesising mixing coefficients into {}", a.out.display())

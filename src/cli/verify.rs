@@ -1,4 +1,6 @@
-//! `edp verify MANIFEST`: check an output tree against its completion manifest.
+//! `edp verify MANIFEST`: check an output tree against its completion manifest, local
+//! or on S3 (`s3://bucket/prefix` or its `edp-manifest.json`, reached as `edp run`
+//! reaches S3).
 
 use std::path::PathBuf;
 
@@ -6,10 +8,12 @@ use clap::Args;
 
 use super::{init_threads, EXIT_OK, EXIT_TASKS_FAILED, EXIT_USAGE};
 use crate::run::verify;
+use crate::storage::{self, Storage};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// The manifest (`<dest>/edp-manifest.json`) or the directory holding it.
+    /// The manifest (`<dest>/edp-manifest.json`) or the directory holding it; on S3,
+    /// `s3://bucket/prefix` (a run's --dest) or its `edp-manifest.json`.
     manifest: PathBuf,
     /// Check sizes only, not sha256 (fast).
     #[arg(long)]
@@ -27,13 +31,8 @@ pub struct VerifyArgs {
 }
 
 /// Exit 0 when the tree matches, 1 on any mismatch, 2 when the manifest is unreadable.
-pub fn run(a: &VerifyArgs) -> anyhow::Result<u8> {
+pub fn run(a: &VerifyArgs, storage: &Storage) -> anyhow::Result<u8> {
     init_threads(a.threads);
-    let path = if a.manifest.is_dir() {
-        a.manifest.join(crate::run::manifest::MANIFEST_NAME)
-    } else {
-        a.manifest.clone()
-    };
     let metadata = if a.content {
         let m = match &a.metadata {
             Some(dir) => crate::metadata::MetadataSet::from_dir(dir),
@@ -49,7 +48,28 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let report = match verify::verify(&path, !a.no_checksum, metadata.as_ref()) {
+    let loc = a.manifest.to_string_lossy();
+    let checked = match storage::s3_url(&loc) {
+        Some(Err(e)) => Err(verify::VerifyError::S3 {
+            loc: loc.to_string(),
+            what: "not a usable S3 location:",
+            source: Box::new(e.into()),
+        }),
+        Some(Ok(url)) => {
+            crate::run::verify_s3::verify(storage, &url, !a.no_checksum, metadata.as_ref())
+                .map(|(manifest, r)| (manifest.to_string(), r))
+        }
+        None => {
+            let path = if a.manifest.is_dir() {
+                a.manifest.join(crate::run::manifest::MANIFEST_NAME)
+            } else {
+                a.manifest.clone()
+            };
+            verify::verify(&path, !a.no_checksum, metadata.as_ref())
+                .map(|r| (path.display().to_string(), r))
+        }
+    };
+    let (path, report) = match checked {
         Ok(r) => r,
         Err(e) => {
             eprintln!("edp: error: {}", crate::error::chain(&e));
@@ -61,7 +81,7 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<u8> {
     }
     println!(
         "{}: {} granule(s), {:.1} MB checked{}: {}",
-        path.display(),
+        path,
         report.checked,
         report.bytes as f64 / 1e6,
         match (a.no_checksum, a.content) {

@@ -5,12 +5,15 @@
 //! as floors.
 //!
 //! - `time:comment` says what the time value is (EDP leaves it empty).
-//! - `geospatial_lat/lon_min/max` are the extents of the granule's coordinates (EDP
-//!   writes ±90/±180 whatever the grid covers) and `geospatial_bounds` the WKT polygon
-//!   of those extents.
-//! - 3D: `geospatial_vertical_min/max` are the extents of `Z` (EDP: the bottom face
-//!   and 0), with `geospatial_bounds_vertical_crs`; 2D: `geospatial_vertical_max = 0`
-//!   with `_positive`/`_units` beside EDP's `geospatial_vertical_min`.
+//! - `geospatial_lat/lon_min/max` are the extents of the granule's cells, from their
+//!   bounds (`latitude_bnds`/`longitude_bnds`, or the LLC cell corners `XG`/`YG`):
+//!   what a bounding-box search matches.
+//!   For the global grids this is EDP's ±90/±180 (EDP writes them from a template
+//!   whatever the grid covers); `geospatial_bounds` is the WKT polygon of the extents.
+//! - 3D: `geospatial_vertical_min/max` are the extents of `Z_bnds` (the bottom and top
+//!   faces, EDP's −6134.5 and 0 for V4r4), with `geospatial_bounds_vertical_crs`; 2D:
+//!   `geospatial_vertical_max = 0` with `_positive`/`_units` beside EDP's
+//!   `geospatial_vertical_min`.
 //! - The native level indices `k`, `k_u`, `k_l`, `k_p1` (axis Z) get `units = "1"` and
 //!   `positive = "down"` (the index grows downward), as CF asks of vertical axes.
 
@@ -26,7 +29,8 @@ pub const ADDED_GLOBALS: &[&str] = &[
     "geospatial_vertical_units",
 ];
 
-/// Global attributes whose EDP values [`enrich`] replaces with the data's extents.
+/// Global attributes whose EDP values [`enrich`] replaces with the data's extents
+/// (equal to EDP's on its global V4r4 grids: the header tests compare them).
 pub const CHANGED_GLOBALS: &[&str] = &[
     "geospatial_lat_min",
     "geospatial_lat_max",
@@ -107,6 +111,10 @@ fn extent(def: &DatasetDef, names: &[&str]) -> Option<(f64, f64)> {
     out
 }
 
+fn unsigned_zero(e: Option<(f64, f64)>) -> Option<(f64, f64)> {
+    e.map(|(lo, hi)| (lo + 0.0, hi + 0.0))
+}
+
 /// Adds the attributes listed in the module documentation.
 pub fn enrich(def: &mut DatasetDef) {
     for v in &mut def.vars {
@@ -137,9 +145,25 @@ pub fn enrich(def: &mut DatasetDef) {
             _ => {}
         }
     }
-    let lat = extent(def, &["YC", "YG", "latitude"]);
-    let lon = extent(def, &["XC", "XG", "longitude"]);
-    let z = extent(def, &["Z"]);
+    // The cells' bounds: the 0.5° bounds, or the LLC cell corners XG/YG (the grid's
+    // own; XC_bnds/YC_bnds extrapolate the corners a tile's XG/YG lacks at the
+    // domain's edge), then centres only where a granule has neither.
+    let first = |sets: &[&[&str]]| sets.iter().find_map(|names| extent(def, names));
+    let lat = first(&[
+        &["latitude_bnds"],
+        &["YG"],
+        &["YC_bnds"],
+        &["YC", "latitude"],
+    ]);
+    let lon = first(&[
+        &["longitude_bnds"],
+        &["XG"],
+        &["XC_bnds"],
+        &["XC", "longitude"],
+    ]);
+    let z = first(&[&["Z_bnds"], &["Zp1"], &["Z"]]);
+    // A top face written as −0 (minus a zero depth) is the surface, 0.
+    let (lat, lon, z) = (unsigned_zero(lat), unsigned_zero(lon), unsigned_zero(z));
     let g = &mut def.global_attrs;
     if let (Some((lat0, lat1)), Some((lon0, lon1))) = (lat, lon) {
         set_global(g, "geospatial_lat_min", AttrValue::F64(lat0));
@@ -178,19 +202,15 @@ mod tests {
     use super::*;
     use crate::ncio::VarDef;
 
-    #[test]
-    fn new_globals_keep_the_order_and_extents_follow_the_data() {
-        let mut def = DatasetDef {
+    fn def_with(vars: Vec<VarDef>) -> DatasetDef {
+        DatasetDef {
             dims: vec![
                 ("Z".into(), 2),
                 ("latitude".into(), 2),
                 ("longitude".into(), 2),
+                ("nv".into(), 2),
             ],
-            vars: vec![
-                VarDef::new("Z", &["Z"], VarData::F32(vec![-5.0, -15.0])),
-                VarDef::new("latitude", &["latitude"], VarData::F32(vec![-10.0, 20.0])),
-                VarDef::new("longitude", &["longitude"], VarData::F32(vec![30.0, 40.0])),
-            ],
+            vars,
             global_attrs: vec![
                 ("geospatial_bounds_crs".into(), "EPSG:4326".into()),
                 ("geospatial_lat_max".into(), AttrValue::F64(90.0)),
@@ -198,7 +218,44 @@ mod tests {
                 ("title".into(), "t".into()),
                 ("coordinates".into(), "x".into()),
             ],
-        };
+        }
+    }
+
+    fn centres() -> Vec<VarDef> {
+        vec![
+            VarDef::new("Z", &["Z"], VarData::F32(vec![-5.0, -15.0])),
+            VarDef::new("latitude", &["latitude"], VarData::F32(vec![-10.0, 20.0])),
+            VarDef::new("longitude", &["longitude"], VarData::F32(vec![30.0, 40.0])),
+        ]
+    }
+
+    fn get(def: &DatasetDef, k: &str) -> AttrValue {
+        def.global_attrs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{k} missing"))
+    }
+
+    #[test]
+    fn new_globals_keep_the_order_and_extents_come_from_the_cell_bounds() {
+        let mut vars = centres();
+        vars.push(VarDef::new(
+            "Z_bnds",
+            &["Z", "nv"],
+            VarData::F32(vec![0.0, -10.0, -10.0, -20.0]),
+        ));
+        vars.push(VarDef::new(
+            "latitude_bnds",
+            &["latitude", "nv"],
+            VarData::F32(vec![-15.0, -5.0, 15.0, 25.0]),
+        ));
+        vars.push(VarDef::new(
+            "longitude_bnds",
+            &["longitude", "nv"],
+            VarData::F32(vec![25.0, 35.0, 35.0, 45.0]),
+        ));
+        let mut def = def_with(vars);
         enrich(&mut def);
         let keys: Vec<&str> = def.global_attrs.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
@@ -219,21 +276,25 @@ mod tests {
                 "coordinates"
             ]
         );
-        let get = |k: &str| {
-            def.global_attrs
-                .iter()
-                .find(|(n, _)| n == k)
-                .unwrap()
-                .1
-                .clone()
-        };
-        assert_eq!(get("geospatial_lat_min"), AttrValue::F64(-10.0));
-        assert_eq!(get("geospatial_lat_max"), AttrValue::F64(20.0));
-        assert_eq!(get("geospatial_vertical_min"), AttrValue::F64(-15.0));
-        assert_eq!(get("geospatial_vertical_max"), AttrValue::F64(-5.0));
+        assert_eq!(get(&def, "geospatial_lat_min"), AttrValue::F64(-15.0));
+        assert_eq!(get(&def, "geospatial_lat_max"), AttrValue::F64(25.0));
+        assert_eq!(get(&def, "geospatial_lon_min"), AttrValue::F64(25.0));
+        assert_eq!(get(&def, "geospatial_lon_max"), AttrValue::F64(45.0));
+        assert_eq!(get(&def, "geospatial_vertical_min"), AttrValue::F64(-20.0));
+        assert_eq!(get(&def, "geospatial_vertical_max"), AttrValue::F64(0.0));
         assert_eq!(
-            get("geospatial_bounds"),
-            AttrValue::Str("POLYGON((30 -10, 40 -10, 40 20, 30 20, 30 -10))".into())
+            get(&def, "geospatial_bounds"),
+            AttrValue::Str("POLYGON((25 -15, 45 -15, 45 25, 25 25, 25 -15))".into())
         );
+    }
+
+    #[test]
+    fn without_bounds_the_extents_fall_back_to_the_coordinates() {
+        let mut def = def_with(centres());
+        enrich(&mut def);
+        assert_eq!(get(&def, "geospatial_lat_min"), AttrValue::F64(-10.0));
+        assert_eq!(get(&def, "geospatial_lat_max"), AttrValue::F64(20.0));
+        assert_eq!(get(&def, "geospatial_vertical_min"), AttrValue::F64(-15.0));
+        assert_eq!(get(&def, "geospatial_vertical_max"), AttrValue::F64(-5.0));
     }
 }

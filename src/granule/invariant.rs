@@ -198,6 +198,13 @@ fn native_source(name: &str) -> Option<NativeSource> {
     })
 }
 
+/// ECCO's GEOMETRY granules hold the wet/dry masks as xarray writes a `bool`: NC_BYTE
+/// 0/1 with `dtype = "bool"`, so that xarray reads them back as booleans.
+fn mark_boolean(attrs: &mut Attrs) {
+    attrs.retain(|(k, _)| k != "dtype");
+    attrs.push(("dtype".into(), "bool".into()));
+}
+
 fn open_grid_file(dir: &Path, name: &str, var: &str) -> Result<MdsFile, GranuleError> {
     MdsFile::open(
         &dir.join(format!("{name}.data")),
@@ -360,7 +367,7 @@ fn geometry_native(
                     let values = all_levels(grid, p)?;
                     let data = match source {
                         NativeSource::Mask(_) => {
-                            VarData::I32(values.iter().map(|h| i32::from(*h > 0.0)).collect())
+                            VarData::I8(values.iter().map(|h| i8::from(*h > 0.0)).collect())
                         }
                         _ => VarData::F32(values),
                     };
@@ -374,8 +381,12 @@ fn geometry_native(
                 }
             };
         referenced.extend(coordinates.split_whitespace());
+        let is_mask = matches!(data, VarData::I8(_));
         let mut v = VarDef::new(out, &dims, data);
         v.attrs = geometry_attrs(record, coordinates, &mut keywords);
+        if is_mask {
+            mark_boolean(&mut v.attrs);
+        }
         if chunks.is_some() {
             v.compression = Some(zip);
             v.chunks = chunks;
@@ -406,11 +417,11 @@ fn regrid_masked(
     factors: &Factors,
     k: usize,
     src: &[f32],
-) -> Result<(Vec<f32>, Vec<i32>), GranuleError> {
+) -> Result<(Vec<f32>, Vec<i8>), GranuleError> {
     let mut out = vec![0f32; factors.target.len()];
     apply::regrid_level(factors, k, src, &mut out, FILL_F32)?;
     let view = factors.level(k)?;
-    let mut mask = vec![0i32; out.len()];
+    let mut mask = vec![0i8; out.len()];
     for (t, (v, m)) in out.iter_mut().zip(mask.iter_mut()).enumerate() {
         if view.is_ocean(t) && *v != FILL_F32 {
             *m = 1;
@@ -506,7 +517,7 @@ fn geometry_latlon(
             ),
             "maskC" => (
                 vec!["Z", "latitude", "longitude"],
-                VarData::I32(mask.clone()),
+                VarData::I8(mask.clone()),
             ),
             other => {
                 return Err(GranuleError::Unsupported(format!(
@@ -515,8 +526,12 @@ fn geometry_latlon(
             }
         };
         let coordinates = dims.join(" ");
+        let is_mask = matches!(data, VarData::I8(_));
         let mut v = VarDef::new(out, &dims, data);
         v.attrs = geometry_attrs(record, &coordinates, &mut keywords);
+        if is_mask {
+            mark_boolean(&mut v.attrs);
+        }
         if dims.len() >= 2 {
             v.compression = Some(zip);
             let mut chunks = vec![1; dims.len() - 2];

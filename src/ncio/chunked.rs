@@ -349,6 +349,10 @@ fn targets_of(vars: Vec<(VarDef, Vec<usize>)>, path: &Path) -> Result<Split, NcE
                 target: t,
                 values: Values::I32(x),
             }),
+            VarData::I8(x) => memory_jobs.push(Job::Array {
+                target: t,
+                values: Values::I8(x),
+            }),
             VarData::Shared(values) => memory_jobs.push(Job::Shared { target: t, values }),
             VarData::SlabsF32 { slab_dim, produce } => streams.push(Stream {
                 members: vec![t],

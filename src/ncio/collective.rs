@@ -236,10 +236,12 @@ fn write_shares(
             VarData::F32(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
             VarData::F64(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
             VarData::I32(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
+            VarData::I8(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
             VarData::Shared(x) => match x.values() {
                 Some(Values::F32(x)) => put_share(&mut var, x, &shape, chunk0, group),
                 Some(Values::F64(x)) => put_share(&mut var, x, &shape, chunk0, group),
                 Some(Values::I32(x)) => put_share(&mut var, x, &shape, chunk0, group),
+                Some(Values::I8(x)) => put_share(&mut var, x, &shape, chunk0, group),
                 // Made a stream at the start.
                 None => Ok(()),
             }

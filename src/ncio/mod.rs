@@ -161,6 +161,7 @@ pub enum Values {
     F32(Vec<f32>),
     F64(Vec<f64>),
     I32(Vec<i32>),
+    I8(Vec<i8>),
 }
 
 impl Values {
@@ -169,6 +170,7 @@ impl Values {
             Values::F32(_) => DType::F32,
             Values::F64(_) => DType::F64,
             Values::I32(_) => DType::I32,
+            Values::I8(_) => DType::I8,
         }
     }
     fn len(&self) -> usize {
@@ -176,6 +178,7 @@ impl Values {
             Values::F32(x) => x.len(),
             Values::F64(x) => x.len(),
             Values::I32(x) => x.len(),
+            Values::I8(x) => x.len(),
         }
     }
     fn bytes(&self) -> &[u8] {
@@ -183,6 +186,7 @@ impl Values {
             Values::F32(x) => bytemuck::cast_slice(x),
             Values::F64(x) => bytemuck::cast_slice(x),
             Values::I32(x) => bytemuck::cast_slice(x),
+            Values::I8(x) => bytemuck::cast_slice(x),
         }
     }
 }
@@ -260,7 +264,7 @@ impl SharedValues {
                     v.iter().fold(None, |a, &x| fold(a, f64::from(x)))
                 }
                 SharedSource::Values(Values::F64(v)) => v.iter().fold(None, |a, &x| fold(a, x)),
-                SharedSource::Values(Values::I32(_)) => None,
+                SharedSource::Values(Values::I32(_) | Values::I8(_)) => None,
                 SharedSource::Slabs {
                     len,
                     slabs,
@@ -409,6 +413,8 @@ pub enum DType {
     F64,
     /// NC_INT.
     I32,
+    /// NC_BYTE (ECCO's boolean masks, as xarray stores a `bool`).
+    I8,
 }
 
 impl DType {
@@ -416,6 +422,7 @@ impl DType {
         match self {
             DType::F32 | DType::I32 => 4,
             DType::F64 => 8,
+            DType::I8 => 1,
         }
     }
 
@@ -424,6 +431,7 @@ impl DType {
             NcVariableType::Float(FloatType::F32) => Some(DType::F32),
             NcVariableType::Float(FloatType::F64) => Some(DType::F64),
             NcVariableType::Int(IntType::I32) => Some(DType::I32),
+            NcVariableType::Int(IntType::I8) => Some(DType::I8),
             _ => None,
         }
     }
@@ -486,6 +494,7 @@ pub enum VarData {
     F32(Vec<f32>),
     F64(Vec<f64>),
     I32(Vec<i32>),
+    I8(Vec<i8>),
     /// Values many files share (see [`SharedValues`]).
     Shared(Arc<SharedValues>),
     /// Values produced slab by slab so a large field (one LLC4320 3D field is several
@@ -518,6 +527,7 @@ impl VarData {
             VarData::F32(_) | VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => DType::F32,
             VarData::F64(_) => DType::F64,
             VarData::I32(_) => DType::I32,
+            VarData::I8(_) => DType::I8,
             VarData::Shared(v) => v.dtype(),
         }
     }
@@ -529,6 +539,7 @@ impl fmt::Debug for VarData {
             VarData::F32(v) => write!(f, "F32([{} values])", v.len()),
             VarData::F64(v) => write!(f, "F64([{} values])", v.len()),
             VarData::I32(v) => write!(f, "I32([{} values])", v.len()),
+            VarData::I8(v) => write!(f, "I8([{} values])", v.len()),
             VarData::Shared(v) => write!(f, "{v:?}"),
             VarData::SlabsF32 { slab_dim, .. } => write!(f, "SlabsF32 {{ slab_dim: {slab_dim} }}"),
             VarData::GroupF32 {

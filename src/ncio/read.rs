@@ -213,6 +213,10 @@ impl NcReader {
         self.read_all(name, DType::I32)
     }
 
+    pub fn read_i8(&self, name: &str) -> Result<Vec<i8>, NcError> {
+        self.read_all(name, DType::I8)
+    }
+
     /// Chunking, deflate level and shuffle of a variable (what `ncdump -s` shows as
     /// `_ChunkSizes`, `_DeflateLevel`, `_Shuffle`).
     pub fn var_storage(&self, name: &str) -> Result<VarStorage, NcError> {

@@ -204,6 +204,7 @@ pub(super) fn validate(def: &DatasetDef) -> Result<(), String> {
             VarData::F32(x) => Some(x.len()),
             VarData::F64(x) => Some(x.len()),
             VarData::I32(x) => Some(x.len()),
+            VarData::I8(x) => Some(x.len()),
             VarData::Shared(x) => Some(x.len()),
             VarData::SlabsF32 { slab_dim, .. } | VarData::GroupF32 { slab_dim, .. } => {
                 if *slab_dim >= shape.len() {
@@ -422,10 +423,12 @@ fn define_and_put(
             VarData::F32(x) => var.put_values(&x, ..).map_err(put_err)?,
             VarData::F64(x) => var.put_values(&x, ..).map_err(put_err)?,
             VarData::I32(x) => var.put_values(&x, ..).map_err(put_err)?,
+            VarData::I8(x) => var.put_values(&x, ..).map_err(put_err)?,
             VarData::Shared(x) => match x.values() {
                 Some(Values::F32(x)) => var.put_values(x, ..).map_err(put_err)?,
                 Some(Values::F64(x)) => var.put_values(x, ..).map_err(put_err)?,
                 Some(Values::I32(x)) => var.put_values(x, ..).map_err(put_err)?,
+                Some(Values::I8(x)) => var.put_values(x, ..).map_err(put_err)?,
                 // Made a stream above.
                 None => {
                     return Err(NcError::Invalid {
@@ -509,6 +512,7 @@ pub(super) fn define_dataset(
             DType::F32 => file.add_variable::<f32>(vname, &dims),
             DType::F64 => file.add_variable::<f64>(vname, &dims),
             DType::I32 => file.add_variable::<i32>(vname, &dims),
+            DType::I8 => file.add_variable::<i8>(vname, &dims),
         }
         .map_err(define(format!("variable `{vname}`")))?;
         // First, so that `_FillValue` is the first attribute in creation order.

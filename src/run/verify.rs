@@ -23,6 +23,25 @@ pub enum VerifyError {
     Manifest(#[from] ManifestError),
     #[error("cannot list {dir:?}")]
     Walk { dir: PathBuf, source: io::Error },
+    /// A tree on S3 ([`super::verify_s3`]): its manifest or listing.
+    #[error("{what} {loc}")]
+    S3 {
+        loc: String,
+        what: &'static str,
+        #[source]
+        source: Box<crate::storage::LocationError>,
+    },
+    #[error("manifest {loc} is not an edp manifest")]
+    S3Parse {
+        loc: String,
+        source: serde_json::Error,
+    },
+    #[error("manifest {loc} has format {found:?}; this edp reads {format:?}")]
+    S3Format {
+        loc: String,
+        found: String,
+        format: String,
+    },
 }
 
 /// One way the tree differs from the manifest.

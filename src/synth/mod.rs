@@ -26,6 +26,7 @@ pub mod bathymetry;
 pub mod geometry;
 pub mod invariant;
 pub mod layout;
+pub mod oned;
 mod output;
 
 use std::path::{Path, PathBuf};

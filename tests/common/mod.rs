@@ -251,6 +251,37 @@ pub fn without_deliberate_additions(ours: &mut Header, edp: &Header) {
     }
 }
 
+/// Every extent global attribute.
+pub const EXTENTS: [&str; 6] = [
+    "geospatial_lat_min",
+    "geospatial_lat_max",
+    "geospatial_lon_min",
+    "geospatial_lon_max",
+    "geospatial_vertical_min",
+    "geospatial_vertical_max",
+];
+
+/// The vertical extents alone (native granules: their horizontal extents are the LLC
+/// grid's cell corners, not EDP's template ±90/±180).
+pub const VERTICAL_EXTENTS: [&str; 2] = ["geospatial_vertical_min", "geospatial_vertical_max"];
+
+/// The extents edp takes from the cells' bounds (`edp::granule::compliance`) equal
+/// EDP's values on the 0.5° grid (±90/±180) and V4r4's levels (0/−6134.5): every one
+/// of `extents` EDP's header has must be in ours with the same value.
+pub fn assert_extents_equal_edp(ours: &Header, edp: &Header, file: &str, extents: &[&str]) {
+    let mut compared = 0;
+    for (k, edp_v) in edp
+        .globals
+        .iter()
+        .filter(|(k, _)| extents.contains(&k.as_str()))
+    {
+        let ours_v = ours.globals.iter().find(|(o, _)| o == k).map(|(_, v)| v);
+        assert_eq!(ours_v, Some(edp_v), "{file}: global {k}");
+        compared += 1;
+    }
+    assert!(compared >= 1, "{file}: no extent in EDP's header");
+}
+
 /// Whether edp changes this attribute's EDP value on purpose (`edp::granule::compliance`).
 pub fn deliberately_changed(var: Option<&str>, attr: &str) -> bool {
     use edp::granule::compliance::{CHANGED_GLOBALS, CHANGED_VAR_ATTRS};
@@ -281,6 +312,12 @@ pub fn value_bits(r: &edp::ncio::NcReader, var: &str) -> Vec<u64> {
             .unwrap()
             .iter()
             .map(|&x| x as u32 as u64)
+            .collect(),
+        DType::I8 => r
+            .read_i8(var)
+            .unwrap()
+            .iter()
+            .map(|&x| x as u8 as u64)
             .collect(),
     }
 }

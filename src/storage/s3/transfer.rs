@@ -339,6 +339,25 @@ impl S3 {
         })
     }
 
+    /// The size and sha256 of the object's bytes as S3 serves them now, streamed (never
+    /// held whole nor written locally): what `edp verify` compares with the manifest,
+    /// rather than the sha256 stored beside the object when it was uploaded.
+    pub fn sha256_of(&self, url: &S3Url) -> Result<(u64, String), S3Error> {
+        let store = self.client(&url.bucket)?;
+        let path = url.path()?;
+        self.block_on(async {
+            let got = store.get(&path).await.map_err(request("GET", url))?;
+            let mut stream = got.into_stream();
+            let (mut h, mut n) = (Sha256::new(), 0u64);
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(request("GET", url))?;
+                h.update(&chunk);
+                n += chunk.len() as u64;
+            }
+            Ok((n, hex::encode(h.finalize())))
+        })
+    }
+
     /// Stores `bytes` as the object at `url` (with their sha256), in one PUT.
     pub fn put_bytes(&self, url: &S3Url, bytes: Vec<u8>) -> Result<Uploaded, S3Error> {
         let store = self.client(&url.bucket)?;
