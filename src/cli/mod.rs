@@ -7,8 +7,10 @@
 mod check_metadata;
 mod demo;
 mod factors;
+mod groupings;
 mod plan;
 mod plot;
+mod preflight;
 mod references;
 mod run;
 mod sync;
@@ -62,6 +64,8 @@ enum Command {
     Demo(DemoArgs),
     /// Write a deterministic synthetic LLC-N dataset (MDS grid + model output).
     Synth(synth::SynthArgs),
+    /// List the groupings a jobs file can name: id, name, dimension and frequencies.
+    Groupings(groupings::GroupingsArgs),
     /// Expand a jobs file into a task list (EDP's JSON schema).
     Tasks(tasks::TasksArgs),
     /// Produce the granules of a task list (EDP's or ours).
@@ -130,6 +134,7 @@ pub fn main_entry() -> ExitCode {
     let outcome = match cli.command {
         Command::Demo(a) => demo::run(&a, &storage),
         Command::Synth(a) => synth::run(&a),
+        Command::Groupings(a) => groupings::run(&a, &storage),
         Command::Tasks(a) => tasks::run(&a, &storage),
         Command::Run(a) => run::run(&a, &cli.settings, &storage),
         Command::Factors(a) => factors::run(&a, &storage),

@@ -145,7 +145,8 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         StopFlag::default()
     });
     let cfg = SpmdConfig {
-        dest: a.plan.dest.clone(),
+        // Absolute like the tasks' granules (see load_tasks), whatever the directory.
+        dest: a.plan.dest.as_deref().map(super::preflight::absolute),
         state_dir: settings.state_dir.clone(),
         storage: Arc::clone(storage),
         overrides: Overrides {
@@ -199,12 +200,19 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
 
 /// Rank 0: the task list, read or built from the jobs file.
 fn load_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Task>> {
-    let tasks = super::check_metadata::gated(
+    let mut tasks = super::check_metadata::gated(
         a.plan.metadata.as_deref(),
         storage,
         || read_or_build_tasks(a, storage),
         |t| t,
     )?;
+    // Relative granules are taken from here, as the absolute --dest is.
+    for t in &mut tasks {
+        t.granule = super::preflight::absolute(&t.granule);
+    }
+    // What every task shares, once, before any work (exit 2, nothing written).
+    super::preflight::check_grids(&tasks, a.plan.grid.as_deref(), storage)?;
+    super::preflight::check_inputs(&tasks)?;
     if let Some(f) = &a.plan.factors {
         check_factors(f, a.plan.grid.as_deref(), &tasks, storage)?;
     }
@@ -256,15 +264,14 @@ fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Tas
         if storage::is_s3(&loc) {
             // A task list on S3 (the remote mode) is read whole.
             let bytes = storage.read_bytes(&loc)?;
-            return Ok(tasks::parse_task_list(path, &bytes)?);
+            return non_empty(path, tasks::parse_task_list(path, &bytes)?);
         }
-        return Ok(tasks::read_task_list(path)?);
+        let mut list = tasks::read_task_list(path)?;
+        super::preflight::resolve_relative(&mut list, path);
+        return non_empty(path, list);
     }
     let planned = a.plan.plan(storage)?;
     let jobs_file = a.plan.jobs.as_deref().unwrap_or(std::path::Path::new("?"));
-    if planned.plan.tasks.is_empty() {
-        anyhow::bail!("{} gives no tasks", jobs_file.display());
-    }
     log::info!(
         "{} task(s) from {} job(s) in {}",
         planned.plan.tasks.len(),
@@ -272,6 +279,17 @@ fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<Vec<Tas
         jobs_file.display()
     );
     Ok(planned.plan.tasks)
+}
+
+/// An empty task list is a mistake upstream (a wrong source root or step), not a run.
+fn non_empty(path: &std::path::Path, list: Vec<Task>) -> anyhow::Result<Vec<Task>> {
+    if list.is_empty() {
+        anyhow::bail!(
+            "task list {} holds no tasks (`edp tasks` refuses to write one: was it made by hand?)",
+            path.display()
+        );
+    }
+    Ok(list)
 }
 
 /// Our factor file from --factors serves task lists too (EDP's name EDP's pickles);

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use clap::Args;
 
 use super::plan::{PlanArgs, Planned};
@@ -35,9 +34,15 @@ pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
         || a.plan.plan(storage),
         |p| &p.plan.tasks,
     )?;
+    if a.plan.grid.is_none() {
+        // Every task names its grid; a list without one cannot run anywhere.
+        anyhow::bail!(
+            "edp tasks needs --grid (the grid location written into every task: an MDS grid directory or GRID_GEOMETRY file)"
+        );
+    }
     match &a.output {
-        Some(path) => tasks::write_task_list(path, &plan.tasks)
-            .with_context(|| format!("writing {}", path.display()))?,
+        // The error names the file.
+        Some(path) => tasks::write_task_list(path, &plan.tasks)?,
         None => {
             let text = serde_json::to_string_pretty(&plan.tasks)?;
             println!("{text}");
