@@ -340,3 +340,153 @@ fn groupings_lists_ids_names_and_frequencies() {
     let o = edp(&["groupings", "--product", "1x"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+const SUBCOMMANDS: &[&str] = &[
+    "demo",
+    "synth",
+    "groupings",
+    "tasks",
+    "run",
+    "factors",
+    "sync",
+    "verify",
+    "plot",
+    "check-metadata",
+    "references",
+];
+
+#[test]
+fn every_help_lists_exit_codes_and_describes_every_option() {
+    for cmd in std::iter::once("").chain(SUBCOMMANDS.iter().copied()) {
+        let args: Vec<&str> = [cmd, "--help"]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        let o = edp(&args);
+        let t = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(o.status.code(), Some(0), "{cmd}: {t}");
+        assert!(
+            t.contains("Exit status: 0 everything asked was done; 1 some task failed")
+                && t.contains("2 usage or configuration error")
+                && t.contains("3 interrupted"),
+            "{cmd}: {t}"
+        );
+        // In the long help an option's line is followed by its description.
+        let lines: Vec<&str> = t.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let opt = l.trim_start();
+            let is_option = opt.starts_with("--")
+                || (opt.starts_with('-')
+                    && opt.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic));
+            if !(l.starts_with("  ") && is_option) {
+                continue;
+            }
+            let next = lines.get(i + 1).map(|n| n.trim()).unwrap_or("");
+            let same_line = opt.split("  ").filter(|p| !p.trim().is_empty()).count() > 1;
+            assert!(
+                same_line || (!next.is_empty() && !next.starts_with('[')),
+                "{cmd}: option without a description: {opt}"
+            );
+        }
+        // One spelling of the output option.
+        if ["demo", "synth", "tasks", "factors", "plot", "references"].contains(&cmd) {
+            assert!(t.contains("-o, --output <"), "{cmd}: {t}");
+            assert!(!t.contains("--out <"), "{cmd}: {t}");
+        }
+    }
+    // The jobs grammar, the documented settings and their variables.
+    for cmd in ["tasks", "run"] {
+        let t = text(&edp(&[cmd, "--help"]));
+        assert!(t.contains("'SNAP'|'AVG_DAY'|'AVG_MON'|'TI'"), "{cmd}: {t}");
+        for opt in [
+            "--scratch-dir <DIR>",
+            "[env: EDP_SCRATCH_DIR=]",
+            "--scratch-limit <SIZE>",
+            "[env: EDP_SCRATCH_LIMIT=]",
+            "--s3-retries <N>",
+            "[env: EDP_S3_RETRIES=]",
+            "[env: EDP_STATE_DIR=]",
+        ] {
+            assert!(t.contains(opt), "{cmd}: {opt} not in {t}");
+        }
+    }
+}
+
+#[test]
+fn malformed_values_exit_2_naming_the_option_and_its_variable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("synth");
+    let check = |o: Output, want: &[&str]| {
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{want:?}: {t}");
+        for w in want {
+            assert!(t.contains(w), "{w} not in {t}");
+        }
+        assert!(!out.exists(), "{t}");
+    };
+    let synth = ["synth", "-o", s(&out), "--n", "2", "--levels", "1"];
+    for (var, value, option) in [
+        ("EDP_SCRATCH_LIMIT", "abc", "--scratch-limit"),
+        ("EDP_S3_RETRIES", "many", "--s3-retries"),
+        ("EDP_S3_TIMEOUT", "-1", "--s3-timeout"),
+        ("EDP_S3_PART_SIZE", "0", "--s3-part-size"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_edp"))
+            .args(synth)
+            .env(var, value)
+            .output()
+            .unwrap();
+        check(o, &[option, var, value]);
+        let given = format!("{option}={value}");
+        let mut args = synth.to_vec();
+        args.push(&given);
+        check(edp(&args), &[option, var]);
+    }
+    for cmd in [
+        &synth[..],
+        &["verify", "x.json"],
+        &["factors", "--grid", "g", "-o", "f"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--threads", "0"]);
+        check(edp(&args), &["--threads", "at least 1"]);
+    }
+    // A variable no grouping writes, before any work.
+    let (sample, jobs) = sample();
+    let dest = sample.dir.path().join("dest");
+    let grid = sample.grid_dir();
+    let o = edp(&[
+        "run",
+        "--jobs",
+        s(&jobs),
+        "--source",
+        sample.dir.path().to_str().unwrap(),
+        "--dest",
+        s(&dest),
+        "--grid",
+        s(&grid),
+        "--significant-bits",
+        "SSH=10,NOPE=10",
+    ]);
+    config_error(&o, &["--significant-bits: NOPE is not a variable"], &dest);
+
+    // The old spelling still works (hidden alias), and synth says what it wrote in words.
+    let o = edp(&[
+        "synth",
+        "--out",
+        s(&out),
+        "--n",
+        "2",
+        "--levels",
+        "1",
+        "--months",
+        "1",
+        "--variables",
+        "ETAN",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(!t.contains("SynthReport") && !t.contains('{'), "{t}");
+    assert!(t.contains("1 variable(s); 1 monthly"), "{t}");
+    assert!(out.join("grid").is_dir());
+}

@@ -14,7 +14,8 @@ use crate::time::DailyDate;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct PlanArgs {
-    /// Jobs file: one `[<grouping id>, 'native'|'latlon', 'SNAP'|'AVG_DAY'|'AVG_MON', 'all'|[steps]]` per line.
+    /// Jobs file: one `[<grouping id or name>, 'native'|'latlon', 'SNAP'|'AVG_DAY'|'AVG_MON'|'TI',
+    /// 'all'|[steps]]` per line (`edp groupings` lists the ids).
     #[arg(long, requires_all = ["source", "dest"])]
     pub jobs: Option<PathBuf>,
     /// Root of the model output (holding diags_monthly/, diags_daily/, diags_inst/, or

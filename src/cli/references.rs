@@ -48,7 +48,7 @@ pub fn write_for(dest: &Path, out: &Path) -> u8 {
             for (c, r) in done {
                 match r {
                     Ok(path) => println!(
-                        "wrote {} ({} granules of {})",
+                        "wrote {} ({} granule(s) of {})",
                         path.display(),
                         c.granules.len(),
                         c.name

@@ -45,7 +45,7 @@ pub struct RunArgs {
     writer: crate::ncio::Writer,
     /// Threads per rank (default: SLURM_CPUS_PER_TASK, else the node's cores divided
     /// among its ranks).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::settings::threads)]
     threads: Option<usize>,
     /// Before skipping a granule a previous run made, check its sha256 too (not only its size).
     #[arg(long)]
@@ -88,7 +88,10 @@ pub struct RunArgs {
 }
 
 /// The --significant-bits table, or `None` when no variable is named.
-fn significant_bits(a: &RunArgs) -> anyhow::Result<Option<&'static BitRoundTable>> {
+fn significant_bits(
+    a: &RunArgs,
+    storage: &Storage,
+) -> anyhow::Result<Option<&'static BitRoundTable>> {
     let mut table = match &a.significant_bits_file {
         Some(p) => BitRoundTable::from_file(p)?,
         None => BitRoundTable::default(),
@@ -97,6 +100,31 @@ fn significant_bits(a: &RunArgs) -> anyhow::Result<Option<&'static BitRoundTable
         a.significant_bits.iter().map(String::as_str),
         "--significant-bits",
     )?);
+    // A variable no grouping writes would be silently ignored: a typo, said before any work.
+    if !table.is_empty() {
+        let m = a.plan.metadata_set(storage)?;
+        let known: std::collections::HashSet<&str> = [
+            crate::metadata::Product::Native,
+            crate::metadata::Product::Latlon,
+        ]
+        .into_iter()
+        .flat_map(|p| m.groupings(p))
+        .flat_map(|g| g.fields.iter().map(|f| g.output_name(f)))
+        .collect();
+        let unknown: Vec<&str> = table
+            .entries()
+            .keys()
+            .map(String::as_str)
+            .filter(|v| !known.contains(v))
+            .collect();
+        if !unknown.is_empty() {
+            anyhow::bail!(
+                "--significant-bits: {} is not a variable of any grouping of the metadata set ({})",
+                unknown.join(", "),
+                m.origin
+            );
+        }
+    }
     // One table per process, shared by every granule for the whole run.
     Ok((!table.is_empty()).then(|| &*Box::leak(Box::new(table))))
 }
@@ -109,7 +137,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         );
         return Ok(EXIT_USAGE);
     }
-    let bits = match significant_bits(a) {
+    let bits = match significant_bits(a, storage) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("edp: error: {e:#}");
@@ -180,7 +208,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
     let root = world.is_root();
     // Finalise MPI before the process exits.
     drop(world);
-    Ok(match end {
+    let code = match end {
         RunEnd::AllDone if a.references && root => match a.plan.dest.as_deref() {
             Some(d) if !d.starts_with("s3://") => {
                 let dest = PathBuf::from(d);
@@ -195,7 +223,13 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         RunEnd::SomeFailed => EXIT_TASKS_FAILED,
         RunEnd::Config => EXIT_USAGE,
         RunEnd::Interrupted => EXIT_INTERRUPTED,
-    })
+    };
+    if root {
+        if let Some(hint) = super::resume_hint(code) {
+            eprintln!("{hint}");
+        }
+    }
+    Ok(code)
 }
 
 /// Rank 0: the task list, read or built from the jobs file.

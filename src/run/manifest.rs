@@ -218,7 +218,7 @@ pub fn summary_text(dest: &Path, run: &RunInfo, manifest: &Manifest) -> String {
         ));
     }
     s.push_str(&format!(
-        "manifest: {} granules done, {} failed\n",
+        "manifest: {} granule(s) done, {} failed\n",
         manifest.count(Status::Done),
         manifest.count(Status::Failed)
     ));
