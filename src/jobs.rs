@@ -18,7 +18,7 @@ use crate::metadata::{MetadataSet, Product};
 use crate::time::Frequency;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{path}:{line}: {what}")]
+#[error("{}{}: {what}", path.display(), if *line > 0 { format!(":{line}") } else { String::new() })]
 pub struct JobsError {
     pub path: PathBuf,
     pub line: usize,
@@ -226,14 +226,20 @@ pub fn parse_jobs(path: &Path, text: &str, m: &MetadataSet) -> Result<Vec<Job>, 
                     err(format!("no {} grouping is named '{name}'", product.name()))
                 })?
             }
+            // The groupings file's ids, then the derived time-invariant groupings'
+            // numbered after them (README: native GRID_GEOMETRY = 21).
             GroupingRef::Id(id) => usize::try_from(id)
                 .ok()
-                .and_then(|g| groupings.get(g))
+                .and_then(|g| m.grouping(product, g))
                 .ok_or_else(|| {
+                    let last = (groupings.len()..groupings.len() + 8)
+                        .take_while(|&i| m.grouping(product, i).is_some())
+                        .last()
+                        .unwrap_or(groupings.len().saturating_sub(1));
                     err(format!(
-                        "grouping id {id} is out of range: the {} groupings are numbered 0 to {}",
+                        "grouping id {id} is out of range: the {} groupings are numbered 0 to {last} (`edp groupings --product {}` lists them)",
                         product.name(),
-                        groupings.len().saturating_sub(1)
+                        product.name()
                     ))
                 })?,
         };

@@ -419,10 +419,25 @@ pub fn build(c: &Collection, src: &Source<'_>) -> Result<Value, ReferencesError>
                     reason,
                 };
                 if here.len() != vars.len() {
+                    let names = |a: &[VarInfo], b: &[VarInfo]| -> String {
+                        let odd: Vec<&str> = a
+                            .iter()
+                            .filter(|v| !b.iter().any(|w| w.name == v.name))
+                            .map(|v| v.name.as_str())
+                            .collect();
+                        if odd.is_empty() {
+                            "none".into()
+                        } else {
+                            odd.join(", ")
+                        }
+                    };
                     return Err(mismatch(format!(
-                        "{} variables, the first granule has {}",
+                        "{} variables, the first granule ({}) has {}; only here: {}; only there: {}",
                         here.len(),
-                        vars.len()
+                        c.granules[0],
+                        vars.len(),
+                        names(&here, &vars),
+                        names(&vars, &here)
                     )));
                 }
                 t_len = r.dims().iter().find(|(d, _)| d == TIME).map(|d| d.1);

@@ -25,37 +25,44 @@ pub struct Settings {
         global = true,
         env = "EDP_MPI",
         value_name = "auto|on|off",
-        hide = true
+        value_parser = clap::builder::PossibleValuesParser::new(["auto", "on", "off"])
     )]
     pub mpi: Option<String>,
     /// Scratch cache root (S3 inputs, staged granules); default: a per-user directory
     /// in the temporary directory.
-    #[arg(long, global = true, env = "EDP_SCRATCH_DIR", hide = true)]
+    #[arg(long, global = true, env = "EDP_SCRATCH_DIR", value_name = "DIR")]
     pub scratch_dir: Option<PathBuf>,
     /// Scratch cache size limit (bytes, or with K/M/G/T).
-    #[arg(long, global = true, env = "EDP_SCRATCH_LIMIT", hide = true)]
+    #[arg(long, global = true, env = "EDP_SCRATCH_LIMIT", value_name = "SIZE",
+          value_parser = size("--scratch-limit", "EDP_SCRATCH_LIMIT"))]
     pub scratch_limit: Option<String>,
     /// Local state of runs writing to S3 (journals, manifest copy, built factors);
     /// default: ./edp-state.
-    #[arg(long, global = true, env = "EDP_STATE_DIR", hide = true)]
+    #[arg(long, global = true, env = "EDP_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Part size of multipart uploads and ranged downloads (bytes).
-    #[arg(long, global = true, env = "EDP_S3_PART_SIZE", hide = true)]
+    #[arg(long, global = true, env = "EDP_S3_PART_SIZE", value_name = "BYTES",
+          value_parser = count("--s3-part-size", "EDP_S3_PART_SIZE", 1))]
     pub s3_part_size: Option<u64>,
     /// Parts of one object in flight at once.
-    #[arg(long, global = true, env = "EDP_S3_CONCURRENCY", hide = true)]
+    #[arg(long, global = true, env = "EDP_S3_CONCURRENCY", value_name = "N",
+          value_parser = count("--s3-concurrency", "EDP_S3_CONCURRENCY", 1))]
     pub s3_concurrency: Option<u64>,
     /// Retries of a failed S3 request.
-    #[arg(long, global = true, env = "EDP_S3_RETRIES", hide = true)]
+    #[arg(long, global = true, env = "EDP_S3_RETRIES", value_name = "N",
+          value_parser = count("--s3-retries", "EDP_S3_RETRIES", 0))]
     pub s3_retries: Option<u64>,
     /// Seconds after which a request is not retried any more.
-    #[arg(long, global = true, env = "EDP_S3_RETRY_TIMEOUT", hide = true)]
+    #[arg(long, global = true, env = "EDP_S3_RETRY_TIMEOUT", value_name = "SECONDS",
+          value_parser = seconds_arg("--s3-retry-timeout", "EDP_S3_RETRY_TIMEOUT"))]
     pub s3_retry_timeout: Option<f64>,
     /// Seconds to wait for an S3 connection.
-    #[arg(long, global = true, env = "EDP_S3_CONNECT_TIMEOUT", hide = true)]
+    #[arg(long, global = true, env = "EDP_S3_CONNECT_TIMEOUT", value_name = "SECONDS",
+          value_parser = seconds_arg("--s3-connect-timeout", "EDP_S3_CONNECT_TIMEOUT"))]
     pub s3_connect_timeout: Option<f64>,
     /// Seconds an S3 request may take.
-    #[arg(long, global = true, env = "EDP_S3_TIMEOUT", hide = true)]
+    #[arg(long, global = true, env = "EDP_S3_TIMEOUT", value_name = "SECONDS",
+          value_parser = seconds_arg("--s3-timeout", "EDP_S3_TIMEOUT"))]
     pub s3_timeout: Option<f64>,
     /// Testing: a task whose granule name contains this panics (a panic on one rank
     /// must abort the whole job).
@@ -99,6 +106,67 @@ impl Settings {
     pub fn s3_timeout(&self) -> Duration {
         seconds(self.s3_timeout, 300.0)
     }
+}
+
+/// A value parser whose error names the option and its environment variable, since
+/// either may have given the value.
+fn named<T: Clone + Send + Sync + 'static>(
+    option: &'static str,
+    var: &'static str,
+    expected: &'static str,
+    parse: impl Fn(&str) -> Option<T> + Clone + Send + Sync + 'static,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    move |s: &str| {
+        parse(s).ok_or_else(|| format!("{option} (or {var}) expects {expected}, not '{s}'"))
+    }
+}
+
+fn size(
+    option: &'static str,
+    var: &'static str,
+) -> impl clap::builder::TypedValueParser<Value = String> {
+    named(
+        option,
+        var,
+        "bytes, or a number with K, M, G or T (e.g. 20G)",
+        |s| crate::storage::cache::parse_size(s).map(|_| s.to_string()),
+    )
+}
+
+fn count(
+    option: &'static str,
+    var: &'static str,
+    min: u64,
+) -> impl clap::builder::TypedValueParser<Value = u64> {
+    let expected = if min == 0 {
+        "a whole number"
+    } else {
+        "a whole number of at least 1"
+    };
+    named(option, var, expected, move |s| {
+        s.trim().parse::<u64>().ok().filter(|n| *n >= min)
+    })
+}
+
+fn seconds_arg(
+    option: &'static str,
+    var: &'static str,
+) -> impl clap::builder::TypedValueParser<Value = f64> {
+    named(option, var, "a number of seconds (0 or more)", |s| {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    })
+}
+
+/// `--threads`: at least one (0 would run nothing).
+pub fn threads(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("--threads expects a whole number of at least 1, not '{s}'"))
 }
 
 fn seconds(value: Option<f64>, default: f64) -> Duration {

@@ -36,14 +36,26 @@ pub(crate) fn problems_of(
     dir: Option<&Path>,
     storage: &Storage,
 ) -> anyhow::Result<(String, Vec<Problem>)> {
-    Ok(match dir {
-        None => ("embedded V4r4".to_string(), check_embedded()),
-        Some(d) => {
-            // An S3 prefix is mirrored once per node into the scratch cache.
-            let local = storage.local_dir(&d.to_string_lossy())?;
-            (d.display().to_string(), check_dir(&local))
-        }
-    })
+    let local = match dir {
+        // An S3 prefix is mirrored once per node into the scratch cache.
+        Some(d) => Some(storage.local_dir(&d.to_string_lossy())?),
+        None => None,
+    };
+    // The checks load the set (from a repaired temporary copy when a file has a syntax
+    // error), and loading warns: every such warning is one of the problems returned,
+    // so the loader's own copy (naming the temporary path) is held back.
+    let level = log::max_level();
+    log::set_max_level(log::LevelFilter::Error.min(level));
+    let problems = match &local {
+        None => check_embedded(),
+        Some(l) => check_dir(l),
+    };
+    log::set_max_level(level);
+    let origin = match dir {
+        None => "embedded V4r4".to_string(),
+        Some(d) => d.display().to_string(),
+    };
+    Ok((origin, problems))
 }
 
 /// `<origin>: N problem(s)` and one line per problem.

@@ -17,7 +17,7 @@ pub struct FactorsArgs {
     #[arg(long)]
     grid: PathBuf,
     /// Factor file to write (replaced atomically).
-    #[arg(short = 'o', long = "out")]
+    #[arg(short = 'o', long = "output", alias = "out", value_name = "FILE")]
     out: PathBuf,
     /// Target grid resolution in degrees (ECCO: 0.5).
     #[arg(long, default_value_t = 0.5)]
@@ -25,7 +25,8 @@ pub struct FactorsArgs {
     /// Levels to build (default: all of the grid's).
     #[arg(long)]
     levels: Option<usize>,
-    #[arg(long)]
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = crate::settings::threads)]
     threads: Option<usize>,
 }
 

@@ -7,8 +7,10 @@
 mod check_metadata;
 mod demo;
 mod factors;
+mod groupings;
 mod plan;
 mod plot;
+mod preflight;
 mod references;
 mod run;
 mod status;
@@ -23,7 +25,7 @@ use std::sync::Arc;
 
 use crate::storage::Storage;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// `edp --version`: the version and which netCDF/HDF5 build this binary links.
 const BUILD_VERSION: &str = if cfg!(feature = "parallel-hdf5") {
@@ -39,6 +41,12 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 3;
+
+/// The exit-code contract, at the end of every `--help`.
+const EXIT_CODES_HELP: &str = "Exit status: 0 everything asked was done; 1 some task failed (the \
+others were done; the same command retries them); 2 usage or configuration error, before \
+any work; 3 interrupted (the same command resumes).
+Options with [env: EDP_...] may be set by that environment variable instead.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -63,6 +71,8 @@ enum Command {
     Demo(DemoArgs),
     /// Write a deterministic synthetic LLC-N dataset (MDS grid + model output).
     Synth(synth::SynthArgs),
+    /// List the groupings a jobs file can name: id, name, dimension and frequencies.
+    Groupings(groupings::GroupingsArgs),
     /// Expand a jobs file into a task list (EDP's JSON schema).
     Tasks(tasks::TasksArgs),
     /// Produce the granules of a task list (EDP's or ours).
@@ -89,7 +99,13 @@ enum Command {
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Where the demo writes its inputs, task list and granules.
-    #[arg(long, default_value = "edp-demo")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        alias = "out",
+        value_name = "DIR",
+        default_value = "edp-demo"
+    )]
     pub out: PathBuf,
     /// Tile size N of the synthetic LLC grid.
     #[arg(long, default_value_t = 90)]
@@ -98,7 +114,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2)]
     pub months: usize,
     /// Worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::settings::threads)]
     pub threads: Option<usize>,
 }
 
@@ -119,10 +135,50 @@ pub(crate) fn init_threads(threads: Option<usize>) {
     }
 }
 
+/// After exit 1 or 3, the command that picks the run up again (the same command: done
+/// granules are skipped), quoted for a POSIX shell.
+pub(crate) fn resume_hint(code: u8) -> Option<String> {
+    let why = match code {
+        EXIT_TASKS_FAILED => "to retry the failed tasks (the others are skipped)",
+        EXIT_INTERRUPTED => "to resume (the granules already made are skipped)",
+        _ => return None,
+    };
+    let quote = |a: String| {
+        let plain = !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_./=:,@%+-".contains(c));
+        if plain {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        }
+    };
+    let args: Vec<String> = std::env::args().map(quote).collect();
+    let launcher = if crate::settings::env_set("OMPI_COMM_WORLD_SIZE")
+        || crate::settings::env_set("PMI_RANK")
+        || crate::settings::env_set("SLURM_STEP_ID")
+    {
+        " (under the same launcher)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "edp: {why}, run again{launcher}: {}",
+        args.join(" ")
+    ))
+}
+
 /// Runs the CLI and maps the outcome to the exit-code contract.
 pub fn main_entry() -> ExitCode {
     crate::ncio::library_init();
-    let cli = match Cli::try_parse() {
+    // Every subcommand's --help ends with the exit codes.
+    let command = Cli::command()
+        .after_help(EXIT_CODES_HELP)
+        .mut_subcommands(|c| c.after_help(EXIT_CODES_HELP));
+    let parsed = command
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -136,6 +192,7 @@ pub fn main_entry() -> ExitCode {
     let outcome = match cli.command {
         Command::Demo(a) => demo::run(&a, &storage),
         Command::Synth(a) => synth::run(&a),
+        Command::Groupings(a) => groupings::run(&a, &storage),
         Command::Tasks(a) => tasks::run(&a, &storage),
         Command::Run(a) => run::run(&a, &cli.settings, &storage),
         Command::Factors(a) => factors::run(&a, &storage),

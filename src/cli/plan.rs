@@ -14,7 +14,8 @@ use crate::time::DailyDate;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct PlanArgs {
-    /// Jobs file: one `[<grouping id>, 'native'|'latlon', 'SNAP'|'AVG_DAY'|'AVG_MON', 'all'|[steps]]` per line.
+    /// Jobs file: one `[<grouping id or name>, 'native'|'latlon', 'SNAP'|'AVG_DAY'|'AVG_MON'|'TI',
+    /// 'all'|[steps]]` per line (`edp groupings` lists the ids).
     #[arg(long, requires_all = ["source", "dest"])]
     pub jobs: Option<PathBuf>,
     /// Root of the model output (holding diags_monthly/, diags_daily/, diags_inst/, or
@@ -67,15 +68,15 @@ impl PlanArgs {
     /// names (V4r4's `llc0090`): granules are named, and given their PO.DAAC titles,
     /// ids and DOIs, after that label, as EDP does, so an LLC1080 run with the V4r4 set
     /// would make granules that pass for LLC90 ones.
-    fn check_native_label(&self, m: &MetadataSet) {
-        let Some(grid) = self.grid.as_deref().filter(|g| !storage::is_s3(g)) else {
+    fn check_native_label(&self, m: &MetadataSet, g: &crate::grid::Grid) {
+        let Some(grid) = self.grid.as_deref() else {
             return;
         };
         let Some(label_n) = m.release.native_label_size() else {
             return;
         };
-        match crate::grid::Grid::open(std::path::Path::new(grid)) {
-            Ok(g) if g.n != label_n => log::warn!(
+        if g.n != label_n {
+            log::warn!(
                 "grid {grid} is LLC{} but the metadata set ({}) describes LLC{label_n} \
                  products: native granules will be named {} and carry the LLC{label_n} \
                  datasets' titles, ids and DOIs; give --metadata a set made for this grid \
@@ -83,10 +84,7 @@ impl PlanArgs {
                 g.n,
                 m.origin,
                 m.release.native_label
-            ),
-            Ok(_) => {}
-            // `edp run` reports an unreadable grid with the tasks that need it.
-            Err(e) => log::debug!("grid {grid}: {e}"),
+            )
         }
     }
 
@@ -113,7 +111,11 @@ impl PlanArgs {
             anyhow::bail!("--jobs needs --source and --dest");
         };
         let m = self.metadata_set(storage)?;
-        self.check_native_label(&m);
+        // The grid every task will name, opened once before any work.
+        if let Some(grid) = &self.grid {
+            let g = super::preflight::open_grid(grid, storage)?;
+            self.check_native_label(&m, &g);
+        }
         if let Some(r) = &self.release {
             if *r != m.release.version {
                 anyhow::bail!(
@@ -127,16 +129,16 @@ impl PlanArgs {
             anyhow::bail!("source root {} is not a directory", source.display());
         }
         let job_list = jobs::read_jobs(jobs_file, &m)?;
+        // Absolute, so that the task list works from any directory.
+        let abs = super::preflight::absolute;
         let loc = Locations {
-            dest_root: dest.clone(),
-            grid: self.grid.clone(),
-            factors: self.factors.clone(),
-            metadata: self
-                .metadata
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
+            dest_root: abs(dest),
+            grid: self.grid.as_deref().map(abs),
+            factors: self.factors.as_deref().map(abs),
+            metadata: self.metadata.as_ref().map(|p| abs(&p.to_string_lossy())),
             config: None,
         };
+        let source = &PathBuf::from(abs(&source.to_string_lossy()));
         let daily = if self.edp_daily_dates {
             DailyDate::PeriodEnd
         } else {
@@ -150,9 +152,75 @@ impl PlanArgs {
                 plan.listing_errors.join("; ")
             );
         }
+        if plan.tasks.is_empty() {
+            anyhow::bail!("{}", no_tasks(jobs_file, source, &m, &job_list, &plan));
+        }
         Ok(Planned {
             plan,
             jobs: job_list.len(),
         })
     }
+}
+
+/// Why a jobs file gave no tasks: each job with the grouping it named, the directories
+/// searched, and the grouping the same id names in the other product (a common slip).
+fn no_tasks(
+    jobs_file: &std::path::Path,
+    source: &std::path::Path,
+    m: &MetadataSet,
+    jobs: &[jobs::Job],
+    plan: &Plan,
+) -> String {
+    if jobs.is_empty() {
+        return format!("{} holds no jobs, no tasks", jobs_file.display());
+    }
+    let mut dirs = std::collections::BTreeSet::new();
+    let mut lines = Vec::new();
+    for (job, r) in jobs.iter().zip(&plan.jobs) {
+        for d in super::preflight::searched_dirs(source, &m.release.version, job.freq) {
+            dirs.insert(d.display().to_string());
+        }
+        let other = match job.product {
+            crate::metadata::Product::Native => crate::metadata::Product::Latlon,
+            _ => crate::metadata::Product::Native,
+        };
+        let also = m
+            .grouping(other, job.grouping)
+            .filter(|o| o.filename != r.grouping)
+            .map(|o| {
+                format!(
+                    "; {} grouping {} is {}",
+                    other.name(),
+                    job.grouping,
+                    o.filename
+                )
+            })
+            .unwrap_or_default();
+        let steps = if r.empty_steps.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " at step(s) {:?}",
+                &r.empty_steps[..r.empty_steps.len().min(5)]
+            )
+        };
+        lines.push(format!(
+            "line {}: {} grouping {} ({}) {}: no input{steps}{also}",
+            job.line, r.product, job.grouping, r.grouping, r.freq
+        ));
+    }
+    let slip = source
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("diags_"));
+    format!(
+        "{} gives no tasks: {}; searched {}{} (see `edp groupings`)",
+        jobs_file.display(),
+        lines.join("; "),
+        dirs.into_iter().collect::<Vec<_>>().join(", "),
+        if slip {
+            "; --source names the directory above diags_monthly/, diags_daily/, diags_inst/"
+        } else {
+            ""
+        }
+    )
 }

@@ -72,7 +72,7 @@ pub fn write_for(storage: &Storage, dest: &str, out: Option<&str>, url_prefix: O
             for (c, r) in done {
                 match r {
                     Ok(target) => println!(
-                        "wrote {target} ({} granules of {})",
+                        "wrote {target} ({} granule(s) of {})",
                         c.granules.len(),
                         c.name
                     ),

@@ -45,7 +45,7 @@ pub struct RunArgs {
     writer: crate::ncio::Writer,
     /// Threads per rank (default: SLURM_CPUS_PER_TASK, else the node's cores divided
     /// among its ranks).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::settings::threads)]
     threads: Option<usize>,
     /// Before skipping a granule a previous run made, check its sha256 too (not only its size).
     #[arg(long)]
@@ -88,7 +88,10 @@ pub struct RunArgs {
 }
 
 /// The --significant-bits table, or `None` when no variable is named.
-fn significant_bits(a: &RunArgs) -> anyhow::Result<Option<&'static BitRoundTable>> {
+fn significant_bits(
+    a: &RunArgs,
+    storage: &Storage,
+) -> anyhow::Result<Option<&'static BitRoundTable>> {
     let mut table = match &a.significant_bits_file {
         Some(p) => BitRoundTable::from_file(p)?,
         None => BitRoundTable::default(),
@@ -97,6 +100,31 @@ fn significant_bits(a: &RunArgs) -> anyhow::Result<Option<&'static BitRoundTable
         a.significant_bits.iter().map(String::as_str),
         "--significant-bits",
     )?);
+    // A variable no grouping writes would be silently ignored: a typo, said before any work.
+    if !table.is_empty() {
+        let m = a.plan.metadata_set(storage)?;
+        let known: std::collections::HashSet<&str> = [
+            crate::metadata::Product::Native,
+            crate::metadata::Product::Latlon,
+        ]
+        .into_iter()
+        .flat_map(|p| m.groupings(p))
+        .flat_map(|g| g.fields.iter().map(|f| g.output_name(f)))
+        .collect();
+        let unknown: Vec<&str> = table
+            .entries()
+            .keys()
+            .map(String::as_str)
+            .filter(|v| !known.contains(v))
+            .collect();
+        if !unknown.is_empty() {
+            anyhow::bail!(
+                "--significant-bits: {} is not a variable of any grouping of the metadata set ({})",
+                unknown.join(", "),
+                m.origin
+            );
+        }
+    }
     // One table per process, shared by every granule for the whole run.
     Ok((!table.is_empty()).then(|| &*Box::leak(Box::new(table))))
 }
@@ -109,7 +137,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         );
         return Ok(EXIT_USAGE);
     }
-    let bits = match significant_bits(a) {
+    let bits = match significant_bits(a, storage) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("edp: error: {e:#}");
@@ -145,7 +173,8 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         StopFlag::default()
     });
     let cfg = SpmdConfig {
-        dest: a.plan.dest.clone(),
+        // Absolute like the tasks' granules (see load_tasks), whatever the directory.
+        dest: a.plan.dest.as_deref().map(super::preflight::absolute),
         state_dir: settings.state_dir.clone(),
         storage: Arc::clone(storage),
         overrides: Overrides {
@@ -179,7 +208,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
     let root = world.is_root();
     // Finalise MPI before the process exits.
     drop(world);
-    Ok(match end {
+    let code = match end {
         RunEnd::AllDone if a.references && root => match a.plan.dest.as_deref() {
             Some(d) => super::references::write_for(storage, d, None, None),
             _ => {
@@ -191,12 +220,18 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         RunEnd::SomeFailed => EXIT_TASKS_FAILED,
         RunEnd::Config => EXIT_USAGE,
         RunEnd::Interrupted => EXIT_INTERRUPTED,
-    })
+    };
+    if root {
+        if let Some(hint) = super::resume_hint(code) {
+            eprintln!("{hint}");
+        }
+    }
+    Ok(code)
 }
 
 /// Rank 0: the task list, read or built from the jobs file.
 fn load_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<TaskList> {
-    let tasks = super::check_metadata::gated(
+    let mut tasks = super::check_metadata::gated(
         a.plan.metadata.as_deref(),
         storage,
         || read_or_build_tasks(a, storage),
@@ -206,6 +241,18 @@ fn load_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<TaskList> {
             super::check_metadata::groupings_of_granules(granules.iter().map(String::as_str))
         },
     )?;
+    // Relative granules are taken from here, as the absolute --dest is; an EDP list's
+    // relative inputs from its own directory when they are not found from here.
+    let relocation = match &a.tasks {
+        Some(path) if !storage::is_s3(&path.to_string_lossy()) => {
+            super::preflight::relocation(&tasks, path)?
+        }
+        _ => tasks::Relocation::default(),
+    };
+    tasks.relocate(relocation);
+    // What every task shares, once, before any work (exit 2, nothing written).
+    super::preflight::check_grids(&tasks, a.plan.grid.as_deref(), storage)?;
+    super::preflight::check_inputs(&tasks)?;
     if let Some(f) = &a.plan.factors {
         check_factors(f, a.plan.grid.as_deref(), &tasks, storage)?;
     }
@@ -258,16 +305,13 @@ fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<TaskLis
         if storage::is_s3(&loc) {
             // A task list on S3 (the remote mode) is read whole.
             let bytes = storage.read_bytes(&loc)?;
-            return Ok(tasks::parse_task_list(path, &bytes)?.into());
+            return non_empty(path, tasks::parse_task_list(path, &bytes)?.into());
         }
         // Mapped, each task parsed when needed: a release's list is never held whole.
-        return Ok(TaskList::map(path)?);
+        return non_empty(path, TaskList::map(path)?);
     }
     let planned = a.plan.plan(storage)?;
     let jobs_file = a.plan.jobs.as_deref().unwrap_or(std::path::Path::new("?"));
-    if planned.plan.tasks.is_empty() {
-        anyhow::bail!("{} gives no tasks", jobs_file.display());
-    }
     log::info!(
         "{} task(s) from {} job(s) in {}",
         planned.plan.tasks.len(),
@@ -275,6 +319,17 @@ fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<TaskLis
         jobs_file.display()
     );
     Ok(planned.plan.tasks.into())
+}
+
+/// An empty task list is a mistake upstream (a wrong source root or step), not a run.
+fn non_empty(path: &std::path::Path, list: TaskList) -> anyhow::Result<TaskList> {
+    if list.is_empty() {
+        anyhow::bail!(
+            "task list {} holds no tasks (`edp tasks` refuses to write one: was it made by hand?)",
+            path.display()
+        );
+    }
+    Ok(list)
 }
 
 /// Our factor file from --factors serves task lists too (EDP's name EDP's pickles);

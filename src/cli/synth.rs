@@ -11,7 +11,7 @@ use crate::synth::{self, SynthConfig};
 #[derive(Args, Debug)]
 pub struct SynthArgs {
     /// Output directory (grid in <out>/grid, model output in <out>/<release>/diags_*).
-    #[arg(long)]
+    #[arg(short = 'o', long = "output", alias = "out", value_name = "DIR")]
     out: PathBuf,
     /// Tile size N (90 = LLC90).
     #[arg(long, default_value_t = 90)]
@@ -19,6 +19,7 @@ pub struct SynthArgs {
     /// Vertical levels.
     #[arg(long, default_value_t = 50)]
     levels: usize,
+    /// Release label: the model output goes under <out>/<release>/ (EDP's layout).
     #[arg(long, default_value = "V4r4")]
     release: String,
     /// Monthly means to write.
@@ -42,7 +43,8 @@ pub struct SynthArgs {
     /// over --days (at least 3), monthly means over --months.
     #[arg(long)]
     one_d: bool,
-    #[arg(long)]
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = crate::settings::threads)]
     threads: Option<usize>,
 }
 
@@ -71,11 +73,20 @@ pub fn run(a: &SynthArgs) -> anyhow::Result<u8> {
         })?;
     }
     println!(
-        "synthesised LLC{} x {} levels into {} ({report:?}) in {:.1} s",
+        "synthesised LLC{} x {} levels into {} in {:.1} s: {} file(s), {:.1} MB; grid {}; \
+         model output {} ({} variable(s); {} monthly, {} daily, {} snapshot step(s))",
         a.n,
         a.levels,
         a.out.display(),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        report.files_written,
+        report.bytes_written as f64 / 1e6,
+        report.grid_dir.display(),
+        report.release_dir.display(),
+        report.variables.len(),
+        report.monthly_steps.len(),
+        report.daily_steps.len(),
+        report.snapshot_steps.len()
     );
     Ok(EXIT_OK)
 }

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use clap::Args;
 
 use super::plan::{PlanArgs, Planned};
@@ -26,6 +25,12 @@ pub struct TasksArgs {
 
 pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
     let t = Instant::now();
+    if a.plan.grid.is_none() {
+        // Every task names its grid; a list without one cannot run anywhere.
+        anyhow::bail!(
+            "edp tasks needs --grid (the grid location written into every task: an MDS grid directory or GRID_GEOMETRY file)"
+        );
+    }
     let (plan, job_count, count) = match &a.output {
         // Streamed: each job's tasks are written as they are made, into a temporary
         // file put in place once the metadata gate has passed.

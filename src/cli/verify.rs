@@ -26,7 +26,8 @@ pub struct VerifyArgs {
     /// Metadata directory giving the groupings (`--content`; default: the embedded V4r4 set).
     #[arg(long, requires = "content")]
     metadata: Option<PathBuf>,
-    #[arg(long)]
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = crate::settings::threads)]
     threads: Option<usize>,
 }
 

@@ -530,7 +530,8 @@ pub fn summary_text(dest: &Path, run: &RunInfo, f: &RunFailures) -> String {
         s.push_str(&format!("rank {rank} on {host}\n"));
     }
     s.push_str(&format!(
-        "manifest: {} granules done, {} failed\n",
+        "manifest: {} granule(s) done, {} failed
+",
         f.destination.done, f.destination.failed
     ));
     if !f.tally.groups.is_empty() {

@@ -404,11 +404,13 @@ fn plan(
     }
     if skipped > 0 {
         let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-        log::info!(
-            "{skipped} of {total} task(s) already done; redoing {} ({})",
-            todo.len(),
-            why.join(", ")
-        );
+        match todo.len() {
+            0 => log::info!("all {total} task(s) already done; nothing to redo"),
+            n => log::info!(
+                "{skipped} of {total} task(s) already done; redoing {n} ({})",
+                why.join(", ")
+            ),
+        }
     }
 
     let (parts, group_size) = assign(
@@ -501,10 +503,13 @@ fn assign(
             }
         }
     }
+    let by_groups = match grouped.len() {
+        0 => String::new(),
+        n => format!(" ({n} by groups of {group_size})"),
+    };
     log::info!(
-        "{} task(s) to do over {ranks} rank(s) ({} by groups of {group_size}); estimated imbalance {:.3}",
+        "{} task(s) to do over {ranks} rank(s){by_groups}; estimated imbalance {:.3}",
         grouped.len() + single.len(),
-        grouped.len(),
         cost::imbalance(&loads)
     );
     Ok((parts, group_size))

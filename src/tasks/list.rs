@@ -27,6 +27,62 @@ pub struct MappedTasks {
     path: PathBuf,
     map: Mmap,
     spans: Vec<(u64, u32)>,
+    relocation: Relocation,
+}
+
+/// How a list's local locations are made absolute as its tasks are read: granules
+/// against the current directory (as the absolute --dest is), and, for an EDP list
+/// whose relative locations resolve only from its own directory, every relative
+/// location against that directory.
+#[derive(Debug, Clone, Default)]
+pub struct Relocation {
+    /// The list's directory, when its relative locations are taken against it.
+    pub base: Option<PathBuf>,
+}
+
+impl Relocation {
+    fn location(&self, s: &mut String) {
+        if let Some(base) = &self.base {
+            if !s.is_empty() && !is_s3(s) && Path::new(s.as_str()).is_relative() {
+                *s = base.join(&*s).to_string_lossy().into_owned();
+            }
+        }
+    }
+
+    /// A granule's location, absolute.
+    pub fn granule(&self, g: &str) -> String {
+        let mut g = g.to_string();
+        self.location(&mut g);
+        if is_s3(&g) || g.is_empty() {
+            return g;
+        }
+        std::path::absolute(&g)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or(g)
+    }
+
+    /// Applies the relocation to every location of `t`.
+    pub fn apply(&self, t: &mut Task) {
+        t.granule = self.granule(&t.granule);
+        for l in [
+            &mut t.ecco_grid_loc,
+            &mut t.ecco_mapping_factors_loc,
+            &mut t.ecco_metadata_loc,
+            &mut t.ecco_cfg_loc,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.location(l);
+        }
+        for pair in t.variables.values_mut().flatten() {
+            pair.iter_mut().for_each(|l| self.location(l));
+        }
+    }
+}
+
+fn is_s3(s: &str) -> bool {
+    s.starts_with("s3://")
 }
 
 impl From<Vec<Task>> for TaskList {
@@ -57,7 +113,17 @@ impl TaskList {
             path: path.to_path_buf(),
             map,
             spans,
+            relocation: Relocation::default(),
         }))
+    }
+
+    /// Relocates every task's locations (see [`Relocation`]): in place when held, as
+    /// each task is read when mapped.
+    pub fn relocate(&mut self, r: Relocation) {
+        match self {
+            TaskList::Owned(v) => v.iter_mut().for_each(|t| r.apply(t)),
+            TaskList::Mapped(m) => m.relocation = r,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -103,7 +169,7 @@ impl TaskList {
                         serde_json::from_slice::<Granule>(
                             &m.map[off as usize..off as usize + len as usize],
                         )
-                        .map(|g| g.granule)
+                        .map(|g| m.relocation.granule(&g.granule))
                         .map_err(|e| TaskError::Json {
                             path: m.path.clone(),
                             source: serde::de::Error::custom(format!("task {i}: {e}")),
@@ -131,7 +197,10 @@ impl MappedTasks {
             .get(i)
             .ok_or_else(|| err(format!("no task {i}")))?;
         let bytes = &self.map[off as usize..off as usize + len as usize];
-        serde_json::from_slice(bytes).map_err(|e| err(format!("task {i}: {e}")))
+        let mut t: Task =
+            serde_json::from_slice(bytes).map_err(|e| err(format!("task {i}: {e}")))?;
+        self.relocation.apply(&mut t);
+        Ok(t)
     }
 }
 

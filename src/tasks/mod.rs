@@ -13,7 +13,7 @@ pub mod discovery;
 pub mod list;
 pub mod plan;
 
-pub use list::{TaskList, TaskListWriter};
+pub use list::{Relocation, TaskList, TaskListWriter};
 pub use plan::{build_from_jobs, Plan};
 // GranuleName lives below the tasks (metadata checks and granules use it too).
 pub use crate::granule_name::GranuleName;
