@@ -289,8 +289,10 @@ pub fn run_spmd(
             group: &group,
             writer: cfg.group_writer,
         },
-        &mine,
-        root.as_ref().map(|r| &r.tasks),
+        Assigned {
+            mine: &mine,
+            list: root.as_ref().map(|r| &r.tasks),
+        },
         &mut shared,
         &mut journal,
         &run_id,
@@ -523,11 +525,16 @@ struct Ranks<'a> {
     writer: crate::ncio::GroupWriter,
 }
 
+/// A rank's share: its work, and on rank 0 the list its tasks are read from.
+struct Assigned<'a> {
+    mine: &'a [Work],
+    list: Option<&'a TaskList>,
+}
+
 /// Every rank: produce the assigned granules, journaling each outcome.
 fn work(
     ranks: Ranks<'_>,
-    mine: &[Work],
-    list: Option<&TaskList>,
+    assigned: Assigned<'_>,
     shared: &mut RunContext,
     journal: &mut JournalWriter,
     run_id: &str,
@@ -535,6 +542,7 @@ fn work(
     debug: &DebugHooks,
 ) -> RankReport {
     let Ranks { world, group, .. } = ranks;
+    let Assigned { mine, list } = assigned;
     let panic_at = debug.panic_granule.as_deref().filter(|s| !s.is_empty());
     let host = mpi::host();
     let mut report = RankReport {
@@ -920,9 +928,11 @@ fn conclude(
         c.not_run = n.saturating_sub(c.done + c.failed);
     }
     let first = failures.finish();
-    let mut destination = Counts::default();
-    destination.done = state.priors.count(Status::Done);
-    destination.failed = state.priors.count(Status::Failed);
+    let destination = Counts {
+        done: state.priors.count(Status::Done),
+        failed: state.priors.count(Status::Failed),
+        ..Default::default()
+    };
     let text = manifest::summary_text(
         &state_dir,
         &info,

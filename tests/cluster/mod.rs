@@ -425,6 +425,12 @@ pub fn contents(path: &Path) -> BTreeMap<String, String> {
                 .iter()
                 .map(|x| x.to_bits())
                 .collect(),
+            DType::I8 => r
+                .read_i8(&v)
+                .unwrap()
+                .iter()
+                .map(|&x| x as u8 as u64)
+                .collect(),
             DType::I32 => r
                 .read_i32(&v)
                 .unwrap()
