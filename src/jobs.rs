@@ -371,11 +371,14 @@ mod tests {
                 "[0, 'native', 'HOURLY', 'all']",
                 "unknown frequency 'HOURLY'",
             ),
+            // The time-invariant ids (native 21, lat-lon 13 and 14) exist, at TI only.
             (
                 "[21, 'native', 'AVG_MON', 'all']",
-                "out of range: the native groupings are numbered 0 to 20",
+                "not offered at AVG_MON for native (offered: TI)",
             ),
-            ("[13, 'latlon', 'AVG_MON', 'all']", "out of range"),
+            ("[13, 'latlon', 'AVG_MON', 'all']", "not offered at AVG_MON"),
+            ("[22, 'native', 'AVG_MON', 'all']", "out of range"),
+            ("[15, 'latlon', 'AVG_MON', 'all']", "out of range"),
             ("[2, 'native', 'SNAP', 'all']", "not offered at SNAP"),
             (
                 "[0, 'native', 'AVG_MON', 'some']",

@@ -152,7 +152,8 @@ impl PlanArgs {
                 plan.listing_errors.join("; ")
             );
         }
-        if plan.tasks.is_empty() {
+        // The tasks went to `sink`: the job reports count them.
+        if plan.jobs.iter().all(|r| r.tasks == 0) {
             anyhow::bail!("{}", no_tasks(jobs_file, source, &m, &job_list, &plan));
         }
         Ok(Planned {

@@ -135,7 +135,10 @@ pub fn absolute(loc: &str) -> String {
 /// (logged). Decided on the first task that has a relative grid or input location.
 pub fn relocation(tasks: &TaskList, list: &Path) -> anyhow::Result<Relocation> {
     let Some(base) = list.parent().filter(|p| !p.as_os_str().is_empty()) else {
-        return Ok(Relocation::default());
+        return Ok(Relocation {
+            absolute_granules: true,
+            ..Relocation::default()
+        });
     };
     let mut probe = None;
     for t in tasks.iter() {
@@ -151,10 +154,16 @@ pub fn relocation(tasks: &TaskList, list: &Path) -> anyhow::Result<Relocation> {
         }
     }
     let Some(probe) = probe else {
-        return Ok(Relocation::default());
+        return Ok(Relocation {
+            absolute_granules: true,
+            ..Relocation::default()
+        });
     };
     if Path::new(&probe).exists() || !base.join(&probe).exists() {
-        return Ok(Relocation::default());
+        return Ok(Relocation {
+            absolute_granules: true,
+            ..Relocation::default()
+        });
     }
     log::info!(
         "the task list's relative locations are taken against its directory {} ({probe} is not in the current directory)",
@@ -162,6 +171,7 @@ pub fn relocation(tasks: &TaskList, list: &Path) -> anyhow::Result<Relocation> {
     );
     Ok(Relocation {
         base: Some(base.to_path_buf()),
+        absolute_granules: true,
     })
 }
 

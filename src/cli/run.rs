@@ -247,7 +247,10 @@ fn load_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<TaskList> {
         Some(path) if !storage::is_s3(&path.to_string_lossy()) => {
             super::preflight::relocation(&tasks, path)?
         }
-        _ => tasks::Relocation::default(),
+        _ => tasks::Relocation {
+            absolute_granules: true,
+            ..tasks::Relocation::default()
+        },
     };
     tasks.relocate(relocation);
     // What every task shares, once, before any work (exit 2, nothing written).

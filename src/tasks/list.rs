@@ -38,6 +38,8 @@ pub struct MappedTasks {
 pub struct Relocation {
     /// The list's directory, when its relative locations are taken against it.
     pub base: Option<PathBuf>,
+    /// Granules made absolute against the current directory (a run's list).
+    pub absolute_granules: bool,
 }
 
 impl Relocation {
@@ -53,7 +55,7 @@ impl Relocation {
     pub fn granule(&self, g: &str) -> String {
         let mut g = g.to_string();
         self.location(&mut g);
-        if is_s3(&g) || g.is_empty() {
+        if !self.absolute_granules || is_s3(&g) || g.is_empty() {
             return g;
         }
         std::path::absolute(&g)
