@@ -769,11 +769,11 @@ fn a_journal_that_cannot_be_appended_stops_the_run_with_exit_1() {
         "{t}"
     );
     // The first granule's record is the first append, made once the second granule
-    // is written (its commit overlapped that one): both are kept and in the
-    // manifest; the rest were not started.
-    let m = Manifest::read(&f.dest.join("edp-manifest.json")).unwrap();
-    let run = m.last_run.clone().unwrap();
-    assert_eq!((run.done, run.failed, run.not_run), (2, 0, 2), "{run:?}");
+    // is written (its commit overlapped that one): both granules are in place and the
+    // rest were not started. The record store lives in the same full state directory,
+    // so the run says it could not keep their records (a re-run redoes them).
+    assert!(t.contains("cannot append to the record store"), "{t}");
+    assert!(t.contains("2 not run"), "{t}");
     let written: Vec<_> = f
         .list
         .iter()

@@ -125,7 +125,17 @@ fn significant_bits_round_within_the_bound_and_are_recorded() {
     assert_eq!(bits("OCEAN_TEMPERATURE_SALINITY").get("THETA"), Some(&10));
     assert_eq!(bits("OCEAN_TEMPERATURE_SALINITY").len(), 1);
     assert_eq!(bits("SEA_SURFACE_HEIGHT").get("SSH"), Some(&7));
-    let text = std::fs::read_to_string(quantized.join("edp-manifest.json")).unwrap();
+    // The EDP-era manifest, exported from the record store, carries them too.
+    let exported = quantized.join("exported-manifest.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_edp"))
+        .args(["manifest", "export"])
+        .arg(&quantized)
+        .arg("-o")
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&exported).unwrap();
     assert!(text.contains("\"significant_bits\""));
 }
 

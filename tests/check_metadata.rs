@@ -162,6 +162,9 @@ fn tasks_and_run_refuse_a_bad_set_before_any_work_listing_all_problems() {
             dest.to_str().unwrap(),
             "--metadata",
             d,
+            // `edp tasks` needs a grid; the set's problems are found before it is opened.
+            "--grid",
+            src.to_str().unwrap(),
         ];
         let o = edp(&args);
         let t = text(&o);

@@ -341,6 +341,8 @@ fn jobs_file_to_granules_round_trip_and_bad_jobs_write_nothing() {
         .arg(&jobs)
         .arg("--source")
         .arg(sample.dir.path())
+        .arg("--grid")
+        .arg(sample.grid_dir())
         .args(["--dest", "x", "-o"])
         .arg(&list2)
         .output()

@@ -397,8 +397,15 @@ fn plan(
     }
     let total = keys.len();
     let skipped = total - todo.len();
-    // The plan's keys, for `edp status`: what "not run" is counted against.
-    super::store::write_plan(dest.state_dir(), &keys).map_err(manifest::ManifestError::from)?;
+    // The plan's keys, for `edp status`: what "not run" is counted against. Only status
+    // reads it, so a state directory without room for it does not stop the run (the
+    // journal, which must be written, fails the tasks if the room is really gone).
+    if let Err(e) = super::store::write_plan(dest.state_dir(), &keys) {
+        log::warn!(
+            "edp status will not count tasks not run: {}",
+            crate::error::chain(&e)
+        );
+    }
     drop(keys);
     let mut todo_groups: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for w in &todo {
