@@ -385,7 +385,7 @@ fn output_on_s3_then_everything_on_s3_with_the_task_list() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
-        stderr.contains("2 of 2 task(s) already done"),
+        stderr.contains("all 2 task(s) already done"),
         "{stdout}\n{stderr}"
     );
     assert_scratch_clean(&scratch);

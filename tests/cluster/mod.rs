@@ -121,9 +121,16 @@ pub fn task_list(dir: &Path, dest: &Path) -> PathBuf {
     list
 }
 
-/// `<dest>/edp-manifest.json`.
+/// `<dest>/edp-manifest.json`, exported from the run's record store by
+/// `edp manifest export` (a run keeps its state in `<dest>/.edp/`).
 pub fn manifest(dest: &Path) -> Value {
     let p = dest.join("edp-manifest.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edp"))
+        .args(["manifest", "export"])
+        .arg(dest)
+        .output()
+        .expect("edp manifest export");
+    assert!(out.status.success(), "edp manifest export: {}", text(&out));
     let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
