@@ -44,7 +44,7 @@ pub fn check_grids(tasks: &[Task], grid: Option<&str>, storage: &Storage) -> any
     let mut locs: BTreeSet<String> = BTreeSet::new();
     let mut without = tasks
         .iter()
-        .filter(|t| grid.is_none() && t.ecco_grid_loc.as_deref().is_none_or(str::is_empty));
+        .filter(|t| grid.is_none() && t.ecco_grid_loc.as_deref().map_or(true, str::is_empty));
     if let Some(t) = without.next() {
         anyhow::bail!(
             "{} task(s) name no grid location (ecco_grid_loc), the first {}; give one with --grid",
