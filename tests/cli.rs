@@ -490,3 +490,173 @@ fn malformed_values_exit_2_naming_the_option_and_its_variable() {
     assert!(t.contains("1 variable(s); 1 monthly"), "{t}");
     assert!(out.join("grid").is_dir());
 }
+
+/// A task list written by `edp tasks` (relative options) over a sample with 3 months.
+fn three_month_list(dir: &Path, sample: &Sample, jobs: &Path) -> std::path::PathBuf {
+    let list = dir.join("tasks.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_edp"))
+        .current_dir(sample.dir.path())
+        .args([
+            "tasks",
+            "--jobs",
+            s(jobs),
+            "--source",
+            ".",
+            "--dest",
+            "out",
+            "--grid",
+            "grid",
+            "-o",
+        ])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    list
+}
+
+#[test]
+fn interrupted_and_failed_runs_say_how_to_resume_and_verify_says_incomplete() {
+    let sample = Sample::new(8, 2, 3, &["SSH", "SSHIBC", "SSHNOIBC", "ETAN"]);
+    let jobs = sample.dir.path().join("jobs.txt");
+    std::fs::write(&jobs, "[0, 'native', 'AVG_MON', 'all']\n").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let list = three_month_list(sample.dir.path(), &sample, &jobs);
+    let listed = std::fs::read_to_string(&list).unwrap();
+    // Paths that travel: the list holds absolute locations, not `out/...` or `grid`.
+    assert!(
+        !listed.contains("\"out/") && !listed.contains("\"grid\""),
+        "{listed}"
+    );
+    let dest = sample.out();
+
+    // Interrupted (SIGINT between granules): exit 3, the command that resumes.
+    let child = Command::new(env!("CARGO_BIN_EXE_edp"))
+        .current_dir(elsewhere.path())
+        .args([
+            "run",
+            "--tasks",
+            s(&list),
+            "--progress",
+            "0",
+            "--threads",
+            "1",
+        ])
+        .env("EDP_MPI", "off")
+        .env("EDP_DEBUG_TASK_DELAY_MS", "1500")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("to resume (the granules already made are skipped), run again:")
+            && t.contains(&format!("run --tasks {} --progress 0", list.display())),
+        "{t}"
+    );
+    // Nothing strayed into the directory the run was started from.
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    let v = edp(&["verify", s(&dest)]);
+    let vt = text(&v);
+    assert_eq!(v.status.code(), Some(1), "{vt}");
+    assert!(
+        vt.contains("INCOMPLETE the last run") && vt.contains("not run"),
+        "{vt}"
+    );
+    assert!(vt.contains("incomplete run"), "{vt}");
+
+    // The resumed run finishes; verify is then clean.
+    let o = Command::new(env!("CARGO_BIN_EXE_edp"))
+        .current_dir(elsewhere.path())
+        .args(["run", "--tasks", s(&list), "--progress", "0"])
+        .env("EDP_MPI", "off")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = edp(&["verify", s(&dest)]);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+
+    // A granule whose bytes changed (same size): verify says which run redoes it.
+    let granule = common::files_under(&dest)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "nc"))
+        .unwrap();
+    let mut bytes = std::fs::read(&granule).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0xff;
+    std::fs::write(&granule, bytes).unwrap();
+    let v = edp(&["verify", s(&dest)]);
+    let vt = text(&v);
+    assert_eq!(v.status.code(), Some(1), "{vt}");
+    assert!(vt.contains("`edp run --verify` (same arguments)"), "{vt}");
+
+    // A failed task: exit 1 and the command that retries it.
+    let input = std::fs::read_to_string(&list).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&input).unwrap();
+    let first_etan = v[0]["variables"]["ETAN"][0][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(&first_etan, b"short").unwrap();
+    let redo_all = elsewhere.path().join("again");
+    let o = Command::new(env!("CARGO_BIN_EXE_edp"))
+        .current_dir(elsewhere.path())
+        .args(["run", "--tasks", s(&list), "--dest"])
+        .arg(&redo_all)
+        .args(["--progress", "0"])
+        .env("EDP_MPI", "off")
+        .output();
+    // The list's granules are under `out`, not `again`: a configuration error.
+    assert_eq!(o.unwrap().status.code(), Some(2));
+    let o = Command::new(env!("CARGO_BIN_EXE_edp"))
+        .current_dir(elsewhere.path())
+        .args(["run", "--tasks", s(&list), "--progress", "0", "--verify"])
+        .env("EDP_MPI", "off")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("to retry the failed tasks (the others are skipped), run again:"),
+        "{t}"
+    );
+    assert!(!t.contains("converted from"), "{t}");
+}
+
+/// A task list with locations relative to its own directory runs from anywhere; one
+/// relative to the directory it was made in (EDP's) still runs from there.
+#[test]
+fn relative_task_lists_resolve_against_their_directory_or_the_current_one() {
+    let (sample, jobs) = sample();
+    let list = three_month_list(sample.dir.path(), &sample, &jobs);
+    let root = sample.dir.path().to_str().unwrap().to_string();
+    // Make it relative, as EDP writes them (relative to where it ran: the sample).
+    let relative = std::fs::read_to_string(&list)
+        .unwrap()
+        .replace(&format!("{root}/"), "");
+    assert!(relative.contains("\"grid\""), "{relative}");
+    let rel_list = sample.dir.path().join("relative.json");
+    std::fs::write(&rel_list, &relative).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    for cwd in [elsewhere.path(), sample.dir.path()] {
+        let o = Command::new(env!("CARGO_BIN_EXE_edp"))
+            .current_dir(cwd)
+            .args(["run", "--tasks", s(&rel_list), "--progress", "0"])
+            .env("EDP_MPI", "off")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}: {}", cwd.display(), text(&o));
+        assert!(sample.out().join("edp-manifest.json").is_file());
+    }
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing stray"
+    );
+}

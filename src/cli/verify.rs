@@ -31,7 +31,8 @@ pub struct VerifyArgs {
     threads: Option<usize>,
 }
 
-/// Exit 0 when the tree matches, 1 on any mismatch, 2 when the manifest is unreadable.
+/// Exit 0 when the tree matches, 1 on any mismatch or an interrupted run, 2 when the
+/// manifest is unreadable.
 pub fn run(a: &VerifyArgs, storage: &Storage) -> anyhow::Result<u8> {
     init_threads(a.threads);
     let metadata = if a.content {
@@ -80,6 +81,31 @@ pub fn run(a: &VerifyArgs, storage: &Storage) -> anyhow::Result<u8> {
     for p in &report.problems {
         println!("{p}");
     }
+    let changed = report.problems.iter().any(|p| {
+        matches!(
+            p,
+            verify::Problem::Checksum { .. } | verify::Problem::Content { .. }
+        )
+    });
+    if changed {
+        println!(
+            "a plain `edp run` skips a granule whose size matches its record: `edp run --verify` \
+             (same arguments) checks sha256 too and redoes the granules whose content changed"
+        );
+    }
+    // A run that stopped before every task was attempted is not a finished tree, even
+    // when everything it did write checks out.
+    let incomplete = crate::run::manifest::Manifest::read(std::path::Path::new(&path))
+        .ok()
+        .and_then(|m| m.last_run)
+        .filter(|r| r.interrupted || r.not_run > 0);
+    if let Some(r) = &incomplete {
+        println!(
+            "INCOMPLETE the last run ({}, started {}) was interrupted: {} of {} task(s) not run; \
+             the same `edp run` command finishes it",
+            r.run_id, r.started, r.not_run, r.tasks
+        );
+    }
     println!(
         "{}: {} granule(s), {:.1} MB checked{}: {}",
         path,
@@ -91,13 +117,14 @@ pub fn run(a: &VerifyArgs, storage: &Storage) -> anyhow::Result<u8> {
             (true, true) => " (sizes and content)",
             (false, true) => " (sizes, sha256 and content)",
         },
-        if report.problems.is_empty() {
-            "OK".to_string()
-        } else {
-            format!("{} problem(s)", report.problems.len())
+        match (report.problems.len(), incomplete.is_some()) {
+            (0, false) => "OK".to_string(),
+            (0, true) => "incomplete run".to_string(),
+            (n, false) => format!("{n} problem(s)"),
+            (n, true) => format!("{n} problem(s), incomplete run"),
         }
     );
-    Ok(if report.problems.is_empty() {
+    Ok(if report.problems.is_empty() && incomplete.is_none() {
         EXIT_OK
     } else {
         EXIT_TASKS_FAILED

@@ -175,7 +175,7 @@ impl NcReader {
         var.get_values::<T, _>(extents)
             .map_err(|source| NcError::Read {
                 path: self.path.clone(),
-                what: format!("values of variable `{name}` (converted from {t:?})"),
+                what: format!("values of variable `{name}`"),
                 source,
             })
     }
