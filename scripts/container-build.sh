@@ -11,7 +11,7 @@
 # 1. mmdebstrap extracts the runtime libraries edp links (netCDF, HDF5, Open MPI with
 #    PMIx, and what they pull in) from the same Debian release as this machine into a
 #    root file system; no shell, no apt, no docs: only what `edp` runs with.
-# 2. The release edp binary (target/release/edp, built if missing) goes in as
+# 2. The release edp binary ($CARGO_TARGET_DIR or target, release/edp; built if missing) goes in as
 #    /usr/local/bin/edp, without its debug info.
 # 3. The mount points Charliecloud's ch-run binds onto (it cannot make them in a
 #    read-only image) are made: /etc/{passwd,group,hosts,resolv.conf}, /dev /proc /sys
@@ -63,7 +63,7 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-bin=$repo/target/release/edp
+bin=${CARGO_TARGET_DIR:-$repo/target}/release/edp
 if [ ! -x "$bin" ]; then
   say "building the release edp"
   cargo build --release --bin edp
