@@ -231,22 +231,6 @@ fn str_attr(attrs: &[(String, AttrValue)], k: &str) -> Option<String> {
         })
 }
 
-fn template_value(r: &Record) -> Option<AttrValue> {
-    let v = r.get("value")?;
-    match r.get("type").and_then(Value::as_str).unwrap_or("s") {
-        "f" => v
-            .as_f64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-            .map(AttrValue::F64),
-        "i" => v
-            .as_i64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-            .and_then(|x| i32::try_from(x).ok())
-            .map(AttrValue::I32),
-        _ => v.as_str().map(|s| AttrValue::Str(s.to_string())),
-    }
-}
-
 /// Builds the granule of `d` from its input file `input`; `now` is the creation time.
 pub fn build(d: &OneD, input: &Path, now: &str) -> Result<DatasetDef, OneDError> {
     let bad = |what: String| OneDError::Input {
@@ -398,9 +382,10 @@ pub fn build(d: &OneD, input: &Path, now: &str) -> Result<DatasetDef, OneDError>
                 continue;
             }
         }
-        if let (Some(name), Some(v)) =
-            (rec.get("name").and_then(Value::as_str), template_value(rec))
-        {
+        if let (Some(name), Some(v)) = (
+            rec.get("name").and_then(Value::as_str),
+            crate::granule::attrs::template_value(rec),
+        ) {
             set(&mut g, name, v);
         }
     }

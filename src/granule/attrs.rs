@@ -104,7 +104,8 @@ pub fn gcmd_keywords(record: &Record) -> Vec<String> {
         .collect()
 }
 
-fn template_value(r: &Record) -> Option<AttrValue> {
+/// A metadata record's `value`, typed by its `type` (`f`, `i`, else a string).
+pub(crate) fn template_value(r: &Record) -> Option<AttrValue> {
     let v = r.get("value")?;
     match r.get("type").and_then(Value::as_str).unwrap_or("s") {
         "f" => v
