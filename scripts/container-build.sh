@@ -109,6 +109,12 @@ for f in passwd group hosts resolv.conf nsswitch.conf; do [ -e "$root/etc/$f" ] 
 for d in ${EDP_IMAGE_MOUNTS:-/work /scratch /data /project /lustre /gpfs /nobackup /shared /srv}; do
   mkdir -p "$root$d"
 done
+# And the roots of where this build lives (the checkout, its target and the image's
+# directory), so that an image built from a checkout anywhere (CI checks out under
+# /check) can bind that checkout's job directories without EDP_IMAGE_MOUNTS.
+for p in "$repo" "${CARGO_TARGET_DIR:-$repo/target}" "$out"; do
+  case "$p" in /?*) rest=${p#/} && mkdir -p "$root/${rest%%/*}" ;; esac
+done
 
 # The image must run: edp and every library it needs, inside the root file system.
 if missing=$(chroot "$root" /usr/local/bin/edp --version 2>&1); then
