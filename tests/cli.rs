@@ -661,3 +661,116 @@ fn relative_task_lists_resolve_against_their_directory_or_the_current_one() {
         "nothing stray"
     );
 }
+
+/// A field missing at one step: one policy everywhere. `edp tasks` names the step; the
+/// run writes the granule without it, warns, records `missing_fields` (store and exported
+/// manifest) and counts it in the summary; `edp verify --content` accepts what was
+/// recorded (and only that); `--missing-fields fail` (or EDP_MISSING_FIELDS) fails it.
+#[test]
+fn a_missing_field_is_warned_recorded_counted_and_accepted_or_failed_by_option() {
+    let (sample, jobs) = sample();
+    let step = sample.report.monthly_steps[0];
+    let etan = Path::new(&sample.source()).join("diags_monthly/ETAN_mon_mean");
+    let mut removed = 0;
+    for e in std::fs::read_dir(&etan).unwrap() {
+        let p = e.unwrap().path();
+        if p.to_str().unwrap().contains(&format!(".{step:010}.")) {
+            std::fs::remove_file(&p).unwrap();
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 2, ".data and .meta of ETAN at step {step}");
+    let plan = |dest: &Path, list: &Path| {
+        let o = edp(&[
+            "tasks",
+            "--jobs",
+            s(&jobs),
+            "--source",
+            &sample.source(),
+            "--grid",
+            s(&sample.grid_dir()),
+            "--dest",
+            s(dest),
+            "-o",
+            s(list),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        text(&o)
+    };
+    let dest = sample.dir.path().join("dest");
+    let list = sample.dir.path().join("tasks.json");
+    let t = plan(&dest, &list);
+    assert!(
+        t.contains(&format!(
+            "1 of 2 steps miss some fields (ETAN at step {step})"
+        )),
+        "{t}"
+    );
+
+    // Default: written without ETAN, with a warning, a record and a count.
+    let o = edp(&["run", "--tasks", s(&list), "--progress", "0"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("is written without ETAN"), "{t}");
+    assert!(
+        t.contains("1 granule(s) written without some fields") && t.contains("ETAN 1"),
+        "{t}"
+    );
+    let o = edp(&["manifest", "export", s(&dest)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let m = edp::run::manifest::Manifest::read_json(&dest.join("edp-manifest.json")).unwrap();
+    assert_eq!(m.granules.len(), 2);
+    let (mut partial, mut whole) = (None, None);
+    for r in &m.granules {
+        let vars = edp::ncio::NcReader::open(&dest.join(&r.granule))
+            .unwrap()
+            .var_names();
+        // The record says exactly what the file lacks.
+        let has_etan = vars.iter().any(|v| v == "ETAN");
+        assert!(vars.iter().any(|v| v == "SSH"), "{}", r.granule);
+        if has_etan {
+            assert!(r.missing_fields.is_empty(), "{}", r.granule);
+            whole = Some(r.granule.clone());
+        } else {
+            assert_eq!(r.missing_fields, ["ETAN"], "{}", r.granule);
+            partial = Some(r.granule.clone());
+        }
+    }
+    let (partial, whole) = (partial.expect("one granule lacks ETAN"), whole.unwrap());
+    let o = edp(&["verify", "--content", s(&dest)]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "verify accepts the record: {}",
+        text(&o)
+    );
+    // Only what was recorded: the granule without ETAN in place of the whole one fails.
+    std::fs::copy(dest.join(&partial), dest.join(&whole)).unwrap();
+    let o = edp(&["verify", "--content", s(&dest)]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.lines()
+            .any(|l| l.contains("ETAN") && l.contains("missing") && l.contains(&whole)),
+        "{t}"
+    );
+
+    // --missing-fields fail, here through its variable: that task fails, the other is done.
+    let dest = sample.dir.path().join("strict");
+    let list = sample.dir.path().join("strict.json");
+    plan(&dest, &list);
+    let o = Command::new(env!("CARGO_BIN_EXE_edp"))
+        .args(["run", "--tasks", s(&list), "--progress", "0"])
+        .env("EDP_MPI", "off")
+        .env("EDP_MISSING_FIELDS", "fail")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("no input for ETAN at this step"), "{t}");
+    assert!(!dest.join(&partial).exists(), "{t}");
+    assert!(dest.join(&whole).is_file(), "{t}");
+    let o = edp(&["run", "--tasks", s(&list), "--missing-fields", "nope"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("EDP_MISSING_FIELDS"), "{}", text(&o));
+}

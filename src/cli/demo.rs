@@ -159,6 +159,7 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
                 file: Some(Ok(factors_file.clone())),
                 ..Default::default()
             },
+            ..Default::default()
         },
         encoding: Encoding::default(),
         nonfinite: Default::default(),

@@ -55,6 +55,16 @@ pub struct RunArgs {
     /// with a warning and the count in the manifest record).
     #[arg(long, value_enum, default_value_t = NonFinitePolicy::Fail)]
     nonfinite: NonFinitePolicy,
+    /// A granule whose step has no input for some of its grouping's fields: `write` it
+    /// without them (a warning, the fields named in its record's missing_fields and
+    /// counted in the summary; `edp verify --content` accepts them), or `fail` its task.
+    #[arg(
+        long,
+        env = "EDP_MISSING_FIELDS",
+        value_name = "write|fail",
+        default_value = "write"
+    )]
+    missing_fields: crate::run::MissingFields,
     /// Seconds between progress reports on rank 0 (0: none).
     #[arg(long, default_value_t = 10.0)]
     progress: f64,
@@ -181,6 +191,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
             grid: a.plan.grid.as_ref().map(PathBuf::from),
             metadata: a.plan.metadata.clone(),
             factors: factor_source(a, storage),
+            missing_fields: a.missing_fields,
         },
         encoding: Encoding {
             deflate_level: a.deflate,

@@ -100,6 +100,10 @@ pub struct Record {
     /// Quick-look PNG written beside the granule (`--quicklook`), its file name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quicklook: Option<String>,
+    /// Fields of the granule's grouping it was made without (no input at its step;
+    /// `--missing-fields`): `edp verify --content` accepts their absence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_fields: Vec<String>,
 }
 
 /// The journal of one rank, opened for appending.
@@ -289,6 +293,7 @@ impl Record {
             edp_version: String::new(),
             significant_bits: Default::default(),
             quicklook: None,
+            missing_fields: Vec::new(),
         }
     }
 }
@@ -318,6 +323,7 @@ mod tests {
             edp_version: "v".into(),
             significant_bits: Default::default(),
             quicklook: None,
+            missing_fields: Vec::new(),
         }
     }
 

@@ -431,6 +431,10 @@ impl Counts {
 pub struct Tally {
     pub groups: BTreeMap<(String, String, String), Counts>,
     pub all: Counts,
+    /// Granules done without some of their fields (`missing_fields`).
+    pub partial: usize,
+    /// Field → granules done without it.
+    pub missing: BTreeMap<String, usize>,
 }
 
 impl Tally {
@@ -440,6 +444,17 @@ impl Tally {
             .or_default()
             .add(status);
         self.all.add(status);
+    }
+
+    /// Counts a record, and the fields it was done without.
+    pub fn add_record(&mut self, r: &Record) {
+        self.add(&r.granule, Some(r.status));
+        if r.status == Status::Done && !r.missing_fields.is_empty() {
+            self.partial += 1;
+            for f in &r.missing_fields {
+                *self.missing.entry(f.clone()).or_default() += 1;
+            }
+        }
     }
 
     /// The table of counts, one line per group.
@@ -539,6 +554,20 @@ pub fn summary_text(dest: &Path, run: &RunInfo, f: &RunFailures) -> String {
             "this run by grouping x product x frequency (not run: to do but not attempted):\n",
         );
         s.push_str(&f.tally.table());
+    }
+    if f.tally.partial > 0 {
+        let fields: Vec<String> = f
+            .tally
+            .missing
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        s.push_str(&format!(
+            "{} granule(s) written without some fields (no input at their step; granules \
+             per field: {}); each record names them in missing_fields\n",
+            f.tally.partial,
+            fields.join(", ")
+        ));
     }
     for line in &f.first {
         s.push_str(line);

@@ -48,13 +48,59 @@ pub enum RunError {
     NoGrid { index: usize, granule: String },
 }
 
-/// Where shared inputs come from when the tasks do not say (or must be overridden).
+/// Where shared inputs come from when the tasks do not say (or must be overridden), and
+/// what a task without some of its fields does.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub grid: Option<PathBuf>,
     pub metadata: Option<PathBuf>,
     /// `--factors` / `--factors-cache`.
     pub factors: FactorSource,
+    /// `--missing-fields`.
+    pub missing_fields: MissingFields,
+}
+
+/// What a granule does when its task lacks some of its grouping's fields (no input for
+/// them at that step; `edp tasks` leaves them out, as EDP does). One policy, the same in
+/// the run's warning, the record's `missing_fields`, the summary and `edp verify`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MissingFields {
+    /// Written without them, with a warning; the record names them (`missing_fields`),
+    /// the summary counts them and `edp verify --content` accepts their absence.
+    #[default]
+    Write,
+    /// The task fails, naming the fields.
+    Fail,
+}
+
+impl std::str::FromStr for MissingFields {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "write" => Ok(MissingFields::Write),
+            "fail" => Ok(MissingFields::Fail),
+            _ => Err(format!(
+                "--missing-fields (or EDP_MISSING_FIELDS) expects write or fail, not '{s}'"
+            )),
+        }
+    }
+}
+
+/// The fields of a task's grouping (output names) that the task has no input for; empty
+/// when it has them all or its granule is not one of the metadata set's groupings.
+pub fn missing_fields(task: &Task, metadata: &MetadataSet) -> Vec<String> {
+    let Ok(name) = GranuleName::parse(&task.granule) else {
+        return Vec::new();
+    };
+    let Some(g) = metadata.grouping_named(name.product, &name.prefix) else {
+        return Vec::new();
+    };
+    g.fields
+        .iter()
+        .map(|f| g.output_name(f))
+        .filter(|f| !task.variables.contains_key(*f))
+        .map(str::to_string)
+        .collect()
 }
 
 /// What every task of a rank shares, made once per rank and passed down explicitly:
@@ -120,6 +166,23 @@ impl RunContext {
     /// The context for a task, loading its grid the first time it is named, and its
     /// mapping factors when it is a lat-lon granule.
     pub(crate) fn context(&mut self, index: usize, task: &Task) -> Result<Context, String> {
+        let missing = missing_fields(task, &self.metadata);
+        if !missing.is_empty() {
+            let fields = missing.join(", ");
+            match self.overrides.missing_fields {
+                MissingFields::Fail => {
+                    return Err(format!(
+                        "no input for {fields} at this step (--missing-fields fail; \
+                         `write` makes the granule without them)"
+                    ))
+                }
+                MissingFields::Write => log::warn!(
+                    "task {index}: {} is written without {fields} (no input at this step; \
+                     recorded as missing_fields)",
+                    task.granule
+                ),
+            }
+        }
         let loc = match (&self.overrides.grid, &task.ecco_grid_loc) {
             (Some(g), _) => g.clone(),
             (None, Some(g)) => PathBuf::from(g),

@@ -692,6 +692,7 @@ struct Begun {
     index: usize,
     task_sha256: String,
     inputs: Vec<journal::InputFile>,
+    missing_fields: Vec<String>,
     started: String,
     /// Time spent so far (the commit and read-back come on top).
     busy: Duration,
@@ -712,6 +713,10 @@ fn begin_task(
     let inputs = task
         .as_ref()
         .map(|t| journal::input_files(t))
+        .unwrap_or_default();
+    let missing_fields = task
+        .as_ref()
+        .map(|t| super::missing_fields(t, shared.metadata()))
         .unwrap_or_default();
     let context = task
         .as_ref()
@@ -734,6 +739,7 @@ fn begin_task(
         index: w.index,
         task_sha256: w.task_sha256.clone(),
         inputs,
+        missing_fields,
         started,
         busy: t.elapsed(),
         leads: group.map_or(true, |(g, _)| g.rank() == 0),
@@ -827,6 +833,7 @@ fn finish_task(b: Begun, rank: usize, host: &str, run_id: &str) -> Record {
         edp_version: env!("CARGO_PKG_VERSION").into(),
         significant_bits,
         quicklook,
+        missing_fields: b.missing_fields,
     }
 }
 
@@ -902,7 +909,7 @@ fn conclude(
                 failures.add(r);
             }
         }
-        tally.add(&r.granule, Some(r.status));
+        tally.add_record(r);
         state.priors.insert(r);
     };
     let store = Store::at(&state_dir);

@@ -140,7 +140,7 @@ pub fn verify(
             let first = file_problem(r, &path, checksum);
             let content = match (&first, content) {
                 (None | Some(Problem::Size { .. } | Problem::Checksum { .. }), Some(m)) => {
-                    verify_content::check(&path, &r.granule, m)
+                    verify_content::check(&path, &r.granule, &r.missing_fields, m)
                 }
                 _ => Vec::new(),
             };

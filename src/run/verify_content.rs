@@ -33,8 +33,15 @@ fn attr_f64(a: &AttrValue) -> Option<f64> {
 }
 
 /// Everything wrong with the content of the granule at `path` (`granule` is its
-/// manifest name); empty when it passes. `metadata` gives the groupings' fields.
-pub fn check(path: &Path, granule: &str, metadata: &MetadataSet) -> Vec<String> {
+/// manifest name); empty when it passes. `metadata` gives the groupings' fields;
+/// `recorded_missing` are those the run recorded it was made without (`missing_fields`),
+/// whose absence is the run's policy, not a fault.
+pub fn check(
+    path: &Path,
+    granule: &str,
+    recorded_missing: &[String],
+    metadata: &MetadataSet,
+) -> Vec<String> {
     let mut out = Vec::new();
     let name = match GranuleName::parse(granule) {
         Ok(n) => n,
@@ -56,7 +63,7 @@ pub fn check(path: &Path, granule: &str, metadata: &MetadataSet) -> Vec<String> 
         Some(g) => {
             for f in &g.fields {
                 let f = g.output_name(f);
-                if !vars.iter().any(|v| v == f) {
+                if !vars.iter().any(|v| v == f) && !recorded_missing.iter().any(|m| m == f) {
                     out.push(format!(
                         "variable {f} of grouping {} is missing",
                         g.filename

@@ -169,7 +169,7 @@ fn object_problems(
                     }
                 }
                 p.extend(
-                    verify_content::check(&local, &r.granule, m)
+                    verify_content::check(&local, &r.granule, &r.missing_fields, m)
                         .into_iter()
                         .map(|what| Problem::Content {
                             granule: granule.clone(),

@@ -30,6 +30,8 @@ pub struct JobReport {
     pub partial_steps: usize,
     /// Field → number of steps it is missing at (within steps that have a task).
     pub missing: BTreeMap<String, usize>,
+    /// Field → the time steps it is missing at (within steps that have a task).
+    pub missing_steps: BTreeMap<String, Vec<u64>>,
     /// Requested steps with no input at all (explicit lists only).
     pub empty_steps: Vec<u64>,
     /// Estimated uncompressed size of the granules' data, bytes.
@@ -141,6 +143,11 @@ pub fn plan_grouping(
                 vars.insert(out.clone(), pairs);
             } else {
                 *report.missing.entry(out.clone()).or_default() += 1;
+                report
+                    .missing_steps
+                    .entry(out.clone())
+                    .or_default()
+                    .push(step);
             }
         }
         if vars.is_empty() {
@@ -167,6 +174,10 @@ pub fn plan_grouping(
             }
         }
         report.missing.retain(|_, c| *c > 0);
+        for steps in report.missing_steps.values_mut() {
+            steps.retain(|s| !report.empty_steps.contains(s));
+        }
+        report.missing_steps.retain(|_, s| !s.is_empty());
     }
     report.tasks += tasks.len();
     tasks
@@ -255,13 +266,29 @@ fn log_report(r: &JobReport) {
         );
     }
     if r.partial_steps > 0 {
+        // Named by time step (the number in the input file names), a few per field.
         let detail: Vec<String> = r
-            .missing
+            .missing_steps
             .iter()
-            .map(|(f, c)| format!("{f} at {c}"))
+            .map(|(f, steps)| {
+                let shown: Vec<String> = steps.iter().take(5).map(u64::to_string).collect();
+                let more = steps.len().saturating_sub(5);
+                format!(
+                    "{f} at step{} {}{}",
+                    if steps.len() == 1 { "" } else { "s" },
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            })
             .collect();
         log::warn!(
-            "{at}{} {} {}: {} of {} steps miss some fields ({}); their granules are written without them",
+            "{at}{} {} {}: {} of {} steps miss some fields ({}); their granules are written \
+             without them and record them as missing_fields (`edp run --missing-fields fail` \
+             fails them instead)",
             r.grouping,
             r.product,
             r.freq,
