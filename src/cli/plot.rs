@@ -14,23 +14,33 @@ pub struct PlotArgs {
     /// Data variable (default: the first on a horizontal grid).
     #[arg(long)]
     var: Option<String>,
-    /// Vertical level index of a 3D field.
-    #[arg(long, default_value_t = 0)]
-    level: usize,
-    /// Time index.
-    #[arg(long, default_value_t = 0)]
-    time: usize,
-    /// Output PNG (default: the granule's name with .png).
+    /// Vertical level index of a 3D field (default 0; an error for a 2D field).
+    #[arg(long)]
+    level: Option<usize>,
+    /// Time index (default 0; an error for a field without time).
+    #[arg(long)]
+    time: Option<usize>,
+    /// Output PNG (default: the granule's file name with .png, in the current
+    /// directory: the granule tree is left as it is).
     #[arg(short, long)]
     output: Option<PathBuf>,
 }
 
 /// Exit 0 when written; 2 when the granule cannot be drawn or the image written.
 pub fn run(a: &PlotArgs) -> anyhow::Result<u8> {
-    let out = a
-        .output
-        .clone()
-        .unwrap_or_else(|| a.granule.with_extension("png"));
+    let out = match &a.output {
+        Some(o) => o.clone(),
+        None => match a.granule.file_name() {
+            Some(name) => PathBuf::from(name).with_extension("png"),
+            None => {
+                eprintln!(
+                    "edp: error: {} names no file; give the image's path with -o",
+                    a.granule.display()
+                );
+                return Ok(EXIT_USAGE);
+            }
+        },
+    };
     let opts = PlotOptions {
         var: a.var.clone(),
         level: a.level,

@@ -2,10 +2,14 @@
 //! level, one time, drawn without Python or system fonts. Native granules are drawn as
 //! the 13 LLC tiles in the world layout (faces side by side by longitude, each tile
 //! turned north-up, the Arctic cap turned to meet the face below it), lat-lon granules
-//! as a map. Perceptually uniform colour maps (viridis; cmocean balance, centred on 0,
-//! for fields of both signs), land and fill in grey, a title with long name, units and
-//! time, and a colour bar with values. Text uses the public-domain 8×8 font of the
-//! `font8x8` crate, compiled in; PNG is encoded by [`png`].
+//! as a map with latitude and longitude ticks. Perceptually uniform colour maps:
+//! viridis, or cmocean balance centred on 0 for anomaly-like fields only (named so by
+//! their metadata, or of both signs in comparable amounts: a temperature from −1.5 to
+//! 30 °C is sequential); land and fill in grey (cells a wet mask of the granule marks
+//! dry when the field has no fill value, as `Depth`); a title with long name and units
+//! wrapped at word boundaries, level and depth, time; a colour bar with rounded values
+//! and the units. Text uses the public-domain 8×8 font of the `font8x8` crate, compiled
+//! in; PNG is encoded by [`png`].
 
 pub mod colormap;
 pub mod png;
@@ -26,6 +30,13 @@ pub const TITLE_BAND: usize = 40;
 pub const BAR_BAND: usize = 50;
 /// Side of a native tile's panel: the tile scaled by a whole factor to at least this.
 pub const PANEL: usize = 180;
+/// Lat-lon maps: width of the latitude labels left of the map, and height of the
+/// longitude labels below it (pixels).
+pub const LATLON_AXIS: usize = 40;
+pub const LON_LABELS: usize = 16;
+/// A two-signed field is drawn with the diverging map when its smaller extreme is at
+/// least this fraction of the larger one (a velocity, a flux); below it, sequentially.
+pub const SYMMETRY: f32 = 1.0 / 3.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -33,6 +44,9 @@ pub enum PlotError {
     Read(#[from] NcError),
     #[error("{path}: {what}")]
     Granule { path: PathBuf, what: String },
+    /// An option that does not apply to the field (`--level` on a 2D field).
+    #[error("{path}: {what}")]
+    Option { path: PathBuf, what: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -45,10 +59,19 @@ pub enum PlotError {
 pub struct PlotOptions {
     /// Data variable (default: the first one with horizontal dimensions).
     pub var: Option<String>,
-    /// Vertical level index (default 0).
-    pub level: usize,
-    /// Time index (default 0).
-    pub time: usize,
+    /// Vertical level index (default 0); given for a field without levels, an error.
+    pub level: Option<usize>,
+    /// Time index (default 0); given for a field without time, an error.
+    pub time: Option<usize>,
+}
+
+/// A string drawn on an image: where (top-left), how large (font pixel size) and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    pub x: usize,
+    pub y: usize,
+    pub scale: usize,
+    pub text: String,
 }
 
 /// An RGB image, rows top to bottom.
@@ -57,6 +80,12 @@ pub struct Image {
     pub width: usize,
     pub height: usize,
     pub rgb: Vec<u8>,
+    /// Every string drawn, in order (title, level, colour-bar values, ticks).
+    pub labels: Vec<Label>,
+    /// Where the map is: left, top, width, height (pixels).
+    pub map: (usize, usize, usize, usize),
+    /// The colour scale used.
+    pub scale: Scale,
 }
 
 impl Image {
@@ -65,7 +94,18 @@ impl Image {
         for _ in 0..width * height {
             rgb.extend_from_slice(&BACKGROUND);
         }
-        Image { width, height, rgb }
+        Image {
+            width,
+            height,
+            rgb,
+            labels: Vec::new(),
+            map: (0, 0, 0, 0),
+            scale: Scale {
+                lo: 0.0,
+                hi: 1.0,
+                diverging: false,
+            },
+        }
     }
 
     pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
@@ -91,6 +131,12 @@ impl Image {
     /// Draws `text` with its top-left at (x, y), each font pixel `scale` pixels wide;
     /// characters without a glyph are drawn as '?'. Returns the width drawn.
     fn text(&mut self, x: usize, y: usize, text: &str, scale: usize) -> usize {
+        self.labels.push(Label {
+            x,
+            y,
+            scale,
+            text: text.to_string(),
+        });
         let mut cx = x;
         for ch in text.chars() {
             let glyph = font8x8::BASIC_FONTS
@@ -131,17 +177,22 @@ pub struct Scale {
 }
 
 impl Scale {
-    fn of(values: &[f32], fill: Option<f32>) -> Option<Scale> {
+    /// The scale of the values that are not fill (`drawn` false): diverging, centred on
+    /// 0, when the field is an anomaly (`anomaly`, from its metadata) or has both signs
+    /// in comparable amounts ([`SYMMETRY`]); else sequential over its range.
+    pub fn of(values: &[f32], drawn: impl Fn(usize) -> bool, anomaly: bool) -> Option<Scale> {
         let (lo, hi) = values
             .iter()
-            .filter(|v| v.is_finite() && Some(**v) != fill)
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            .enumerate()
+            .filter(|(p, v)| v.is_finite() && drawn(*p))
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (_, &v)| {
                 (a.min(v), b.max(v))
             });
         if lo > hi {
             return None;
         }
-        Some(if lo < 0.0 && hi > 0.0 {
+        let symmetric = lo < 0.0 && hi > 0.0 && lo.abs().min(hi) >= SYMMETRY * lo.abs().max(hi);
+        Some(if (anomaly && (lo < 0.0 || hi > 0.0)) || symmetric {
             let m = lo.abs().max(hi);
             Scale {
                 lo: -m,
@@ -187,10 +238,13 @@ struct Field {
     /// Horizontal dimensions and their lengths (tile, j, i) or (latitude, longitude).
     dims: Vec<(String, usize)>,
     values: Vec<f32>,
-    fill: Option<f32>,
+    /// Cells drawn as land: fill values, or dry by the granule's wet mask.
+    land: Vec<bool>,
     long_name: String,
     units: String,
-    /// `k = 3 (Z = -25 m)` or empty for 2D.
+    /// Its metadata calls it an anomaly (long or standard name).
+    anomaly: bool,
+    /// `level 30 (1205.5 m)`, or empty for 2D.
     level_label: String,
 }
 
@@ -202,6 +256,43 @@ fn text_attr(attrs: &[(String, AttrValue)], key: &str) -> Option<String> {
             AttrValue::Str(s) => Some(s.clone()),
             _ => None,
         })
+}
+
+/// The vertical coordinate of a vertical dimension (depths are its negatives).
+fn vertical_coordinate(dim: &str) -> Option<&'static str> {
+    match dim {
+        "k" | "Z" => Some("Z"),
+        "k_u" => Some("Zu"),
+        "k_l" => Some("Zl"),
+        "k_p1" => Some("Zp1"),
+        _ => None,
+    }
+}
+
+/// The wet mask (1 wet, 0 dry) of a field without fill values, at the field's level:
+/// `maskC`, or `maskW`/`maskS` for fields on cell faces, when the granule has it on the
+/// same horizontal dimensions.
+fn wet_mask(r: &NcReader, horizontal: &[String], level: usize) -> Option<Vec<f32>> {
+    let name = if horizontal.iter().any(|d| d == "i_g") {
+        "maskW"
+    } else if horizontal.iter().any(|d| d == "j_g") {
+        "maskS"
+    } else {
+        "maskC"
+    };
+    let dims = r.var_dims(name).ok()?;
+    if !dims.ends_with(horizontal) || dims.len() > horizontal.len() + 1 {
+        return None;
+    }
+    let lens: std::collections::HashMap<String, usize> = r.dims().into_iter().collect();
+    let per: usize = horizontal
+        .iter()
+        .map(|d| lens.get(d).copied().unwrap_or(1))
+        .product();
+    let all = r.read_as_f32(name).ok()?;
+    let levels = all.len() / per.max(1);
+    let k = level.min(levels.saturating_sub(1));
+    all.get(k * per..(k + 1) * per).map(<[f32]>::to_vec)
 }
 
 fn read_field(r: &NcReader, opts: &PlotOptions) -> Result<Field, PlotError> {
@@ -241,6 +332,22 @@ fn read_field(r: &NcReader, opts: &PlotOptions) -> Result<Field, PlotError> {
         3
     };
     let outer = &dims[..dims.len() - nh];
+    // An option the field has no dimension for would be silently ignored: say so.
+    let not_applicable = |option: &str, what: &str| PlotError::Option {
+        path: path.clone(),
+        what: format!(
+            "{option} does not apply: {name} ({}) has no {what}",
+            dims.join(", ")
+        ),
+    };
+    let has_time = outer.iter().any(|d| d == "time");
+    let has_level = outer.iter().any(|d| d != "time");
+    if opts.level.is_some() && !has_level {
+        return Err(not_applicable("--level", "vertical levels (a 2D field)"));
+    }
+    if opts.time.is_some() && !has_time {
+        return Err(not_applicable("--time", "time dimension"));
+    }
     let per: usize = dims[dims.len() - nh..]
         .iter()
         .map(|d| lens.get(d).copied().unwrap_or(1))
@@ -248,24 +355,29 @@ fn read_field(r: &NcReader, opts: &PlotOptions) -> Result<Field, PlotError> {
     // Index of the wanted (time, level) slab among the outer dimensions.
     let mut slab = 0;
     let mut level_label = String::new();
+    let mut level = 0;
     for d in outer {
         let len = lens.get(d).copied().unwrap_or(1);
-        let want = if d == "time" { opts.time } else { opts.level };
+        let (want, option) = if d == "time" {
+            (opts.time.unwrap_or(0), "--time")
+        } else {
+            (opts.level.unwrap_or(0), "--level")
+        };
         if want >= len {
-            return Err(bad(format!("{d} index {want} is out of range (0..{len})")));
+            return Err(bad(format!(
+                "{option} {want} is out of range: {name} has {len} along {d} (0 to {})",
+                len.saturating_sub(1)
+            )));
         }
         slab = slab * len + want;
         if d != "time" {
-            let coord = match d.as_str() {
-                "k" | "Z" => "Z",
-                "k_u" => "Zu",
-                "k_l" => "Zl",
-                "k_p1" => "Zp1",
-                _ => "",
-            };
-            level_label = match r.read_as_f32(coord).ok().and_then(|z| z.get(want).copied()) {
-                Some(z) => format!("{d} = {want} (depth {} m)", -z),
-                None => format!("{d} = {want}"),
+            level = want;
+            let depth = vertical_coordinate(d)
+                .and_then(|c| r.read_as_f32(c).ok())
+                .and_then(|z| z.get(want).copied());
+            level_label = match depth {
+                Some(z) => format!("level {want} ({} m)", format_depth(-z)),
+                None => format!("level {want}"),
             };
         }
     }
@@ -277,20 +389,49 @@ fn read_field(r: &NcReader, opts: &PlotOptions) -> Result<Field, PlotError> {
     let attrs = r.var_attrs(&name)?;
     let fill = attrs.iter().find_map(|(k, v)| match (k.as_str(), v) {
         ("_FillValue", AttrValue::F32(f)) => Some(*f),
+        ("_FillValue", AttrValue::F64(f)) => Some(*f as f32),
         _ => None,
     });
+    let mut land: Vec<bool> = values
+        .iter()
+        .map(|v| !v.is_finite() || Some(*v) == fill)
+        .collect();
+    if fill.is_none() {
+        if let Some(mask) = wet_mask(r, &dims[dims.len() - nh..], level) {
+            for (l, m) in land.iter_mut().zip(mask) {
+                *l |= m == 0.0;
+            }
+        }
+    }
+    let long_name = text_attr(&attrs, "long_name").unwrap_or_else(|| name.clone());
+    let anomaly = [Some(long_name.clone()), text_attr(&attrs, "standard_name")]
+        .iter()
+        .flatten()
+        .any(|s| s.to_lowercase().contains("anomal"));
     Ok(Field {
         dims: dims[dims.len() - nh..]
             .iter()
             .map(|d| (d.clone(), lens.get(d).copied().unwrap_or(1)))
             .collect(),
-        long_name: text_attr(&attrs, "long_name").unwrap_or_else(|| name.clone()),
+        long_name,
         units: text_attr(&attrs, "units").unwrap_or_default(),
+        anomaly,
         name,
         values,
-        fill,
+        land,
         level_label,
     })
+}
+
+/// A depth in metres as written in the level label: to 0.1 m, without a trailing `.0`.
+fn format_depth(d: f32) -> String {
+    let s = format!("{:.1}", f64::from(d));
+    let s = s.strip_suffix(".0").unwrap_or(&s).to_string();
+    if s == "-0" {
+        "0".into()
+    } else {
+        s
+    }
 }
 
 /// Rotation (quarter turns counter-clockwise) that puts a tile's north up, judged from
@@ -403,18 +544,99 @@ pub fn native_layout(xc: &[f32], yc: &[f32], n: usize) -> Vec<(usize, usize, usi
     place
 }
 
-fn format_value(v: f32) -> String {
+/// Colour-bar labels: each value to the digits the scale's span warrants (three
+/// significant digits of the span), so `2665.6001` reads `2666`; scientific notation
+/// for very large or very small values.
+pub fn format_value(v: f32, span: f32) -> String {
+    let (v, span) = (f64::from(v), f64::from(span.abs()));
     let a = v.abs();
     if a != 0.0 && !(1e-3..1e5).contains(&a) {
-        format!("{v:.3e}")
+        let s = format!("{v:.2e}");
+        // 1.50e-6 -> 1.5e-6
+        return match s.split_once('e') {
+            Some((m, e)) if m.contains('.') => {
+                format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
+            }
+            _ => s,
+        };
+    }
+    let decimals = if span > 0.0 {
+        (2.0 - span.log10().floor()).clamp(0.0, 6.0) as usize
     } else {
-        let s = format!("{v:.4}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        if s == "-0" {
-            "0".into()
-        } else {
-            s.to_string()
+        3
+    };
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    if s == "-0" {
+        "0".into()
+    } else {
+        s
+    }
+}
+
+/// Splits a title into lines of at most `max` characters at spaces, never inside a
+/// word; the units (`[...]`, last) are kept whole. At most `lines` lines: when it is
+/// longer, words of the name are left out before the units and `...` marks where.
+pub fn wrap_title(name: &str, units: &str, max: usize, lines: usize) -> Vec<String> {
+    let mut words: Vec<String> = name.split_whitespace().map(str::to_string).collect();
+    let units = (!units.is_empty()).then(|| format!("[{units}]"));
+    let layout = |words: &[String], cut: bool| -> Vec<String> {
+        let mut all: Vec<String> = words.to_vec();
+        if cut {
+            all.push("...".into());
         }
+        all.extend(units.clone());
+        let mut out: Vec<String> = Vec::new();
+        for w in all {
+            match out.last_mut() {
+                Some(l) if l.chars().count() + 1 + w.chars().count() <= max => {
+                    l.push(' ');
+                    l.push_str(&w);
+                }
+                _ => out.push(w),
+            }
+        }
+        out
+    };
+    let mut out = layout(&words, false);
+    while out.len() > lines && !words.is_empty() {
+        words.pop();
+        out = layout(&words, true);
+    }
+    out
+}
+
+/// Longitude tick label: `120W`, `0`, `60E`, `180`.
+fn lon_label(l: i32) -> String {
+    match l {
+        0 => "0".into(),
+        180 | -180 => "180".into(),
+        l if l < 0 => format!("{}W", -l),
+        l => format!("{l}E"),
+    }
+}
+
+/// Latitude tick label: `60S`, `EQ`, `30N`.
+fn lat_label(l: i32) -> String {
+    match l {
+        0 => "EQ".into(),
+        l if l < 0 => format!("{}S", -l),
+        l => format!("{l}N"),
+    }
+}
+
+/// The edges of cells centred at `centres` (even spacing assumed): first edge and step.
+fn edges(centres: &[f32], lo: f64, hi: f64) -> (f64, f64) {
+    match (centres.first(), centres.last()) {
+        (Some(&a), Some(&b)) if centres.len() > 1 => {
+            let d = (f64::from(b) - f64::from(a)) / (centres.len() - 1) as f64;
+            (f64::from(a) - d / 2.0, d)
+        }
+        _ => (lo, (hi - lo) / centres.len().max(1) as f64),
     }
 }
 
@@ -422,19 +644,21 @@ fn format_value(v: f32) -> String {
 pub fn quicklook(granule: &Path, opts: &PlotOptions) -> Result<Image, PlotError> {
     let r = NcReader::open(granule)?;
     let field = read_field(&r, opts)?;
-    let scale = Scale::of(&field.values, field.fill).unwrap_or(Scale {
+    let scale = Scale::of(&field.values, |p| !field.land[p], field.anomaly).unwrap_or(Scale {
         lo: 0.0,
         hi: 1.0,
         diverging: false,
     });
-    let colour = |v: f32| {
-        if !v.is_finite() || Some(v) == field.fill {
+    let colour = |p: usize| {
+        let v = field.values[p];
+        if field.land[p] || !v.is_finite() {
             LAND
         } else {
             scale.colour(v)
         }
     };
-    let (map_w, map_h, mut img);
+    let (map_w, map_h, mut img, x0);
+    let y0 = MARGIN + TITLE_BAND;
     if field.dims[0].0 == "tile" {
         let n = field.dims[1].1;
         if field.dims[0].1 != 13 || field.dims[2].1 != n {
@@ -446,26 +670,16 @@ pub fn quicklook(granule: &Path, opts: &PlotOptions) -> Result<Image, PlotError>
         let s = PANEL.div_ceil(n);
         let p = n * s;
         (map_w, map_h) = (4 * p, 4 * p);
-        img = Image::new(map_w + 2 * MARGIN, MARGIN + TITLE_BAND + map_h + BAR_BAND);
+        x0 = MARGIN;
+        img = Image::new(map_w + 2 * MARGIN, y0 + map_h + BAR_BAND);
         let (xc, yc) = (r.read_as_f32("XC")?, r.read_as_f32("YC")?);
         let layout = native_layout(&xc, &yc, n);
-        let (x0, y0) = (MARGIN, MARGIN + TITLE_BAND);
-        let tiles = crate::llc::level_view(n, &field.values).map_err(|e| PlotError::Granule {
-            path: granule.to_path_buf(),
-            what: format!("native field of 13 tiles of {n}x{n}: {e}"),
-        })?;
         for (t, (col, row, turns)) in layout.into_iter().enumerate() {
             for ir in 0..n {
                 for ic in 0..n {
                     let (j, i) = source_cell(turns, n, ir, ic);
-                    let v = tiles[[t, j, i]];
-                    img.rect(
-                        x0 + col * p + ic * s,
-                        y0 + row * p + ir * s,
-                        s,
-                        s,
-                        colour(v),
-                    );
+                    let c = colour((t * n + j) * n + i);
+                    img.rect(x0 + col * p + ic * s, y0 + row * p + ir * s, s, s, c);
                 }
             }
         }
@@ -473,16 +687,49 @@ pub fn quicklook(granule: &Path, opts: &PlotOptions) -> Result<Image, PlotError>
         let (nlat, nlon) = (field.dims[0].1, field.dims[1].1);
         let s = (720 / nlon).max(1);
         (map_w, map_h) = (nlon * s, nlat * s);
-        img = Image::new(map_w + 2 * MARGIN, MARGIN + TITLE_BAND + map_h + BAR_BAND);
-        let (x0, y0) = (MARGIN, MARGIN + TITLE_BAND);
+        x0 = MARGIN + LATLON_AXIS;
+        img = Image::new(x0 + map_w + MARGIN, y0 + map_h + LON_LABELS + BAR_BAND);
         for j in 0..nlat {
             for i in 0..nlon {
-                let v = field.values[j * nlon + i];
-                img.rect(x0 + i * s, y0 + (nlat - 1 - j) * s, s, s, colour(v));
+                let c = colour(j * nlon + i);
+                img.rect(x0 + i * s, y0 + (nlat - 1 - j) * s, s, s, c);
             }
         }
+        // Ticks every 60° of longitude and 30° of latitude, from the coordinates.
+        let lon = r.read_as_f32("longitude").unwrap_or_default();
+        let lat = r.read_as_f32("latitude").unwrap_or_default();
+        let (lon0, dlon) = edges(&lon, -180.0, 180.0);
+        let (lat0, dlat) = edges(&lat, -90.0, 90.0);
+        for l in (-180..=180).step_by(60) {
+            let f = (f64::from(l) - lon0) / dlon;
+            if !(-0.01..=nlon as f64 + 0.01).contains(&f) {
+                continue;
+            }
+            let x = x0 + ((f * s as f64).round() as usize).min(map_w - 1);
+            img.rect(x, y0 + map_h, 1, 4, TEXT);
+            let label = lon_label(l);
+            let w = 8 * label.len();
+            let lx = x
+                .saturating_sub(w / 2)
+                .clamp(x0.saturating_sub(w / 2), img.width - w);
+            img.text(lx, y0 + map_h + 6, &label, 1);
+        }
+        for l in (-90..=90).step_by(30) {
+            let f = (f64::from(l) - lat0) / dlat;
+            if !(-0.01..=nlat as f64 + 0.01).contains(&f) {
+                continue;
+            }
+            let from_top = ((nlat as f64 - f) * s as f64).round() as usize;
+            let y = y0 + from_top.min(map_h - 1);
+            img.rect(x0 - 4, y, 4, 1, TEXT);
+            let label = lat_label(l);
+            img.text(x0 - 6 - 8 * label.len(), y.saturating_sub(4), &label, 1);
+        }
     }
-    // Title: long name and units; then variable, level and time.
+    img.map = (x0, y0, map_w, map_h);
+    img.scale = scale;
+    // Title: long name and units, wrapped at word boundaries (one line at double size
+    // when it fits); then variable, level and time.
     let globals = r.global_attrs()?;
     let time = match (
         text_attr(&globals, "time_coverage_start"),
@@ -492,21 +739,17 @@ pub fn quicklook(granule: &Path, opts: &PlotOptions) -> Result<Image, PlotError>
         (Some(a), Some(b)) => format!("{a} to {b}"),
         _ => String::new(),
     };
-    let units = if field.units.is_empty() {
-        String::new()
-    } else {
-        format!(" [{}]", field.units)
-    };
-    let max_chars = map_w / 16;
-    let mut line1: String = format!("{}{units}", field.long_name);
-    if line1.chars().count() > max_chars {
-        line1 = line1
-            .chars()
-            .take(max_chars.saturating_sub(1))
-            .collect::<String>()
-            + "~";
+    let width = img.width - 2 * MARGIN;
+    let big = wrap_title(&field.long_name, &field.units, width / 16, 1);
+    let (lines, title_scale) =
+        if big.len() == 1 && big[0].chars().count() <= width / 16 && !big[0].contains("...") {
+            (big, 2)
+        } else {
+            (wrap_title(&field.long_name, &field.units, width / 8, 2), 1)
+        };
+    for (n, line) in lines.iter().enumerate() {
+        img.text(MARGIN, MARGIN + n * 10, line, title_scale);
     }
-    img.text(MARGIN, MARGIN, &line1, 2);
     let line2 = [
         field.name.as_str(),
         field.level_label.as_str(),
@@ -518,22 +761,23 @@ pub fn quicklook(granule: &Path, opts: &PlotOptions) -> Result<Image, PlotError>
     .collect::<Vec<_>>()
     .join("  ");
     img.text(MARGIN, MARGIN + 22, &line2, 1);
-    // Colour bar with its ends and middle labelled.
+    // Colour bar with its ends and middle labelled, and the units on its right.
     let bar_w = map_w * 3 / 5;
-    let (bx, by) = (
-        MARGIN + (map_w - bar_w) / 2,
-        MARGIN + TITLE_BAND + map_h + 10,
-    );
+    let (bx, by) = (x0 + (map_w - bar_w) / 2, img.height - BAR_BAND + 10);
     for x in 0..bar_w {
         let c = scale.table()[x * 255 / (bar_w - 1).max(1)];
         img.rect(bx + x, by, 1, 14, c);
     }
     let mid = (scale.lo + scale.hi) / 2.0;
+    let span = scale.hi - scale.lo;
     for (frac, v) in [(0.0, scale.lo), (0.5, mid), (1.0, scale.hi)] {
-        let label = format_value(v);
+        let label = format_value(v, span);
         let w = 8 * label.chars().count();
         let cx = bx + (frac * (bar_w - 1) as f32) as usize;
         img.text(cx.saturating_sub(w / 2), by + 18, &label, 1);
+    }
+    if !field.units.is_empty() {
+        img.text(bx + bar_w + 8, by + 3, &field.units, 1);
     }
     Ok(img)
 }
@@ -541,6 +785,29 @@ pub fn quicklook(granule: &Path, opts: &PlotOptions) -> Result<Image, PlotError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn titles_wrap_at_words_and_keep_the_units() {
+        let t = wrap_title("potential temperature of sea water", "degree_C", 20, 2);
+        for line in &t {
+            assert!(line.chars().count() <= 20, "{line}");
+        }
+        assert_eq!(t.len(), 2);
+        assert!(t[1].ends_with("[degree_C]"), "{t:?}");
+        assert!(t.join(" ").contains("..."), "{t:?}");
+        let words = [
+            "potential",
+            "temperature",
+            "of",
+            "sea",
+            "water",
+            "...",
+            "[degree_C]",
+        ];
+        for w in t.join(" ").split(' ') {
+            assert!(words.contains(&w), "{w} is a cut word");
+        }
+    }
 
     #[test]
     fn turned_tiles_put_north_up() {
@@ -558,14 +825,25 @@ mod tests {
 
     #[test]
     fn scales_and_labels() {
-        let s = Scale::of(&[-2.0, 1.0, 9.0], Some(9.0)).unwrap();
-        assert!(s.diverging);
+        let all = |_| true;
+        let s = Scale::of(&[-2.0, 1.0, 9.0], |p| p != 2, false).unwrap();
+        assert!(s.diverging, "both signs, comparable amounts");
         assert_eq!((s.lo, s.hi), (-2.0, 2.0));
         assert_eq!(s.index(0.0), 128);
-        let s = Scale::of(&[1.0, 3.0], None).unwrap();
+        let s = Scale::of(&[1.0, 3.0], all, false).unwrap();
         assert!(!s.diverging);
         assert_eq!((s.index(1.0), s.index(3.0)), (0, 255));
-        assert_eq!(format_value(0.25), "0.25");
-        assert_eq!(format_value(1.5e-6), "1.500e-6");
+        // A temperature slightly below 0: sequential over its range.
+        let s = Scale::of(&[-1.5, 12.0, 30.0], all, false).unwrap();
+        assert!(!s.diverging);
+        assert_eq!((s.lo, s.hi), (-1.5, 30.0));
+        // An anomaly by its metadata is diverging even when lopsided.
+        assert!(Scale::of(&[-0.1, 2.0], all, true).unwrap().diverging);
+        assert_eq!(format_value(0.25, 1.0), "0.25");
+        assert_eq!(format_value(1.5e-6, 1e-6), "1.5e-6");
+        assert_eq!(format_value(2665.6001, 2665.6), "2666");
+        assert_eq!(format_value(-1.5, 31.5), "-1.5");
+        assert_eq!(format_depth(1205.5), "1205.5");
+        assert_eq!(format_depth(5.0), "5");
     }
 }
