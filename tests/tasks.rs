@@ -175,6 +175,9 @@ fn discovery_reports_missing_fields_and_keeps_partial_granules() {
     assert_eq!(r.partial_steps, 2);
     assert_eq!(r.missing["SSHIBC"], 1);
     assert_eq!(r.missing["ETAN"], 1);
+    // By time step, as the warning names them (not by position).
+    assert_eq!(r.missing_steps["SSHIBC"], [1428]);
+    assert_eq!(r.missing_steps["ETAN"], [2172]);
     // Explicit steps are checked the same way; a step with nothing gives no task.
     let plan = tasks::build_from_jobs(
         &[job(Steps::List(vec![1428, 99]))],
