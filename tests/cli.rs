@@ -774,3 +774,43 @@ fn a_missing_field_is_warned_recorded_counted_and_accepted_or_failed_by_option()
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("EDP_MISSING_FIELDS"), "{}", text(&o));
 }
+
+/// The demo's task list (its output given relative) holds absolute paths: run from
+/// another directory it finds everything, and nothing stray appears there.
+#[test]
+fn the_demo_task_list_runs_from_any_directory() {
+    let here = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_edp"))
+        .current_dir(here.path())
+        .args(["demo", "-o", "demo", "--n", "8", "--months", "1"])
+        .env("EDP_MPI", "off")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let list = here.path().join("demo/tasks.json");
+    let tasks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&list).unwrap()).unwrap();
+    let tasks = tasks.as_array().unwrap();
+    assert!(!tasks.is_empty());
+    for t in tasks {
+        for key in ["granule", "ecco_grid_loc"] {
+            let p = t[key].as_str().unwrap();
+            assert!(Path::new(p).is_absolute(), "{key}: {p}");
+        }
+    }
+    let elsewhere = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_edp"))
+        .current_dir(elsewhere.path())
+        .args(["run", "--tasks", s(&list), "--progress", "0"])
+        .env("EDP_MPI", "off")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("0 failed"), "{t}");
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing stray"
+    );
+}

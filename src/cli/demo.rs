@@ -37,7 +37,9 @@ const DEMO_INVARIANT: &[&str] = &["GRID_GEOMETRY", "OCEAN_3D_MIXING_COEFFS"];
 pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> anyhow::Result<u8> {
     init_threads(a.threads);
     let total = Instant::now();
-    let input = a.out.join("input");
+    // Absolute, so that its task list runs from any directory (paths that travel).
+    let out = std::path::absolute(&a.out).unwrap_or_else(|_| a.out.clone());
+    let input = out.join("input");
     let grid_dir = input.join("grid");
     let cfg = SynthConfig {
         n: a.n,
@@ -99,7 +101,7 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
     // V4r4's label says llc0090; a demo on another grid size says what it is.
     release.native_label = format!("llc{:04}", cfg.n);
     let loc = Locations {
-        dest_root: a.out.join("output").to_string_lossy().into_owned(),
+        dest_root: out.join("output").to_string_lossy().into_owned(),
         grid: Some(grid_dir.to_string_lossy().into_owned()),
         factors: Some(factors_file.to_string_lossy().into_owned()),
         ..Locations::default()
@@ -142,14 +144,14 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
             ));
         }
     }
-    let task_file = a.out.join("tasks.json");
+    let task_file = out.join("tasks.json");
     tasks::write_task_list(&task_file, &list)?;
     println!("wrote {} ({} tasks)", task_file.display(), list.len());
 
     // The same SPMD runner as `edp run`, as a world of one rank: journal, manifest
     // (<out>/output/edp-manifest.json) and summary included.
     let cfg = SpmdConfig {
-        dest: Some(a.out.join("output").to_string_lossy().into_owned()),
+        dest: Some(out.join("output").to_string_lossy().into_owned()),
         state_dir: None,
         storage: std::sync::Arc::clone(storage),
         overrides: Overrides {
@@ -183,7 +185,7 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
         .with_context(|| format!("synthesising 1D inputs into {}", one_d_in.display()))?;
     let mut one_d_failed = false;
     for d in crate::oned::DATASETS {
-        match crate::oned::write(&d, &one_d_in, &a.out.join("output-1D")) {
+        match crate::oned::write(&d, &one_d_in, &out.join("output-1D")) {
             Ok(p) => println!("wrote {}", p.display()),
             Err(e) => {
                 one_d_failed = true;
