@@ -770,6 +770,12 @@ fn a_missing_field_is_warned_recorded_counted_and_accepted_or_failed_by_option()
     assert!(t.contains("no input for ETAN at this step"), "{t}");
     assert!(!dest.join(&partial).exists(), "{t}");
     assert!(dest.join(&whole).is_file(), "{t}");
+    let help = text(&edp(&["run", "--help"]));
+    assert!(
+        help.contains("--missing-fields <write|fail>")
+            && help.contains("[env: EDP_MISSING_FIELDS="),
+        "{help}"
+    );
     let o = edp(&["run", "--tasks", s(&list), "--missing-fields", "nope"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("EDP_MISSING_FIELDS"), "{}", text(&o));
