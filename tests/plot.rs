@@ -471,3 +471,46 @@ fn plots_a_scientist_trusts() {
         "nothing written into the granule tree"
     );
 }
+
+/// A lat-lon file written by xarray (1°, longitudes 0 to 360, float64 coordinates, NaN
+/// for land, an `_FillValue` of float64): drawn with ticks from its own coordinates,
+/// sequentially, land grey.
+#[test]
+fn a_map_written_by_xarray_gets_its_own_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    let nc = dir.path().join("t2.nc");
+    let script = "import numpy as np, xarray as xr, sys\n\
+        lat = np.arange(-89.5, 90, 1.0); lon = np.arange(0.5, 360, 1.0)\n\
+        t = 10 + 20 * np.cos(np.deg2rad(lat))[:, None] + 0 * lon[None, :] - 12\n\
+        t[100:110, 200:230] = np.nan\n\
+        da = xr.DataArray(t, dims=('latitude', 'longitude'),\n\
+            coords={'latitude': lat, 'longitude': lon},\n\
+            attrs={'long_name': 'air temperature at two metres', 'units': 'degC'})\n\
+        xr.Dataset({'T2': da}).to_netcdf(sys.argv[1])\n";
+    let st = Command::new("python3")
+        .args(["-c", script])
+        .arg(&nc)
+        .status()
+        .expect("python3 (scripts/setup.sh installs xarray)");
+    assert!(st.success());
+    let (img, rgb) = plot_both(&nc, &dir.path().join("t2.png"), &[]);
+    assert!(!img.scale.diverging, "-2 to 18: sequential");
+    let (x0, y0, map_w, map_h) = img.map;
+    assert_eq!((map_w, map_h), (720, 360), "1° cells drawn 2 × 2");
+    let texts: Vec<&str> = img.labels.iter().map(|l| l.text.as_str()).collect();
+    for t in ["0", "60E", "120E", "180", "120W", "60W", "EQ", "60S", "60N"] {
+        assert!(texts.contains(&t), "{t}: {texts:?}");
+    }
+    // 180 is half-way across a map starting at 0°E.
+    let x180 = img.labels.iter().find(|l| l.text == "180").unwrap();
+    assert_eq!(x180.x + 12, x0 + 360, "{x180:?}");
+    // NaN cells grey: latitude index 105 (15.5°N), longitude index 210 (210.5°E).
+    assert_eq!(
+        px(&rgb, img.width, x0 + 2 * 210, y0 + 2 * (179 - 105)),
+        LAND
+    );
+    assert!(
+        texts.contains(&"air temperature at two metres [degC]"),
+        "{texts:?}"
+    );
+}

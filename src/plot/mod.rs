@@ -610,9 +610,10 @@ pub fn wrap_title(name: &str, units: &str, max: usize, lines: usize) -> Vec<Stri
     out
 }
 
-/// Longitude tick label: `120W`, `0`, `60E`, `180`.
+/// Longitude tick label: `120W`, `0`, `60E`, `180` (a grid from 0 to 360°E too).
 fn lon_label(l: i32) -> String {
     match l {
+        l if l > 180 => lon_label(l - 360),
         0 => "0".into(),
         180 | -180 => "180".into(),
         l if l < 0 => format!("{}W", -l),
@@ -695,12 +696,13 @@ pub fn quicklook(granule: &Path, opts: &PlotOptions) -> Result<Image, PlotError>
                 img.rect(x0 + i * s, y0 + (nlat - 1 - j) * s, s, s, c);
             }
         }
-        // Ticks every 60° of longitude and 30° of latitude, from the coordinates.
+        // Ticks every 60° of longitude and 30° of latitude, from the coordinates
+        // (longitudes from -180 or from 0).
         let lon = r.read_as_f32("longitude").unwrap_or_default();
         let lat = r.read_as_f32("latitude").unwrap_or_default();
         let (lon0, dlon) = edges(&lon, -180.0, 180.0);
         let (lat0, dlat) = edges(&lat, -90.0, 90.0);
-        for l in (-180..=180).step_by(60) {
+        for l in (-180..=360).step_by(60) {
             let f = (f64::from(l) - lon0) / dlon;
             if !(-0.01..=nlon as f64 + 0.01).contains(&f) {
                 continue;
@@ -847,5 +849,7 @@ mod tests {
         assert_eq!(format_value(-1.5, 31.5), "-1.5");
         assert_eq!(format_depth(1205.5), "1205.5");
         assert_eq!(format_depth(5.0), "5");
+        let lons: Vec<String> = [-180, -60, 0, 120, 180, 240, 360].map(lon_label).into();
+        assert_eq!(lons, ["180", "60W", "0", "120E", "180", "120W", "0"]);
     }
 }
