@@ -35,6 +35,9 @@ fn attr_f64(a: &AttrValue) -> Option<f64> {
 /// Everything wrong with the content of the granule at `path` (`granule` is its
 /// manifest name); empty when it passes. `metadata` gives the groupings' fields.
 pub fn check(path: &Path, granule: &str, metadata: &MetadataSet) -> Vec<String> {
+    if let Some(d) = crate::oned::OneD::from_granule(granule) {
+        return super::verify_oned::check(&d, path);
+    }
     let mut out = Vec::new();
     let name = match GranuleName::parse(granule) {
         Ok(n) => n,
