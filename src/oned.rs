@@ -386,6 +386,9 @@ pub fn build_fields(
         if let Some(rec) = find(&coords, "time_bnds") {
             merge_variable_record(&mut tb.attrs, &rec);
         }
+        // As xarray wrote ECCO's granules (and EDP's): a bounds variable inherits its
+        // parent's units (CF 7.1), so its own equal ones are dropped.
+        tb.attrs.retain(|(k, _)| k != "units");
         vars.push(tb);
     }
     for f in &fields {
