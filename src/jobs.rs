@@ -243,7 +243,11 @@ pub fn parse_jobs_file(path: &Path, text: &str, m: &MetadataSet) -> Result<JobsF
                 one_d.push(OneDJob { line, dataset });
                 continue;
             }
-            other => return Err(err(format!("unknown product type '{other}' (expected 'native', 'latlon' or '1D')"))),
+            other => {
+                return Err(err(format!(
+                    "unknown product type '{other}' (expected 'native', 'latlon' or '1D')"
+                )))
+            }
         };
         let freq = Frequency::parse(&freq).ok_or_else(|| {
             err(format!(
@@ -367,7 +371,10 @@ fn one_d_dataset(
             .join(", ")
     };
     let f = Frequency::parse(freq).ok_or_else(|| {
-        format!("unknown frequency '{freq}' (1D grouping {grouping} is published at {})", offered())
+        format!(
+            "unknown frequency '{freq}' (1D grouping {grouping} is published at {})",
+            offered()
+        )
     })?;
     let dataset = OneD::find(grouping, f).map_err(|_| {
         format!(
@@ -472,9 +479,18 @@ mod tests {
         assert_eq!(
             got,
             [
-                (2, "GLOBAL_MEAN_ATM_SURFACE_PRES_snap_ECCO_V4r4_1D.nc".to_string()),
-                (3, "GLOBAL_MEAN_SEA_LEVEL_day_mean_ECCO_V4r4_1D.nc".to_string()),
-                (4, "GLOBAL_MEAN_SEA_LEVEL_mon_mean_ECCO_V4r4_1D.nc".to_string()),
+                (
+                    2,
+                    "GLOBAL_MEAN_ATM_SURFACE_PRES_snap_ECCO_V4r4_1D.nc".to_string()
+                ),
+                (
+                    3,
+                    "GLOBAL_MEAN_SEA_LEVEL_day_mean_ECCO_V4r4_1D.nc".to_string()
+                ),
+                (
+                    4,
+                    "GLOBAL_MEAN_SEA_LEVEL_mon_mean_ECCO_V4r4_1D.nc".to_string()
+                ),
                 (5, "SBO_CORE_PRODUCTS_snap_ECCO_V4r4_1D.nc".to_string()),
             ]
         );

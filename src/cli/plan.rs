@@ -150,8 +150,7 @@ impl PlanArgs {
         let mut plan =
             tasks::plan::plan_jobs(&job_list, &m, source, &loc, daily, Some(storage.s3()), sink)?;
         // The 1D jobs' tasks follow the others' (their reports after the others' too).
-        let one_d =
-            tasks::oned::plan_jobs(&one_d, &m, source, &loc, Some(storage.s3()), sink)?;
+        let one_d = tasks::oned::plan_jobs(&one_d, &m, source, &loc, Some(storage.s3()), sink)?;
         plan.jobs.extend(one_d.reports);
         if !plan.listing_errors.is_empty() {
             anyhow::bail!(
