@@ -383,3 +383,55 @@ fn a_1d_job_without_its_input_names_the_line_and_the_places_looked_at() {
     );
     assert!(!root.join("out").join("V4r4").exists());
 }
+
+#[test]
+fn a_broken_1d_input_fails_its_granule_only() {
+    let sample = common::Sample::new(18, 5, 1, &["SSH"]);
+    let inputs = std::path::Path::new(&sample.source()).join("1D");
+    edp::synth::oned::write_inputs(&inputs, 3, 2).unwrap();
+    // GMSL.nc without the barystatic term.
+    let time = edp::ncio::VarDef::new("time", &["time"], edp::ncio::VarData::F64(vec![15.0, 45.0]));
+    let mut time = time;
+    time.attrs = vec![("units".into(), "days since 1992-01-01".into())];
+    let def = edp::ncio::DatasetDef {
+        dims: vec![("time".into(), 2)],
+        vars: vec![
+            time,
+            edp::ncio::VarDef::new(
+                "global_mean_sea_level_anomaly",
+                &["time"],
+                edp::ncio::VarData::F64(vec![0.1, 0.2]),
+            ),
+        ],
+        global_attrs: vec![],
+    };
+    edp::ncio::write_atomic(def, &inputs.join("GMSL.nc")).unwrap();
+    let out = sample.out();
+    let jobs =
+        "[0, 'native', 'AVG_MON', 'all']\n[1, '1D', 'AVG_MON', 'all']\n[2, '1D', 'SNAP', 'all']\n";
+    assert_eq!(sample.run_jobs(jobs, &out, &[]), Some(1));
+    let gmsl = out.join(edp::oned::DATASETS[2].relative_path().unwrap());
+    let sbo = out.join(edp::oned::DATASETS[3].relative_path().unwrap());
+    assert!(!gmsl.exists() && sbo.is_file());
+    // Nothing partial left beside it.
+    if let Some(dir) = gmsl.parent().filter(|d| d.exists()) {
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+    }
+    let manifest = edp::run::manifest::Manifest::read(&out.join("edp-manifest.json")).unwrap();
+    let failed: Vec<_> = manifest
+        .granules
+        .iter()
+        .filter(|r| r.status == edp::run::journal::Status::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let why = failed[0].error.clone().unwrap_or_default();
+    assert!(
+        failed[0]
+            .granule
+            .ends_with("GLOBAL_MEAN_SEA_LEVEL_mon_mean_ECCO_V4r4_1D.nc")
+            && why.contains("GMSL.nc")
+            && why.contains("global_mean_barystatic_sea_level_anomaly"),
+        "{why}"
+    );
+    assert_eq!(manifest.granules.len(), 3);
+}
