@@ -97,7 +97,7 @@ pub fn check(d: &OneD, path: &Path) -> Vec<String> {
                         let bad = t
                             .iter()
                             .zip(b.chunks(2))
-                            .filter(|(t, b)| !(b[0] < **t && **t < b[1]))
+                            .filter(|(t, b)| !(b[0] <= **t && **t <= b[1] && b[0] < b[1]))
                             .count();
                         if bad > 0 {
                             out.push(format!("{bad} time value(s) outside their time_bnds"));
@@ -114,4 +114,54 @@ pub fn check(d: &OneD, path: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ncio::{DatasetDef, VarData, VarDef};
+
+    #[test]
+    fn a_good_granule_passes_and_a_bad_one_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = dir.path().join("in");
+        crate::synth::oned::write_inputs(&inputs, 3, 2).unwrap();
+        let d = crate::oned::DATASETS[2];
+        let good = crate::oned::write(&d, &inputs, &dir.path().join("out")).unwrap();
+        assert_eq!(check(&d, &good), Vec::<String>::new());
+        // Times running backwards outside their bounds, a NaN, a field missing, an
+        // extra dimension.
+        let bad = dir.path().join(d.file_name().unwrap());
+        let mut field = VarDef::new(
+            "global_mean_sea_level_anomaly",
+            &["time"],
+            VarData::F32(vec![1.0, f32::NAN]),
+        );
+        field.attrs = vec![("valid_max".into(), AttrValue::F32(0.5))];
+        let def = DatasetDef {
+            dims: vec![("time".into(), 2), ("nv".into(), 2), ("x".into(), 1)],
+            vars: vec![
+                VarDef::new("time", &["time"], VarData::I32(vec![100, 50])),
+                VarDef::new(
+                    "time_bnds",
+                    &["time", "nv"],
+                    VarData::I32(vec![0, 10, 0, 10]),
+                ),
+                field,
+            ],
+            global_attrs: vec![],
+        };
+        crate::ncio::write_atomic(def, &bad).unwrap();
+        let got = check(&d, &bad).join("\n");
+        for want in [
+            "variable global_mean_barystatic_sea_level_anomaly of the 1D grouping is missing",
+            "unexpected dimension x",
+            "global_mean_sea_level_anomaly: 1 NaN value(s)",
+            "global_mean_sea_level_anomaly: 1 value(s) outside valid_min .. valid_max",
+            "does not increase",
+            "2 time value(s) outside their time_bnds",
+        ] {
+            assert!(got.contains(want), "{want}: {got}");
+        }
+    }
 }
