@@ -6,6 +6,12 @@
 //! datasets (`'GRID_GEOMETRY'`, alias `'GEOMETRY'`) and the lat-lon mixing
 //! coefficients.
 //!
+//! Product `'1D'` names one of the four 1D (global time series) collections by its id in
+//! the 1D groupings file (0 to 2, as EDP numbers them) or its `filename`, at the
+//! frequency V4r4 publishes it (`[0, '1D', 'SNAP', 'all']`, `['GLOBAL_MEAN_SEA_LEVEL',
+//! '1D', 'AVG_DAY', 'all']`); its granule holds the whole record, so its steps are
+//! `'all'` ([`OneDJob`]).
+//!
 //! Each line is a Python literal (list or tuple, single or double quotes); blank lines
 //! and `#` comments are allowed. Unlike EDP, which silently skips any line it cannot
 //! parse, every malformed line is an error naming the file, line and what was expected.
@@ -41,6 +47,21 @@ pub struct Job {
     pub product: Product,
     pub freq: Frequency,
     pub steps: Steps,
+}
+
+/// A job for one of the 1D collections: one granule holding the whole record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneDJob {
+    /// 1-based line in the jobs file.
+    pub line: usize,
+    pub dataset: crate::oned::OneD,
+}
+
+/// A jobs file's jobs: those on the model grid and the 1D ones, each in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobsFile {
+    pub jobs: Vec<Job>,
+    pub one_d: Vec<OneDJob>,
 }
 
 /// A value of the literal grammar.
@@ -186,9 +207,24 @@ fn parse_line(text: &str) -> Result<Option<(GroupingRef, String, String, Lit)>, 
     Ok(Some((id, product, freq, steps)))
 }
 
-/// Parses and validates a jobs file's text against the metadata's groupings.
+/// Parses and validates a jobs file's text against the metadata's groupings; a `'1D'`
+/// line is an error here (see [`parse_jobs_file`]).
 pub fn parse_jobs(path: &Path, text: &str, m: &MetadataSet) -> Result<Vec<Job>, JobsError> {
+    let file = parse_jobs_file(path, text, m)?;
+    match file.one_d.first() {
+        Some(j) => Err(JobsError {
+            path: path.to_path_buf(),
+            line: j.line,
+            what: "a '1D' job: read this jobs file with jobs::read_jobs_file".into(),
+        }),
+        None => Ok(file.jobs),
+    }
+}
+
+/// Parses and validates a jobs file's text, with its 1D jobs.
+pub fn parse_jobs_file(path: &Path, text: &str, m: &MetadataSet) -> Result<JobsFile, JobsError> {
     let mut jobs = Vec::new();
+    let mut one_d = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let err = |what: String| JobsError {
@@ -203,11 +239,15 @@ pub fn parse_jobs(path: &Path, text: &str, m: &MetadataSet) -> Result<Vec<Job>, 
             "native" => Product::Native,
             "latlon" => Product::Latlon,
             "1D" => {
-                return Err(err(
-                    "product '1D' is not produced by edp (EDP builds such tasks but cannot generate them)".into(),
-                ))
+                let dataset = one_d_dataset(id, &freq, steps, m).map_err(err)?;
+                one_d.push(OneDJob { line, dataset });
+                continue;
             }
-            other => return Err(err(format!("unknown product type '{other}' (expected 'native' or 'latlon')"))),
+            other => {
+                return Err(err(format!(
+                    "unknown product type '{other}' (expected 'native', 'latlon' or '1D')"
+                )))
+            }
         };
         let freq = Frequency::parse(&freq).ok_or_else(|| {
             err(format!(
@@ -285,17 +325,90 @@ pub fn parse_jobs(path: &Path, text: &str, m: &MetadataSet) -> Result<Vec<Job>, 
             steps,
         });
     }
-    Ok(jobs)
+    Ok(JobsFile { jobs, one_d })
 }
 
-/// Reads and parses a jobs file.
-pub fn read_jobs(path: &Path, m: &MetadataSet) -> Result<Vec<Job>, JobsError> {
-    let text = std::fs::read_to_string(path).map_err(|e| JobsError {
+/// The 1D collection a `'1D'` job names: its grouping (id or `filename`) at a frequency
+/// V4r4 publishes it at, with steps `'all'`.
+fn one_d_dataset(
+    id: GroupingRef,
+    freq: &str,
+    steps: Lit,
+    m: &MetadataSet,
+) -> Result<crate::oned::OneD, String> {
+    use crate::oned::{OneD, DATASETS};
+    if m.release.version != "V4r4" {
+        return Err(format!(
+            "the 1D collections are made for V4r4 only (the metadata set {} is {})",
+            m.origin, m.release.version
+        ));
+    }
+    let names = crate::oned::grouping_names().map_err(|e| e.to_string())?;
+    let grouping = match id {
+        GroupingRef::Id(i) => usize::try_from(i)
+            .ok()
+            .filter(|&g| g < names.len())
+            .ok_or_else(|| {
+                format!(
+                    "1D grouping id {i} is out of range: the 1D groupings are numbered 0 to {} ({})",
+                    names.len().saturating_sub(1),
+                    names.join(", ")
+                )
+            })?,
+        GroupingRef::Name(name) => names.iter().position(|n| *n == name).ok_or_else(|| {
+            format!(
+                "no 1D grouping is named '{name}' (the 1D groupings: {})",
+                names.join(", ")
+            )
+        })?,
+    };
+    let offered = || {
+        DATASETS
+            .iter()
+            .filter(|d| d.grouping == grouping)
+            .map(|d| d.freq.job_name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let f = Frequency::parse(freq).ok_or_else(|| {
+        format!(
+            "unknown frequency '{freq}' (1D grouping {grouping} is published at {})",
+            offered()
+        )
+    })?;
+    let dataset = OneD::find(grouping, f).map_err(|_| {
+        format!(
+            "1D grouping {grouping} ({}) is not published at {} (V4r4 publishes it at {})",
+            names[grouping],
+            f.job_name(),
+            offered()
+        )
+    })?;
+    match steps {
+        Lit::Str(s) if s.eq_ignore_ascii_case("all") => Ok(dataset),
+        _ => Err(format!(
+            "a 1D granule holds the whole record of {}: its time steps (fourth element) must be 'all'",
+            names[grouping]
+        )),
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, JobsError> {
+    std::fs::read_to_string(path).map_err(|e| JobsError {
         path: path.to_path_buf(),
         line: 0,
         what: format!("cannot read the jobs file: {e}"),
-    })?;
-    parse_jobs(path, &text, m)
+    })
+}
+
+/// Reads and parses a jobs file (no `'1D'` jobs; see [`read_jobs_file`]).
+pub fn read_jobs(path: &Path, m: &MetadataSet) -> Result<Vec<Job>, JobsError> {
+    parse_jobs(path, &read_text(path)?, m)
+}
+
+/// Reads and parses a jobs file, with its 1D jobs.
+pub fn read_jobs_file(path: &Path, m: &MetadataSet) -> Result<JobsFile, JobsError> {
+    parse_jobs_file(path, &read_text(path)?, m)
 }
 
 #[cfg(test)]
@@ -351,6 +464,42 @@ mod tests {
     }
 
     #[test]
+    fn one_d_jobs_by_id_and_name() {
+        let m = MetadataSet::embedded().unwrap();
+        let text = "[0, 'native', 'AVG_MON', 'all']\n[0, '1D', 'SNAP', 'all']\n\
+                    ['GLOBAL_MEAN_SEA_LEVEL', '1D', 'avg_day', 'ALL']\n(1, \"1D\", \"AVG_MON\", \"all\")\n\
+                    ['SBO_CORE_PRODUCTS', '1D', 'SNAP', 'all']\n";
+        let file = parse_jobs_file(Path::new("jobs.txt"), text, &m).unwrap();
+        assert_eq!(file.jobs.len(), 1);
+        let got: Vec<(usize, String)> = file
+            .one_d
+            .iter()
+            .map(|j| (j.line, j.dataset.file_name().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    2,
+                    "GLOBAL_MEAN_ATM_SURFACE_PRES_snap_ECCO_V4r4_1D.nc".to_string()
+                ),
+                (
+                    3,
+                    "GLOBAL_MEAN_SEA_LEVEL_day_mean_ECCO_V4r4_1D.nc".to_string()
+                ),
+                (
+                    4,
+                    "GLOBAL_MEAN_SEA_LEVEL_mon_mean_ECCO_V4r4_1D.nc".to_string()
+                ),
+                (5, "SBO_CORE_PRODUCTS_snap_ECCO_V4r4_1D.nc".to_string()),
+            ]
+        );
+        // The grid-only reader says where a 1D job is.
+        let e = parse_jobs(Path::new("jobs.txt"), text, &m).unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
     fn every_error_names_its_line() {
         let cases = [
             ("[0, 'native', 'AVG_MON'", "expected ','"),
@@ -366,7 +515,14 @@ mod tests {
                 "not offered at SNAP",
             ),
             ("[0, 'raw', 'AVG_MON', 'all']", "unknown product type 'raw'"),
-            ("[0, '1D', 'AVG_MON', 'all']", "'1D'"),
+            (
+                "[0, '1D', 'AVG_MON', 'all']",
+                "1D grouping 0 (GLOBAL_MEAN_ATM_SURFACE_PRES) is not published at AVG_MON (V4r4 publishes it at SNAP)",
+            ),
+            ("[3, '1D', 'SNAP', 'all']", "numbered 0 to 2"),
+            ("['GMSL', '1D', 'AVG_DAY', 'all']", "no 1D grouping is named 'GMSL'"),
+            ("[2, '1D', 'SNAP', [12]]", "must be 'all'"),
+            ("[0, '1d', 'SNAP', 'all']", "unknown product type '1d'"),
             (
                 "[0, 'native', 'HOURLY', 'all']",
                 "unknown frequency 'HOURLY'",

@@ -93,6 +93,14 @@ fn records(text: &str, what: &str) -> Result<Vec<Record>, OneDError> {
     serde_json::from_str(text).map_err(|e| OneDError::Metadata(format!("{what}: {e}")))
 }
 
+/// The 1D groupings' `filename`s, in the groupings file's order (their job ids).
+pub fn grouping_names() -> Result<Vec<String>, OneDError> {
+    Ok(records(GROUPINGS, "groupings")?
+        .iter()
+        .map(|r| text(r, "filename"))
+        .collect())
+}
+
 fn text(r: &Record, k: &str) -> String {
     r.get(k)
         .and_then(Value::as_str)
@@ -159,6 +167,33 @@ impl OneD {
             self.grouping_name()?,
             self.file_name()?
         ))
+    }
+
+    /// The dataset whose granule `granule` (a path or file name) is, if it is one of the four.
+    pub fn from_granule(granule: &str) -> Option<OneD> {
+        let file = granule.rsplit(['/', '\\']).next().unwrap_or(granule);
+        DATASETS
+            .into_iter()
+            .find(|d| d.file_name().is_ok_and(|n| n == file))
+    }
+
+    /// The grouping's human name (`name`).
+    pub fn name(&self) -> Result<String, OneDError> {
+        Ok(text(&self.grouping_record()?, "name"))
+    }
+
+    /// The grouping's `comment`, if it has one.
+    pub fn comment(&self) -> Result<Option<String>, OneDError> {
+        Ok(self
+            .grouping_record()?
+            .get("comment")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
+    /// The collection's description in the PO.DAAC table (the granule's `summary`).
+    pub fn summary(&self) -> Result<String, OneDError> {
+        Ok(podaac_row(&self.file_name()?)?.3)
     }
 
     /// The records the script blanks, per field.
@@ -233,6 +268,29 @@ fn str_attr(attrs: &[(String, AttrValue)], k: &str) -> Option<String> {
 
 /// Builds the granule of `d` from its input file `input`; `now` is the creation time.
 pub fn build(d: &OneD, input: &Path, now: &str) -> Result<DatasetDef, OneDError> {
+    build_fields(d, input, &d.fields()?, now)
+}
+
+/// [`build`] with only `fields` (in the grouping's order; each must be one of its
+/// fields), as a task that lacks some of them asks.
+pub fn build_fields(
+    d: &OneD,
+    input: &Path,
+    fields: &[String],
+    now: &str,
+) -> Result<DatasetDef, OneDError> {
+    let all = d.fields()?;
+    if let Some(f) = fields.iter().find(|f| !all.contains(f)) {
+        return Err(OneDError::Input {
+            path: input.to_path_buf(),
+            what: format!(
+                "{f} is not a field of the 1D grouping {} ({})",
+                d.grouping_name()?,
+                all.join(", ")
+            ),
+        });
+    }
+    let fields: Vec<String> = all.into_iter().filter(|f| fields.contains(f)).collect();
     let bad = |what: String| OneDError::Input {
         path: input.to_path_buf(),
         what,
@@ -251,7 +309,6 @@ pub fn build(d: &OneD, input: &Path, now: &str) -> Result<DatasetDef, OneDError>
     if n == 0 {
         return Err(bad("`time` is empty".into()));
     }
-    let fields = d.fields()?;
     let general = records(GENERAL_VARIABLES, "variables")?;
     let oned = records(VARIABLES, "1D variables")?;
     let coords = records(COORDINATES, "1D coordinates")?;
@@ -329,6 +386,9 @@ pub fn build(d: &OneD, input: &Path, now: &str) -> Result<DatasetDef, OneDError>
         if let Some(rec) = find(&coords, "time_bnds") {
             merge_variable_record(&mut tb.attrs, &rec);
         }
+        // As xarray wrote ECCO's granules (and EDP's): a bounds variable inherits its
+        // parent's units (CF 7.1), so its own equal ones are dropped.
+        tb.attrs.retain(|(k, _)| k != "units");
         vars.push(tb);
     }
     for f in &fields {

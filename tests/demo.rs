@@ -1,6 +1,6 @@
 //! `edp demo` runs through the same SPMD runner as `edp run` (a world of one rank): its
 //! granules get journal records, a manifest and a summary, and a second demo in the same
-//! directory skips what the first one finished.
+//! directory skips what the first one finished. Its four 1D granules are among them.
 
 mod common;
 
@@ -37,6 +37,22 @@ fn demo_goes_through_the_spmd_runner() {
     let manifest = Manifest::read(&out.join("output").join("edp-manifest.json")).unwrap();
     assert_eq!(manifest.granules.len(), granules.len());
     assert!(manifest.granules.iter().all(|r| r.status == Status::Done));
+    // The four 1D collections are run and recorded with the others.
+    let one_d = manifest
+        .granules
+        .iter()
+        .filter(|r| r.granule.starts_with("V4r4/1D/"))
+        .count();
+    assert_eq!(
+        one_d,
+        4,
+        "{:?}",
+        manifest
+            .granules
+            .iter()
+            .map(|r| &r.granule)
+            .collect::<Vec<_>>()
+    );
     assert!(out.join("output").join("edp-summary.txt").is_file());
 
     // The restart logic of the SPMD runner: nothing is redone.

@@ -14,8 +14,8 @@ use crate::time::DailyDate;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct PlanArgs {
-    /// Jobs file: one `[<grouping id or name>, 'native'|'latlon', 'SNAP'|'AVG_DAY'|'AVG_MON'|'TI',
-    /// 'all'|[steps]]` per line (`edp groupings` lists the ids).
+    /// Jobs file: one `[<grouping id or name>, 'native'|'latlon'|'1D', 'SNAP'|'AVG_DAY'|'AVG_MON'|'TI',
+    /// 'all'|[steps]]` per line (`edp groupings` lists the ids; 1D: README).
     #[arg(long, requires_all = ["source", "dest"])]
     pub jobs: Option<PathBuf>,
     /// Root of the model output (holding diags_monthly/, diags_daily/, diags_inst/, or
@@ -128,7 +128,10 @@ impl PlanArgs {
         if !storage::is_s3(&source.to_string_lossy()) && !source.is_dir() {
             anyhow::bail!("source root {} is not a directory", source.display());
         }
-        let job_list = jobs::read_jobs(jobs_file, &m)?;
+        let jobs::JobsFile {
+            jobs: job_list,
+            one_d,
+        } = jobs::read_jobs_file(jobs_file, &m)?;
         // Absolute, so that the task list works from any directory.
         let abs = super::preflight::absolute;
         let loc = Locations {
@@ -144,8 +147,11 @@ impl PlanArgs {
         } else {
             DailyDate::DayAveraged
         };
-        let plan =
+        let mut plan =
             tasks::plan::plan_jobs(&job_list, &m, source, &loc, daily, Some(storage.s3()), sink)?;
+        // The 1D jobs' tasks follow the others' (their reports after the others' too).
+        let one_d = tasks::oned::plan_jobs(&one_d, &m, source, &loc, Some(storage.s3()), sink)?;
+        plan.jobs.extend(one_d.reports);
         if !plan.listing_errors.is_empty() {
             anyhow::bail!(
                 "cannot list the inputs, no task list made: {}",
@@ -154,11 +160,24 @@ impl PlanArgs {
         }
         // The tasks went to `sink`: the job reports count them.
         if plan.jobs.iter().all(|r| r.tasks == 0) {
-            anyhow::bail!("{}", no_tasks(jobs_file, source, &m, &job_list, &plan));
+            let why = match (job_list.is_empty(), one_d.missing.is_empty()) {
+                (_, true) => no_tasks(jobs_file, source, &m, &job_list, &plan),
+                (true, false) => format!(
+                    "{} gives no tasks: {}",
+                    jobs_file.display(),
+                    one_d.missing.join("; ")
+                ),
+                (false, false) => format!(
+                    "{}; {}",
+                    no_tasks(jobs_file, source, &m, &job_list, &plan),
+                    one_d.missing.join("; ")
+                ),
+            };
+            anyhow::bail!("{why}");
         }
         Ok(Planned {
+            jobs: plan.jobs.len(),
             plan,
-            jobs: job_list.len(),
         })
     }
 }

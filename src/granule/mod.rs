@@ -48,6 +48,8 @@ pub enum GranuleError {
     Grid(#[from] GridError),
     #[error(transparent)]
     Write(#[from] NcError),
+    #[error(transparent)]
+    OneD(#[from] crate::oned::OneDError),
     #[error("lat-lon mapping")]
     Regrid(#[from] RegridError),
     #[error("input {path}: {count} non-finite value(s) of {var} in wet cells, the first at tile {}, j {}, i {}, k {} (a broken input; --nonfinite fill writes them as fill)", first[0], first[1], first[2], first[3])]
@@ -137,6 +139,14 @@ pub fn now_utc() -> String {
 /// Describes the granule of one task: reads its (local) inputs and returns the dataset,
 /// without writing anything. Lat-lon granules need `ctx.factors`.
 pub fn build(task: &Task, ctx: &Context) -> Result<Built, GranuleError> {
+    // The 1D collections: a time series, no grid.
+    if let Some(def) = crate::tasks::oned::build(task) {
+        return Ok(Built {
+            def: def?,
+            nonfinite: Default::default(),
+            significant_bits: Default::default(),
+        });
+    }
     let name = GranuleName::parse(&task.granule)?;
     let factors = match name.product {
         Product::Native => None,

@@ -499,7 +499,7 @@ fn relative_key(root: &Path, path: &Path) -> Option<String> {
 fn layout_root(granule: &Path) -> PathBuf {
     let parent = granule.parent().unwrap_or(Path::new("")).to_path_buf();
     let Some(name) = granule.to_str().and_then(|g| GranuleName::parse(g).ok()) else {
-        return parent;
+        return crate::tasks::oned::layout_root(granule).unwrap_or(parent);
     };
     let expect = [
         name.prefix.as_str(),

@@ -255,6 +255,8 @@ pub fn input_files(task: &Task) -> Vec<InputFile> {
         .values()
         .flatten()
         .flat_map(|pair| pair.iter())
+        // A NetCDF input (1D tasks) has no `.meta`: its slot is empty.
+        .filter(|p| !p.is_empty())
         .map(|p| {
             let meta = fs::metadata(p).ok();
             InputFile {

@@ -400,7 +400,8 @@ pub fn group_of(granule: &str) -> (String, String, String) {
             n.product.name().to_string(),
             n.freq.output_token().to_string(),
         ),
-        Err(_) => ("?".into(), "?".into(), "?".into()),
+        Err(_) => crate::tasks::oned::group_of(granule)
+            .unwrap_or_else(|| ("?".into(), "?".into(), "?".into())),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod status;
 pub mod store;
 pub mod verify;
 pub mod verify_content;
+pub mod verify_oned;
 pub mod verify_s3;
 
 use std::collections::HashMap;

@@ -42,6 +42,9 @@ pub fn check(
     recorded_missing: &[String],
     metadata: &MetadataSet,
 ) -> Vec<String> {
+    if let Some(d) = crate::oned::OneD::from_granule(granule) {
+        return super::verify_oned::check(&d, path);
+    }
     let mut out = Vec::new();
     let name = match GranuleName::parse(granule) {
         Ok(n) => n,

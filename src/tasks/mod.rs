@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub mod discovery;
 pub mod list;
+pub mod oned;
 pub mod plan;
 
 pub use list::{Relocation, TaskList, TaskListWriter};
