@@ -94,12 +94,66 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
         t.elapsed().as_secs_f64()
     );
 
+    let list = demo_tasks(&cfg, &report, &input, &grid_dir, &factors_file, &a.out)?;
+    let task_file = a.out.join("tasks.json");
+    tasks::write_task_list(&task_file, &list)?;
+    println!("wrote {} ({} tasks)", task_file.display(), list.len());
+
+    // The same SPMD runner as `edp run`, as a world of one rank: journal, manifest
+    // (<out>/output/edp-manifest.json) and summary included.
+    let cfg = SpmdConfig {
+        dest: Some(a.out.join("output").to_string_lossy().into_owned()),
+        state_dir: None,
+        storage: std::sync::Arc::clone(storage),
+        overrides: Overrides {
+            grid: Some(grid_dir.clone()),
+            metadata: None,
+            factors: FactorSource {
+                file: Some(Ok(factors_file.clone())),
+                ..Default::default()
+            },
+        },
+        encoding: Encoding::default(),
+        nonfinite: Default::default(),
+        threads: rayon::current_num_threads(),
+        verify: false,
+        progress_every: std::time::Duration::ZERO,
+        debug: Default::default(),
+        ranks_per_granule: None,
+        group_writer: Default::default(),
+    };
+    let stop = StopFlag::install().unwrap_or_default();
+    let (end, message) = spmd::run_spmd(&World::serial(), &cfg, &stop, &|| Ok(list.clone().into()));
+    if let Some(m) = message {
+        eprintln!("edp: error: {m}");
+    }
+    let one_d_failed = one_d_collections(a, &report.release_dir)?;
+    println!("demo finished in {:.1} s", total.elapsed().as_secs_f64());
+    Ok(match end {
+        RunEnd::AllDone if one_d_failed => EXIT_TASKS_FAILED,
+        RunEnd::AllDone => EXIT_OK,
+        RunEnd::SomeFailed => EXIT_TASKS_FAILED,
+        RunEnd::Config => EXIT_USAGE,
+        RunEnd::Interrupted => EXIT_INTERRUPTED,
+    })
+}
+
+/// The demo's task list: the monthly granules of [`DEMO_GROUPINGS`] and the
+/// time-invariant ones of [`DEMO_INVARIANT`], both products.
+fn demo_tasks(
+    cfg: &SynthConfig,
+    report: &synth::SynthReport,
+    input: &std::path::Path,
+    grid_dir: &std::path::Path,
+    factors_file: &std::path::Path,
+    out: &std::path::Path,
+) -> anyhow::Result<Vec<tasks::Task>> {
     let m = MetadataSet::embedded()?;
     let mut release = m.release.clone();
     // V4r4's label says llc0090; a demo on another grid size says what it is.
     release.native_label = format!("llc{:04}", cfg.n);
     let loc = Locations {
-        dest_root: a.out.join("output").to_string_lossy().into_owned(),
+        dest_root: out.join("output").to_string_lossy().into_owned(),
         grid: Some(grid_dir.to_string_lossy().into_owned()),
         factors: Some(factors_file.to_string_lossy().into_owned()),
         ..Locations::default()
@@ -142,42 +196,15 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
             ));
         }
     }
-    let task_file = a.out.join("tasks.json");
-    tasks::write_task_list(&task_file, &list)?;
-    println!("wrote {} ({} tasks)", task_file.display(), list.len());
+    Ok(list)
+}
 
-    // The same SPMD runner as `edp run`, as a world of one rank: journal, manifest
-    // (<out>/output/edp-manifest.json) and summary included.
-    let cfg = SpmdConfig {
-        dest: Some(a.out.join("output").to_string_lossy().into_owned()),
-        state_dir: None,
-        storage: std::sync::Arc::clone(storage),
-        overrides: Overrides {
-            grid: Some(grid_dir.clone()),
-            metadata: None,
-            factors: FactorSource {
-                file: Some(Ok(factors_file.clone())),
-                ..Default::default()
-            },
-        },
-        encoding: Encoding::default(),
-        nonfinite: Default::default(),
-        threads: rayon::current_num_threads(),
-        verify: false,
-        progress_every: std::time::Duration::ZERO,
-        debug: Default::default(),
-        ranks_per_granule: None,
-        group_writer: Default::default(),
-    };
-    let stop = StopFlag::install().unwrap_or_default();
-    let (end, message) = spmd::run_spmd(&World::serial(), &cfg, &stop, &|| Ok(list.clone().into()));
-    if let Some(m) = message {
-        eprintln!("edp: error: {m}");
-    }
-    // The four 1D collections, from synthetic time series (a week of hourly snapshots
-    // and daily means, the demo's months), into a tree of their own: they are made
-    // outside the run (no task, no manifest record yet), so <out>/output still verifies.
-    let one_d_in = report.release_dir.join("1D");
+/// The four 1D collections, from synthetic time series (a week of hourly snapshots and
+/// daily means, the demo's months), into a tree of their own: they are made outside the
+/// run (no task, no manifest record yet), so <out>/output still verifies. True when one
+/// failed.
+fn one_d_collections(a: &DemoArgs, release_dir: &std::path::Path) -> anyhow::Result<bool> {
+    let one_d_in = release_dir.join("1D");
     crate::synth::oned::write_inputs(&one_d_in, 7, a.months)
         .with_context(|| format!("synthesising 1D inputs into {}", one_d_in.display()))?;
     let mut one_d_failed = false;
@@ -190,12 +217,5 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
             }
         }
     }
-    println!("demo finished in {:.1} s", total.elapsed().as_secs_f64());
-    Ok(match end {
-        RunEnd::AllDone if one_d_failed => EXIT_TASKS_FAILED,
-        RunEnd::AllDone => EXIT_OK,
-        RunEnd::SomeFailed => EXIT_TASKS_FAILED,
-        RunEnd::Config => EXIT_USAGE,
-        RunEnd::Interrupted => EXIT_INTERRUPTED,
-    })
+    Ok(one_d_failed)
 }
