@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::metadata::{MetadataSet, Product, Record};
 use crate::ncio::AttrValue;
-use crate::tasks::Task;
+use crate::tasks::{GranuleName, Task};
 
 /// An ordered attribute list.
 pub type Attrs = Vec<(String, AttrValue)>;
@@ -230,6 +230,33 @@ pub fn global_attrs(m: &MetadataSet, g: &GlobalInputs<'_>) -> Attrs {
     a
 }
 
+/// The global attributes of the granule `name` (see [`global_attrs`]), with the
+/// `coordinates` it lists last.
+pub fn granule_globals(
+    m: &MetadataSet,
+    task: &Task,
+    name: &GranuleName,
+    keywords: Vec<String>,
+    now: &str,
+    global_coords: &[&str],
+) -> Attrs {
+    let granule_file = name.file_name();
+    let mut globals = global_attrs(
+        m,
+        &GlobalInputs {
+            task,
+            product: name.product,
+            granule_file: &granule_file,
+            file_date: &name.date,
+            keywords,
+            now,
+            uuid: uuid::Uuid::new_v4().to_string(),
+        },
+    );
+    globals.push(("coordinates".into(), global_coords.join(" ").into()));
+    globals
+}
+
 /// The templates' attributes: all datasets', then the product's, each only where its
 /// `grid_dimension` (if any) lists the granule's dimension.
 fn apply_templates(a: &mut Attrs, m: &MetadataSet, product: Product, dimension: &str) {
@@ -262,16 +289,8 @@ fn release_constants(a: &mut Attrs, rel: &crate::metadata::Release) {
         "product_time_coverage_start",
         rel.clock.start.iso().into(),
     );
-    set(
-        a,
-        "product_time_coverage_end",
-        rel.clock.end.iso().into(),
-    );
-    set(
-        a,
-        "product_version",
-        rel.product_version.as_str().into(),
-    );
+    set(a, "product_time_coverage_end", rel.clock.end.iso().into());
+    set(a, "product_version", rel.product_version.as_str().into());
     set(a, "references", rel.references.as_str().into());
     set(a, "source", rel.source.as_str().into());
     set(a, "project_summary", "".into());

@@ -22,7 +22,7 @@ use super::{Context, GranuleError, FILL_F32};
 use crate::grid::{Grid, GridVar};
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
-use crate::metadata::{MetadataSet, Product, Record};
+use crate::metadata::{MetadataSet, Record};
 use crate::ncio::{
     AttrValue, Compression, DatasetDef, GroupProducer, SlabError, SlabGroup, SlabProducer, VarData,
     VarDef,
@@ -445,20 +445,7 @@ pub fn build(
     global_coords.push("time_bnds");
     global_coords.sort();
 
-    let granule_file = name.file_name();
-    let mut globals = attrs::global_attrs(
-        m,
-        &attrs::GlobalInputs {
-            task,
-            product: Product::Latlon,
-            granule_file: &granule_file,
-            file_date: &name.date,
-            keywords,
-            now,
-            uuid: uuid::Uuid::new_v4().to_string(),
-        },
-    );
-    globals.push(("coordinates".into(), global_coords.join(" ").into()));
+    let globals = attrs::granule_globals(m, task, name, keywords, now, &global_coords);
 
     let dims = dimensions(target, grid.nz, is_3d);
     Ok((

@@ -15,7 +15,7 @@ use super::{Context, GranuleError, FILL_F32};
 use crate::grid::{Grid, GridError, GridVar};
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
-use crate::metadata::{MetadataSet, Product};
+use crate::metadata::MetadataSet;
 use crate::ncio::{
     AttrValue, Compression, DatasetDef, SharedValues, SlabError, SlabProducer, VarData, VarDef,
 };
@@ -691,20 +691,7 @@ pub fn build(
         .collect();
     global_coords.sort();
 
-    let granule_file = name.file_name();
-    let mut globals = attrs::global_attrs(
-        m,
-        &attrs::GlobalInputs {
-            task,
-            product: Product::Native,
-            granule_file: &granule_file,
-            file_date: &name.date,
-            keywords,
-            now,
-            uuid: uuid::Uuid::new_v4().to_string(),
-        },
-    );
-    globals.push(("coordinates".into(), global_coords.join(" ").into()));
+    let globals = attrs::granule_globals(m, task, name, keywords, now, &global_coords);
 
     let dims = dimensions(n, nz, is_3d);
     Ok((
