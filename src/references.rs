@@ -338,27 +338,14 @@ fn dtype_code(d: DType) -> &'static str {
 
 /// Little-endian bytes of a whole variable.
 fn le_bytes(r: &NcReader, v: &VarInfo) -> Result<Vec<u8>, NcError> {
+    fn le<T, const N: usize>(values: Vec<T>, to_le: fn(T) -> [u8; N]) -> Vec<u8> {
+        values.into_iter().flat_map(to_le).collect()
+    }
     Ok(match v.dtype {
-        DType::F32 => r
-            .read_f32(&v.name)?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        DType::F64 => r
-            .read_f64(&v.name)?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        DType::I32 => r
-            .read_i32(&v.name)?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        DType::I8 => r
-            .read_i8(&v.name)?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
+        DType::F32 => le(r.read_f32(&v.name)?, f32::to_le_bytes),
+        DType::F64 => le(r.read_f64(&v.name)?, f64::to_le_bytes),
+        DType::I32 => le(r.read_i32(&v.name)?, i32::to_le_bytes),
+        DType::I8 => le(r.read_i8(&v.name)?, i8::to_le_bytes),
     })
 }
 
@@ -588,15 +575,6 @@ fn variable_refs(
     }
 }
 
-fn as_f64(v: &AttrValue) -> Option<f64> {
-    match v {
-        AttrValue::F32(x) => Some(f64::from(*x)),
-        AttrValue::F64(x) => Some(*x),
-        AttrValue::I32(x) => Some(f64::from(*x)),
-        _ => None,
-    }
-}
-
 /// `valid_min`/`valid_max` of `acc` widened to cover `other`'s (same type kept).
 fn widen_valid_range(acc: &mut [(String, AttrValue)], other: &[(String, AttrValue)]) {
     for (key, wider) in [
@@ -607,7 +585,7 @@ fn widen_valid_range(acc: &mut [(String, AttrValue)], other: &[(String, AttrValu
         let Some(slot) = acc.iter_mut().find(|(k, _)| k == key) else {
             continue;
         };
-        if let (Some(t), Some(a)) = (theirs.and_then(as_f64), as_f64(&slot.1)) {
+        if let (Some(t), Some(a)) = (theirs.and_then(AttrValue::as_f64), slot.1.as_f64()) {
             if wider(&t, &a) {
                 if let Some(v) = theirs {
                     if std::mem::discriminant(v) == std::mem::discriminant(&slot.1) {

@@ -156,26 +156,20 @@ pub fn global_attrs(m: &MetadataSet, g: &GlobalInputs<'_>) -> Attrs {
     );
     // 2. Templates: all datasets, then the product's, filtered by dimension.
     apply_templates(&mut a, m, g.product, &dm.dimension);
-    let template_keywords = match get(&a, "keywords") {
+    let template_str = |a: &Attrs, key: &str| match get(a, key) {
         Some(AttrValue::Str(s)) => s.clone(),
         _ => String::new(),
     };
-    let template_comment = match get(&a, "comment") {
-        Some(AttrValue::Str(s)) => s.clone(),
-        _ => String::new(),
-    };
+    let template_keywords = template_str(&a, "keywords");
+    let template_comment = template_str(&a, "comment");
     // 3. Time coverage. EDP sets it for means only, leaving snapshots with the
     // template's TBD_DATASET; a snapshot covers its instant, so we write that.
-    set(
-        &mut a,
-        "time_coverage_start",
-        dm.time_coverage_start.as_str().into(),
-    );
-    set(
-        &mut a,
-        "time_coverage_end",
-        dm.time_coverage_end.as_str().into(),
-    );
+    for (k, v) in [
+        ("time_coverage_start", &dm.time_coverage_start),
+        ("time_coverage_end", &dm.time_coverage_end),
+    ] {
+        set(&mut a, k, v.as_str().into());
+    }
     // 4. Creation dates.
     for k in [
         "date_created",
@@ -207,16 +201,12 @@ pub fn global_attrs(m: &MetadataSet, g: &GlobalInputs<'_>) -> Attrs {
     };
     set(&mut a, "comment", comment.into());
     // 9. Per-granule values.
-    set(
-        &mut a,
-        "time_coverage_duration",
-        dm.time_coverage_duration.as_str().into(),
-    );
-    set(
-        &mut a,
-        "time_coverage_resolution",
-        dm.time_coverage_resolution.as_str().into(),
-    );
+    for (k, v) in [
+        ("time_coverage_duration", &dm.time_coverage_duration),
+        ("time_coverage_resolution", &dm.time_coverage_resolution),
+    ] {
+        set(&mut a, k, v.as_str().into());
+    }
     set(&mut a, "product_name", g.granule_file.into());
     set(&mut a, "summary", dm.summary.trim_end().into());
     // 10. PO.DAAC identity.
@@ -228,6 +218,17 @@ pub fn global_attrs(m: &MetadataSet, g: &GlobalInputs<'_>) -> Attrs {
     );
     a.sort_by_key(|(k, _)| k.to_lowercase());
     a
+}
+
+/// Merges a coordinate's record into `a`; a bounds variable takes neither its `units`
+/// nor its `positive` (they are its parent coordinate's).
+pub fn merge_coord_record(a: &mut Attrs, record: &Record, bounds: bool) {
+    let skip: &[&str] = if bounds {
+        &["name", "grid_dimension", "units", "positive"]
+    } else {
+        &["name", "grid_dimension"]
+    };
+    merge_record(a, record, skip);
 }
 
 /// The global attributes of the granule `name` (see [`global_attrs`]), with the

@@ -9,15 +9,15 @@
 //! that level of both `EVEL` and `NVEL`; no whole field is held.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::attrs::{self, merge_record, merge_variable_record, Attrs};
+use super::attrs::{self, merge_variable_record, Attrs};
 use super::finite::{Found, NonFinite, NonFinitePolicy, StreamCheck};
-use super::native::input_prefix;
+use super::native::{input_prefix, open_mds};
 use super::{Context, GranuleError, FILL_F32};
 use crate::grid::{Grid, GridVar};
 use crate::llc::{PointType, NTILES};
@@ -129,18 +129,7 @@ fn open_input(
     ctx: &Context,
     is_3d: bool,
 ) -> Result<Input, GranuleError> {
-    let name = input_prefix(data)
-        .ok_or_else(|| {
-            GranuleError::Task(format!(
-                "input {data} of {out_name} is not named <VAR>_<mon_mean|day_mean|day_snap>.<step>.data"
-            ))
-        })?
-        .to_string();
-    let file =
-        MdsFile::open(Path::new(data), Path::new(meta)).map_err(|e| GranuleError::Input {
-            var: out_name.to_string(),
-            source: e,
-        })?;
+    let (name, file) = open_mds(out_name, data, meta)?;
     let grid = &ctx.grid;
     let shape = |what: String| GranuleError::Shape {
         path: PathBuf::from(meta),
@@ -312,12 +301,7 @@ pub(crate) fn coordinates(
     let coord = |cname: &str, dims: &[&str], data: VarData, bounds: bool| -> VarDef {
         let mut a = Attrs::new();
         if let Some(r) = find(&m.coords_latlon, cname) {
-            let skip: &[&str] = if bounds {
-                &["name", "grid_dimension", "units", "positive"]
-            } else {
-                &["name", "grid_dimension"]
-            };
-            merge_record(&mut a, r, skip);
+            attrs::merge_coord_record(&mut a, r, bounds);
         }
         let mut v = VarDef::new(cname, dims, data);
         v.attrs = a;

@@ -393,6 +393,16 @@ impl AttrValue {
         })
     }
 
+    /// A numeric scalar's value as f64 (`None` for strings and arrays).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            AttrValue::F32(x) => Some(f64::from(*x)),
+            AttrValue::F64(x) => Some(*x),
+            AttrValue::I32(x) => Some(f64::from(*x)),
+            _ => None,
+        }
+    }
+
     /// The scalar type of a fill value, if it is one.
     fn scalar_dtype(&self) -> Option<DType> {
         match self {
@@ -521,6 +531,17 @@ pub enum VarData {
 }
 
 impl VarData {
+    /// The values of an in-memory array; any other kind of data back as it was.
+    pub(crate) fn into_array(self) -> Result<Values, VarData> {
+        match self {
+            VarData::F32(x) => Ok(Values::F32(x)),
+            VarData::F64(x) => Ok(Values::F64(x)),
+            VarData::I32(x) => Ok(Values::I32(x)),
+            VarData::I8(x) => Ok(Values::I8(x)),
+            other => Err(other),
+        }
+    }
+
     /// The element type of these values.
     pub fn dtype(&self) -> DType {
         match self {
