@@ -452,7 +452,7 @@ impl Files<'_> {
     }
 }
 
-/// 1. Every grouping's fields have variable metadata (lat-lon granules also take the
+/// Check 1: every grouping's fields have variable metadata (lat-lon granules also take the
 /// lat-lon records), and those records have the attributes CF needs.
 fn grouping_fields_have_records(files: &Files, problems: &mut Vec<Problem>) {
     let m = files.m;
@@ -491,7 +491,7 @@ fn grouping_fields_have_records(files: &Files, problems: &mut Vec<Problem>) {
     }
 }
 
-/// 2. No TBD_ placeholder can reach a granule.
+/// Check 2: no TBD_ placeholder can reach a granule.
 fn no_placeholders(files: &Files, problems: &mut Vec<Problem>) {
     let m = files.m;
     for (suffix, records, templates) in [
@@ -544,7 +544,7 @@ fn no_placeholders(files: &Files, problems: &mut Vec<Problem>) {
     }
 }
 
-/// 3. Every grouping x frequency has a PO.DAAC row with a short name and a DOI, and no
+/// Check 3: every grouping x frequency has a PO.DAAC row with a short name and a DOI, and no
 /// DOI names two datasets.
 fn podaac_rows(files: &Files, podaac: Option<&Text>, problems: &mut Vec<Problem>) {
     let m = files.m;
@@ -634,7 +634,7 @@ fn sample_name(m: &MetadataSet, g: &Grouping, freq: Frequency) -> GranuleName {
     }
 }
 
-/// 4. ACDD-1.3 required and recommended global attributes, and the conventions.
+/// Check 4: the ACDD-1.3 required and recommended global attributes, and the conventions.
 fn acdd_and_conventions(files: &Files, problems: &mut Vec<Problem>) {
     let m = files.m;
     let all = files.get("global_metadata_for_all_datasets.json");
