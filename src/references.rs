@@ -338,27 +338,14 @@ fn dtype_code(d: DType) -> &'static str {
 
 /// Little-endian bytes of a whole variable.
 fn le_bytes(r: &NcReader, v: &VarInfo) -> Result<Vec<u8>, NcError> {
+    fn le<T, const N: usize>(values: Vec<T>, to_le: fn(T) -> [u8; N]) -> Vec<u8> {
+        values.into_iter().flat_map(to_le).collect()
+    }
     Ok(match v.dtype {
-        DType::F32 => r
-            .read_f32(&v.name)?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        DType::F64 => r
-            .read_f64(&v.name)?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        DType::I32 => r
-            .read_i32(&v.name)?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
-        DType::I8 => r
-            .read_i8(&v.name)?
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect(),
+        DType::F32 => le(r.read_f32(&v.name)?, f32::to_le_bytes),
+        DType::F64 => le(r.read_f64(&v.name)?, f64::to_le_bytes),
+        DType::I32 => le(r.read_i32(&v.name)?, i32::to_le_bytes),
+        DType::I8 => le(r.read_i8(&v.name)?, i8::to_le_bytes),
     })
 }
 
@@ -419,26 +406,7 @@ pub fn build(c: &Collection, src: &Source<'_>) -> Result<Value, ReferencesError>
                     reason,
                 };
                 if here.len() != vars.len() {
-                    let names = |a: &[VarInfo], b: &[VarInfo]| -> String {
-                        let odd: Vec<&str> = a
-                            .iter()
-                            .filter(|v| !b.iter().any(|w| w.name == v.name))
-                            .map(|v| v.name.as_str())
-                            .collect();
-                        if odd.is_empty() {
-                            "none".into()
-                        } else {
-                            odd.join(", ")
-                        }
-                    };
-                    return Err(mismatch(format!(
-                        "{} variables, the first granule ({}) has {}; only here: {}; only there: {}",
-                        here.len(),
-                        c.granules[0],
-                        vars.len(),
-                        names(&here, &vars),
-                        names(&vars, &here)
-                    )));
+                    return Err(mismatch(count_mismatch(&here, &vars, &c.granules[0])));
                 }
                 t_len = r.dims().iter().find(|(d, _)| d == TIME).map(|d| d.1);
                 for (i, (v, h)) in vars.iter_mut().zip(&here).enumerate() {
@@ -464,55 +432,117 @@ pub fn build(c: &Collection, src: &Source<'_>) -> Result<Value, ReferencesError>
         }
         let t_len = t_len.unwrap_or(0);
         // Chunk locations (NcReader closed: HDF5 opens the file on its own).
-        let chunked: Vec<&VarInfo> = vars
-            .iter()
-            .filter(|v| v.chunked.is_some() && (g == 0 || v.timed()))
-            .collect();
-        let asked: Vec<(&str, usize)> = chunked
-            .iter()
-            .map(|v| (v.name.as_str(), v.dims.len()))
-            .collect();
-        let stored = ncio::stored_chunks(path, &asked)?;
-        let url = src.url(key);
-        for (v, s) in chunked.iter().zip(stored) {
-            let Some((chunks, _, _)) = &v.chunked else {
-                continue;
-            };
-            if g == 0 {
-                let zarray = zarray(v, s.little_endian);
-                refs.insert(format!("{}/.zarray", v.name), json!(zarray.to_string()));
-            }
-            if v.timed() && chunks[0] > 0 && t_total % chunks[0] != 0 {
-                return Err(ReferencesError::Mismatch {
-                    path: PathBuf::from(key),
-                    reason: format!(
-                        "variable `{}`: time chunk {} does not divide the granule's start {t_total}",
-                        v.name, chunks[0]
-                    ),
-                });
-            }
-            for loc in s.chunks {
-                let mut idx: Vec<u64> = loc
-                    .offset
-                    .iter()
-                    .zip(chunks)
-                    .map(|(o, c)| o / (*c).max(1) as u64)
-                    .collect();
-                if v.timed() {
-                    idx[0] += (t_total / chunks[0].max(1)) as u64;
-                }
-                refs.insert(
-                    chunk_key(&v.name, &idx),
-                    json!([url.clone(), loc.addr, loc.size]),
-                );
-            }
-        }
+        let at = GranuleAt {
+            first: g == 0,
+            t_total,
+            key,
+            url: src.url(key),
+        };
+        chunk_refs(&mut refs, &vars, path, &at)?;
         t_total += t_len;
     }
     refs.insert(
         ".zattrs".into(),
         json!(Value::Object(attrs_json(&collection_globals(globals, last_end))).to_string()),
     );
+    variable_refs(&mut refs, &vars, inline, t_total);
+    Ok(json!({"version": 1, "refs": refs}))
+}
+
+/// The first granule's name, when another has a different number of variables: which
+/// variables only one of the two has.
+fn count_mismatch(here: &[VarInfo], vars: &[VarInfo], first: &str) -> String {
+    let names = |a: &[VarInfo], b: &[VarInfo]| -> String {
+        let odd: Vec<&str> = a
+            .iter()
+            .filter(|v| !b.iter().any(|w| w.name == v.name))
+            .map(|v| v.name.as_str())
+            .collect();
+        if odd.is_empty() {
+            "none".into()
+        } else {
+            odd.join(", ")
+        }
+    };
+    format!(
+        "{} variables, the first granule ({first}) has {}; only here: {}; only there: {}",
+        here.len(),
+        vars.len(),
+        names(here, vars),
+        names(vars, here)
+    )
+}
+
+/// Where one granule stands in the collection.
+struct GranuleAt<'a> {
+    first: bool,
+    /// Time steps of the granules before it.
+    t_total: usize,
+    key: &'a str,
+    url: String,
+}
+
+/// The references of the chunks a granule stores (all its chunked variables' for the
+/// first granule, the timed ones' for the others).
+fn chunk_refs(
+    refs: &mut Map<String, Value>,
+    vars: &[VarInfo],
+    path: &Path,
+    at: &GranuleAt<'_>,
+) -> Result<(), ReferencesError> {
+    let chunked: Vec<&VarInfo> = vars
+        .iter()
+        .filter(|v| v.chunked.is_some() && (at.first || v.timed()))
+        .collect();
+    let asked: Vec<(&str, usize)> = chunked
+        .iter()
+        .map(|v| (v.name.as_str(), v.dims.len()))
+        .collect();
+    let stored = ncio::stored_chunks(path, &asked)?;
+    for (v, s) in chunked.iter().zip(stored) {
+        let Some((chunks, _, _)) = &v.chunked else {
+            continue;
+        };
+        if at.first {
+            let zarray = zarray(v, s.little_endian);
+            refs.insert(format!("{}/.zarray", v.name), json!(zarray.to_string()));
+        }
+        if v.timed() && chunks[0] > 0 && at.t_total % chunks[0] != 0 {
+            return Err(ReferencesError::Mismatch {
+                path: PathBuf::from(at.key),
+                reason: format!(
+                    "variable `{}`: time chunk {} does not divide the granule's start {}",
+                    v.name, chunks[0], at.t_total
+                ),
+            });
+        }
+        for loc in s.chunks {
+            let mut idx: Vec<u64> = loc
+                .offset
+                .iter()
+                .zip(chunks)
+                .map(|(o, c)| o / (*c).max(1) as u64)
+                .collect();
+            if v.timed() {
+                idx[0] += (at.t_total / chunks[0].max(1)) as u64;
+            }
+            refs.insert(
+                chunk_key(&v.name, &idx),
+                json!([at.url.clone(), loc.addr, loc.size]),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Each variable's `.zarray` (the time length known only now, contiguous variables
+/// inlined) and `.zattrs`.
+fn variable_refs(
+    refs: &mut Map<String, Value>,
+    vars: &[VarInfo],
+    inline: Vec<Vec<u8>>,
+    t_total: usize,
+) {
     let engine = base64::engine::general_purpose::STANDARD;
     for (v, bytes) in vars.iter().zip(inline) {
         let mut shape = v.shape.clone();
@@ -543,16 +573,6 @@ pub fn build(c: &Collection, src: &Source<'_>) -> Result<Value, ReferencesError>
             json!(Value::Object(zattrs).to_string()),
         );
     }
-    Ok(json!({"version": 1, "refs": refs}))
-}
-
-fn as_f64(v: &AttrValue) -> Option<f64> {
-    match v {
-        AttrValue::F32(x) => Some(f64::from(*x)),
-        AttrValue::F64(x) => Some(*x),
-        AttrValue::I32(x) => Some(f64::from(*x)),
-        _ => None,
-    }
 }
 
 /// `valid_min`/`valid_max` of `acc` widened to cover `other`'s (same type kept).
@@ -565,7 +585,7 @@ fn widen_valid_range(acc: &mut [(String, AttrValue)], other: &[(String, AttrValu
         let Some(slot) = acc.iter_mut().find(|(k, _)| k == key) else {
             continue;
         };
-        if let (Some(t), Some(a)) = (theirs.and_then(as_f64), as_f64(&slot.1)) {
+        if let (Some(t), Some(a)) = (theirs.and_then(AttrValue::as_f64), slot.1.as_f64()) {
             if wider(&t, &a) {
                 if let Some(v) = theirs {
                     if std::mem::discriminant(v) == std::mem::discriminant(&slot.1) {

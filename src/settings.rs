@@ -72,6 +72,10 @@ pub struct Settings {
     /// signal a run mid-way whatever the machine's speed.
     #[arg(long, global = true, env = "EDP_DEBUG_TASK_DELAY_MS", hide = true)]
     pub debug_task_delay_ms: Option<u64>,
+    /// Testing: `SUBSTRING@RANK` makes rank RANK of the group writing a granule whose
+    /// path contains SUBSTRING fail producing its first slab (both group writers).
+    #[arg(long, global = true, env = "EDP_DEBUG_FAIL_WRITE", hide = true)]
+    pub debug_fail_write: Option<String>,
 }
 
 #[derive(Parser)]

@@ -77,8 +77,7 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
 
     // Mapping factors for the lat-lon granules, built once (`edp factors`).
     let t = Instant::now();
-    let factors_file = a
-        .out
+    let factors_file = out
         .join("factors")
         .join(format!("edp_factors_llc{:04}_0p50deg.bin", cfg.n));
     let set = factors::build(
@@ -96,6 +95,60 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
         t.elapsed().as_secs_f64()
     );
 
+    let list = demo_tasks(&cfg, &report, &input, &grid_dir, &factors_file, &out)?;
+    let task_file = out.join("tasks.json");
+    tasks::write_task_list(&task_file, &list)?;
+    println!("wrote {} ({} tasks)", task_file.display(), list.len());
+
+    // The same SPMD runner as `edp run`, as a world of one rank: journal, manifest
+    // (<out>/output/edp-manifest.json) and summary included.
+    let cfg = SpmdConfig {
+        dest: Some(out.join("output").to_string_lossy().into_owned()),
+        state_dir: None,
+        storage: std::sync::Arc::clone(storage),
+        overrides: Overrides {
+            grid: Some(grid_dir.clone()),
+            metadata: None,
+            factors: FactorSource {
+                file: Some(Ok(factors_file.clone())),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        encoding: Encoding::default(),
+        nonfinite: Default::default(),
+        threads: rayon::current_num_threads(),
+        verify: false,
+        progress_every: std::time::Duration::ZERO,
+        debug: Default::default(),
+        ranks_per_granule: None,
+        group_writer: Default::default(),
+    };
+    let stop = StopFlag::install().unwrap_or_default();
+    let (end, message) = spmd::run_spmd(&World::serial(), &cfg, &stop, &|| Ok(list.clone().into()));
+    if let Some(m) = message {
+        eprintln!("edp: error: {m}");
+    }
+    println!("demo finished in {:.1} s", total.elapsed().as_secs_f64());
+    Ok(match end {
+        RunEnd::AllDone => EXIT_OK,
+        RunEnd::SomeFailed => EXIT_TASKS_FAILED,
+        RunEnd::Config => EXIT_USAGE,
+        RunEnd::Interrupted => EXIT_INTERRUPTED,
+    })
+}
+
+/// The demo's task list: the monthly granules of [`DEMO_GROUPINGS`], the
+/// time-invariant ones of [`DEMO_INVARIANT`], both products, and the four 1D
+/// collections.
+fn demo_tasks(
+    cfg: &SynthConfig,
+    report: &synth::SynthReport,
+    input: &std::path::Path,
+    grid_dir: &std::path::Path,
+    factors_file: &std::path::Path,
+    out: &std::path::Path,
+) -> anyhow::Result<Vec<tasks::Task>> {
     let m = MetadataSet::embedded()?;
     let mut release = m.release.clone();
     // V4r4's label says llc0090; a demo on another grid size says what it is.
@@ -148,50 +201,11 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
     // and daily means, the demo's months): one task each, run, recorded and verified
     // with the others (<out>/output/V4r4/1D/...).
     let one_d_in = report.release_dir.join("1D");
-    crate::synth::oned::write_inputs(&one_d_in, 7, a.months)
+    crate::synth::oned::write_inputs(&one_d_in, 7, cfg.months)
         .with_context(|| format!("synthesising 1D inputs into {}", one_d_in.display()))?;
     for d in crate::oned::DATASETS {
         let input = one_d_in.join(d.input).to_string_lossy().into_owned();
         list.push(tasks::oned::build_task(&d, &input, &loc)?);
     }
-    let task_file = out.join("tasks.json");
-    tasks::write_task_list(&task_file, &list)?;
-    println!("wrote {} ({} tasks)", task_file.display(), list.len());
-
-    // The same SPMD runner as `edp run`, as a world of one rank: journal, manifest
-    // (<out>/output/edp-manifest.json) and summary included.
-    let cfg = SpmdConfig {
-        dest: Some(out.join("output").to_string_lossy().into_owned()),
-        state_dir: None,
-        storage: std::sync::Arc::clone(storage),
-        overrides: Overrides {
-            grid: Some(grid_dir.clone()),
-            metadata: None,
-            factors: FactorSource {
-                file: Some(Ok(factors_file.clone())),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        encoding: Encoding::default(),
-        nonfinite: Default::default(),
-        threads: rayon::current_num_threads(),
-        verify: false,
-        progress_every: std::time::Duration::ZERO,
-        debug: Default::default(),
-        ranks_per_granule: None,
-        group_writer: Default::default(),
-    };
-    let stop = StopFlag::install().unwrap_or_default();
-    let (end, message) = spmd::run_spmd(&World::serial(), &cfg, &stop, &|| Ok(list.clone().into()));
-    if let Some(m) = message {
-        eprintln!("edp: error: {m}");
-    }
-    println!("demo finished in {:.1} s", total.elapsed().as_secs_f64());
-    Ok(match end {
-        RunEnd::AllDone => EXIT_OK,
-        RunEnd::SomeFailed => EXIT_TASKS_FAILED,
-        RunEnd::Config => EXIT_USAGE,
-        RunEnd::Interrupted => EXIT_INTERRUPTED,
-    })
+    Ok(list)
 }

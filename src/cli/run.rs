@@ -182,6 +182,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         );
         StopFlag::default()
     });
+    crate::ncio::inject_write_failure(settings.debug_fail_write.clone());
     let cfg = SpmdConfig {
         // Absolute like the tasks' granules (see load_tasks), whatever the directory.
         dest: a.plan.dest.as_deref().map(super::preflight::absolute),

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::metadata::{MetadataSet, Product, Record};
 use crate::ncio::AttrValue;
-use crate::tasks::Task;
+use crate::tasks::{GranuleName, Task};
 
 /// An ordered attribute list.
 pub type Attrs = Vec<(String, AttrValue)>;
@@ -155,40 +155,21 @@ pub fn global_attrs(m: &MetadataSet, g: &GlobalInputs<'_>) -> Attrs {
         "https://doi.org".into(),
     );
     // 2. Templates: all datasets, then the product's, filtered by dimension.
-    let product_template = match g.product {
-        Product::Native => &m.global_native,
-        Product::Latlon => &m.global_latlon,
-    };
-    for r in m.global_all.iter().chain(product_template.iter()) {
-        if let Some(dims) = r.get("grid_dimension").and_then(Value::as_str) {
-            if !dims.split_whitespace().any(|d| d == dm.dimension) {
-                continue;
-            }
-        }
-        if let (Some(name), Some(v)) = (r.get("name").and_then(Value::as_str), template_value(r)) {
-            set(&mut a, name, v);
-        }
-    }
-    let template_keywords = match get(&a, "keywords") {
+    apply_templates(&mut a, m, g.product, &dm.dimension);
+    let template_str = |a: &Attrs, key: &str| match get(a, key) {
         Some(AttrValue::Str(s)) => s.clone(),
         _ => String::new(),
     };
-    let template_comment = match get(&a, "comment") {
-        Some(AttrValue::Str(s)) => s.clone(),
-        _ => String::new(),
-    };
+    let template_keywords = template_str(&a, "keywords");
+    let template_comment = template_str(&a, "comment");
     // 3. Time coverage. EDP sets it for means only, leaving snapshots with the
     // template's TBD_DATASET; a snapshot covers its instant, so we write that.
-    set(
-        &mut a,
-        "time_coverage_start",
-        dm.time_coverage_start.as_str().into(),
-    );
-    set(
-        &mut a,
-        "time_coverage_end",
-        dm.time_coverage_end.as_str().into(),
-    );
+    for (k, v) in [
+        ("time_coverage_start", &dm.time_coverage_start),
+        ("time_coverage_end", &dm.time_coverage_end),
+    ] {
+        set(&mut a, k, v.as_str().into());
+    }
     // 4. Creation dates.
     for k in [
         "date_created",
@@ -199,30 +180,7 @@ pub fn global_attrs(m: &MetadataSet, g: &GlobalInputs<'_>) -> Attrs {
         set(&mut a, k, g.now.into());
     }
     // 5. Release constants.
-    set(&mut a, "history", rel.history.as_str().into());
-    set(
-        &mut a,
-        "geospatial_vertical_min",
-        AttrValue::F64(rel.geospatial_vertical_min),
-    );
-    set(
-        &mut a,
-        "product_time_coverage_start",
-        rel.clock.start.iso().into(),
-    );
-    set(
-        &mut a,
-        "product_time_coverage_end",
-        rel.clock.end.iso().into(),
-    );
-    set(
-        &mut a,
-        "product_version",
-        rel.product_version.as_str().into(),
-    );
-    set(&mut a, "references", rel.references.as_str().into());
-    set(&mut a, "source", rel.source.as_str().into());
-    set(&mut a, "project_summary", "".into());
+    release_constants(&mut a, rel);
     // 6. Keywords: this granule's variables plus the template's, sorted, unique.
     let mut kw: Vec<String> = g
         .keywords
@@ -243,20 +201,106 @@ pub fn global_attrs(m: &MetadataSet, g: &GlobalInputs<'_>) -> Attrs {
     };
     set(&mut a, "comment", comment.into());
     // 9. Per-granule values.
-    set(
-        &mut a,
-        "time_coverage_duration",
-        dm.time_coverage_duration.as_str().into(),
-    );
-    set(
-        &mut a,
-        "time_coverage_resolution",
-        dm.time_coverage_resolution.as_str().into(),
-    );
+    for (k, v) in [
+        ("time_coverage_duration", &dm.time_coverage_duration),
+        ("time_coverage_resolution", &dm.time_coverage_resolution),
+    ] {
+        set(&mut a, k, v.as_str().into());
+    }
     set(&mut a, "product_name", g.granule_file.into());
     set(&mut a, "summary", dm.summary.trim_end().into());
-    // 10. PO.DAAC identity, in the published form: DOI 10.5067/<code> resolved by
-    // https://doi.org, and a CMR metadata link (EDP writes https://doi.org/PODAAC-...).
+    // 10. PO.DAAC identity.
+    podaac_identity(&mut a, m, g);
+    set(
+        &mut a,
+        "coordinates_note",
+        "The 'coordinates' attribute lists a subset of auxiliary coordinates.".into(),
+    );
+    a.sort_by_key(|(k, _)| k.to_lowercase());
+    a
+}
+
+/// Merges a coordinate's record into `a`; a bounds variable takes neither its `units`
+/// nor its `positive` (they are its parent coordinate's).
+pub fn merge_coord_record(a: &mut Attrs, record: &Record, bounds: bool) {
+    let skip: &[&str] = if bounds {
+        &["name", "grid_dimension", "units", "positive"]
+    } else {
+        &["name", "grid_dimension"]
+    };
+    merge_record(a, record, skip);
+}
+
+/// The global attributes of the granule `name` (see [`global_attrs`]), with the
+/// `coordinates` it lists last.
+pub fn granule_globals(
+    m: &MetadataSet,
+    task: &Task,
+    name: &GranuleName,
+    keywords: Vec<String>,
+    now: &str,
+    global_coords: &[&str],
+) -> Attrs {
+    let granule_file = name.file_name();
+    let mut globals = global_attrs(
+        m,
+        &GlobalInputs {
+            task,
+            product: name.product,
+            granule_file: &granule_file,
+            file_date: &name.date,
+            keywords,
+            now,
+            uuid: uuid::Uuid::new_v4().to_string(),
+        },
+    );
+    globals.push(("coordinates".into(), global_coords.join(" ").into()));
+    globals
+}
+
+/// The templates' attributes: all datasets', then the product's, each only where its
+/// `grid_dimension` (if any) lists the granule's dimension.
+fn apply_templates(a: &mut Attrs, m: &MetadataSet, product: Product, dimension: &str) {
+    let product_template = match product {
+        Product::Native => &m.global_native,
+        Product::Latlon => &m.global_latlon,
+    };
+    for r in m.global_all.iter().chain(product_template.iter()) {
+        if let Some(dims) = r.get("grid_dimension").and_then(Value::as_str) {
+            if !dims.split_whitespace().any(|d| d == dimension) {
+                continue;
+            }
+        }
+        if let (Some(name), Some(v)) = (r.get("name").and_then(Value::as_str), template_value(r)) {
+            set(a, name, v);
+        }
+    }
+}
+
+/// The attributes every granule of the release shares.
+fn release_constants(a: &mut Attrs, rel: &crate::metadata::Release) {
+    set(a, "history", rel.history.as_str().into());
+    set(
+        a,
+        "geospatial_vertical_min",
+        AttrValue::F64(rel.geospatial_vertical_min),
+    );
+    set(
+        a,
+        "product_time_coverage_start",
+        rel.clock.start.iso().into(),
+    );
+    set(a, "product_time_coverage_end", rel.clock.end.iso().into());
+    set(a, "product_version", rel.product_version.as_str().into());
+    set(a, "references", rel.references.as_str().into());
+    set(a, "source", rel.source.as_str().into());
+    set(a, "project_summary", "".into());
+}
+
+/// The PO.DAAC identity, in the published form: DOI 10.5067/<code> resolved by
+/// https://doi.org, and a CMR metadata link (EDP writes https://doi.org/PODAAC-...).
+fn podaac_identity(a: &mut Attrs, m: &MetadataSet, g: &GlobalInputs<'_>) {
+    let rel = &m.release;
     if let Some(row) = m.podaac_row(g.granule_file, g.file_date) {
         // V4r4's table holds PODAAC-<code>, V4r5's the DOI itself (10.5067/<code>).
         let doi = if row.persistent_id.starts_with("10.") {
@@ -268,11 +312,11 @@ pub fn global_attrs(m: &MetadataSet, g: &GlobalInputs<'_>) -> Attrs {
                 .unwrap_or(&row.persistent_id);
             format!("{}/{code}", rel.doi_prefix)
         };
-        set(&mut a, "id", row.short_name.as_str().into());
-        set(&mut a, "title", row.long_name.as_str().into());
-        set(&mut a, "identifier_product_doi", doi.into());
+        set(a, "id", row.short_name.as_str().into());
+        set(a, "title", row.long_name.as_str().into());
+        set(a, "identifier_product_doi", doi.into());
         set(
-            &mut a,
+            a,
             "metadata_link",
             format!("{}{}", rel.metadata_link_root, row.short_name).into(),
         );
@@ -282,11 +326,4 @@ pub fn global_attrs(m: &MetadataSet, g: &GlobalInputs<'_>) -> Attrs {
             g.granule_file
         );
     }
-    set(
-        &mut a,
-        "coordinates_note",
-        "The 'coordinates' attribute lists a subset of auxiliary coordinates.".into(),
-    );
-    a.sort_by_key(|(k, _)| k.to_lowercase());
-    a
 }

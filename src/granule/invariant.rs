@@ -253,31 +253,6 @@ fn geometry_attrs(record: &Record, coordinates: &str, keywords: &mut Vec<String>
     a
 }
 
-fn geometry_globals(
-    task: &Task,
-    name: &GranuleName,
-    ctx: &Context,
-    keywords: Vec<String>,
-    now: &str,
-    global_coords: Vec<&str>,
-) -> Attrs {
-    let file = name.file_name();
-    let mut globals = attrs::global_attrs(
-        &ctx.metadata,
-        &attrs::GlobalInputs {
-            task,
-            product: name.product,
-            granule_file: &file,
-            file_date: &name.date,
-            keywords,
-            now,
-            uuid: uuid::Uuid::new_v4().to_string(),
-        },
-    );
-    globals.push(("coordinates".into(), global_coords.join(" ").into()));
-    globals
-}
-
 /// The native geometry granule: every variable of the native geometry records, from
 /// the MDS grid directory.
 fn geometry_native(
@@ -401,7 +376,8 @@ fn geometry_native(
     .filter(|c| !referenced.contains(c))
     .collect();
     global_coords.sort();
-    let global_attrs = geometry_globals(task, name, ctx, keywords, now, global_coords);
+    let global_attrs =
+        attrs::granule_globals(&ctx.metadata, task, name, keywords, now, &global_coords);
     let mut dims = native::dimensions(n, nz, true);
     dims.retain(|(d, _)| d != "time");
     Ok(DatasetDef {
@@ -543,7 +519,8 @@ fn geometry_latlon(
     vars.extend(coords.bounds);
     let mut global_coords = coords.global;
     global_coords.sort();
-    let global_attrs = geometry_globals(task, name, ctx, keywords, now, global_coords);
+    let global_attrs =
+        attrs::granule_globals(&ctx.metadata, task, name, keywords, now, &global_coords);
     let mut dims = latlon::dimensions(target, nz, true);
     dims.retain(|(d, _)| d != "time");
     Ok(DatasetDef {

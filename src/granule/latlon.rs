@@ -9,20 +9,20 @@
 //! that level of both `EVEL` and `NVEL`; no whole field is held.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::attrs::{self, merge_record, merge_variable_record, Attrs};
+use super::attrs::{self, merge_variable_record, Attrs};
 use super::finite::{Found, NonFinite, NonFinitePolicy, StreamCheck};
-use super::native::input_prefix;
+use super::native::{input_prefix, open_mds};
 use super::{Context, GranuleError, FILL_F32};
 use crate::grid::{Grid, GridVar};
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
-use crate::metadata::{MetadataSet, Product, Record};
+use crate::metadata::{MetadataSet, Record};
 use crate::ncio::{
     AttrValue, Compression, DatasetDef, GroupProducer, SlabError, SlabGroup, SlabProducer, VarData,
     VarDef,
@@ -129,18 +129,7 @@ fn open_input(
     ctx: &Context,
     is_3d: bool,
 ) -> Result<Input, GranuleError> {
-    let name = input_prefix(data)
-        .ok_or_else(|| {
-            GranuleError::Task(format!(
-                "input {data} of {out_name} is not named <VAR>_<mon_mean|day_mean|day_snap>.<step>.data"
-            ))
-        })?
-        .to_string();
-    let file =
-        MdsFile::open(Path::new(data), Path::new(meta)).map_err(|e| GranuleError::Input {
-            var: out_name.to_string(),
-            source: e,
-        })?;
+    let (name, file) = open_mds(out_name, data, meta)?;
     let grid = &ctx.grid;
     let shape = |what: String| GranuleError::Shape {
         path: PathBuf::from(meta),
@@ -312,12 +301,7 @@ pub(crate) fn coordinates(
     let coord = |cname: &str, dims: &[&str], data: VarData, bounds: bool| -> VarDef {
         let mut a = Attrs::new();
         if let Some(r) = find(&m.coords_latlon, cname) {
-            let skip: &[&str] = if bounds {
-                &["name", "grid_dimension", "units", "positive"]
-            } else {
-                &["name", "grid_dimension"]
-            };
-            merge_record(&mut a, r, skip);
+            attrs::merge_coord_record(&mut a, r, bounds);
         }
         let mut v = VarDef::new(cname, dims, data);
         v.attrs = a;
@@ -404,12 +388,63 @@ pub fn build(
     let grid = &ctx.grid;
     let m: &MetadataSet = &ctx.metadata;
     let target = factors.target;
-    let nz = grid.nz;
     let is_3d = task.dynamic_metadata.dimension.eq_ignore_ascii_case("3D");
     if task.variables.is_empty() {
         return Err(GranuleError::Task("the task lists no variables".into()));
     }
-    let needed = if is_3d { nz } else { 1 };
+    factors_cover(factors, grid, is_3d)?;
+    let opened = open_sources(task, ctx, is_3d)?;
+    let found = opened.found();
+    let pair_groups = pair_groups(&opened, grid, factors);
+    let mut next_member = vec![0usize; opened.pairs.len()];
+
+    let zip = Compression {
+        deflate_level: ctx.encoding.deflate_level,
+        shuffle: ctx.encoding.shuffle,
+    };
+    let coord_vars = coordinates(m, grid, target, is_3d);
+    let (time_var, time_bnds) = super::time_vars(task, m, &m.coords_latlon)?;
+    let mut vars = vec![time_var];
+    vars.extend(coord_vars.head);
+
+    let mut keywords = Vec::new();
+    for (out, src) in opened.sources {
+        let data = match src {
+            Source::Vector { pair, .. } => {
+                let member = next_member[pair];
+                next_member[pair] += 1;
+                VarData::GroupF32 {
+                    slab_dim: usize::from(is_3d),
+                    group: Arc::clone(&pair_groups[pair]),
+                    member,
+                }
+            }
+            Source::Scalar(input) => scalar_slabs(input, &out, grid, factors, is_3d),
+        };
+        vars.push(data_var(m, &out, data, target, is_3d, zip, &mut keywords));
+    }
+    vars.push(time_bnds);
+    vars.extend(coord_vars.bounds);
+    let mut global_coords = coord_vars.global;
+    global_coords.push("time_bnds");
+    global_coords.sort();
+
+    let globals = attrs::granule_globals(m, task, name, keywords, now, &global_coords);
+
+    let dims = dimensions(target, grid.nz, is_3d);
+    Ok((
+        DatasetDef {
+            dims,
+            vars,
+            global_attrs: globals,
+        },
+        found,
+    ))
+}
+
+/// The factors must be for this grid and cover the levels the granule needs.
+fn factors_cover(factors: &Factors, grid: &Grid, is_3d: bool) -> Result<(), GranuleError> {
+    let needed = if is_3d { grid.nz } else { 1 };
     if factors.n != grid.n || factors.levels() < needed {
         return Err(GranuleError::Task(format!(
             "mapping factors {} cover LLC{} with {} level(s); this granule needs LLC{} with {needed}",
@@ -419,8 +454,32 @@ pub fn build(
             grid.n
         )));
     }
+    Ok(())
+}
 
-    // Open every input once (vector pairs share theirs), failing fast.
+/// The task's inputs, each opened once (vector pairs share theirs), and where each
+/// output variable's values come from.
+struct Opened {
+    inputs: HashMap<String, Arc<Checked>>,
+    pairs: Vec<(Arc<Checked>, Arc<Checked>)>,
+    sources: Vec<(String, Source)>,
+}
+
+impl Opened {
+    /// Non-finite values in wet cells are checked level by level as the inputs are read.
+    fn found(&self) -> Found {
+        let mut checked: Vec<&Arc<Checked>> = self.inputs.values().collect();
+        checked.sort_by(|a, b| a.input.path.cmp(&b.input.path));
+        Found {
+            known: 0,
+            streamed: checked.iter().map(|c| Arc::clone(&c.check)).collect(),
+        }
+    }
+}
+
+/// Opens every input once, failing fast.
+fn open_sources(task: &Task, ctx: &Context, is_3d: bool) -> Result<Opened, GranuleError> {
+    let grid = &ctx.grid;
     let mut inputs: HashMap<String, Arc<Checked>> = HashMap::new();
     let mut open = |out: &str, pair: &[String; 2]| -> Result<Arc<Checked>, GranuleError> {
         if let Some(i) = inputs.get(&pair[0]) {
@@ -476,20 +535,20 @@ pub fn build(
         };
         sources.push((out.clone(), src));
     }
+    Ok(Opened {
+        inputs,
+        pairs,
+        sources,
+    })
+}
 
-    // Non-finite values in wet cells are checked level by level as the inputs are read.
-    let mut checked: Vec<&Arc<Checked>> = inputs.values().collect();
-    checked.sort_by(|a, b| a.input.path.cmp(&b.input.path));
-    let found = Found {
-        known: 0,
-        streamed: checked.iter().map(|c| Arc::clone(&c.check)).collect(),
-    };
-
-    // Vector pairs: one slab group each, so every level of the pair is read, rotated
-    // and regridded once for all the components the task asks for.
-    let mut pair_groups: Vec<Arc<SlabGroup>> = Vec::with_capacity(pairs.len());
-    for (pair, (x, y)) in pairs.iter().enumerate() {
-        let wanted: Vec<bool> = sources
+/// Vector pairs: one slab group each, so every level of the pair is read, rotated and
+/// regridded once for all the components the task asks for.
+fn pair_groups(opened: &Opened, grid: &Arc<Grid>, factors: &Arc<Factors>) -> Vec<Arc<SlabGroup>> {
+    let mut groups = Vec::with_capacity(opened.pairs.len());
+    for (pair, (x, y)) in opened.pairs.iter().enumerate() {
+        let wanted: Vec<bool> = opened
+            .sources
             .iter()
             .filter_map(|(_, s)| match s {
                 Source::Vector { pair: p, east } if *p == pair => Some(*east),
@@ -523,106 +582,75 @@ pub fn build(
             }
             Ok(())
         });
-        pair_groups.push(Arc::new(SlabGroup { members, produce }));
+        groups.push(Arc::new(SlabGroup { members, produce }));
     }
-    let mut next_member = vec![0usize; pairs.len()];
+    groups
+}
 
-    let zip = Compression {
-        deflate_level: ctx.encoding.deflate_level,
-        shuffle: ctx.encoding.shuffle,
-    };
-    let coord_vars = coordinates(m, grid, target, is_3d);
-    let (time_var, time_bnds) = super::time_vars(task, m, &m.coords_latlon)?;
-    let mut vars = vec![time_var];
-    vars.extend(coord_vars.head);
-
-    let mut keywords = Vec::new();
-    for (out, src) in sources {
-        let mut dims = vec!["time"];
-        if is_3d {
-            dims.push("Z");
-        }
-        dims.extend(["latitude", "longitude"]);
-        let slab_dim = dims.len() - 3;
-        let data = match src {
-            Source::Vector { pair, .. } => {
-                let member = next_member[pair];
-                next_member[pair] += 1;
-                VarData::GroupF32 {
-                    slab_dim,
-                    group: Arc::clone(&pair_groups[pair]),
-                    member,
-                }
-            }
-            Source::Scalar(input) => {
-                let (g, f, var) = (Arc::clone(grid), Arc::clone(factors), out.clone());
-                let produce: SlabProducer = Arc::new(move |k: usize, dst: &mut [f32]| {
-                    let mut src = vec![0f32; g.level_len()];
-                    input
-                        .read_level(&g, k, &mut src)
-                        .and_then(|()| Ok(apply::regrid_level(&f, k, &src, dst, FILL_F32)?))
-                        .map_err(|e| Box::new(e.for_var(&var)) as SlabError)
-                });
-                VarData::SlabsF32 { slab_dim, produce }
-            }
-        };
-        let mut a = Attrs::new();
-        // Placeholders: the writer sets them from the values as they stream by, so each
-        // level is regridded once.
-        a.push(("valid_min".into(), AttrValue::F32(f32::NAN)));
-        a.push(("valid_max".into(), AttrValue::F32(f32::NAN)));
-        // Native record first, then the lat-lon one overrides (EDP's order).
-        for r in [m.variable(&out), find(&m.variables_latlon, &out)]
-            .into_iter()
-            .flatten()
-        {
-            merge_variable_record(&mut a, r);
-            keywords.extend(attrs::gcmd_keywords(r));
-        }
-        a.push(("coordinates".into(), dims.join(" ").into()));
-        let mut v = VarDef::new(&out, &dims, data);
-        v.attrs = a;
-        v.fill = Some(AttrValue::F32(FILL_F32));
-        v.valid_range = true;
-        v.compression = Some(zip);
-        let mut chunks = vec![1];
-        if is_3d {
-            chunks.push(1);
-        }
-        chunks.extend([target.nlat, target.nlon]);
-        v.chunks = Some(chunks);
-        vars.push(v);
+/// A scalar's levels, each read and regridded as the writer asks for it.
+fn scalar_slabs(
+    input: Arc<Checked>,
+    out: &str,
+    grid: &Arc<Grid>,
+    factors: &Arc<Factors>,
+    is_3d: bool,
+) -> VarData {
+    let (g, f, var) = (Arc::clone(grid), Arc::clone(factors), out.to_string());
+    let produce: SlabProducer = Arc::new(move |k: usize, dst: &mut [f32]| {
+        let mut src = vec![0f32; g.level_len()];
+        input
+            .read_level(&g, k, &mut src)
+            .and_then(|()| Ok(apply::regrid_level(&f, k, &src, dst, FILL_F32)?))
+            .map_err(|e| Box::new(e.for_var(&var)) as SlabError)
+    });
+    VarData::SlabsF32 {
+        slab_dim: usize::from(is_3d),
+        produce,
     }
-    vars.push(time_bnds);
-    vars.extend(coord_vars.bounds);
-    let mut global_coords = coord_vars.global;
-    global_coords.push("time_bnds");
-    global_coords.sort();
+}
 
-    let granule_file = name.file_name();
-    let mut globals = attrs::global_attrs(
-        m,
-        &attrs::GlobalInputs {
-            task,
-            product: Product::Latlon,
-            granule_file: &granule_file,
-            file_date: &name.date,
-            keywords,
-            now,
-            uuid: uuid::Uuid::new_v4().to_string(),
-        },
-    );
-    globals.push(("coordinates".into(), global_coords.join(" ").into()));
-
-    let dims = dimensions(target, nz, is_3d);
-    Ok((
-        DatasetDef {
-            dims,
-            vars,
-            global_attrs: globals,
-        },
-        found,
-    ))
+/// A data variable of the granule: its dimensions, attributes (native record first,
+/// then the lat-lon one overrides, EDP's order), fill, compression and chunks of one
+/// level. Its GCMD keywords go to `keywords`.
+fn data_var(
+    m: &MetadataSet,
+    out: &str,
+    data: VarData,
+    target: TargetGrid,
+    is_3d: bool,
+    zip: Compression,
+    keywords: &mut Vec<String>,
+) -> VarDef {
+    let mut dims = vec!["time"];
+    if is_3d {
+        dims.push("Z");
+    }
+    dims.extend(["latitude", "longitude"]);
+    let mut a = Attrs::new();
+    // Placeholders: the writer sets them from the values as they stream by, so each
+    // level is regridded once.
+    a.push(("valid_min".into(), AttrValue::F32(f32::NAN)));
+    a.push(("valid_max".into(), AttrValue::F32(f32::NAN)));
+    for r in [m.variable(out), find(&m.variables_latlon, out)]
+        .into_iter()
+        .flatten()
+    {
+        merge_variable_record(&mut a, r);
+        keywords.extend(attrs::gcmd_keywords(r));
+    }
+    a.push(("coordinates".into(), dims.join(" ").into()));
+    let mut v = VarDef::new(out, &dims, data);
+    v.attrs = a;
+    v.fill = Some(AttrValue::F32(FILL_F32));
+    v.valid_range = true;
+    v.compression = Some(zip);
+    let mut chunks = vec![1];
+    if is_3d {
+        chunks.push(1);
+    }
+    chunks.extend([target.nlat, target.nlon]);
+    v.chunks = Some(chunks);
+    v
 }
 
 #[cfg(test)]

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex, Weak};
 
 use rayon::prelude::*;
 
-use super::attrs::{self, merge_record, merge_variable_record, Attrs};
+use super::attrs::{self, merge_variable_record, Attrs};
 use super::finite::{Found, NonFinite, StreamCheck};
 use super::{Context, GranuleError, FILL_F32};
 use crate::grid::{Grid, GridError, GridVar};
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
-use crate::metadata::{MetadataSet, Product};
+use crate::metadata::MetadataSet;
 use crate::ncio::{
     AttrValue, Compression, DatasetDef, SharedValues, SlabError, SlabProducer, VarData, VarDef,
 };
@@ -68,6 +68,29 @@ fn data_attrs(
     (a, coords)
 }
 
+/// The MDS prefix of the input `data` of the output `out_name`, and the input opened.
+pub(super) fn open_mds(
+    out_name: &str,
+    data: &str,
+    meta: &str,
+) -> Result<(String, MdsFile), GranuleError> {
+    let name = input_prefix(data)
+        .ok_or_else(|| {
+            GranuleError::Task(format!(
+                "input {data} of {out_name} is not named <VAR>_<mon_mean|day_mean|day_snap>.<step>.data"
+            ))
+        })?
+        .to_string();
+    let file =
+        MdsFile::open(std::path::Path::new(data), std::path::Path::new(meta)).map_err(|e| {
+            GranuleError::Input {
+                var: out_name.to_string(),
+                source: e,
+            }
+        })?;
+    Ok((name, file))
+}
+
 /// The MDS prefix of an input (`SSH` of `SSH_mon_mean.0000000732.data`): the name
 /// before the first period token, as EDP's `ECCOMDSFilestr` parses it.
 pub fn input_prefix(data_path: &str) -> Option<&str> {
@@ -105,20 +128,7 @@ fn open_field(task: &Task, out_name: &str, ctx: &Context) -> Result<Field, Granu
             )))
         }
     };
-    let input_name = input_prefix(data)
-        .ok_or_else(|| {
-            GranuleError::Task(format!(
-                "input {data} of {out_name} is not named <VAR>_<mon_mean|day_mean|day_snap>.<step>.data"
-            ))
-        })?
-        .to_string();
-    let file =
-        MdsFile::open(std::path::Path::new(data), std::path::Path::new(meta)).map_err(|e| {
-            GranuleError::Input {
-                var: out_name.to_string(),
-                source: e,
-            }
-        })?;
+    let (input_name, file) = open_mds(out_name, data, meta)?;
     let grid = &ctx.grid;
     let path = || std::path::PathBuf::from(meta);
     if file.nx() != grid.n || file.ny() != NTILES * grid.n {
@@ -455,12 +465,7 @@ pub(crate) fn coordinates(ctx: &Context, is_3d: bool) -> Coordinates {
     let coord = |name: &str, dims: &[&str], data: VarData, bounds: bool| -> VarDef {
         let mut attrs = coord_seed(name);
         if let Some(r) = m.native_coord(name) {
-            let skip: &[&str] = if bounds {
-                &["name", "grid_dimension", "units", "positive"]
-            } else {
-                &["name", "grid_dimension"]
-            };
-            merge_record(&mut attrs, r, skip);
+            attrs::merge_coord_record(&mut attrs, r, bounds);
         }
         let mut v = VarDef::new(name, dims, data);
         v.attrs = attrs;
@@ -691,20 +696,7 @@ pub fn build(
         .collect();
     global_coords.sort();
 
-    let granule_file = name.file_name();
-    let mut globals = attrs::global_attrs(
-        m,
-        &attrs::GlobalInputs {
-            task,
-            product: Product::Native,
-            granule_file: &granule_file,
-            file_date: &name.date,
-            keywords,
-            now,
-            uuid: uuid::Uuid::new_v4().to_string(),
-        },
-    );
-    globals.push(("coordinates".into(), global_coords.join(" ").into()));
+    let globals = attrs::granule_globals(m, task, name, keywords, now, &global_coords);
 
     let dims = dimensions(n, nz, is_3d);
     Ok((

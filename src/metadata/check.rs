@@ -408,27 +408,56 @@ fn sample_date(freq: Frequency) -> &'static str {
     }
 }
 
-/// The checks on the loaded set.
+/// The checks on the loaded set, one named phase each.
 fn semantic(m: &MetadataSet, texts: &HashMap<&str, Text>, podaac: Option<&Text>) -> Vec<Problem> {
+    let files = Files { m, texts };
     let mut problems = Vec::new();
-    let origin = || Text {
-        path: PathBuf::from(&m.origin),
-        text: String::new(),
-    };
-    let file = |suffix: &str| {
-        texts.get(suffix).map_or_else(origin, |t| Text {
-            path: t.path.clone(),
-            text: t.text.clone(),
-        })
-    };
+    grouping_fields_have_records(&files, &mut problems);
+    no_placeholders(&files, &mut problems);
+    podaac_rows(&files, podaac, &mut problems);
+    acdd_and_conventions(&files, &mut problems);
+    problems
+}
 
-    // 1. Every grouping's fields have variable metadata (lat-lon granules also take
-    // the lat-lon records).
-    for (product, suffix) in [
-        (Product::Native, "groupings_for_native_datasets.json"),
-        (Product::Latlon, "groupings_for_latlon_datasets.json"),
-    ] {
-        let t = file(suffix);
+/// The set's files by their suffix, for the line numbers of the problems found in them
+/// (a set assembled without its files reports against its origin).
+struct Files<'a> {
+    m: &'a MetadataSet,
+    texts: &'a HashMap<&'a str, Text>,
+}
+
+impl Files<'_> {
+    fn origin(&self) -> Text {
+        Text {
+            path: PathBuf::from(&self.m.origin),
+            text: String::new(),
+        }
+    }
+
+    fn get(&self, suffix: &str) -> Text {
+        self.texts.get(suffix).map_or_else(
+            || self.origin(),
+            |t| Text {
+                path: t.path.clone(),
+                text: t.text.clone(),
+            },
+        )
+    }
+
+    fn groupings(&self, product: Product) -> Text {
+        self.get(match product {
+            Product::Native => "groupings_for_native_datasets.json",
+            Product::Latlon => "groupings_for_latlon_datasets.json",
+        })
+    }
+}
+
+/// Check 1: every grouping's fields have variable metadata (lat-lon granules also take the
+/// lat-lon records), and those records have the attributes CF needs.
+fn grouping_fields_have_records(files: &Files, problems: &mut Vec<Problem>) {
+    let m = files.m;
+    for product in [Product::Native, Product::Latlon] {
+        let t = files.groupings(product);
         for g in m.groupings(product) {
             let line = t.line_of(&format!("\"{}\"", g.filename));
             for field in &g.fields {
@@ -449,7 +478,7 @@ fn semantic(m: &MetadataSet, texts: &HashMap<&str, Text>, podaac: Option<&Text>)
                 } else if let Some(r) = m.variable(out) {
                     for attr in ["long_name", "units"] {
                         if !r.contains_key(attr) {
-                            let vt = file("variable_metadata.json");
+                            let vt = files.get("variable_metadata.json");
                             problems.push(vt.problem(
                                 vt.record_line(out),
                                 format!("variable {out} has no '{attr}' (CF-1.8: the granules rely on it)"),
@@ -460,8 +489,11 @@ fn semantic(m: &MetadataSet, texts: &HashMap<&str, Text>, podaac: Option<&Text>)
             }
         }
     }
+}
 
-    // 2. No TBD_ placeholder can reach a granule.
+/// Check 2: no TBD_ placeholder can reach a granule.
+fn no_placeholders(files: &Files, problems: &mut Vec<Problem>) {
+    let m = files.m;
     for (suffix, records, templates) in [
         ("global_metadata_for_all_datasets.json", &m.global_all, true),
         (
@@ -492,7 +524,7 @@ fn semantic(m: &MetadataSet, texts: &HashMap<&str, Text>, podaac: Option<&Text>)
         ),
         ("time_coordinate_metadata.json", &m.time_coords, false),
     ] {
-        let t = file(suffix);
+        let t = files.get(suffix);
         for r in records.iter() {
             let name = name_of(r);
             if templates && SET_BY_EDP.contains(&name) {
@@ -510,97 +542,102 @@ fn semantic(m: &MetadataSet, texts: &HashMap<&str, Text>, podaac: Option<&Text>)
             }
         }
     }
+}
 
-    // 3. Every grouping x frequency has a PO.DAAC row with a short name and a DOI, and
-    // no DOI names two datasets.
-    match podaac {
-        None => problems.push(origin().problem(
+/// Check 3: every grouping x frequency has a PO.DAAC row with a short name and a DOI, and no
+/// DOI names two datasets.
+fn podaac_rows(files: &Files, podaac: Option<&Text>, problems: &mut Vec<Problem>) {
+    let m = files.m;
+    let Some(pt) = podaac else {
+        problems.push(files.origin().problem(
             None,
             format!(
                 "no PO.DAAC dataset table ('{}' or '*dataset_table.csv'): no granule gets an id, title or DOI",
                 m.release.podaac_file
             ),
-        )),
-        Some(pt) => {
-            let mut dois: HashMap<&str, &str> = HashMap::new();
-            let derived = m.derived_groupings.iter();
-            let all: Vec<&Grouping> = m
-                .groupings_native
-                .iter()
-                .chain(m.groupings_latlon.iter())
-                .chain(derived)
-                .collect();
-            for g in all {
-                let t = file(match g.product {
-                    Product::Native => "groupings_for_native_datasets.json",
-                    Product::Latlon => "groupings_for_latlon_datasets.json",
-                });
-                let line = t.line_of(&format!("\"{}\"", g.filename));
-                if g.frequencies.is_empty() {
-                    problems.push(t.grouping_problem(
-                        line,
-                        &g.filename,
-                        format!(
-                            "grouping {} ({}) declares no frequency ('frequency': AVG_DAY, AVG_MON, SNAP or TI)",
-                            g.filename,
-                            g.product.name()
-                        ),
-                    ));
-                }
-                for freq in g.frequencies.iter().copied() {
-                    let name = GranuleName {
-                        prefix: g.filename.clone(),
-                        freq,
-                        date: sample_date(freq).into(),
-                        version: m.release.version.clone(),
-                        product: g.product,
-                        label: match g.product {
-                            Product::Native => m.release.native_label.clone(),
-                            Product::Latlon => m.release.latlon_label.clone(),
-                        },
-                    };
-                    let file_name = name.file_name();
-                    let Some(row) = m.podaac_row(&file_name, &name.date) else {
-                        problems.push(t.grouping_problem(
-                            line,
-                            &g.filename,
-                            format!(
-                                "{} {} {}: no row of the PO.DAAC table {} matches {file_name} (no short name, title or DOI)",
-                                g.filename,
-                                g.product.name(),
-                                freq.job_name(),
-                                pt.path.display()
-                            ),
-                        ));
-                        continue;
-                    };
-                    let row_line = pt.line_of(&row.filename);
-                    if row.short_name.is_empty() || row.persistent_id.is_empty() {
-                        problems.push(pt.problem(
-                            row_line,
-                            format!("row of {} has no short name or no DOI", row.filename),
-                        ));
-                        continue;
-                    }
-                    match dois.get(row.persistent_id.as_str()) {
-                        Some(other) if *other != row.filename => problems.push(pt.problem(
-                            row_line,
-                            format!(
-                                "DOI {} of {} is also the DOI of {other}",
-                                row.persistent_id, row.filename
-                            ),
-                        )),
-                        _ => {
-                            dois.insert(&row.persistent_id, &row.filename);
-                        }
-                    }
+        ));
+        return;
+    };
+    let mut dois: HashMap<&str, &str> = HashMap::new();
+    let all = m
+        .groupings_native
+        .iter()
+        .chain(m.groupings_latlon.iter())
+        .chain(m.derived_groupings.iter());
+    for g in all {
+        let t = files.groupings(g.product);
+        let line = t.line_of(&format!("\"{}\"", g.filename));
+        if g.frequencies.is_empty() {
+            problems.push(t.grouping_problem(
+                line,
+                &g.filename,
+                format!(
+                    "grouping {} ({}) declares no frequency ('frequency': AVG_DAY, AVG_MON, SNAP or TI)",
+                    g.filename,
+                    g.product.name()
+                ),
+            ));
+        }
+        for freq in g.frequencies.iter().copied() {
+            let name = sample_name(m, g, freq);
+            let file_name = name.file_name();
+            let Some(row) = m.podaac_row(&file_name, &name.date) else {
+                problems.push(t.grouping_problem(
+                    line,
+                    &g.filename,
+                    format!(
+                        "{} {} {}: no row of the PO.DAAC table {} matches {file_name} (no short name, title or DOI)",
+                        g.filename,
+                        g.product.name(),
+                        freq.job_name(),
+                        pt.path.display()
+                    ),
+                ));
+                continue;
+            };
+            let row_line = pt.line_of(&row.filename);
+            if row.short_name.is_empty() || row.persistent_id.is_empty() {
+                problems.push(pt.problem(
+                    row_line,
+                    format!("row of {} has no short name or no DOI", row.filename),
+                ));
+                continue;
+            }
+            match dois.get(row.persistent_id.as_str()) {
+                Some(other) if *other != row.filename => problems.push(pt.problem(
+                    row_line,
+                    format!(
+                        "DOI {} of {} is also the DOI of {other}",
+                        row.persistent_id, row.filename
+                    ),
+                )),
+                _ => {
+                    dois.insert(&row.persistent_id, &row.filename);
                 }
             }
         }
     }
+}
 
-    // 4. ACDD-1.3 required and recommended global attributes, and the conventions.
-    let all = file("global_metadata_for_all_datasets.json");
+/// The name a granule of this grouping and frequency would get, on a sample date.
+fn sample_name(m: &MetadataSet, g: &Grouping, freq: Frequency) -> GranuleName {
+    GranuleName {
+        prefix: g.filename.clone(),
+        freq,
+        date: sample_date(freq).into(),
+        version: m.release.version.clone(),
+        product: g.product,
+        label: match g.product {
+            Product::Native => m.release.native_label.clone(),
+            Product::Latlon => m.release.latlon_label.clone(),
+        },
+    }
+}
+
+/// Check 4: the ACDD-1.3 required and recommended global attributes, and the conventions.
+fn acdd_and_conventions(files: &Files, problems: &mut Vec<Problem>) {
+    let m = files.m;
+    let all = files.get("global_metadata_for_all_datasets.json");
     for (product, records) in [
         (Product::Native, &m.global_native),
         (Product::Latlon, &m.global_latlon),
@@ -641,7 +678,6 @@ fn semantic(m: &MetadataSet, texts: &HashMap<&str, Text>, podaac: Option<&Text>)
             }
         }
     }
-    problems
 }
 
 #[cfg(test)]

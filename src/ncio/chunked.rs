@@ -336,23 +336,14 @@ fn targets_of(vars: Vec<(VarDef, Vec<usize>)>, path: &Path) -> Result<Split, NcE
             shape,
             chunks,
         });
-        match v.data {
-            VarData::F32(x) => memory_jobs.push(Job::Array {
-                target: t,
-                values: Values::F32(x),
-            }),
-            VarData::F64(x) => memory_jobs.push(Job::Array {
-                target: t,
-                values: Values::F64(x),
-            }),
-            VarData::I32(x) => memory_jobs.push(Job::Array {
-                target: t,
-                values: Values::I32(x),
-            }),
-            VarData::I8(x) => memory_jobs.push(Job::Array {
-                target: t,
-                values: Values::I8(x),
-            }),
+        let data = match v.data.into_array() {
+            Ok(values) => {
+                memory_jobs.push(Job::Array { target: t, values });
+                continue;
+            }
+            Err(data) => data,
+        };
+        match data {
             VarData::Shared(values) => memory_jobs.push(Job::Shared { target: t, values }),
             VarData::SlabsF32 { slab_dim, produce } => streams.push(Stream {
                 members: vec![t],
@@ -378,6 +369,8 @@ fn targets_of(vars: Vec<(VarDef, Vec<usize>)>, path: &Path) -> Result<Split, NcE
                 };
                 streams[s].members[member] = t;
             }
+            // Arrays were taken above.
+            VarData::F32(_) | VarData::F64(_) | VarData::I32(_) | VarData::I8(_) => {}
         }
     }
     for s in &streams {

@@ -29,8 +29,8 @@ use super::chunked::{f32_fill, finish_range, merge_range, value_range};
 use super::ffi::{self, H5File};
 use super::gather::{Agreement, WriterGroup};
 use super::write::{
-    chunk_share, define_dataset, header_digest, local_ranges, row_major_index, set_ranges,
-    var_shapes, TempGuard,
+    block_extents, chunk_share, define_dataset, header_digest, local_ranges, row_major_index,
+    set_ranges, var_shapes, SlabBlock, TempGuard,
 };
 use super::{
     debug_failure, injected, AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData,
@@ -456,37 +456,22 @@ impl SlabShare<'_> {
                 } else {
                     0
                 };
-                let mut produced = Ok(());
-                for dk in 0..kn {
-                    let s = o * n + k0 + dk;
-                    let mut outs: Vec<&mut [f32]> = bufs
-                        .iter_mut()
-                        .map(|b| &mut b[dk * slab_len..(dk + 1) * slab_len])
-                        .collect();
-                    if std::mem::take(&mut fail_first) {
-                        produced = Err(injected(path, name, s));
-                        break;
-                    }
-                    if let Err(source) = produce(s, &mut outs) {
-                        produced = Err(NcError::Slab {
-                            path: path.to_path_buf(),
-                            var: name.to_string(),
-                            slab: s,
-                            source,
-                        });
-                        break;
-                    }
-                }
+                let slab_block = SlabBlock {
+                    first: o * n + k0,
+                    len: kn,
+                    slab_len,
+                };
+                let produced = if kn > 0 && std::mem::take(&mut fail_first) {
+                    Err(injected(path, name, slab_block.first))
+                } else {
+                    slab_block.produce(produce, &mut bufs, path, name)
+                };
                 agree.on(produced, &format!("producing variable `{name}`"))?;
                 for ((r, buf), fill) in ranges.iter_mut().zip(&bufs).zip(fills) {
                     *r = merge_range(*r, value_range(&buf[..kn * slab_len], *fill));
                 }
-                let extents: Vec<Range<usize>> = outer_idx
-                    .iter()
-                    .map(|&i| i..i + 1)
-                    .chain(std::iter::once(if kn == 0 { 0..0 } else { k0..k0 + kn }))
-                    .chain(inner_shape.iter().map(|&l| 0..l))
-                    .collect();
+                let along = if kn == 0 { 0..0 } else { k0..k0 + kn };
+                let extents = block_extents(&outer_idx, along, inner_shape);
                 for (vname, buf) in names.iter().zip(&bufs) {
                     let put = match file.variable_mut(vname) {
                         Some(mut var) => var

@@ -393,6 +393,16 @@ impl AttrValue {
         })
     }
 
+    /// A numeric scalar's value as f64 (`None` for strings and arrays).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            AttrValue::F32(x) => Some(f64::from(*x)),
+            AttrValue::F64(x) => Some(*x),
+            AttrValue::I32(x) => Some(f64::from(*x)),
+            _ => None,
+        }
+    }
+
     /// The scalar type of a fill value, if it is one.
     fn scalar_dtype(&self) -> Option<DType> {
         match self {
@@ -521,6 +531,17 @@ pub enum VarData {
 }
 
 impl VarData {
+    /// The values of an in-memory array; any other kind of data back as it was.
+    pub(crate) fn into_array(self) -> Result<Values, VarData> {
+        match self {
+            VarData::F32(x) => Ok(Values::F32(x)),
+            VarData::F64(x) => Ok(Values::F64(x)),
+            VarData::I32(x) => Ok(Values::I32(x)),
+            VarData::I8(x) => Ok(Values::I8(x)),
+            other => Err(other),
+        }
+    }
+
     /// The element type of these values.
     pub fn dtype(&self) -> DType {
         match self {
@@ -742,15 +763,26 @@ pub fn stored_chunks(path: &Path, vars: &[(&str, usize)]) -> Result<Vec<StoredCh
 
 /// Environment variable injecting a failure, for tests: `SUBSTRING@RANK` makes the
 /// group's rank RANK fail while producing its first slab of a file whose final path
-/// contains SUBSTRING (both group writers).
+/// contains SUBSTRING (both group writers). Read through
+/// [`crate::settings::Settings::debug_fail_write`] like the other `EDP_DEBUG_*` hooks.
 pub const DEBUG_FAIL_VAR: &str = "EDP_DEBUG_FAIL_WRITE";
+
+/// The failure to inject ([`DEBUG_FAIL_VAR`]), set once per process.
+static DEBUG_FAIL: OnceLock<Option<String>> = OnceLock::new();
+
+/// Sets the failure to inject from the run's settings (the binary's edge calls this
+/// before any write; library users get the environment's, [`Settings::from_env`]).
+/// The first setting wins.
+///
+/// [`Settings::from_env`]: crate::settings::Settings::from_env
+pub fn inject_write_failure(spec: Option<String>) {
+    let _ = DEBUG_FAIL.set(spec);
+}
 
 /// True when [`DEBUG_FAIL_VAR`] asks this group rank to fail writing `path`.
 pub(super) fn debug_failure(path: &Path, rank: usize) -> bool {
-    let Some(spec) = crate::settings::env_var(DEBUG_FAIL_VAR) else {
-        return false;
-    };
-    let Some((pattern, r)) = spec.rsplit_once('@') else {
+    let spec = DEBUG_FAIL.get_or_init(|| crate::settings::Settings::from_env().debug_fail_write);
+    let Some((pattern, r)) = spec.as_deref().and_then(|s| s.rsplit_once('@')) else {
         return false;
     };
     !pattern.is_empty()

@@ -791,25 +791,13 @@ fn put_slabs(
         let mut k0 = 0;
         while k0 < n {
             let kn = block.min(n - k0);
-            for dk in 0..kn {
-                let s = o * n + k0 + dk;
-                let mut outs: Vec<&mut [f32]> = bufs
-                    .iter_mut()
-                    .map(|b| &mut b[dk * slab_len..(dk + 1) * slab_len])
-                    .collect();
-                produce(s, &mut outs).map_err(|source| NcError::Slab {
-                    path: path.to_path_buf(),
-                    var: names[0].to_string(),
-                    slab: s,
-                    source,
-                })?;
-            }
-            let extents: Vec<Range<usize>> = outer_idx
-                .iter()
-                .map(|&i| i..i + 1)
-                .chain(std::iter::once(k0..k0 + kn))
-                .chain(inner_shape.iter().map(|&l| 0..l))
-                .collect();
+            let slab_block = SlabBlock {
+                first: o * n + k0,
+                len: kn,
+                slab_len,
+            };
+            slab_block.produce(produce, &mut bufs, path, names[0])?;
+            let extents = block_extents(&outer_idx, k0..k0 + kn, inner_shape);
             for (name, buf) in names.iter().zip(&bufs) {
                 let mut var = file.variable_mut(name).ok_or_else(|| NcError::Missing {
                     path: path.to_path_buf(),
@@ -826,6 +814,57 @@ fn put_slabs(
         }
     }
     Ok(())
+}
+
+/// `len` consecutive slabs from slab `first` on, each `slab_len` values, made into
+/// buffers of one slab group's members (the netCDF and collective slab loops).
+pub(super) struct SlabBlock {
+    pub(super) first: usize,
+    pub(super) len: usize,
+    pub(super) slab_len: usize,
+}
+
+impl SlabBlock {
+    /// Fills `bufs[m][..len * slab_len]` with member `m`'s slabs; an error names `var`
+    /// (the group's first member) and the slab.
+    pub(super) fn produce(
+        &self,
+        produce: &GroupFn<'_>,
+        bufs: &mut [Vec<f32>],
+        path: &Path,
+        var: &str,
+    ) -> Result<(), NcError> {
+        let len = self.slab_len;
+        for dk in 0..self.len {
+            let s = self.first + dk;
+            let mut outs: Vec<&mut [f32]> = bufs
+                .iter_mut()
+                .map(|b| &mut b[dk * len..(dk + 1) * len])
+                .collect();
+            produce(s, &mut outs).map_err(|source| NcError::Slab {
+                path: path.to_path_buf(),
+                var: var.to_string(),
+                slab: s,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The extents of a block of slabs `along` the slab dimension at the outer index
+/// `outer_idx`, whole along the inner dimensions.
+pub(super) fn block_extents(
+    outer_idx: &[usize],
+    along: Range<usize>,
+    inner_shape: &[usize],
+) -> Vec<Range<usize>> {
+    outer_idx
+        .iter()
+        .map(|&i| i..i + 1)
+        .chain(std::iter::once(along))
+        .chain(inner_shape.iter().map(|&l| 0..l))
+        .collect()
 }
 
 /// sha256 of everything that shapes the define calls and the chunks of `def` (not the

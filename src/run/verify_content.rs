@@ -23,15 +23,6 @@ fn expected_dims(product: Product, is_3d: bool) -> Vec<&'static str> {
     }
 }
 
-fn attr_f64(a: &AttrValue) -> Option<f64> {
-    match a {
-        AttrValue::F32(v) => Some(f64::from(*v)),
-        AttrValue::F64(v) => Some(*v),
-        AttrValue::I32(v) => Some(f64::from(*v)),
-        _ => None,
-    }
-}
-
 /// Everything wrong with the content of the granule at `path` (`granule` is its
 /// manifest name); empty when it passes. `metadata` gives the groupings' fields;
 /// `recorded_missing` are those the run recorded it was made without (`missing_fields`),
@@ -106,7 +97,7 @@ pub fn check(
             attrs
                 .iter()
                 .find(|(n, _)| n == k)
-                .and_then(|(_, a)| attr_f64(a))
+                .and_then(|(_, a)| a.as_f64())
         };
         let fill = get("_FillValue");
         let data = match nc.read_as_f64(v) {
