@@ -187,6 +187,15 @@ struct Row {
     run_code: Option<i32>,
 }
 
+/// Whether `EDP_RELEASE_PARTS` (a comma list of `plan`, `run`, `llc8`, `fixed`;
+/// default all) asks for `part`.
+fn part(name: &str) -> bool {
+    match std::env::var("EDP_RELEASE_PARTS") {
+        Ok(v) => v.split(',').any(|p| p.trim() == name),
+        Err(_) => true,
+    }
+}
+
 fn measure(label: &str, bin: &Path, root: &Path, jobs: &Path, grid: &Path) -> Row {
     let work = root.join(format!("work-{label}"));
     let _ = std::fs::remove_dir_all(&work);
@@ -216,6 +225,21 @@ fn measure(label: &str, bin: &Path, root: &Path, jobs: &Path, grid: &Path) -> Ro
             .filter(|l| l.trim_start().starts_with("\"granule\":"))
             .count()
     };
+    if !part("run") {
+        return Row {
+            label: label.into(),
+            tasks,
+            tasks_wall,
+            tasks_anon,
+            run_wall: 0.0,
+            run_anon: 0,
+            run_file: 0,
+            state: 0,
+            status_wall: 0.0,
+            status_ok: false,
+            run_code: None,
+        };
+    }
     let mut c = Command::new(bin);
     c.args(["run", "--tasks"])
         .arg(&list)

@@ -72,6 +72,9 @@ pub struct Settings {
     /// signal a run mid-way whatever the machine's speed.
     #[arg(long, global = true, env = "EDP_DEBUG_TASK_DELAY_MS", hide = true)]
     pub debug_task_delay_ms: Option<u64>,
+    /// Only this rank waits the task delay (a slow rank, for tests of the schedule).
+    #[arg(long, global = true, env = "EDP_DEBUG_SLOW_RANK", hide = true)]
+    pub debug_slow_rank: Option<usize>,
 }
 
 #[derive(Parser)]

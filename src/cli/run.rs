@@ -196,6 +196,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         debug: crate::run::spmd::DebugHooks {
             panic_granule: settings.debug_panic_granule.clone(),
             task_delay: Duration::from_millis(settings.debug_task_delay_ms.unwrap_or(0)),
+            slow_rank: settings.debug_slow_rank,
         },
         ranks_per_granule: a.ranks_per_granule.map(|g| g as usize),
         group_writer: a.group_writer,
