@@ -105,6 +105,8 @@ struct Work {
     /// Written by this rank's whole group (every member holds the same entry).
     #[serde(default)]
     group: bool,
+    /// What the granule is made on, parsed from its name once, on rank 0.
+    target: super::Target,
 }
 
 /// What rank 0 tells every rank before the work.
@@ -333,29 +335,30 @@ fn plan(
     let listing = dest.listing(&cfg.storage)?;
     // Each task parsed once (from the mapped list): its hash, the done decision, and
     // for one to do its cost; nothing of it is kept but those.
-    let decisions: Vec<Result<(String, Done, f64, bool), String>> = (0..tasks.len())
+    let decisions: Vec<Result<(String, Done, f64, bool, super::Target), String>> = (0..tasks.len())
         .into_par_iter()
         .map(|i| {
             let t = tasks.get(i).map_err(|e| crate::error::chain(&e))?;
             let k = &keys[i];
             let sha = journal::task_sha256(&t);
             let d = dest.decide(&cfg.storage, &listing, k, priors.get(k), &sha, cfg.verify);
+            let target = super::Target::of(&t);
             let (cost, split) = match d {
                 Done::Done => (0.0, false),
                 Done::Redo(_) => (
-                    cost::estimate(&t),
+                    cost::estimate_with(&t, target.is_latlon()),
                     t.dynamic_metadata.dimension.eq_ignore_ascii_case("3D")
                         && crate::storage::s3_url(&t.granule).is_none(),
                 ),
             };
-            Ok((sha, d, cost, split))
+            Ok((sha, d, cost, split, target))
         })
         .collect();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut todo: Vec<Work> = Vec::new();
     let mut costs: Vec<f64> = Vec::new();
     for (i, decision) in decisions.into_iter().enumerate() {
-        let (sha, d, cost, splittable) = decision.map_err(anyhow::Error::msg)?;
+        let (sha, d, cost, splittable, target) = decision.map_err(anyhow::Error::msg)?;
         match d {
             Done::Done => {}
             Done::Redo(reason) => {
@@ -367,6 +370,7 @@ fn plan(
                     task: None,
                     splittable,
                     group: false,
+                    target,
                 });
                 costs.push(cost);
             }
@@ -1012,7 +1016,7 @@ fn begin_task(
     let context = task
         .as_ref()
         .map_err(Clone::clone)
-        .and_then(|t| shared.context(w.index, t));
+        .and_then(|t| shared.context(w.index, t, &w.target));
     // The members of a group set up together or not at all.
     let context = match group.map(|(g, _)| g.all_ok(context.as_ref().err().map(String::as_str))) {
         Some(Err(failed)) => Err(context.err().unwrap_or_else(|| match failed {
