@@ -106,7 +106,13 @@ fn measured_quiet(mut cmd: Command) -> (f64, u64, u64, Option<i32>, String) {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (t.elapsed().as_secs_f64(), peak.0, peak.1, code, String::new())
+    (
+        t.elapsed().as_secs_f64(),
+        peak.0,
+        peak.1,
+        code,
+        String::new(),
+    )
 }
 
 /// Model steps (hours from 1992-01-01T12) ending each day / month of `years` years.
@@ -449,9 +455,12 @@ fn ranks_of(pid: u32) -> Vec<(u32, usize)> {
     let mut out = Vec::new();
     let mut stack = vec![pid];
     while let Some(p) = stack.pop() {
-        let children = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
-            .unwrap_or_default();
-        for c in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for c in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
             stack.push(c);
             let env = std::fs::read(format!("/proc/{c}/environ")).unwrap_or_default();
             let rank = env
@@ -470,7 +479,11 @@ fn ranks_of(pid: u32) -> Vec<(u32, usize)> {
 
 /// An `edp run` under `mpirun -np 2` sampled per rank: (wall s, peak RssAnon by rank,
 /// exit code). `kill_at`: SIGKILL rank 1 once the journals hold this many records.
-fn mpirun_measured(args: &[&std::ffi::OsStr], state: &Path, kill_at: Option<usize>) -> (f64, [u64; 2], Option<i32>) {
+fn mpirun_measured(
+    args: &[&std::ffi::OsStr],
+    state: &Path,
+    kill_at: Option<usize>,
+) -> (f64, [u64; 2], Option<i32>) {
     let t = Instant::now();
     let mut child = Command::new("mpirun")
         .args(["--oversubscribe", "-np", "2"])
@@ -506,7 +519,9 @@ fn mpirun_measured(args: &[&std::ffi::OsStr], state: &Path, kill_at: Option<usiz
                 .sum();
             if done >= at {
                 if let Some(&(pid, _)) = ranks.iter().find(|(_, r)| *r == 1) {
-                    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
                     killed = true;
                 }
             }
@@ -536,20 +551,33 @@ fn llc8(root: &Path, m: &MetadataSet) {
     if !marker.exists() {
         let t = Instant::now();
         let out = Command::new(this_bin())
-            .args(["synth", "--n", "8", "--levels", "50", "--months", "12", "--days", "365"])
+            .args([
+                "synth", "--n", "8", "--levels", "50", "--months", "12", "--days", "365",
+            ])
             .args(["--variables", "all", "-o"])
             .arg(&src)
             .output()
             .expect("edp synth");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::write(&marker, b"").expect("marker");
-        println!("LLC8 one model year, every field: synthesised in {:.1} s", t.elapsed().as_secs_f64());
+        println!(
+            "LLC8 one model year, every field: synthesised in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     let mut jobs = String::new();
     for g in m.groupings(Product::Native) {
         for &f in &g.frequencies {
             if matches!(f, Frequency::AvgMon | Frequency::AvgDay) {
-                jobs.push_str(&format!("[{}, 'native', '{}', 'all']\n", g.index, f.job_name()));
+                jobs.push_str(&format!(
+                    "[{}, 'native', '{}', 'all']\n",
+                    g.index,
+                    f.job_name()
+                ));
             }
         }
     }
@@ -575,7 +603,11 @@ fn llc8(root: &Path, m: &MetadataSet) {
             .env("RUST_LOG", "error")
             .output()
             .expect("edp tasks");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let tasks = edp::tasks::TaskList::map(&list).expect("task list").len();
         let args: Vec<&std::ffi::OsStr> = vec![
             "run".as_ref(),
@@ -592,7 +624,10 @@ fn llc8(root: &Path, m: &MetadataSet) {
         let (w1, p1, c1) = mpirun_measured(&args, &dest, Some(kill_at));
         let (w2, p2, c2) = mpirun_measured(&args, &dest, None);
         let (w3, p3, c3) = mpirun_measured(&args, &dest, None);
-        let run = edp::run::store::Store::at(&dest).index().ok().and_then(|i| i.last_run);
+        let run = edp::run::store::Store::at(&dest)
+            .index()
+            .ok()
+            .and_then(|i| i.last_run);
         let t = Instant::now();
         let v = Command::new(this_bin())
             .args(["verify", "--content"])
@@ -608,13 +643,29 @@ fn llc8(root: &Path, m: &MetadataSet) {
         println!("| run | wall s | granules/s | peak RssAnon rank 0 MB | peak RssAnon rank 1 MB | exit |");
         println!("|---|---|---|---|---|---|");
         for (label, w, p, c, n) in [
-            (format!("rank 1 SIGKILLed after {kill_at} records"), w1, p1, c1, kill_at),
-            ("restart (rest of the work)".to_string(), w2, p2, c2, tasks.saturating_sub(kill_at)),
+            (
+                format!("rank 1 SIGKILLed after {kill_at} records"),
+                w1,
+                p1,
+                c1,
+                kill_at,
+            ),
+            (
+                "restart (rest of the work)".to_string(),
+                w2,
+                p2,
+                c2,
+                tasks.saturating_sub(kill_at),
+            ),
             ("second run (all skipped)".to_string(), w3, p3, c3, 0),
         ] {
             println!(
                 "| {label} | {w:.1} | {} | {:.0} | {:.0} | {c:?} |",
-                if n > 0 { format!("{:.0}", n as f64 / w.max(1e-9)) } else { "-".into() },
+                if n > 0 {
+                    format!("{:.0}", n as f64 / w.max(1e-9))
+                } else {
+                    "-".into()
+                },
                 mb(p[0]),
                 mb(p[1])
             );
@@ -651,8 +702,15 @@ fn fixed_cost(root: &Path, m: &MetadataSet, source: &Path, grid: &Path) {
     for n in [73usize, 365] {
         let list: Vec<String> = steps[..n].iter().map(|s| s.to_string()).collect();
         let jobs = root.join(format!("fixed-{n}.txt"));
-        std::fs::write(&jobs, format!("[{}, 'native', 'AVG_DAY', [{}]]\n", g.index, list.join(", ")))
-            .expect("jobs");
+        std::fs::write(
+            &jobs,
+            format!(
+                "[{}, 'native', 'AVG_DAY', [{}]]\n",
+                g.index,
+                list.join(", ")
+            ),
+        )
+        .expect("jobs");
         let dest = root.join(format!("fixed-{n}"));
         let _ = std::fs::remove_dir_all(&dest);
         let mut c = Command::new(this_bin());
@@ -681,8 +739,17 @@ fn fixed_cost(root: &Path, m: &MetadataSet, source: &Path, grid: &Path) {
     println!();
     println!("| 2D LLC8 native granule (SEA_SURFACE_HEIGHT daily), 1 rank x 1 thread | value |");
     println!("|---|---|");
-    println!("| run of {} granules, wall | {:.2} s |", walls[0].0, walls[0].1);
-    println!("| run of {} granules, wall (reference) | {:.2} s |", walls[1].0, walls[1].1);
-    println!("| marginal wall per granule (all fixed work + 832 values per field) | {:.2} ms |", marginal * 1e3);
+    println!(
+        "| run of {} granules, wall | {:.2} s |",
+        walls[0].0, walls[0].1
+    );
+    println!(
+        "| run of {} granules, wall (reference) | {:.2} s |",
+        walls[1].0, walls[1].1
+    );
+    println!(
+        "| marginal wall per granule (all fixed work + 832 values per field) | {:.2} ms |",
+        marginal * 1e3
+    );
     println!("| median record seconds (begin to committed, without the journal) | {:.2} ms ({:.2} ms in the short run) |", secs[1] * 1e3, secs[0] * 1e3);
 }

@@ -623,12 +623,18 @@ fn all_variables_make_every_native_grouping() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let out = std::process::Command::new(edp)
-        .args(["synth", "--n", "8", "--levels", "50", "--months", "2", "--days", "1"])
+        .args([
+            "synth", "--n", "8", "--levels", "50", "--months", "2", "--days", "1",
+        ])
         .args(["--snapshots", "1", "--variables", "all", "-o"])
         .arg(root.join("src"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The jobs of every time-varying native grouping, each at every frequency it has.
     let m = MetadataSet::embedded().unwrap();
     let (mut jobs, mut expected) = (String::new(), 0);

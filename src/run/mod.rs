@@ -215,8 +215,9 @@ impl RunContext {
         let target = match target {
             Target::Native => return Ok(None),
             Target::Bad(why) => return Err(why.clone()),
-            Target::Latlon(res) => crate::regrid::TargetGrid::global(*res)
-                .map_err(|e| crate::error::chain(&e))?,
+            Target::Latlon(res) => {
+                crate::regrid::TargetGrid::global(*res).map_err(|e| crate::error::chain(&e))?
+            }
         };
         let loc = task
             .ecco_mapping_factors_loc

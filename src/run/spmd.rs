@@ -744,7 +744,11 @@ impl Runner<'_> {
             (None, Some(l)) => l.get(w.index).map_err(|e| crate::error::chain(&e)),
             (None, None) => Err(format!("task {} was not received", w.index)),
         };
-        let panic_at = self.debug.panic_granule.as_deref().filter(|s| !s.is_empty());
+        let panic_at = self
+            .debug
+            .panic_granule
+            .as_deref()
+            .filter(|s| !s.is_empty());
         if let (Some(p), Ok(t)) = (panic_at, &task) {
             if t.granule.contains(p) {
                 panic!("{DEBUG_PANIC_VAR} matches task {} ({})", w.index, w.key);

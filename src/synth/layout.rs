@@ -338,7 +338,11 @@ pub fn available_diagnostics(nz: usize, extra: &[&super::release::Var]) -> Strin
             PointType::G => 'Z',
             _ => 'M',
         };
-        let level = if v.vertical == Vertical::Top { 'L' } else { 'M' };
+        let level = if v.vertical == Vertical::Top {
+            'L'
+        } else {
+            'M'
+        };
         let code = format!("S{p}      {level}{vcode}");
         s.push_str(&format!(
             "{:>5} |{:<8}|{:>3} |{:<7}|{:<10}|{:<16}|{}\n",

@@ -499,8 +499,14 @@ fn write_field(
         Vertical::Centre => v.rc[k],
         Vertical::Top => v.rf[k],
     };
-    let mut writer =
-        MdsWriter::create(base, n, nz_dim, Precision::F32, &field.spec.name, Some(step))?;
+    let mut writer = MdsWriter::create(
+        base,
+        n,
+        nz_dim,
+        Precision::F32,
+        &field.spec.name,
+        Some(step),
+    )?;
     let len = NTILES * n * n;
     let mut current = vec![0.0f32; len];
     let mut next = vec![0.0f32; len];

@@ -142,7 +142,12 @@ mod tests {
         for v in &all {
             if let Some(d) = m.diagnostics.get(&v.name) {
                 assert_eq!(v.point, d.point, "{}", v.name);
-                assert_eq!(v.vertical == Vertical::Surface, d.vertical.is_none(), "{}", v.name);
+                assert_eq!(
+                    v.vertical == Vertical::Surface,
+                    d.vertical.is_none(),
+                    "{}",
+                    v.name
+                );
             }
         }
         assert_eq!(get("THETA").vertical, Vertical::Centre);
