@@ -335,30 +335,45 @@ fn plan(
     let listing = dest.listing(&cfg.storage)?;
     // Each task parsed once (from the mapped list): its hash, the done decision, and
     // for one to do its cost; nothing of it is kept but those.
-    let decisions: Vec<Result<(String, Done, f64, bool, super::Target), String>> = (0..tasks.len())
+    let decisions: Vec<Result<Decision, String>> = (0..tasks.len())
         .into_par_iter()
         .map(|i| {
             let t = tasks.get(i).map_err(|e| crate::error::chain(&e))?;
             let k = &keys[i];
             let sha = journal::task_sha256(&t);
             let d = dest.decide(&cfg.storage, &listing, k, priors.get(k), &sha, cfg.verify);
-            let target = super::Target::of(&t);
-            let (cost, split) = match d {
-                Done::Done => (0.0, false),
-                Done::Redo(_) => (
-                    cost::estimate_with(&t, target.is_latlon()),
-                    t.dynamic_metadata.dimension.eq_ignore_ascii_case("3D")
-                        && crate::storage::s3_url(&t.granule).is_none(),
-                ),
+            let (cost, split, target) = match d {
+                Done::Done => (0.0, false, super::Target::Native),
+                Done::Redo(_) => {
+                    let target = super::Target::of(&t);
+                    (
+                        cost::estimate_with(&t, target.is_latlon()),
+                        t.dynamic_metadata.dimension.eq_ignore_ascii_case("3D")
+                            && crate::storage::s3_url(&t.granule).is_none(),
+                        target,
+                    )
+                }
             };
-            Ok((sha, d, cost, split, target))
+            Ok(Decision {
+                sha,
+                done: d,
+                cost,
+                splittable: split,
+                target,
+            })
         })
         .collect();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut todo: Vec<Work> = Vec::new();
     let mut costs: Vec<f64> = Vec::new();
     for (i, decision) in decisions.into_iter().enumerate() {
-        let (sha, d, cost, splittable, target) = decision.map_err(anyhow::Error::msg)?;
+        let Decision {
+            sha,
+            done: d,
+            cost,
+            splittable,
+            target,
+        } = decision.map_err(anyhow::Error::msg)?;
         match d {
             Done::Done => {}
             Done::Redo(reason) => {
@@ -433,6 +448,15 @@ fn plan(
             group_size,
         },
     ))
+}
+
+/// What planning found of one task.
+struct Decision {
+    sha: String,
+    done: Done,
+    cost: f64,
+    splittable: bool,
+    target: super::Target,
 }
 
 /// Rank 0: the work to hand out, in two queues ordered largest first. Tasks written by
