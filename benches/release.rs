@@ -12,7 +12,16 @@
 //! - the restart fold: the run's records as one journal folded into a copy of the store
 //!   and the done digest rebuilt (this build only).
 //!
-//! `EDP_RELEASE_YEARS` (default 26) shortens the tree; `EDP_RELEASE_DIR` keeps the tree
+//! - (2) one model year of every native grouping's monthly and daily jobs at LLC8
+//!   (`edp synth --variables all --n 8`) under `mpirun -np 2`: rank 1 SIGKILLed at a
+//!   random moment, the restart, a run that skips everything (wall), `edp verify
+//!   --content`, peak RssAnon per rank, run state bytes per granule;
+//! - (3) the fixed cost of a 2D LLC8 native granule (define, metadata, commit, journal:
+//!   its data is 832 values): the marginal wall per granule between runs of 73 and 365.
+//!
+//! `EDP_RELEASE_PARTS` (comma list of `plan`, `run`, `llc8`, `fixed`; default all)
+//! chooses the parts (`run` is the 1-rank fail-fast pass of part (1), ~30 min at 26
+//! years). `EDP_RELEASE_YEARS` (default 26) shortens the tree; `EDP_RELEASE_DIR` keeps the tree
 //! between runs (built once); `EDP_RELEASE_ONLY=baseline` measures the baseline alone;
 //! `EDP_THIS_BIN` names a copy of this build's binary to measure.
 //! The lat-lon mapping factors a run builds once from the LLC8 grid are not run state
