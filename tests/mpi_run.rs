@@ -587,6 +587,10 @@ fn a_slow_rank_is_given_fewer_tasks() {
         by_rank[r.rank] += 1;
     }
     assert_eq!(run.tasks_by_rank, by_rank, "{run:?}");
+    eprintln!(
+        "tasks by rank (rank 1 slow): {by_rank:?}, busy seconds {:?}",
+        run.busy_seconds
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!(
