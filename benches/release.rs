@@ -12,7 +12,16 @@
 //! - the restart fold: the run's records as one journal folded into a copy of the store
 //!   and the done digest rebuilt (this build only).
 //!
-//! `EDP_RELEASE_YEARS` (default 26) shortens the tree; `EDP_RELEASE_DIR` keeps the tree
+//! - (2) one model year of every native grouping's monthly and daily jobs at LLC8
+//!   (`edp synth --variables all --n 8`) under `mpirun -np 2`: rank 1 SIGKILLed at a
+//!   random moment, the restart, a run that skips everything (wall), `edp verify
+//!   --content`, peak RssAnon per rank, run state bytes per granule;
+//! - (3) the fixed cost of a 2D LLC8 native granule (define, metadata, commit, journal:
+//!   its data is 832 values): the marginal wall per granule between runs of 73 and 365.
+//!
+//! `EDP_RELEASE_PARTS` (comma list of `plan`, `run`, `llc8`, `fixed`; default all)
+//! chooses the parts (`run` is the 1-rank fail-fast pass of part (1), ~30 min at 26
+//! years). `EDP_RELEASE_YEARS` (default 26) shortens the tree; `EDP_RELEASE_DIR` keeps the tree
 //! between runs (built once); `EDP_RELEASE_ONLY=baseline` measures the baseline alone;
 //! `EDP_THIS_BIN` names a copy of this build's binary to measure.
 //! The lat-lon mapping factors a run builds once from the LLC8 grid are not run state
@@ -83,6 +92,35 @@ fn measured(mut cmd: Command) -> (f64, u64, u64, Option<i32>, String) {
         f,
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// [`measured`] of a command whose standard output is already set (not captured).
+fn measured_quiet(mut cmd: Command) -> (f64, u64, u64, Option<i32>, String) {
+    let t = Instant::now();
+    let mut child = cmd
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn edp");
+    let pid = child.id();
+    let mut peak = (0u64, 0u64);
+    let code = loop {
+        if let Some(st) = child.try_wait().expect("wait edp") {
+            break st.code();
+        }
+        if let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            peak.0 = peak.0.max(status_kb(&st, "RssAnon:"));
+            peak.1 = peak.1.max(status_kb(&st, "RssFile:"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        t.elapsed().as_secs_f64(),
+        peak.0,
+        peak.1,
+        code,
+        String::new(),
     )
 }
 
@@ -187,6 +225,15 @@ struct Row {
     run_code: Option<i32>,
 }
 
+/// Whether `EDP_RELEASE_PARTS` (a comma list of `plan`, `run`, `llc8`, `fixed`;
+/// default all) asks for `part`.
+fn part(name: &str) -> bool {
+    match std::env::var("EDP_RELEASE_PARTS") {
+        Ok(v) => v.split(',').any(|p| p.trim() == name),
+        Err(_) => true,
+    }
+}
+
 fn measure(label: &str, bin: &Path, root: &Path, jobs: &Path, grid: &Path) -> Row {
     let work = root.join(format!("work-{label}"));
     let _ = std::fs::remove_dir_all(&work);
@@ -205,8 +252,35 @@ fn measure(label: &str, bin: &Path, root: &Path, jobs: &Path, grid: &Path) -> Ro
         .arg("-o")
         .arg(&list)
         .env("RUST_LOG", "error");
+    // The input tree's directories into the page cache first (a warm-up run, not
+    // counted), so that neither measured run pays for reading them cold.
+    let _ = Command::new(bin)
+        .args(c.get_args())
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     let (tasks_wall, tasks_anon, _, code, _) = measured(c);
     assert_eq!(code, Some(0), "{label}: edp tasks failed");
+    // Reference in the same run: the list to standard output, which holds it whole.
+    let mut c = Command::new(bin);
+    c.args(["tasks", "--jobs"])
+        .arg(jobs)
+        .arg("--source")
+        .arg(root.join("src").join("V4r4"))
+        .arg("--dest")
+        .arg(&dest)
+        .arg("--grid")
+        .arg(grid)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null());
+    let (held_wall, held_anon, _, _, _) = measured_quiet(c);
+    println!(
+        "{label}: edp tasks -o (streamed) {tasks_wall:.1} s, {:.0} MB peak RssAnon; \
+         reference, the same plan to stdout (held whole): {held_wall:.1} s, {:.0} MB",
+        mb(tasks_anon),
+        mb(held_anon)
+    );
     // Tasks in the list: its "granule" keys, counted by streaming.
     let tasks = {
         use std::io::BufRead;
@@ -216,6 +290,21 @@ fn measure(label: &str, bin: &Path, root: &Path, jobs: &Path, grid: &Path) -> Ro
             .filter(|l| l.trim_start().starts_with("\"granule\":"))
             .count()
     };
+    if !part("run") {
+        return Row {
+            label: label.into(),
+            tasks,
+            tasks_wall,
+            tasks_anon,
+            run_wall: 0.0,
+            run_anon: 0,
+            run_file: 0,
+            state: 0,
+            status_wall: 0.0,
+            status_ok: false,
+            run_code: None,
+        };
+    }
     let mut c = Command::new(bin);
     c.args(["run", "--tasks"])
         .arg(&list)
@@ -301,6 +390,10 @@ fn main() {
     std::fs::create_dir_all(&root).expect("root");
     let m = MetadataSet::embedded().expect("embedded metadata");
     let t = Instant::now();
+    if !part("plan") && !part("run") {
+        llc8(&root.join("llc8"), &m);
+        return;
+    }
     let (jobs, files) = build_tree(&m, &root, years);
     println!(
         "V4r4 shape, {years} years: {files} empty input files made in {:.1} s ({} job lines)",
@@ -324,6 +417,9 @@ fn main() {
     }
     let grid = grid_root.join("grid");
 
+    if part("llc8") || part("fixed") {
+        llc8(&root.join("llc8"), &m);
+    }
     let mut rows = Vec::new();
     if let Ok(base) = std::env::var("EDP_BASELINE_BIN") {
         rows.push(measure("baseline", Path::new(&base), &root, &jobs, &grid));
@@ -369,4 +465,308 @@ fn main() {
             );
         }
     }
+}
+
+/// The edp processes under `pid` (mpirun's ranks), with their MPI rank.
+fn ranks_of(pid: u32) -> Vec<(u32, usize)> {
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for c in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            stack.push(c);
+            let env = std::fs::read(format!("/proc/{c}/environ")).unwrap_or_default();
+            let rank = env
+                .split(|&b| b == 0)
+                .filter_map(|kv| std::str::from_utf8(kv).ok())
+                .find_map(|kv| kv.strip_prefix("OMPI_COMM_WORLD_RANK="))
+                .and_then(|r| r.parse::<usize>().ok());
+            let exe = std::fs::read_link(format!("/proc/{c}/exe")).unwrap_or_default();
+            if let (Some(r), true) = (rank, exe.to_string_lossy().contains("edp")) {
+                out.push((c, r));
+            }
+        }
+    }
+    out
+}
+
+/// An `edp run` under `mpirun -np 2` sampled per rank: (wall s, peak RssAnon by rank,
+/// exit code). `kill_at`: SIGKILL rank 1 once the journals hold this many records.
+fn mpirun_measured(
+    args: &[&std::ffi::OsStr],
+    state: &Path,
+    kill_at: Option<usize>,
+) -> (f64, [u64; 2], Option<i32>) {
+    let t = Instant::now();
+    let mut child = Command::new("mpirun")
+        .args(["--oversubscribe", "-np", "2"])
+        .arg(this_bin())
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn mpirun");
+    let mut peak = [0u64; 2];
+    let mut killed = false;
+    let code = loop {
+        if let Some(st) = child.try_wait().expect("wait mpirun") {
+            break st.code();
+        }
+        let ranks = ranks_of(child.id());
+        for &(pid, r) in &ranks {
+            if let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                if r < 2 {
+                    peak[r] = peak[r].max(status_kb(&st, "RssAnon:"));
+                }
+            }
+        }
+        if let (Some(at), false) = (kill_at, killed) {
+            let done: usize = edp::run::journal::journal_files(state)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| edp::run::journal::count_lines(p))
+                .sum();
+            if done >= at {
+                if let Some(&(pid, _)) = ranks.iter().find(|(_, r)| *r == 1) {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                    killed = true;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (t.elapsed().as_secs_f64(), peak, code)
+}
+
+/// A number in [lo, hi) from the clock (the moment of the kill).
+fn random_between(lo: usize, hi: usize) -> usize {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as usize)
+        .unwrap_or(0);
+    lo + nanos % (hi - lo).max(1)
+}
+
+/// Parts (2) and (3): one model year of every native grouping's monthly and daily jobs
+/// at LLC8 (`edp synth --variables all --n 8`), 2 ranks, one rank killed at a random
+/// moment, the restart, a run that skips everything, `verify --content`; then the fixed
+/// cost of a 2D LLC8 native granule.
+fn llc8(root: &Path, m: &MetadataSet) {
+    std::fs::create_dir_all(root).expect("llc8 dir");
+    let src = root.join("src");
+    let marker = root.join("synth.done");
+    if !marker.exists() {
+        let t = Instant::now();
+        let out = Command::new(this_bin())
+            .args([
+                "synth", "--n", "8", "--levels", "50", "--months", "12", "--days", "365",
+            ])
+            .args(["--variables", "all", "-o"])
+            .arg(&src)
+            .output()
+            .expect("edp synth");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&marker, b"").expect("marker");
+        println!(
+            "LLC8 one model year, every field: synthesised in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let mut jobs = String::new();
+    for g in m.groupings(Product::Native) {
+        for &f in &g.frequencies {
+            if matches!(f, Frequency::AvgMon | Frequency::AvgDay) {
+                jobs.push_str(&format!(
+                    "[{}, 'native', '{}', 'all']\n",
+                    g.index,
+                    f.job_name()
+                ));
+            }
+        }
+    }
+    let jobs_file = root.join("jobs.txt");
+    std::fs::write(&jobs_file, &jobs).expect("jobs file");
+    let grid = src.join("grid");
+    let source = src.join("V4r4");
+    if part("llc8") {
+        let dest = root.join("out");
+        let _ = std::fs::remove_dir_all(&dest);
+        let list = root.join("tasks.json");
+        let out = Command::new(this_bin())
+            .args(["tasks", "--jobs"])
+            .arg(&jobs_file)
+            .arg("--source")
+            .arg(&source)
+            .arg("--dest")
+            .arg(&dest)
+            .arg("--grid")
+            .arg(&grid)
+            .arg("-o")
+            .arg(&list)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("edp tasks");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tasks = edp::tasks::TaskList::map(&list).expect("task list").len();
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "run".as_ref(),
+            "--tasks".as_ref(),
+            list.as_os_str(),
+            "--dest".as_ref(),
+            dest.as_os_str(),
+            "--threads".as_ref(),
+            "1".as_ref(),
+            "--progress".as_ref(),
+            "0".as_ref(),
+        ];
+        let kill_at = random_between(tasks / 5, tasks * 4 / 5);
+        let (w1, p1, c1) = mpirun_measured(&args, &dest, Some(kill_at));
+        let (w2, p2, c2) = mpirun_measured(&args, &dest, None);
+        let (w3, p3, c3) = mpirun_measured(&args, &dest, None);
+        let run = edp::run::store::Store::at(&dest)
+            .index()
+            .ok()
+            .and_then(|i| i.last_run);
+        let t = Instant::now();
+        let v = Command::new(this_bin())
+            .args(["verify", "--content"])
+            .arg(&dest)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("edp verify");
+        let verify_wall = t.elapsed().as_secs_f64();
+        let verified = String::from_utf8_lossy(&v.stdout).trim().to_string();
+        let state = dir_bytes(&dest.join(".edp"));
+        println!();
+        println!("LLC8, one model year of every native grouping's monthly and daily jobs, {tasks} tasks, mpirun -np 2, 1 thread per rank:");
+        println!("| run | wall s | granules/s | peak RssAnon rank 0 MB | peak RssAnon rank 1 MB | exit |");
+        println!("|---|---|---|---|---|---|");
+        for (label, w, p, c, n) in [
+            (
+                format!("rank 1 SIGKILLed after {kill_at} records"),
+                w1,
+                p1,
+                c1,
+                kill_at,
+            ),
+            (
+                "restart (rest of the work)".to_string(),
+                w2,
+                p2,
+                c2,
+                tasks.saturating_sub(kill_at),
+            ),
+            ("second run (all skipped)".to_string(), w3, p3, c3, 0),
+        ] {
+            println!(
+                "| {label} | {w:.1} | {} | {:.0} | {:.0} | {c:?} |",
+                if n > 0 {
+                    format!("{:.0}", n as f64 / w.max(1e-9))
+                } else {
+                    "-".into()
+                },
+                mb(p[0]),
+                mb(p[1])
+            );
+        }
+        if let Some(r) = run {
+            println!(
+                "second run: {} tasks, {} skipped, {} done; tasks by rank {:?}",
+                r.tasks, r.skipped, r.done, r.tasks_by_rank
+            );
+        }
+        println!(
+            "run state {:.1} MB ({:.0} bytes/granule); verify --content {verify_wall:.1} s: {verified} (exit {:?})",
+            mb(state),
+            state as f64 / tasks.max(1) as f64,
+            v.status.code()
+        );
+    }
+    if part("fixed") {
+        fixed_cost(root, m, &source, &grid);
+    }
+}
+
+/// Part (3): the fixed cost of a 2D LLC8 native granule (SEA_SURFACE_HEIGHT daily:
+/// 832 values per field, so define, metadata, commit and journal are nearly all of
+/// it): the marginal wall per granule between a run of 73 and one of 365 steps, one
+/// rank, one thread; and the records' own seconds (begin to commit, no journal).
+fn fixed_cost(root: &Path, m: &MetadataSet, source: &Path, grid: &Path) {
+    let g = m
+        .grouping_by_filename(Product::Native, "SEA_SURFACE_HEIGHT")
+        .expect("SSH grouping");
+    let steps = steps(Frequency::AvgDay, 1);
+    let mut walls = Vec::new();
+    let mut secs = Vec::new();
+    for n in [73usize, 365] {
+        let list: Vec<String> = steps[..n].iter().map(|s| s.to_string()).collect();
+        let jobs = root.join(format!("fixed-{n}.txt"));
+        std::fs::write(
+            &jobs,
+            format!(
+                "[{}, 'native', 'AVG_DAY', [{}]]\n",
+                g.index,
+                list.join(", ")
+            ),
+        )
+        .expect("jobs");
+        let dest = root.join(format!("fixed-{n}"));
+        let _ = std::fs::remove_dir_all(&dest);
+        let mut c = Command::new(this_bin());
+        c.args(["run", "--jobs"])
+            .arg(&jobs)
+            .arg("--source")
+            .arg(source)
+            .arg("--dest")
+            .arg(&dest)
+            .arg("--grid")
+            .arg(grid)
+            .args(["--threads", "1", "--progress", "0"])
+            .env("EDP_MPI", "off")
+            .env("RUST_LOG", "error");
+        let (w, _, _, code, _) = measured(c);
+        assert_eq!(code, Some(0), "fixed-cost run of {n}");
+        walls.push((n, w));
+        let mut s: Vec<f64> = Vec::new();
+        edp::run::store::Store::at(&dest)
+            .for_each(|r| s.push(r.seconds))
+            .expect("records");
+        s.sort_by(f64::total_cmp);
+        secs.push(s.get(s.len() / 2).copied().unwrap_or(0.0));
+    }
+    let marginal = (walls[1].1 - walls[0].1) / (walls[1].0 - walls[0].0) as f64;
+    println!();
+    println!("| 2D LLC8 native granule (SEA_SURFACE_HEIGHT daily), 1 rank x 1 thread | value |");
+    println!("|---|---|");
+    println!(
+        "| run of {} granules, wall | {:.2} s |",
+        walls[0].0, walls[0].1
+    );
+    println!(
+        "| run of {} granules, wall (reference) | {:.2} s |",
+        walls[1].0, walls[1].1
+    );
+    println!(
+        "| marginal wall per granule (all fixed work + 832 values per field) | {:.2} ms |",
+        marginal * 1e3
+    );
+    println!("| median record seconds (begin to committed, without the journal) | {:.2} ms ({:.2} ms in the short run) |", secs[1] * 1e3, secs[0] * 1e3);
 }

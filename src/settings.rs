@@ -76,6 +76,9 @@ pub struct Settings {
     /// path contains SUBSTRING fail producing its first slab (both group writers).
     #[arg(long, global = true, env = "EDP_DEBUG_FAIL_WRITE", hide = true)]
     pub debug_fail_write: Option<String>,
+    /// Only this rank waits the task delay (a slow rank, for tests of the schedule).
+    #[arg(long, global = true, env = "EDP_DEBUG_SLOW_RANK", hide = true)]
+    pub debug_slow_rank: Option<usize>,
 }
 
 #[derive(Parser)]

@@ -611,3 +611,87 @@ fn time_llc270_one_month() {
         report.bytes_written as f64 / 1e6
     );
 }
+
+/// `edp synth --variables all`: every field the metadata's groupings read, so that
+/// every native grouping at every frequency it lists can be made end to end at LLC8,
+/// and the granules pass `edp verify --content`.
+#[test]
+fn all_variables_make_every_native_grouping() {
+    use edp::metadata::{MetadataSet, Product};
+    use edp::time::Frequency;
+    let edp = env!("CARGO_BIN_EXE_edp");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let out = std::process::Command::new(edp)
+        .args([
+            "synth", "--n", "8", "--levels", "50", "--months", "2", "--days", "1",
+        ])
+        .args(["--snapshots", "1", "--variables", "all", "-o"])
+        .arg(root.join("src"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The jobs of every time-varying native grouping, each at every frequency it has.
+    let m = MetadataSet::embedded().unwrap();
+    let (mut jobs, mut expected) = (String::new(), 0);
+    for g in m.groupings(Product::Native) {
+        for &f in &g.frequencies {
+            let steps = match f {
+                Frequency::AvgMon => 2,
+                Frequency::AvgDay | Frequency::Snap => 1,
+                _ => continue,
+            };
+            jobs.push_str(&format!(
+                "[{}, 'native', '{}', 'all']\n",
+                g.index,
+                f.job_name()
+            ));
+            expected += steps;
+        }
+    }
+    assert!(expected > 60, "{expected} granules");
+    let jobs_file = root.join("jobs.txt");
+    std::fs::write(&jobs_file, jobs).unwrap();
+    let dest = root.join("out");
+    let run = std::process::Command::new(edp)
+        .args(["run", "--jobs"])
+        .arg(&jobs_file)
+        .arg("--source")
+        .arg(root.join("src").join("V4r4"))
+        .arg("--dest")
+        .arg(&dest)
+        .arg("--grid")
+        .arg(root.join("src").join("grid"))
+        .env("EDP_MPI", "off")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("{expected} tasks: {expected} done, 0 failed")),
+        "{stdout}"
+    );
+    // No field left out of any granule (a missing input would be a partial step).
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!stderr.contains("miss some fields"), "{stderr}");
+    let verify = std::process::Command::new(edp)
+        .args(["verify", "--content"])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    let vout = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success() && vout.contains(&format!("{expected} granule(s)")),
+        "{vout}{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}

@@ -208,6 +208,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         debug: crate::run::spmd::DebugHooks {
             panic_granule: settings.debug_panic_granule.clone(),
             task_delay: Duration::from_millis(settings.debug_task_delay_ms.unwrap_or(0)),
+            slow_rank: settings.debug_slow_rank,
         },
         ranks_per_granule: a.ranks_per_granule.map(|g| g as usize),
         group_writer: a.group_writer,
@@ -325,15 +326,32 @@ fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<TaskLis
         // Mapped, each task parsed when needed: a release's list is never held whole.
         return non_empty(path, TaskList::map(path)?);
     }
-    let planned = a.plan.plan(storage)?;
+    use anyhow::Context as _;
+    // Planned into a task list file in the scratch directory, mapped, and the file
+    // unlinked (the mapping stays): the plan is never held whole in memory.
+    let dir = storage
+        .scratch()
+        .map(|s| s.root().to_path_buf())
+        .unwrap_or_else(|_| std::env::temp_dir());
+    let file = dir.join(format!("edp-plan-{}.json", uuid::Uuid::new_v4().simple()));
+    let planned = (|| -> anyhow::Result<(usize, usize)> {
+        let mut w = tasks::TaskListWriter::create(&file)
+            .with_context(|| format!("writing the plan to {}", file.display()))?;
+        let mut n = 0;
+        let planned = a.plan.plan_with(storage, &mut |ts| {
+            n += ts.len();
+            ts.iter().try_for_each(|t| w.push(t))
+        })?;
+        w.finish()
+            .with_context(|| format!("writing the plan to {}", file.display()))?;
+        Ok((n, planned.jobs))
+    })();
+    let list = planned.and_then(|p| Ok((p, TaskList::map(&file)?)));
+    let _ = std::fs::remove_file(&file);
+    let ((n, jobs), list) = list?;
     let jobs_file = a.plan.jobs.as_deref().unwrap_or(std::path::Path::new("?"));
-    log::info!(
-        "{} task(s) from {} job(s) in {}",
-        planned.plan.tasks.len(),
-        planned.jobs,
-        jobs_file.display()
-    );
-    Ok(planned.plan.tasks.into())
+    log::info!("{n} task(s) from {jobs} job(s) in {}", jobs_file.display());
+    Ok(list)
 }
 
 /// An empty task list is a mistake upstream (a wrong source root or step), not a run.

@@ -31,7 +31,9 @@ pub struct SynthArgs {
     /// Daily snapshots to write.
     #[arg(long, default_value_t = 0)]
     snapshots: usize,
-    /// Only these variables (comma-separated); default all.
+    /// Only these variables (comma-separated); default: the 13 of the synthetic table.
+    /// `all`: every field the metadata's groupings read (2D and 3D, C/U/V/G points),
+    /// enough to make every grouping.
     #[arg(long, value_delimiter = ',')]
     variables: Option<Vec<String>>,
     /// Also write the time-invariant mixing coefficients (DIFFKR, KAPGM, KAPREDI) under

@@ -28,6 +28,15 @@ const LATLON_FACTOR: f64 = 2.0;
 
 /// Estimated cost of a task, in equivalent input bytes.
 pub fn estimate(task: &Task) -> f64 {
+    let latlon = matches!(
+        GranuleName::parse(&task.granule).map(|n| n.product),
+        Ok(Product::Latlon)
+    );
+    estimate_with(task, latlon)
+}
+
+/// [`estimate`] of a task whose product is known (`latlon`: a lat-lon granule).
+pub fn estimate_with(task: &Task, latlon: bool) -> f64 {
     // Each input file once: a lat-lon vector pair names the same x and y files for
     // both of its output components, and they are read once.
     let files: BTreeSet<&str> = task
@@ -43,10 +52,7 @@ pub fn estimate(task: &Task) -> f64 {
             Err(_) => fallback_field_bytes(task),
         })
         .sum();
-    let factor = match GranuleName::parse(&task.granule).map(|n| n.product) {
-        Ok(Product::Latlon) => LATLON_FACTOR,
-        _ => 1.0,
-    };
+    let factor = if latlon { LATLON_FACTOR } else { 1.0 };
     OVERHEAD_BYTES + input * factor
 }
 

@@ -90,6 +90,9 @@ pub struct RunInfo {
     /// The host each rank ran on, by rank.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// Tasks each rank recorded, by rank (handed out in batches as ranks ask).
+    #[serde(default)]
+    pub tasks_by_rank: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -541,6 +544,8 @@ pub fn summary_text(dest: &Path, run: &RunInfo, f: &RunFailures) -> String {
             busy.join(", "),
             run.imbalance
         ));
+        let tasks: Vec<String> = run.tasks_by_rank.iter().map(|n| n.to_string()).collect();
+        s.push_str(&format!("tasks by rank: [{}]\n", tasks.join(", ")));
     }
     for (rank, host) in run.hosts.iter().enumerate() {
         s.push_str(&format!("rank {rank} on {host}\n"));

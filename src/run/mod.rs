@@ -49,6 +49,39 @@ pub enum RunError {
     NoGrid { index: usize, granule: String },
 }
 
+/// What a task's granule name says it makes, parsed once when the run is planned and
+/// carried with the task to the rank that makes it (which then does not parse the name
+/// again to find its mapping factors).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Target {
+    /// A native granule, or one whose name does not parse (the granule layer says why).
+    Native,
+    /// A lat-lon granule on the global grid of this resolution (degrees).
+    Latlon(f64),
+    /// A lat-lon granule whose label names no grid: why.
+    Bad(String),
+}
+
+impl Target {
+    /// The target of `task`'s granule.
+    pub fn of(task: &Task) -> Target {
+        let Ok(name) = GranuleName::parse(&task.granule) else {
+            return Target::Native;
+        };
+        if name.product != Product::Latlon {
+            return Target::Native;
+        }
+        match crate::granule::latlon::target_of(&name) {
+            Ok(t) => Target::Latlon(t.resolution),
+            Err(e) => Target::Bad(crate::error::chain(&e)),
+        }
+    }
+
+    pub fn is_latlon(&self) -> bool {
+        !matches!(self, Target::Native)
+    }
+}
+
 /// Where shared inputs come from when the tasks do not say (or must be overridden), and
 /// what a task without some of its fields does.
 #[derive(Debug, Clone, Default)]
@@ -166,7 +199,12 @@ impl RunContext {
 
     /// The context for a task, loading its grid the first time it is named, and its
     /// mapping factors when it is a lat-lon granule.
-    pub(crate) fn context(&mut self, index: usize, task: &Task) -> Result<Context, String> {
+    pub(crate) fn context(
+        &mut self,
+        index: usize,
+        task: &Task,
+        target: &Target,
+    ) -> Result<Context, String> {
         let missing = missing_fields(task, &self.metadata);
         if !missing.is_empty() {
             let fields = missing.join(", ");
@@ -220,7 +258,7 @@ impl RunContext {
                 g
             })
             .clone()?;
-        let factors = self.factors_for(task, &grid)?;
+        let factors = self.factors_for(task, target, &grid)?;
         Ok(Context {
             metadata: Arc::clone(&self.metadata),
             grid,
@@ -232,16 +270,19 @@ impl RunContext {
     }
 
     /// The mapping factors of a lat-lon task (`None` for a native one).
-    fn factors_for(&self, task: &Task, grid: &Grid) -> Result<Option<Arc<Factors>>, String> {
-        let Ok(name) = GranuleName::parse(&task.granule) else {
-            // The granule layer reports the bad name.
-            return Ok(None);
+    fn factors_for(
+        &self,
+        task: &Task,
+        target: &Target,
+        grid: &Grid,
+    ) -> Result<Option<Arc<Factors>>, String> {
+        let target = match target {
+            Target::Native => return Ok(None),
+            Target::Bad(why) => return Err(why.clone()),
+            Target::Latlon(res) => {
+                crate::regrid::TargetGrid::global(*res).map_err(|e| crate::error::chain(&e))?
+            }
         };
-        if name.product != Product::Latlon {
-            return Ok(None);
-        }
-        let target =
-            crate::granule::latlon::target_of(&name).map_err(|e| crate::error::chain(&e))?;
         let loc = task
             .ecco_mapping_factors_loc
             .as_deref()

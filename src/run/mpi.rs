@@ -263,6 +263,107 @@ impl World {
     }
 }
 
+/// Point-to-point messages of the dynamic schedule ([`super::spmd`]): the ranks ask rank
+/// 0 for batches of work and rank 0 answers. Only ever used in a world of more than one
+/// rank (a serial world has no one to ask).
+impl World {
+    /// Sends a small message (a request) to `rank`. Small messages go eagerly, so this
+    /// returns at once whether or not `rank` is receiving yet.
+    pub fn send_small(&self, rank: usize, tag: i32, bytes: &[u8]) {
+        if let Some(m) = &self.mpi {
+            count_or_abort(&m.world, bytes.len(), "a request");
+            m.world
+                .process_at_rank(rank as c_int)
+                .send_with_tag(bytes, tag as mpi::Tag);
+        }
+    }
+
+    /// A message with `tag` from any rank (`from: None`) or from `from`, if one has
+    /// arrived: its sender and bytes.
+    pub fn try_receive(&self, from: Option<usize>, tag: i32) -> Option<(usize, Vec<u8>)> {
+        let m = self.mpi.as_ref()?;
+        let probed = match from {
+            Some(r) => m
+                .world
+                .process_at_rank(r as c_int)
+                .immediate_matched_probe_with_tag(tag as mpi::Tag)?,
+            None => m
+                .world
+                .any_process()
+                .immediate_matched_probe_with_tag(tag as mpi::Tag)?,
+        };
+        let (bytes, status) = probed.matched_receive_vec::<u8>();
+        Some((status.source_rank() as usize, bytes))
+    }
+
+    /// The next message with `tag` from `from`, waiting for it asleep.
+    pub fn receive(&self, from: usize, tag: i32) -> Vec<u8> {
+        if self.mpi.is_none() {
+            self.abort(1, "a serial world has no one to receive from");
+        }
+        loop {
+            if let Some((_, bytes)) = self.try_receive(Some(from), tag) {
+                return bytes;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// Messages rank 0 has posted and not yet seen delivered: a batch may be far larger
+/// than MPI sends eagerly, and rank 0 must not wait for a busy rank to take it (the
+/// others would wait for rank 0 in turn). Each buffer is kept until its send completes.
+#[derive(Default)]
+pub struct Outbox {
+    pending: Vec<(Vec<u8>, mpi::ffi::MPI_Request)>,
+}
+
+impl Outbox {
+    /// Posts `bytes` to `rank` with `tag` and returns at once.
+    pub fn post(&mut self, world: &World, rank: usize, tag: i32, bytes: Vec<u8>) {
+        let Some(m) = &world.mpi else {
+            return;
+        };
+        let count = count_or_abort(&m.world, bytes.len(), "a batch of tasks");
+        // SAFETY: `bytes` stays in `pending` (its heap buffer does not move with the
+        // Vec) until MPI_Test reports the send complete; the request is that send's.
+        unsafe {
+            let mut request: mpi::ffi::MPI_Request = std::mem::zeroed();
+            mpi::ffi::MPI_Isend(
+                bytes.as_ptr().cast(),
+                count,
+                u8::equivalent_datatype().as_raw(),
+                rank as c_int,
+                tag as c_int,
+                m.world.as_raw(),
+                &mut request,
+            );
+            self.pending.push((bytes, request));
+        }
+    }
+
+    /// Frees the buffers of the sends that completed; true when none is left.
+    pub fn progress(&mut self) -> bool {
+        self.pending.retain_mut(|(_, request)| {
+            let mut done: c_int = 0;
+            // SAFETY: the request was made by MPI_Isend and not yet completed (a
+            // completed one is dropped from `pending` right here).
+            unsafe {
+                mpi::ffi::MPI_Test(request, &mut done, mpi::ffi::RSMPI_STATUS_IGNORE);
+            }
+            done == 0
+        });
+        self.pending.is_empty()
+    }
+
+    /// Waits, asleep, for every posted send to complete.
+    pub fn flush(&mut self) {
+        while !self.progress() {
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
 /// Rank 0's `data` on every rank of `comm`.
 fn broadcast_on(comm: &SimpleCommunicator, rank: usize, data: Vec<u8>) -> Vec<u8> {
     let root = comm.process_at_rank(0);

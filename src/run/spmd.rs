@@ -58,6 +58,8 @@ pub struct DebugHooks {
     pub panic_granule: Option<String>,
     /// Each rank waits this long before each task (`EDP_DEBUG_TASK_DELAY_MS`).
     pub task_delay: Duration,
+    /// Only this rank waits `task_delay` (`EDP_DEBUG_SLOW_RANK`): uneven costs.
+    pub slow_rank: Option<usize>,
 }
 
 /// What every rank needs to run.
@@ -103,6 +105,8 @@ struct Work {
     /// Written by this rank's whole group (every member holds the same entry).
     #[serde(default)]
     group: bool,
+    /// What the granule is made on, parsed from its name once, on rank 0.
+    target: super::Target,
 }
 
 /// What rank 0 tells every rank before the work.
@@ -133,6 +137,9 @@ struct RankReport {
     /// The node this rank ran on, for the summary's `rank R on HOST`.
     #[serde(default)]
     host: String,
+    /// Tasks this rank recorded (a group's tasks on its first rank).
+    #[serde(default)]
+    recorded: usize,
 }
 
 /// Rank 0's view of the run, kept between planning and the end.
@@ -152,6 +159,8 @@ struct RootState {
     _lock: super::dest_lock::DestLock,
     /// The task list, read from when rank 0 begins a task.
     tasks: TaskList,
+    /// The work not yet handed out (taken by [`work`] on rank 0).
+    dispatch: Option<Dispatch>,
 }
 
 /// Threads per rank: `SLURM_CPUS_PER_TASK`, else the node's cores (`PBS_NUM_PPN` or
@@ -184,13 +193,13 @@ pub fn run_spmd(
 ) -> (RunEnd, Option<String>) {
     let start = Instant::now();
     // 1. Plan on rank 0.
-    let (root, header, parts) = if world.is_root() {
+    let (root, header) = if world.is_root() {
         match plan(world, cfg, load_tasks) {
-            Ok((state, header, parts)) => (Some(Ok(state)), header, parts),
-            Err(e) => (Some(Err(format!("{e:#}"))), Header::Stop, vec![]),
+            Ok((state, header)) => (Some(Ok(state)), header),
+            Err(e) => (Some(Err(format!("{e:#}"))), Header::Stop),
         }
     } else {
-        (None, Header::Stop, vec![])
+        (None, Header::Stop)
     };
     // 2. Distribute.
     let header_bytes = serde_json::to_vec(&header).unwrap_or_default();
@@ -213,36 +222,6 @@ pub fn run_spmd(
             return (RunEnd::Config, msg);
         }
     };
-    // Rank 0 keeps its part as references; the others get theirs with the tasks.
-    let mut parts = parts.into_iter();
-    let own: Vec<Work> = parts.next().unwrap_or_default();
-    let parts = match (world.is_root(), &root) {
-        // Rank 0's own slot holds a placeholder: MPI refuses a scatter of nothing.
-        (true, Some(Ok(state))) => std::iter::once(b"[]".to_vec())
-            .chain(parts.map(|p: Vec<Work>| {
-                let filled: Vec<Work> = p
-                    .into_iter()
-                    .map(|mut w| {
-                        w.task = state.tasks.get(w.index).ok().map(|t| t.into_owned());
-                        w
-                    })
-                    .collect();
-                serde_json::to_vec(&filled).unwrap_or_default()
-            }))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let received = world.scatter_bytes(parts);
-    let mine: Vec<Work> = if world.is_root() {
-        own
-    } else {
-        match serde_json::from_slice(&received) {
-            Ok(w) => w,
-            Err(e) => world.abort(1, &format!("undecodable task assignment: {e}")),
-        }
-    };
-    drop(received);
-
     // 3. Shared inputs and the journal, checked on every rank before any work.
     let mut root = root.and_then(Result::ok);
     let shared = match root.as_mut().and_then(|r| r.shared.take()) {
@@ -277,21 +256,21 @@ pub fn run_spmd(
             return (RunEnd::Config, world.is_root().then(|| msg.to_string()));
         }
     };
-    log::debug!("rank {}: {} task(s)", world.rank(), mine.len());
-
     let progress = (world.is_root() && !cfg.progress_every.is_zero() && todo > 0)
         .then(|| Progress::start(dest.state_dir().to_path_buf(), todo, cfg.progress_every));
     // Collective: the groups that write one granule together.
     let group = world.groups(group_size);
+    let mut dispatch = root.as_mut().and_then(|r| r.dispatch.take());
     let report = work(
         Ranks {
             world,
             group: &group,
             writer: cfg.group_writer,
         },
-        Assigned {
-            mine: &mine,
+        Source {
+            dispatch: dispatch.as_mut(),
             list: root.as_ref().map(|r| &r.tasks),
+            group_size,
         },
         &mut shared,
         &mut journal,
@@ -322,7 +301,7 @@ fn plan(
     world: &World,
     cfg: &SpmdConfig,
     load_tasks: &dyn Fn() -> anyhow::Result<TaskList>,
-) -> anyhow::Result<(RootState, Header, Vec<Vec<Work>>)> {
+) -> anyhow::Result<(RootState, Header)> {
     let started = now_utc();
     let tasks = load_tasks()?;
     let granules = tasks.granules()?;
@@ -356,29 +335,45 @@ fn plan(
     let listing = dest.listing(&cfg.storage)?;
     // Each task parsed once (from the mapped list): its hash, the done decision, and
     // for one to do its cost; nothing of it is kept but those.
-    let decisions: Vec<Result<(String, Done, f64, bool), String>> = (0..tasks.len())
+    let decisions: Vec<Result<Decision, String>> = (0..tasks.len())
         .into_par_iter()
         .map(|i| {
             let t = tasks.get(i).map_err(|e| crate::error::chain(&e))?;
             let k = &keys[i];
             let sha = journal::task_sha256(&t);
             let d = dest.decide(&cfg.storage, &listing, k, priors.get(k), &sha, cfg.verify);
-            let (cost, split) = match d {
-                Done::Done => (0.0, false),
-                Done::Redo(_) => (
-                    cost::estimate(&t),
-                    t.dynamic_metadata.dimension.eq_ignore_ascii_case("3D")
-                        && crate::storage::s3_url(&t.granule).is_none(),
-                ),
+            let (cost, split, target) = match d {
+                Done::Done => (0.0, false, super::Target::Native),
+                Done::Redo(_) => {
+                    let target = super::Target::of(&t);
+                    (
+                        cost::estimate_with(&t, target.is_latlon()),
+                        t.dynamic_metadata.dimension.eq_ignore_ascii_case("3D")
+                            && crate::storage::s3_url(&t.granule).is_none(),
+                        target,
+                    )
+                }
             };
-            Ok((sha, d, cost, split))
+            Ok(Decision {
+                sha,
+                done: d,
+                cost,
+                splittable: split,
+                target,
+            })
         })
         .collect();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut todo: Vec<Work> = Vec::new();
     let mut costs: Vec<f64> = Vec::new();
     for (i, decision) in decisions.into_iter().enumerate() {
-        let (sha, d, cost, splittable) = decision.map_err(anyhow::Error::msg)?;
+        let Decision {
+            sha,
+            done: d,
+            cost,
+            splittable,
+            target,
+        } = decision.map_err(anyhow::Error::msg)?;
         match d {
             Done::Done => {}
             Done::Redo(reason) => {
@@ -390,6 +385,7 @@ fn plan(
                     task: None,
                     splittable,
                     group: false,
+                    target,
                 });
                 costs.push(cost);
             }
@@ -422,19 +418,15 @@ fn plan(
         }
     }
 
-    let (parts, group_size) = assign(
+    let dispatch = schedule(
         world.size(),
         todo,
         &costs,
         cfg.ranks_per_granule,
         cfg.group_writer,
     )?;
-    // A task written by a group is listed once per member.
-    let todo_n = parts
-        .iter()
-        .enumerate()
-        .map(|(r, p)| p.iter().filter(|w| !w.group || r % group_size == 0).count())
-        .sum();
+    let group_size = dispatch.group_size;
+    let todo_n = dispatch.grouped.len() + dispatch.single.len();
     Ok((
         RootState {
             dest: dest.clone(),
@@ -447,6 +439,7 @@ fn plan(
             shared: Some(shared),
             _lock: lock,
             tasks,
+            dispatch: Some(dispatch),
         },
         Header::Go {
             run_id,
@@ -454,20 +447,28 @@ fn plan(
             todo: todo_n,
             group_size,
         },
-        parts,
     ))
 }
 
-/// Rank 0: which rank does which task. Tasks written by a group go to groups of
-/// `group_size` consecutive ranks (every member gets the entry), largest first; the
-/// others to single ranks. Returns each rank's list and the group size (1: no groups).
-fn assign(
+/// What planning found of one task.
+struct Decision {
+    sha: String,
+    done: Done,
+    cost: f64,
+    splittable: bool,
+    target: super::Target,
+}
+
+/// Rank 0: the work to hand out, in two queues ordered largest first. Tasks written by
+/// a group of `group_size` consecutive ranks go to the groups' first ranks (which share
+/// them with their groups); the others to single ranks as they ask.
+fn schedule(
     ranks: usize,
     todo: Vec<Work>,
     costs: &[f64],
     fixed: Option<usize>,
     writer: crate::ncio::GroupWriter,
-) -> anyhow::Result<(Vec<Vec<Work>>, usize)> {
+) -> anyhow::Result<Dispatch> {
     let splittable: Vec<bool> = todo.iter().map(|w| w.splittable).collect();
     let sizes = cost::group_sizes(costs, &splittable, ranks, fixed);
     let groups_possible =
@@ -479,49 +480,159 @@ fn assign(
         );
     }
     let group_size = sizes.iter().flatten().copied().max().unwrap_or(1);
-    let groups = ranks.div_ceil(group_size);
-    let (grouped, single): (Vec<usize>, Vec<usize>) =
-        (0..todo.len()).partition(|&i| sizes[i].is_some());
-    let share =
-        |idx: &[usize], div: f64| -> Vec<f64> { idx.iter().map(|&i| costs[i] / div).collect() };
-    let by_group = cost::partition(&share(&grouped, group_size as f64), groups);
-    let by_rank = cost::partition(&share(&single, 1.0), ranks);
-    let mut loads = vec![0.0f64; ranks];
+    let mut order: Vec<usize> = (0..todo.len()).collect();
+    order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(a.cmp(&b)));
     let mut slots: Vec<Option<Work>> = todo.into_iter().map(Some).collect();
-    let mut parts: Vec<Vec<Work>> = vec![Vec::new(); ranks];
-    for (g, list) in by_group.iter().enumerate() {
-        for &k in list {
-            let i = grouped[k];
-            let Some(mut w) = slots[i].take() else {
-                continue;
-            };
+    let mut d = Dispatch::new(ranks, group_size);
+    for i in order {
+        let Some(mut w) = slots[i].take() else {
+            continue;
+        };
+        if sizes[i].is_some() {
             w.group = true;
-            let members: Vec<usize> = (g * group_size..((g + 1) * group_size).min(ranks)).collect();
-            for &r in &members {
-                loads[r] += costs[i] / members.len() as f64;
-                parts[r].push(w.clone());
-            }
+            d.grouped.push_back(w);
+        } else {
+            d.single.push_back((w, costs[i]));
+            d.single_cost += costs[i];
         }
     }
-    for (r, list) in by_rank.iter().enumerate() {
-        for &k in list {
-            let i = single[k];
-            if let Some(w) = slots[i].take() {
-                loads[r] += costs[i];
-                parts[r].push(w);
-            }
-        }
-    }
-    let by_groups = match grouped.len() {
+    let by_groups = match d.grouped.len() {
         0 => String::new(),
         n => format!(" ({n} by groups of {group_size})"),
     };
     log::info!(
-        "{} task(s) to do over {ranks} rank(s){by_groups}; estimated imbalance {:.3}",
-        grouped.len() + single.len(),
-        cost::imbalance(&loads)
+        "{} task(s) to do over {ranks} rank(s){by_groups}, handed out in batches as ranks ask, largest first",
+        d.grouped.len() + d.single.len(),
     );
-    Ok((parts, group_size))
+    Ok(d)
+}
+
+/// Message tags of the dynamic schedule.
+const ASK_TAG: i32 = 21;
+const BATCH_TAG: i32 = 22;
+/// What a rank asks rank 0: a batch of group tasks (a group's first rank), a batch of
+/// single tasks, or nothing more (it stops: a signal, a journal it cannot write).
+const ASK_GROUPED: u8 = b'g';
+const ASK_SINGLE: u8 = b's';
+const ASK_QUIT: u8 = b'q';
+/// Most tasks in one batch: what a rank that dies loses at most, and a bound on a
+/// batch message and on a rank's memory for tasks.
+const MAX_BATCH: usize = 64;
+/// A batch is about this fraction of the remaining cost per rank (guided
+/// self-scheduling: large batches while much is left, single tasks at the end).
+const BATCHES_PER_RANK: f64 = 4.0;
+
+/// Rank 0's queues of work not yet handed out, and who has finished asking.
+struct Dispatch {
+    group_size: usize,
+    grouped: std::collections::VecDeque<Work>,
+    single: std::collections::VecDeque<(Work, f64)>,
+    single_cost: f64,
+    /// Ranks that will ask no more (told there is no more, or quit).
+    finished: Vec<bool>,
+    /// Ranks that have asked for single tasks at least once.
+    asked: Vec<bool>,
+    /// Tasks handed to each rank (group tasks counted on the group's first rank).
+    handed: Vec<usize>,
+    /// No more work is handed out (rank 0 was asked to stop).
+    closed: bool,
+    outbox: mpi::Outbox,
+}
+
+impl Dispatch {
+    fn new(ranks: usize, group_size: usize) -> Dispatch {
+        let mut finished = vec![false; ranks];
+        finished[0] = true;
+        let mut asked = vec![false; ranks];
+        asked[0] = true;
+        Dispatch {
+            group_size,
+            grouped: Default::default(),
+            single: Default::default(),
+            single_cost: 0.0,
+            finished,
+            asked,
+            handed: vec![0; ranks],
+            closed: false,
+            outbox: Default::default(),
+        }
+    }
+
+    /// The next batch of single tasks for one of `ranks` ranks: largest first, about a
+    /// [`BATCHES_PER_RANK`]th of the remaining cost per rank, at least one task.
+    fn take_single(&mut self, ranks: usize) -> Vec<Work> {
+        if self.closed {
+            return Vec::new();
+        }
+        let target = self.single_cost / (ranks as f64 * BATCHES_PER_RANK);
+        let mut batch = Vec::new();
+        let mut cost = 0.0;
+        while batch.len() < MAX_BATCH && (batch.is_empty() || cost < target) {
+            let Some((w, c)) = self.single.pop_front() else {
+                break;
+            };
+            cost += c;
+            self.single_cost -= c;
+            batch.push(w);
+        }
+        batch
+    }
+
+    /// The next group task batch: one task (the groups move in step per task).
+    fn take_grouped(&mut self) -> Vec<Work> {
+        if self.closed {
+            return Vec::new();
+        }
+        self.grouped.pop_front().into_iter().collect()
+    }
+
+    /// Answers every request that has arrived; `list` fills in the tasks.
+    fn serve(&mut self, world: &World, list: &TaskList) {
+        while let Some((rank, ask)) = world.try_receive(None, ASK_TAG) {
+            let batch = match ask.first() {
+                Some(&ASK_GROUPED) => self.take_grouped(),
+                Some(&ASK_SINGLE) => {
+                    self.asked[rank] = true;
+                    self.take_single(world.size())
+                }
+                _ => {
+                    self.asked[rank] = true;
+                    self.finished[rank] = true;
+                    continue;
+                }
+            };
+            if batch.is_empty() && ask.first() == Some(&ASK_SINGLE) {
+                self.finished[rank] = true;
+            }
+            self.handed[rank] += batch.len();
+            let filled: Vec<Work> = batch
+                .into_iter()
+                .map(|mut w| {
+                    w.task = list.get(w.index).ok().map(|t| t.into_owned());
+                    w
+                })
+                .collect();
+            let bytes = serde_json::to_vec(&filled).unwrap_or_else(|_| b"[]".to_vec());
+            self.outbox.post(world, rank, BATCH_TAG, bytes);
+        }
+        self.outbox.progress();
+    }
+
+    /// Serves, asleep between looks, until `done` holds.
+    fn serve_until(&mut self, world: &World, list: &TaskList, done: fn(&Dispatch) -> bool) {
+        loop {
+            self.serve(world, list);
+            if done(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Tasks never handed out (each group task once).
+    fn left(&self) -> usize {
+        self.grouped.len() + self.single.len()
+    }
 }
 
 /// This rank in the world and in its writing group, and how that group writes.
@@ -532,84 +643,150 @@ struct Ranks<'a> {
     writer: crate::ncio::GroupWriter,
 }
 
-/// A rank's share: its work, and on rank 0 the list its tasks are read from.
-struct Assigned<'a> {
-    mine: &'a [Work],
+/// Where a rank's work comes from: on rank 0 the dispatch itself and the list its
+/// tasks are read from; elsewhere, rank 0, by message.
+struct Source<'a> {
+    dispatch: Option<&'a mut Dispatch>,
     list: Option<&'a TaskList>,
+    /// Ranks per group for the tasks written by a group (1: none are).
+    group_size: usize,
 }
 
-/// Every rank: produce the assigned granules, journaling each outcome.
+/// Every rank: ask for work, produce the granules, journal each outcome. Two phases:
+/// the tasks groups of ranks write together (only when there are groups), then the
+/// single tasks, each batch asked for as the last one runs out. Rank 0 works too,
+/// taking one task at a time from the queues and answering the others between its
+/// tasks; at the end it answers until every rank has had its last word.
 fn work(
     ranks: Ranks<'_>,
-    assigned: Assigned<'_>,
+    source: Source<'_>,
     shared: &mut RunContext,
     journal: &mut JournalWriter,
     run_id: &str,
     stop: &StopFlag,
     debug: &DebugHooks,
 ) -> RankReport {
-    let Ranks { world, group, .. } = ranks;
-    let Assigned { mine, list } = assigned;
-    let panic_at = debug.panic_granule.as_deref().filter(|s| !s.is_empty());
     let host = mpi::host();
-    let mut report = RankReport {
+    let mut r = Runner {
+        ranks,
+        list: source.list,
+        shared,
+        journal,
+        run_id,
+        stop,
+        debug,
         host: host.clone(),
-        ..RankReport::default()
+        report: RankReport {
+            host,
+            ..RankReport::default()
+        },
+        in_flight: None,
     };
-    // A local granule whose commit runs while the next one is made, and how many
-    // tasks were begun.
-    let mut in_flight: Option<Begun> = None;
-    let mut begun_all = 0;
-    for (n, w) in mine.iter().enumerate() {
-        std::thread::sleep(debug.task_delay);
+    let world = ranks.world;
+    match (source.dispatch, source.list) {
+        (Some(d), Some(list)) => {
+            if d.group_size > 1 {
+                r.grouped_phase(Some(&mut *d));
+            }
+            r.root_singles(d, list);
+        }
+        _ => {
+            if source.group_size > 1 {
+                r.grouped_phase(None);
+            }
+            r.worker_singles();
+        }
+    }
+    if r.report.not_run > 0 {
+        log::warn!(
+            "rank {}: {} task(s) left undone",
+            world.rank(),
+            r.report.not_run
+        );
+    }
+    r.report
+}
+
+/// One rank's work in progress.
+struct Runner<'a> {
+    ranks: Ranks<'a>,
+    list: Option<&'a TaskList>,
+    shared: &'a mut RunContext,
+    journal: &'a mut JournalWriter,
+    run_id: &'a str,
+    stop: &'a StopFlag,
+    debug: &'a DebugHooks,
+    host: String,
+    report: RankReport,
+    /// A local granule whose commit runs while the next one is made.
+    in_flight: Option<Begun>,
+}
+
+impl Runner<'_> {
+    /// Whether this rank may begin another task.
+    fn go_on(&self) -> bool {
+        !self.stop.is_set() && self.report.journal_failed.is_none()
+    }
+
+    /// Tasks of `rest` this rank would have recorded (a group's first rank records
+    /// the group's tasks).
+    fn count_undone<'w>(&mut self, rest: impl IntoIterator<Item = &'w Work>) {
+        let leads = self.ranks.group.rank() == 0;
+        self.report.not_run += rest.into_iter().filter(|w| !w.group || leads).count();
+    }
+
+    /// Begins (and, for a group's task or the one in flight before it, finishes)
+    /// task `w`; false when this rank stops instead (then `w` is not begun).
+    fn run(&mut self, w: &Work) -> bool {
+        let Ranks {
+            world,
+            group,
+            writer,
+        } = self.ranks;
+        if self.debug.slow_rank.map_or(true, |r| r == world.rank()) {
+            std::thread::sleep(self.debug.task_delay);
+        }
         let in_group = w.group && group.size() > 1;
         // A group goes on or stops together: its members wait for each other, and one
         // that stops (a signal, a journal that cannot be written) stops them all.
-        let go_on = !stop.is_set() && report.journal_failed.is_none();
-        let stop_here = |report: &mut RankReport, why: &str| {
-            report.not_run = remaining(&mine[n..], group);
-            log::warn!(
-                "rank {}: {why}; {} task(s) left undone",
-                world.rank(),
-                report.not_run
-            );
-        };
+        let go_on = self.go_on();
         if in_group && !group.all_true(go_on) && go_on {
-            stop_here(&mut report, "another rank of its group stopped");
-            break;
+            log::warn!("rank {}: another rank of its group stopped", world.rank());
+            return false;
         }
-        if report.journal_failed.is_some() {
-            break;
+        if self.report.journal_failed.is_some() {
+            return false;
         }
-        if stop.is_set() {
-            report.interrupted = true;
-            stop_here(&mut report, "stop requested");
-            break;
+        if self.stop.is_set() {
+            self.report.interrupted = true;
+            log::warn!("rank {}: stop requested", world.rank());
+            return false;
         }
         // Rank 0 reads its task from the list now; the others received theirs.
-        let task = match (&w.task, list) {
+        let task = match (&w.task, self.list) {
             (Some(t), _) => Ok(std::borrow::Cow::Borrowed(t)),
             (None, Some(l)) => l.get(w.index).map_err(|e| crate::error::chain(&e)),
             (None, None) => Err(format!("task {} was not received", w.index)),
         };
-        if let (Some(p), Ok(t)) = (&panic_at, &task) {
+        let panic_at = self
+            .debug
+            .panic_granule
+            .as_deref()
+            .filter(|s| !s.is_empty());
+        if let (Some(p), Ok(t)) = (panic_at, &task) {
             if t.granule.contains(p) {
                 panic!("{DEBUG_PANIC_VAR} matches task {} ({})", w.index, w.key);
             }
         }
-        let begun = begin_task(w, task, shared, in_group.then_some((group, ranks.writer)));
-        begun_all = n + 1;
+        let begun = begin_task(w, task, self.shared, in_group.then_some((group, writer)));
         // The previous granule was committed (fsync, rename) while this one was made:
         // it is recorded now that it is in place.
-        if let Some(prev) = in_flight.take() {
-            let record = finish_task(prev, world.rank(), &host, run_id);
-            settle(record, &mine[begun_all..], ranks, journal, &mut report);
-        }
+        self.finish_in_flight();
         if !in_group {
-            in_flight = Some(begun);
-            continue;
+            self.in_flight = Some(begun);
+            return true;
         }
-        let record = finish_task(begun, world.rank(), &host, run_id);
+        let record = finish_task(begun, world.rank(), &self.host, self.run_id);
         if group.rank() != 0 {
             // The group's first rank records the granule.
             if let Some(e) = &record.error {
@@ -620,28 +797,189 @@ fn work(
                     record.granule
                 );
             }
-            report.busy_seconds += record.seconds;
-            continue;
+            self.report.busy_seconds += record.seconds;
+            return true;
         }
-        settle(record, &mine[begun_all..], ranks, journal, &mut report);
+        settle(record, self.ranks, self.journal, &mut self.report);
+        true
     }
-    if let Some(prev) = in_flight.take() {
-        let record = finish_task(prev, world.rank(), &host, run_id);
-        settle(record, &mine[begun_all..], ranks, journal, &mut report);
+
+    fn finish_in_flight(&mut self) {
+        if let Some(prev) = self.in_flight.take() {
+            let record = finish_task(prev, self.ranks.world.rank(), &self.host, self.run_id);
+            settle(record, self.ranks, self.journal, &mut self.report);
+        }
     }
-    report
+
+    /// Runs `batch` in order; false when this rank stopped (the rest counted undone).
+    fn run_batch(&mut self, batch: Vec<Work>, mut serve: impl FnMut()) -> bool {
+        let mut batch = std::collections::VecDeque::from(batch);
+        while let Some(w) = batch.front() {
+            if !self.run(w) {
+                self.count_undone(&batch);
+                return false;
+            }
+            batch.pop_front();
+            serve();
+        }
+        true
+    }
+
+    /// The tasks written by groups: each group's first rank asks for one, shares it
+    /// with its group, and the group writes it, until none is left (or the group
+    /// stops). Rank 0 (first of group 0) takes its own from `dispatch`.
+    fn grouped_phase(&mut self, mut dispatch: Option<&mut Dispatch>) {
+        let Ranks { world, group, .. } = self.ranks;
+        loop {
+            let ask = if group.rank() != 0 {
+                Vec::new()
+            } else if !self.go_on() {
+                b"[]".to_vec()
+            } else {
+                match (dispatch.as_deref_mut(), self.list) {
+                    (Some(d), Some(list)) => {
+                        let batch = d.take_grouped();
+                        d.handed[0] += batch.len();
+                        filled_batch(batch, list)
+                    }
+                    _ => {
+                        world.send_small(0, ASK_TAG, &[ASK_GROUPED]);
+                        world.receive(0, BATCH_TAG)
+                    }
+                }
+            };
+            let bytes = group.broadcast_bytes(ask);
+            let batch: Vec<Work> = match serde_json::from_slice(&bytes) {
+                Ok(b) => b,
+                Err(e) => world.abort(1, &format!("undecodable batch of tasks: {e}")),
+            };
+            if batch.is_empty() {
+                return;
+            }
+            let ok = match (dispatch.as_deref_mut(), self.list) {
+                (Some(d), Some(list)) => self.run_batch(batch, || d.serve(world, list)),
+                _ => self.run_batch(batch, || {}),
+            };
+            if !ok {
+                return;
+            }
+        }
+    }
+
+    /// Rank 0: single tasks one at a time from the queue, answering the other ranks
+    /// between them, then answering until every rank has had its last word.
+    fn root_singles(&mut self, d: &mut Dispatch, list: &TaskList) {
+        let world = self.ranks.world;
+        if d.group_size == 1 {
+            // Every rank's first request before rank 0 takes its first task, so that
+            // the largest tasks are spread at once.
+            d.serve_until(world, list, |d| d.asked.iter().all(|&a| a));
+        }
+        loop {
+            d.serve(world, list);
+            if !self.go_on() {
+                break;
+            }
+            let Some((w, c)) = d.single.pop_front() else {
+                break;
+            };
+            d.single_cost -= c;
+            if !self.run(&w) {
+                d.single.push_front((w, 0.0));
+                break;
+            }
+            d.handed[0] += 1;
+        }
+        self.finish_in_flight();
+        // A stop hands out nothing more; a journal rank 0 cannot write stops only its
+        // own work.
+        if self.stop.is_set() {
+            d.closed = true;
+        }
+        d.serve_until(world, list, |d| d.finished.iter().all(|&f| f));
+        d.outbox.flush();
+        let left = d.left();
+        if left > 0 {
+            self.report.not_run += left;
+            self.report.interrupted |= self.stop.is_set();
+        }
+        log::debug!("tasks handed out by rank: {:?}", d.handed);
+    }
+
+    /// A rank other than 0: asks for a batch of single tasks as its last one begins,
+    /// until rank 0 has no more (or this rank stops: it says so).
+    fn worker_singles(&mut self) {
+        let world = self.ranks.world;
+        let mut queue: std::collections::VecDeque<Work> = Default::default();
+        let (mut asked, mut exhausted) = (false, false);
+        let decode = |bytes: Vec<u8>| -> Vec<Work> {
+            match serde_json::from_slice(&bytes) {
+                Ok(b) => b,
+                Err(e) => world.abort(1, &format!("undecodable batch of tasks: {e}")),
+            }
+        };
+        loop {
+            if !asked && !exhausted && queue.len() <= 1 && self.go_on() {
+                world.send_small(0, ASK_TAG, &[ASK_SINGLE]);
+                asked = true;
+            }
+            if asked {
+                let got = if queue.is_empty() {
+                    Some(world.receive(0, BATCH_TAG))
+                } else {
+                    world.try_receive(Some(0), BATCH_TAG).map(|(_, b)| b)
+                };
+                if let Some(bytes) = got {
+                    asked = false;
+                    let batch = decode(bytes);
+                    exhausted = batch.is_empty();
+                    queue.extend(batch);
+                }
+            }
+            let Some(w) = queue.front() else {
+                break;
+            };
+            if !self.run(w) {
+                break;
+            }
+            queue.pop_front();
+        }
+        self.finish_in_flight();
+        if asked {
+            // The answer on its way is taken (rank 0 waits for it to be) and not run.
+            let batch = decode(world.receive(0, BATCH_TAG));
+            exhausted = batch.is_empty();
+            queue.extend(batch);
+        }
+        if !exhausted {
+            world.send_small(0, ASK_TAG, &[ASK_QUIT]);
+        }
+        self.count_undone(&queue);
+    }
 }
 
-/// Logs and journals a task's record; `rest` are the tasks not begun, left undone if
-/// the journal cannot be written.
+/// A batch with its tasks read from the list, as sent.
+fn filled_batch(batch: Vec<Work>, list: &TaskList) -> Vec<u8> {
+    let filled: Vec<Work> = batch
+        .into_iter()
+        .map(|mut w| {
+            w.task = list.get(w.index).ok().map(|t| t.into_owned());
+            w
+        })
+        .collect();
+    serde_json::to_vec(&filled).unwrap_or_else(|_| b"[]".to_vec())
+}
+
+/// Logs and journals a task's record; a journal that cannot be written stops this
+/// rank from taking more tasks.
 fn settle(
     record: Record,
-    rest: &[Work],
-    Ranks { world, group, .. }: Ranks<'_>,
+    Ranks { world, .. }: Ranks<'_>,
     journal: &mut JournalWriter,
     report: &mut RankReport,
 ) {
     report.busy_seconds += record.seconds;
+    report.recorded += 1;
     match (&record.status, &record.error) {
         (Status::Done, _) => log::info!(
             "rank {}: wrote {} ({:.1} MB, {:.2} s)",
@@ -666,23 +1004,13 @@ fn settle(
         // Work that cannot be recorded would be lost to a crash and redone: stop
         // taking tasks (this record still reaches the manifest through rank 0); the
         // next round tells this rank's group.
-        report.not_run = remaining(rest, group);
         log::error!(
-            "rank {}: {}; stopping: {} task(s) of this rank left undone",
+            "rank {}: {}; stopping: this rank takes no more tasks",
             world.rank(),
             crate::error::chain(&e),
-            report.not_run
         );
         report.journal_failed = Some(crate::error::chain(&e));
     }
-}
-
-/// Tasks of `rest` this rank would have recorded (a group's first rank records the
-/// group's tasks).
-fn remaining(rest: &[Work], group: &Group) -> usize {
-    rest.iter()
-        .filter(|w| !w.group || group.rank() == 0)
-        .count()
 }
 
 /// A task begun: what its record needs from the start, and its granule written (a
@@ -721,7 +1049,7 @@ fn begin_task(
     let context = task
         .as_ref()
         .map_err(Clone::clone)
-        .and_then(|t| shared.context(w.index, t));
+        .and_then(|t| shared.context(w.index, t, &w.target));
     // The members of a group set up together or not at all.
     let context = match group.map(|(g, _)| g.all_ok(context.as_ref().err().map(String::as_str))) {
         Some(Err(failed)) => Err(context.err().unwrap_or_else(|| match failed {
@@ -883,6 +1211,7 @@ fn conclude(
             }
         };
         info.busy_seconds.push(r.busy_seconds);
+        info.tasks_by_rank.push(r.recorded);
         info.hosts.push(r.host);
         info.not_run += r.not_run;
         info.interrupted |= r.interrupted;

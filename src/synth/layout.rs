@@ -27,6 +27,9 @@ pub enum Source {
     VectorX(fn(f64, f64, f64, f64) -> (f64, f64)),
     /// The model-y component of such a field.
     VectorY(fn(f64, f64, f64, f64) -> (f64, f64)),
+    /// A smooth field of its own for a field the table does not know (see
+    /// [`super::release::seeded`]).
+    Seeded(u32),
 }
 
 /// One synthetic model-output variable.
@@ -291,13 +294,15 @@ pub fn field_base(release_dir: &Path, freq: Freq, var: &str, step: u64) -> PathB
 }
 
 /// MITgcm's `available_diagnostics.log` for the synthetic variables (xmitgcm
-/// reads point types from it).
-pub fn available_diagnostics(nz: usize) -> String {
-    let mut s = String::from(
-        " Total Nb of available Diagnostics: ndiag=  13\n\
+/// reads point types from it); `extra` are the other fields written (`--variables
+/// all`), listed after them.
+pub fn available_diagnostics(nz: usize, extra: &[&super::release::Var]) -> String {
+    let mut s = format!(
+        " Total Nb of available Diagnostics: ndiag={:>4}\n\
          ------------------------------------------------------------------------------------\n\
          \x20 Num |<-Name->|Levs|  mate |<- code ->|<--  Units   -->|<- Tile (max=80c)\n\
          ------------------------------------------------------------------------------------\n",
+        VARIABLES.len() + extra.len()
     );
     for (k, v) in VARIABLES.iter().enumerate() {
         let levs = if v.vertical == Vertical::Surface {
@@ -319,6 +324,35 @@ pub fn available_diagnostics(nz: usize) -> String {
             v.code,
             v.units,
             v.title
+        ));
+    }
+    for (k, v) in extra.iter().enumerate() {
+        let (levs, vcode) = match v.vertical {
+            Vertical::Surface => (1, '1'),
+            Vertical::Centre => (nz, 'R'),
+            Vertical::Top => (nz, 'R'),
+        };
+        let p = match v.point {
+            PointType::U => 'U',
+            PointType::V => 'V',
+            PointType::G => 'Z',
+            _ => 'M',
+        };
+        let level = if v.vertical == Vertical::Top {
+            'L'
+        } else {
+            'M'
+        };
+        let code = format!("S{p}      {level}{vcode}");
+        s.push_str(&format!(
+            "{:>5} |{:<8}|{:>3} |{:<7}|{:<10}|{:<16}|{}\n",
+            VARIABLES.len() + k + 1,
+            v.name,
+            levs,
+            "",
+            code,
+            "1",
+            "synthetic field"
         ));
     }
     s

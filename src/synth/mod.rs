@@ -28,6 +28,7 @@ pub mod invariant;
 pub mod layout;
 pub mod oned;
 mod output;
+pub mod release;
 
 use std::path::{Path, PathBuf};
 
@@ -59,7 +60,8 @@ pub struct SynthConfig {
     pub days: usize,
     /// Daily snapshots to write, from 1992-01-02T00:00.
     pub snapshots: usize,
-    /// Variables to write (MITgcm names, see [`VARIABLES`]); `None` = all.
+    /// Variables to write (MITgcm names, see [`VARIABLES`]); `None` = all of those;
+    /// `["all"]` = every field the embedded metadata's groupings read ([`release`]).
     pub variables: Option<Vec<String>>,
 }
 
@@ -223,10 +225,15 @@ pub fn llc_geometry(n: usize, nz: usize) -> SynthGrid {
     }
 }
 
-fn select_variables(cfg: &SynthConfig) -> Result<Vec<&'static VarSpec>, SynthError> {
+fn select_variables(cfg: &SynthConfig) -> Result<Vec<release::Var>, SynthError> {
     let Some(names) = &cfg.variables else {
-        return Ok(VARIABLES.iter().collect());
+        return Ok(VARIABLES.iter().map(release::Var::from_spec).collect());
     };
+    if names.len() == 1 && names[0].eq_ignore_ascii_case(release::ALL) {
+        let m = crate::metadata::MetadataSet::embedded()
+            .map_err(|e| SynthError::InvalidConfig(crate::error::chain(&e)))?;
+        return Ok(release::all_fields(&m));
+    }
     for name in names {
         if layout::variable(name).is_none() {
             return Err(SynthError::UnknownVariable {
@@ -234,6 +241,7 @@ fn select_variables(cfg: &SynthConfig) -> Result<Vec<&'static VarSpec>, SynthErr
                 known: VARIABLES
                     .iter()
                     .map(|v| v.name)
+                    .chain([release::ALL])
                     .collect::<Vec<_>>()
                     .join(", "),
             });
@@ -242,6 +250,7 @@ fn select_variables(cfg: &SynthConfig) -> Result<Vec<&'static VarSpec>, SynthErr
     Ok(VARIABLES
         .iter()
         .filter(|v| names.iter().any(|n| n == v.name))
+        .map(release::Var::from_spec)
         .collect())
 }
 
@@ -276,7 +285,11 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> Result<SynthReport, SynthError
     let map = LlcMap::new(n);
     let bathy = Bathymetry::new(&map, VerticalGrid::new(cfg.nz));
     let grid_dir = out.join("grid");
-    let c_points = write_grid(&map, &bathy, &grid_dir, &mut tally)?;
+    let extra: Vec<&release::Var> = vars
+        .iter()
+        .filter(|v| layout::variable(&v.name).is_none())
+        .collect();
+    let c_points = write_grid(&map, &bathy, &grid_dir, &extra, &mut tally)?;
 
     // Only the points and wet-level counts the chosen variables need.
     let needs = |p: PointType| vars.iter().any(|v| v.point == p);
@@ -306,7 +319,7 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> Result<SynthReport, SynthError
                 let geo = geo.ok_or_else(|| {
                     SynthError::InvalidConfig(format!("no geometry for {}", spec.name))
                 })?;
-                let base = layout::field_base(&release_dir, freq, spec.name, step);
+                let base = layout::field_base(&release_dir, freq, &spec.name, step);
                 if let Some(dir) = base.parent() {
                     output::create_dir(dir)?;
                 }
@@ -331,7 +344,7 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> Result<SynthReport, SynthError
         monthly_steps,
         daily_steps,
         snapshot_steps,
-        variables: vars.iter().map(|v| v.name.to_string()).collect(),
+        variables: vars.iter().map(|v| v.name.clone()).collect(),
     })
 }
 
@@ -340,6 +353,7 @@ fn write_grid(
     map: &LlcMap,
     bathy: &Bathymetry,
     dir: &Path,
+    extra: &[&release::Var],
     tally: &mut Tally,
 ) -> Result<PointGeometry, SynthError> {
     let n = map.n();
@@ -420,14 +434,14 @@ fn write_grid(
         tally.add_pair(&base)?;
     }
     let log = dir.join("available_diagnostics.log");
-    output::write_text(&log, &layout::available_diagnostics(nz))?;
+    output::write_text(&log, &layout::available_diagnostics(nz, extra))?;
     tally.add(&log)?;
     Ok(c)
 }
 
 /// One variable at one instant, ready to be sampled level by level.
 struct Field<'a> {
-    spec: &'a VarSpec,
+    spec: &'a release::Var,
     geo: &'a PointGeometry,
     wet: &'a [u16],
     n: usize,
@@ -463,6 +477,7 @@ impl Field<'_> {
                 let (e, nn) = f(lon, lat, z, t);
                 analytic::to_model_xy(e, nn, self.geo.cs[p], self.geo.sn[p]).1
             }
+            Source::Seeded(seed) => release::seeded(seed, lon, lat, z, t),
         }
     }
 }
@@ -484,8 +499,14 @@ fn write_field(
         Vertical::Centre => v.rc[k],
         Vertical::Top => v.rf[k],
     };
-    let mut writer =
-        MdsWriter::create(base, n, nz_dim, Precision::F32, field.spec.name, Some(step))?;
+    let mut writer = MdsWriter::create(
+        base,
+        n,
+        nz_dim,
+        Precision::F32,
+        &field.spec.name,
+        Some(step),
+    )?;
     let len = NTILES * n * n;
     let mut current = vec![0.0f32; len];
     let mut next = vec![0.0f32; len];
