@@ -152,25 +152,7 @@ pub fn verify(
                 }))
         })
         .collect();
-    for r in manifest
-        .granules
-        .iter()
-        .filter(|r| r.status == Status::Failed)
-    {
-        problems.push(Problem::Failed {
-            granule: r.granule.clone(),
-            error: r.error.clone().unwrap_or_default(),
-        });
-    }
-    let listed: BTreeSet<&str> = done.iter().map(|r| r.granule.as_str()).collect();
-    for rel in tree_files(&dest)? {
-        let path = Path::new(&rel);
-        if storage::is_temp_name(path) {
-            problems.push(Problem::Partial { path: rel });
-        } else if rel.ends_with(".nc") && !listed.contains(rel.as_str()) {
-            problems.push(Problem::Extra { path: rel });
-        }
-    }
+    problems.extend(failed_and_strays(&manifest, &done, tree_files(&dest)?));
     for j in journal::journal_files(&dest).unwrap_or_default() {
         problems.push(Problem::Pending {
             path: j.display().to_string(),
@@ -207,6 +189,33 @@ fn file_problem(r: &Record, path: &Path, checksum: bool) -> Option<Problem> {
         }
     }
     None
+}
+
+/// The manifest's failed granules, and the files of the tree (`files`, relative names)
+/// that are left-over temporaries or granules the manifest does not list as done.
+pub(super) fn failed_and_strays(
+    manifest: &Manifest,
+    done: &[&Record],
+    files: impl IntoIterator<Item = String>,
+) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = manifest
+        .granules
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .map(|r| Problem::Failed {
+            granule: r.granule.clone(),
+            error: r.error.clone().unwrap_or_default(),
+        })
+        .collect();
+    let listed: BTreeSet<&str> = done.iter().map(|r| r.granule.as_str()).collect();
+    for rel in files {
+        if storage::is_temp_name(Path::new(&rel)) {
+            problems.push(Problem::Partial { path: rel });
+        } else if rel.ends_with(".nc") && !listed.contains(rel.as_str()) {
+            problems.push(Problem::Extra { path: rel });
+        }
+    }
+    problems
 }
 
 /// Files under `dest` (not following links, not in `.edp`), `/`-separated relative paths.

@@ -76,19 +76,37 @@ pub fn check(
     if name.freq == Frequency::Ti {
         want.retain(|d| *d != "time");
     }
-    for d in &want {
+    check_dims(&dims, &want, &mut out);
+    // (b), (c): floats hold no NaN, and values other than the fill lie within the
+    // valid range.
+    check_values(&nc, &vars, &mut out);
+    // (d) time against the file name's date.
+    if name.freq != Frequency::Ti {
+        if let Err(e) = check_time(&nc, &name) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// (a) of a granule's layout: the dimensions `want` are there and no others.
+pub(super) fn check_dims(dims: &[String], want: &[&str], out: &mut Vec<String>) {
+    for d in want {
         if !dims.iter().any(|x| x == d) {
             out.push(format!("dimension {d} is missing"));
         }
     }
-    for d in &dims {
+    for d in dims {
         if !want.contains(&d.as_str()) {
             out.push(format!("unexpected dimension {d}"));
         }
     }
-    // (b), (c): floats hold no NaN, and values other than the fill lie within the
-    // valid range.
-    for v in &vars {
+}
+
+/// (b), (c) of a granule's values: floats hold no NaN, and values other than the fill
+/// lie within the variable's valid range.
+pub(super) fn check_values(nc: &NcReader, vars: &[String], out: &mut Vec<String>) {
+    for v in vars {
         if !matches!(nc.var_type(v), Ok(DType::F32 | DType::F64)) {
             continue;
         }
@@ -128,13 +146,6 @@ pub fn check(
             ));
         }
     }
-    // (d) time against the file name's date.
-    if name.freq != Frequency::Ti {
-        if let Err(e) = check_time(&nc, &name) {
-            out.push(e);
-        }
-    }
-    out
 }
 
 /// `time` is the centre of `time_bnds`, and the bounds give the file name's date by

@@ -5,21 +5,9 @@
 
 use std::path::Path;
 
-use crate::ncio::{AttrValue, DType, NcReader};
+use crate::ncio::NcReader;
 use crate::oned::OneD;
 use crate::time::Frequency;
-
-fn attr_f64(attrs: &[(String, AttrValue)], k: &str) -> Option<f64> {
-    attrs
-        .iter()
-        .find(|(n, _)| n == k)
-        .and_then(|(_, a)| match a {
-            AttrValue::F32(v) => Some(f64::from(*v)),
-            AttrValue::F64(v) => Some(*v),
-            AttrValue::I32(v) => Some(f64::from(*v)),
-            _ => None,
-        })
-}
 
 /// Everything wrong with the 1D granule of `d` at `path`; empty when it passes.
 pub fn check(d: &OneD, path: &Path) -> Vec<String> {
@@ -38,49 +26,9 @@ pub fn check(d: &OneD, path: &Path) -> Vec<String> {
     }
     let want: &[&str] = if mean { &["time", "nv"] } else { &["time"] };
     let dims: Vec<String> = nc.dims().into_iter().map(|(n, _)| n).collect();
-    for w in want {
-        if !dims.iter().any(|x| x == w) {
-            out.push(format!("dimension {w} is missing"));
-        }
-    }
-    for x in &dims {
-        if !want.contains(&x.as_str()) {
-            out.push(format!("unexpected dimension {x}"));
-        }
-    }
+    super::verify_content::check_dims(&dims, want, &mut out);
     // (b), (c) the values.
-    for v in &vars {
-        if !matches!(nc.var_type(v), Ok(DType::F32 | DType::F64)) {
-            continue;
-        }
-        let attrs = nc.var_attrs(v).unwrap_or_default();
-        let data = match nc.read_as_f64(v) {
-            Ok(x) => x,
-            Err(e) => {
-                out.push(format!("variable {v}: {}", crate::error::chain(&e)));
-                continue;
-            }
-        };
-        let nan = data.iter().filter(|x| x.is_nan()).count();
-        if nan > 0 {
-            out.push(format!("variable {v}: {nan} NaN value(s)"));
-        }
-        let (fill, lo, hi) = (
-            attr_f64(&attrs, "_FillValue"),
-            attr_f64(&attrs, "valid_min"),
-            attr_f64(&attrs, "valid_max"),
-        );
-        let outside = data
-            .iter()
-            .filter(|x| !x.is_nan() && Some(**x) != fill)
-            .filter(|x| lo.is_some_and(|l| **x < l) || hi.is_some_and(|h| **x > h))
-            .count();
-        if outside > 0 {
-            out.push(format!(
-                "variable {v}: {outside} value(s) outside valid_min .. valid_max"
-            ));
-        }
-    }
+    super::verify_content::check_values(&nc, &vars, &mut out);
     // (d) the time axis.
     match nc.read_as_f64("time") {
         Err(e) => out.push(format!("time: {}", crate::error::chain(&e))),
@@ -119,7 +67,7 @@ pub fn check(d: &OneD, path: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ncio::{DatasetDef, VarData, VarDef};
+    use crate::ncio::{AttrValue, DatasetDef, VarData, VarDef};
 
     #[test]
     fn a_good_granule_passes_and_a_bad_one_is_told() {
@@ -157,7 +105,7 @@ mod tests {
             "variable global_mean_barystatic_sea_level_anomaly of the 1D grouping is missing",
             "unexpected dimension x",
             "global_mean_sea_level_anomaly: 1 NaN value(s)",
-            "global_mean_sea_level_anomaly: 1 value(s) outside valid_min .. valid_max",
+            "global_mean_sea_level_anomaly: 1 value(s) outside valid_min - .. valid_max 0.5",
             "does not increase",
             "2 time value(s) outside their time_bnds",
         ] {

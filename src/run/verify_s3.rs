@@ -8,8 +8,6 @@
 //! the scratch cache, checks it there and removes it. A run's journals stay in its local
 //! state directory, so a pending (unfinished) run is not visible from here.
 
-use std::collections::BTreeSet;
-
 use rayon::prelude::*;
 
 use super::journal::{Record, Status};
@@ -92,26 +90,9 @@ pub fn verify(
             object_problems(storage, r, &url, objects.get(&r.granule), checksum, content)
         })
         .collect();
-    for r in manifest
-        .granules
-        .iter()
-        .filter(|r| r.status == Status::Failed)
-    {
-        problems.push(Problem::Failed {
-            granule: r.granule.clone(),
-            error: r.error.clone().unwrap_or_default(),
-        });
-    }
-    let listed: BTreeSet<&str> = done.iter().map(|r| r.granule.as_str()).collect();
-    let mut keys: Vec<&String> = objects.keys().collect();
+    let mut keys: Vec<String> = objects.keys().cloned().collect();
     keys.sort();
-    for rel in keys {
-        if storage::is_temp_name(std::path::Path::new(rel)) {
-            problems.push(Problem::Partial { path: rel.clone() });
-        } else if rel.ends_with(".nc") && !listed.contains(rel.as_str()) {
-            problems.push(Problem::Extra { path: rel.clone() });
-        }
-    }
+    problems.extend(super::verify::failed_and_strays(&manifest, &done, keys));
     Ok((
         manifest_url,
         VerifyReport {
