@@ -338,7 +338,7 @@ fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<TaskLis
         let mut w = tasks::TaskListWriter::create(&file)
             .with_context(|| format!("writing the plan to {}", file.display()))?;
         let mut n = 0;
-        let planned = a.plan.plan_with(storage, &mut |ts| {
+        let planned = a.plan.build_tasks_into(storage, &mut |ts| {
             n += ts.len();
             ts.iter().try_for_each(|t| w.push(t))
         })?;

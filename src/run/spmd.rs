@@ -192,9 +192,9 @@ pub fn run_spmd(
     load_tasks: &dyn Fn() -> anyhow::Result<TaskList>,
 ) -> (RunEnd, Option<String>) {
     let start = Instant::now();
-    // 1. Plan on rank 0.
+    // 1. Prepare on rank 0: load and plan the tasks, decide what to skip, schedule.
     let (root, header) = if world.is_root() {
-        match plan(world, cfg, load_tasks) {
+        match prepare_on_root(world, cfg, load_tasks) {
             Ok((state, header)) => (Some(Ok(state)), header),
             Err(e) => (Some(Err(format!("{e:#}"))), Header::Stop),
         }
@@ -297,7 +297,7 @@ pub fn run_spmd(
 }
 
 /// Rank 0: everything before the work. Errors here are configuration errors.
-fn plan(
+fn prepare_on_root(
     world: &World,
     cfg: &SpmdConfig,
     load_tasks: &dyn Fn() -> anyhow::Result<TaskList>,
