@@ -38,7 +38,7 @@ use edp::granule::{Context, Encoding};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
 use edp::ncio::compress::ChunkCodec;
-use edp::ncio::{NcReader, Writer};
+use edp::ncio::{NcReader, WriteMethod};
 use edp::run::Producing;
 use edp::synth::{self, SynthConfig};
 use edp::tasks::{self, Locations, Task};
@@ -318,7 +318,7 @@ fn main() {
                 .num_threads(threads)
                 .build()
                 .expect("pool");
-            let ctx_for = |writer: Writer| Context {
+            let ctx_for = |writer: WriteMethod| Context {
                 metadata: Arc::clone(&m),
                 grid: Arc::clone(&grid),
                 encoding: Encoding { writer, ..encoding },
@@ -326,7 +326,8 @@ fn main() {
                 factors: Some(Arc::clone(&factors)),
                 coords: Default::default(),
             };
-            let (direct_ctx, netcdf_ctx) = (ctx_for(Writer::Direct), ctx_for(Writer::NetCdf));
+            let (direct_ctx, netcdf_ctx) =
+                (ctx_for(WriteMethod::Direct), ctx_for(WriteMethod::NetCdf));
             let storage = edp::storage::Storage::new(&Default::default());
             // The granule whose commit is in flight.
             let previous: RefCell<Option<Producing>> = RefCell::new(None);

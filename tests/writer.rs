@@ -14,11 +14,11 @@ use common::{require, Sample};
 use edp::granule::{Context, Encoding, FILL_F32};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
-use edp::ncio::{AttrValue, NcReader, Writer};
+use edp::ncio::{AttrValue, NcReader, WriteMethod};
 use edp::tasks::Task;
 
 /// Writes `task` with `writer` into `dir` (same file name) and returns the path.
-fn produce_into(task: &Task, ctx: &Context, writer: Writer, dir: &Path) -> PathBuf {
+fn produce_into(task: &Task, ctx: &Context, writer: WriteMethod, dir: &Path) -> PathBuf {
     let mut t = task.clone();
     let name = Path::new(&task.granule).file_name().unwrap().to_owned();
     t.granule = dir.join(name).to_string_lossy().into_owned();
@@ -152,7 +152,7 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
     };
     assert_eq!(
         ctx.encoding.writer,
-        Writer::Direct,
+        WriteMethod::Direct,
         "the direct writer is the default"
     );
     let direct_dir = sample.dir.path().join("direct");
@@ -167,8 +167,8 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
         (Product::Native, "OCEAN_VELOCITY", "UVEL"),
     ] {
         let t = sample.product_tasks(product, grouping).remove(0);
-        let d = produce_into(&t, &ctx, Writer::Direct, &direct_dir);
-        let n = produce_into(&t, &ctx, Writer::NetCdf, &netcdf_dir);
+        let d = produce_into(&t, &ctx, WriteMethod::Direct, &direct_dir);
+        let n = produce_into(&t, &ctx, WriteMethod::NetCdf, &netcdf_dir);
         let what = format!("{grouping} {product:?}");
 
         let (hd, hn) = (header(&d), header(&n));

@@ -42,7 +42,7 @@ pub struct RunArgs {
     /// them to HDF5 finished; `netcdf` puts everything through netCDF-C (one thread
     /// compresses). Same files, same values.
     #[arg(long, default_value = "direct")]
-    writer: crate::ncio::Writer,
+    writer: crate::ncio::WriteMethod,
     /// Threads per rank (default: SLURM_CPUS_PER_TASK, else the node's cores divided
     /// among its ranks).
     #[arg(long, value_parser = crate::settings::threads)]
@@ -90,7 +90,7 @@ pub struct RunArgs {
     /// parallel-HDF5 build only). Same files, same values; --writer applies to
     /// granules written by one rank.
     #[arg(long, default_value = "gather")]
-    group_writer: crate::ncio::GroupWriter,
+    group_writer: crate::ncio::GroupWriteMethod,
     /// After a run where every task succeeded, write the virtual Zarr reference files
     /// of every collection under a local --dest (as `edp references DEST`).
     #[arg(long)]
@@ -140,7 +140,9 @@ fn significant_bits(
 }
 
 pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::Result<u8> {
-    if a.group_writer == crate::ncio::GroupWriter::Collective && !cfg!(feature = "parallel-hdf5") {
+    if a.group_writer == crate::ncio::GroupWriteMethod::Collective
+        && !cfg!(feature = "parallel-hdf5")
+    {
         eprintln!(
             "edp: error: --group-writer collective needs the parallel-HDF5 build of edp \
              (this one is serial; see `edp --version`)"
@@ -211,7 +213,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
             slow_rank: settings.debug_slow_rank,
         },
         ranks_per_granule: a.ranks_per_granule.map(|g| g as usize),
-        group_writer: a.group_writer,
+        group_method: a.group_writer,
     };
     let load = || load_tasks(a, storage);
     let (end, message) = spmd::run_spmd(&world, &cfg, &stop, &load);

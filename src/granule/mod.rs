@@ -83,7 +83,7 @@ pub struct Encoding {
     pub shuffle: bool,
     /// Opt-in BitRound of named variables (`--significant-bits`); set once per process.
     pub significant_bits: Option<&'static quantize::BitRoundTable>,
-    pub writer: ncio::Writer,
+    pub writer: ncio::WriteMethod,
     /// Also draw a quick-look PNG beside each local granule (`--quicklook`).
     pub quicklook: bool,
 }
@@ -94,7 +94,7 @@ impl Default for Encoding {
             deflate_level: 5,
             shuffle: true,
             significant_bits: None,
-            writer: ncio::Writer::default(),
+            writer: ncio::WriteMethod::default(),
             quicklook: false,
         }
     }

@@ -212,8 +212,8 @@ pub fn produce_grouped(
     task: &Task,
     ctx: &Context,
     storage: &Storage,
-    group: &dyn ncio::gather::WriterGroup,
-    writer: ncio::GroupWriter,
+    group: &dyn ncio::gather::RankGroup,
+    method: ncio::GroupWriteMethod,
 ) -> Result<Produced, ProduceError> {
     if storage::s3_url(&task.granule).is_some() {
         return Err(GranuleError::Unsupported(
@@ -245,16 +245,16 @@ pub fn produce_grouped(
     }
     let built = built?;
     let path = PathBuf::from(&task.granule);
-    let written: Result<ncio::WriteReport, ProduceError> = match writer {
-        ncio::GroupWriter::Gather => {
+    let written: Result<ncio::WriteReport, ProduceError> = match method {
+        ncio::GroupWriteMethod::Gather => {
             ncio::gather::write_gathered(built.def, &path, group).map_err(Into::into)
         }
         #[cfg(feature = "parallel-hdf5")]
-        ncio::GroupWriter::Collective => {
+        ncio::GroupWriteMethod::Collective => {
             ncio::collective::write_collective(built.def, &path, group).map_err(Into::into)
         }
         #[cfg(not(feature = "parallel-hdf5"))]
-        ncio::GroupWriter::Collective => Err(GranuleError::Unsupported(
+        ncio::GroupWriteMethod::Collective => Err(GranuleError::Unsupported(
             "the collective group writer needs the parallel-HDF5 build".into(),
         )
         .into()),

@@ -87,7 +87,7 @@ pub struct SpmdConfig {
     /// ([`cost::group_sizes`]).
     pub ranks_per_granule: Option<usize>,
     /// How such a group writes its granule (`--group-writer`).
-    pub group_writer: crate::ncio::GroupWriter,
+    pub group_method: crate::ncio::GroupWriteMethod,
 }
 
 /// One task as handed to a rank: rank 0 keeps only the reference and reads the task
@@ -265,7 +265,7 @@ pub fn run_spmd(
         Ranks {
             world,
             group: &group,
-            writer: cfg.group_writer,
+            group_method: cfg.group_method,
         },
         Source {
             dispatch: dispatch.as_mut(),
@@ -423,7 +423,7 @@ fn prepare_on_root(
         todo,
         &costs,
         cfg.ranks_per_granule,
-        cfg.group_writer,
+        cfg.group_method,
     )?;
     let group_size = dispatch.group_size;
     let todo_n = dispatch.grouped.len() + dispatch.single.len();
@@ -467,12 +467,12 @@ fn schedule(
     todo: Vec<Work>,
     costs: &[f64],
     fixed: Option<usize>,
-    writer: crate::ncio::GroupWriter,
+    group_method: crate::ncio::GroupWriteMethod,
 ) -> anyhow::Result<Dispatch> {
     let splittable: Vec<bool> = todo.iter().map(|w| w.splittable).collect();
     let sizes = cost::group_sizes(costs, &splittable, ranks, fixed);
     let groups_possible =
-        writer == crate::ncio::GroupWriter::Gather || cfg!(feature = "parallel-hdf5");
+        group_method == crate::ncio::GroupWriteMethod::Gather || cfg!(feature = "parallel-hdf5");
     if !groups_possible && sizes.iter().any(Option::is_some) {
         anyhow::bail!(
             "--group-writer collective needs the parallel-HDF5 build of edp (this one is \
@@ -640,7 +640,7 @@ impl Dispatch {
 struct Ranks<'a> {
     world: &'a World,
     group: &'a Group,
-    writer: crate::ncio::GroupWriter,
+    group_method: crate::ncio::GroupWriteMethod,
 }
 
 /// Where a rank's work comes from: on rank 0 the dispatch itself and the list its
@@ -741,7 +741,7 @@ impl Runner<'_> {
         let Ranks {
             world,
             group,
-            writer,
+            group_method,
         } = self.ranks;
         if self.debug.slow_rank.map_or(true, |r| r == world.rank()) {
             std::thread::sleep(self.debug.task_delay);
@@ -778,7 +778,12 @@ impl Runner<'_> {
                 panic!("{DEBUG_PANIC_VAR} matches task {} ({})", w.index, w.key);
             }
         }
-        let begun = begin_task(w, task, self.shared, in_group.then_some((group, writer)));
+        let begun = begin_task(
+            w,
+            task,
+            self.shared,
+            in_group.then_some((group, group_method)),
+        );
         // The previous granule was committed (fsync, rename) while this one was made:
         // it is recorded now that it is in place.
         self.finish_in_flight();
@@ -1034,7 +1039,7 @@ fn begin_task(
     w: &Work,
     task: Result<std::borrow::Cow<'_, Task>, String>,
     shared: &mut RunContext,
-    group: Option<(&Group, crate::ncio::GroupWriter)>,
+    group: Option<(&Group, crate::ncio::GroupWriteMethod)>,
 ) -> Begun {
     let t = Instant::now();
     let started = now_utc();
@@ -1167,14 +1172,15 @@ fn finish_task(b: Begun, rank: usize, host: &str, run_id: &str) -> Record {
 
 /// Writes a task's granule alone, or together with `group` in its way.
 fn produce_in(
-    group: Option<(&Group, crate::ncio::GroupWriter)>,
+    group: Option<(&Group, crate::ncio::GroupWriteMethod)>,
     task: &Task,
     ctx: &Context,
     storage: &Storage,
 ) -> Result<Producing, ProduceError> {
     match group {
-        Some((g, writer)) => {
-            super::produce::produce_grouped(task, ctx, storage, g, writer).map(Producing::from)
+        Some((g, group_method)) => {
+            super::produce::produce_grouped(task, ctx, storage, g, group_method)
+                .map(Producing::from)
         }
         None => produce_pipelined(task, ctx, storage),
     }
