@@ -39,7 +39,7 @@ use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
 use edp::ncio::compress::ChunkCodec;
 use edp::ncio::{NcReader, WriteMethod};
-use edp::run::Producing;
+use edp::run::{Producing, WriteOptions};
 use edp::synth::{self, SynthConfig};
 use edp::tasks::{self, Locations, Task};
 use edp::time::{DailyDate, Frequency};
@@ -318,13 +318,20 @@ fn main() {
                 .num_threads(threads)
                 .build()
                 .expect("pool");
-            let ctx_for = |writer: WriteMethod| Context {
-                metadata: Arc::clone(&m),
-                grid: Arc::clone(&grid),
-                encoding: Encoding { writer, ..encoding },
-                nonfinite: Default::default(),
-                factors: Some(Arc::clone(&factors)),
-                coords: Default::default(),
+            let ctx_for = |method: WriteMethod| {
+                let ctx = Context {
+                    metadata: Arc::clone(&m),
+                    grid: Arc::clone(&grid),
+                    encoding,
+                    nonfinite: Default::default(),
+                    factors: Some(Arc::clone(&factors)),
+                    coords: Default::default(),
+                };
+                let options = WriteOptions {
+                    method,
+                    quicklook: false,
+                };
+                (ctx, options)
             };
             let (direct_ctx, netcdf_ctx) =
                 (ctx_for(WriteMethod::Direct), ctx_for(WriteMethod::NetCdf));
@@ -336,10 +343,10 @@ fn main() {
                     p.finish().expect("commit");
                 }
             };
-            let once = |ctx: &Context| {
+            let once = |(ctx, options): &(Context, WriteOptions)| {
                 let t = Instant::now();
                 let p = pool
-                    .install(|| edp::run::produce_pipelined(&task, ctx, &storage))
+                    .install(|| edp::run::produce_pipelined(&task, ctx, *options, &storage))
                     .expect("granule");
                 settle();
                 *previous.borrow_mut() = Some(p);

@@ -15,23 +15,26 @@ use edp::granule::{Context, Encoding, FILL_F32};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
 use edp::ncio::{AttrValue, NcReader, WriteMethod};
+use edp::run::WriteOptions;
 use edp::tasks::Task;
 
-/// Writes `task` with `writer` into `dir` (same file name) and returns the path.
-fn produce_into(task: &Task, ctx: &Context, writer: WriteMethod, dir: &Path) -> PathBuf {
+/// Writes `task` with `method` into `dir` (same file name) and returns the path.
+fn produce_into(task: &Task, ctx: &Context, method: WriteMethod, dir: &Path) -> PathBuf {
     let mut t = task.clone();
     let name = Path::new(&task.granule).file_name().unwrap().to_owned();
     t.granule = dir.join(name).to_string_lossy().into_owned();
-    let ctx = Context {
-        encoding: Encoding {
-            writer,
-            ..ctx.encoding
-        },
-        ..ctx.clone()
+    let options = WriteOptions {
+        method,
+        quicklook: false,
     };
-    edp::run::produce(&t, &ctx, &edp::storage::Storage::new(&Default::default()))
-        .unwrap()
-        .path
+    edp::run::produce(
+        &t,
+        ctx,
+        options,
+        &edp::storage::Storage::new(&Default::default()),
+    )
+    .unwrap()
+    .path
 }
 
 /// `ncdump -hs` without what differs between any two runs (creation times, uuid) and
@@ -151,7 +154,7 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
         coords: Default::default(),
     };
     assert_eq!(
-        ctx.encoding.writer,
+        WriteOptions::default().method,
         WriteMethod::Direct,
         "the direct writer is the default"
     );

@@ -116,6 +116,7 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
             ..Default::default()
         },
         encoding: Encoding::default(),
+        write: Default::default(),
         nonfinite: Default::default(),
         threads: rayon::current_num_threads(),
         verify: false,

@@ -200,7 +200,9 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
             deflate_level: a.deflate,
             shuffle: true,
             significant_bits: bits,
-            writer: a.writer,
+        },
+        write: crate::run::WriteOptions {
+            method: a.writer,
             quicklook: a.quicklook,
         },
         nonfinite: a.nonfinite,

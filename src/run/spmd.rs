@@ -73,6 +73,8 @@ pub struct SpmdConfig {
     pub storage: Arc<Storage>,
     pub overrides: Overrides,
     pub encoding: Encoding,
+    /// How a rank writes a granule alone (`--writer`), and quick-looks (`--quicklook`).
+    pub write: super::WriteOptions,
     /// What non-finite values in wet cells do.
     pub nonfinite: crate::granule::finite::NonFinitePolicy,
     /// Threads per rank (for the record; the pool is set up by the caller).
@@ -235,6 +237,7 @@ pub fn run_spmd(
     }
     .map(|mut s| {
         s.nonfinite = cfg.nonfinite;
+        s.write = cfg.write;
         s
     });
     let setup = shared
@@ -1065,7 +1068,8 @@ fn begin_task(
     };
     let outcome = context.and_then(|ctx| {
         let task = task.as_ref().map_err(Clone::clone)?;
-        produce_in(group, task, &ctx, shared.storage()).map_err(|e| crate::error::chain(&e))
+        produce_in(group, task, &ctx, shared.write, shared.storage())
+            .map_err(|e| crate::error::chain(&e))
     });
     Begun {
         key: w.key.clone(),
@@ -1175,14 +1179,15 @@ fn produce_in(
     group: Option<(&Group, crate::ncio::GroupWriteMethod)>,
     task: &Task,
     ctx: &Context,
+    options: super::WriteOptions,
     storage: &Storage,
 ) -> Result<Producing, ProduceError> {
     match group {
         Some((g, group_method)) => {
-            super::produce::produce_grouped(task, ctx, storage, g, group_method)
+            super::produce::produce_grouped(task, ctx, storage, g, group_method, options.quicklook)
                 .map(Producing::from)
         }
-        None => produce_pipelined(task, ctx, storage),
+        None => produce_pipelined(task, ctx, options, storage),
     }
 }
 
