@@ -38,8 +38,8 @@ use edp::granule::{Context, Encoding};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
 use edp::ncio::compress::ChunkCodec;
-use edp::ncio::{NcReader, Writer};
-use edp::run::Producing;
+use edp::ncio::{NcReader, WriteMethod};
+use edp::run::{Producing, WriteOptions};
 use edp::synth::{self, SynthConfig};
 use edp::tasks::{self, Locations, Task};
 use edp::time::{DailyDate, Frequency};
@@ -318,15 +318,23 @@ fn main() {
                 .num_threads(threads)
                 .build()
                 .expect("pool");
-            let ctx_for = |writer: Writer| Context {
-                metadata: Arc::clone(&m),
-                grid: Arc::clone(&grid),
-                encoding: Encoding { writer, ..encoding },
-                nonfinite: Default::default(),
-                factors: Some(Arc::clone(&factors)),
-                coords: Default::default(),
+            let ctx_for = |method: WriteMethod| {
+                let ctx = Context {
+                    metadata: Arc::clone(&m),
+                    grid: Arc::clone(&grid),
+                    encoding,
+                    nonfinite: Default::default(),
+                    factors: Some(Arc::clone(&factors)),
+                    coords: Default::default(),
+                };
+                let options = WriteOptions {
+                    method,
+                    quicklook: false,
+                };
+                (ctx, options)
             };
-            let (direct_ctx, netcdf_ctx) = (ctx_for(Writer::Direct), ctx_for(Writer::NetCdf));
+            let (direct_ctx, netcdf_ctx) =
+                (ctx_for(WriteMethod::Direct), ctx_for(WriteMethod::NetCdf));
             let storage = edp::storage::Storage::new(&Default::default());
             // The granule whose commit is in flight.
             let previous: RefCell<Option<Producing>> = RefCell::new(None);
@@ -335,10 +343,10 @@ fn main() {
                     p.finish().expect("commit");
                 }
             };
-            let once = |ctx: &Context| {
+            let once = |(ctx, options): &(Context, WriteOptions)| {
                 let t = Instant::now();
                 let p = pool
-                    .install(|| edp::run::produce_pipelined(&task, ctx, &storage))
+                    .install(|| edp::run::produce_pipelined(&task, ctx, *options, &storage))
                     .expect("granule");
                 settle();
                 *previous.borrow_mut() = Some(p);

@@ -145,8 +145,13 @@ fn geometry_file_round_trip_gives_the_same_granule_values() {
             factors: None,
             coords: Default::default(),
         };
-        let p =
-            edp::run::produce(&t, &ctx, &edp::storage::Storage::new(&Default::default())).unwrap();
+        let p = edp::run::produce(
+            &t,
+            &ctx,
+            Default::default(),
+            &edp::storage::Storage::new(&Default::default()),
+        )
+        .unwrap();
         let r = NcReader::open(&p.path).unwrap();
         values.push((
             r.read_f32("THETA").unwrap(),

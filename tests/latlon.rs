@@ -558,6 +558,7 @@ fn stress_granule_holds_the_rotated_wind() {
     let produced = edp::run::produce(
         &tasks[0],
         &ctx,
+        Default::default(),
         &edp::storage::Storage::new(&Default::default()),
     )
     .unwrap();

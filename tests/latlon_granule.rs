@@ -84,6 +84,7 @@ fn latlon_granules_match_edp_headers() {
         let produced = edp::run::produce(
             &tasks[0],
             &ctx,
+            Default::default(),
             &edp::storage::Storage::new(&Default::default()),
         )
         .unwrap();

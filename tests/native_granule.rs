@@ -69,6 +69,7 @@ fn native_granules_match_edp_headers() {
         let produced = edp::run::produce(
             &tasks[0],
             &ctx,
+            Default::default(),
             &edp::storage::Storage::new(&Default::default()),
         )
         .unwrap();
@@ -199,9 +200,13 @@ fn values_equal_inputs_on_wet_cells_and_fill_on_dry() {
         ),
     ] {
         let task = &sample.tasks(grouping)[0];
-        let produced =
-            edp::run::produce(task, &ctx, &edp::storage::Storage::new(&Default::default()))
-                .unwrap();
+        let produced = edp::run::produce(
+            task,
+            &ctx,
+            Default::default(),
+            &edp::storage::Storage::new(&Default::default()),
+        )
+        .unwrap();
         let r = NcReader::open(&produced.path).unwrap();
         assert_eq!(
             read(&r, "XC"),

@@ -14,24 +14,27 @@ use common::{require, Sample};
 use edp::granule::{Context, Encoding, FILL_F32};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
-use edp::ncio::{AttrValue, NcReader, Writer};
+use edp::ncio::{AttrValue, NcReader, WriteMethod};
+use edp::run::WriteOptions;
 use edp::tasks::Task;
 
-/// Writes `task` with `writer` into `dir` (same file name) and returns the path.
-fn produce_into(task: &Task, ctx: &Context, writer: Writer, dir: &Path) -> PathBuf {
+/// Writes `task` with `method` into `dir` (same file name) and returns the path.
+fn produce_into(task: &Task, ctx: &Context, method: WriteMethod, dir: &Path) -> PathBuf {
     let mut t = task.clone();
     let name = Path::new(&task.granule).file_name().unwrap().to_owned();
     t.granule = dir.join(name).to_string_lossy().into_owned();
-    let ctx = Context {
-        encoding: Encoding {
-            writer,
-            ..ctx.encoding
-        },
-        ..ctx.clone()
+    let options = WriteOptions {
+        method,
+        quicklook: false,
     };
-    edp::run::produce(&t, &ctx, &edp::storage::Storage::new(&Default::default()))
-        .unwrap()
-        .path
+    edp::run::produce(
+        &t,
+        ctx,
+        options,
+        &edp::storage::Storage::new(&Default::default()),
+    )
+    .unwrap()
+    .path
 }
 
 /// `ncdump -hs` without what differs between any two runs (creation times, uuid) and
@@ -151,8 +154,8 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
         coords: Default::default(),
     };
     assert_eq!(
-        ctx.encoding.writer,
-        Writer::Direct,
+        WriteOptions::default().method,
+        WriteMethod::Direct,
         "the direct writer is the default"
     );
     let direct_dir = sample.dir.path().join("direct");
@@ -167,8 +170,8 @@ fn direct_and_netcdf_writers_make_the_same_granules() {
         (Product::Native, "OCEAN_VELOCITY", "UVEL"),
     ] {
         let t = sample.product_tasks(product, grouping).remove(0);
-        let d = produce_into(&t, &ctx, Writer::Direct, &direct_dir);
-        let n = produce_into(&t, &ctx, Writer::NetCdf, &netcdf_dir);
+        let d = produce_into(&t, &ctx, WriteMethod::Direct, &direct_dir);
+        let n = produce_into(&t, &ctx, WriteMethod::NetCdf, &netcdf_dir);
         let what = format!("{grouping} {product:?}");
 
         let (hd, hn) = (header(&d), header(&n));

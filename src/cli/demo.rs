@@ -116,13 +116,14 @@ pub fn run(a: &DemoArgs, storage: &std::sync::Arc<crate::storage::Storage>) -> a
             ..Default::default()
         },
         encoding: Encoding::default(),
+        write: Default::default(),
         nonfinite: Default::default(),
         threads: rayon::current_num_threads(),
         verify: false,
         progress_every: std::time::Duration::ZERO,
         debug: Default::default(),
         ranks_per_granule: None,
-        group_writer: Default::default(),
+        group_method: Default::default(),
     };
     let stop = StopFlag::install().unwrap_or_default();
     let (end, message) = spmd::run_spmd(&World::serial(), &cfg, &stop, &|| Ok(list.clone().into()));

@@ -89,9 +89,9 @@ impl PlanArgs {
     }
 
     /// Builds the task list of `--jobs` (an error if the inputs cannot be listed).
-    pub fn plan(&self, storage: &Storage) -> anyhow::Result<Planned> {
+    pub fn build_tasks(&self, storage: &Storage) -> anyhow::Result<Planned> {
         let mut tasks = Vec::new();
-        let mut planned = self.plan_with(storage, &mut |t| {
+        let mut planned = self.build_tasks_into(storage, &mut |t| {
             tasks.extend(t);
             Ok(())
         })?;
@@ -99,9 +99,9 @@ impl PlanArgs {
         Ok(planned)
     }
 
-    /// [`PlanArgs::plan`] handing each job's tasks to `sink` as they are made, so that
+    /// [`PlanArgs::build_tasks`] handing each job's tasks to `sink` as they are made, so that
     /// the list is never held whole (`edp tasks -o`).
-    pub fn plan_with(
+    pub fn build_tasks_into(
         &self,
         storage: &Storage,
         sink: &mut dyn FnMut(Vec<crate::tasks::Task>) -> std::io::Result<()>,
@@ -148,9 +148,9 @@ impl PlanArgs {
             DailyDate::DayAveraged
         };
         let mut plan =
-            tasks::plan::plan_jobs(&job_list, &m, source, &loc, daily, Some(storage.s3()), sink)?;
+            tasks::plan::expand_jobs(&job_list, &m, source, &loc, daily, Some(storage.s3()), sink)?;
         // The 1D jobs' tasks follow the others' (their reports after the others' too).
-        let one_d = tasks::oned::plan_jobs(&one_d, &m, source, &loc, Some(storage.s3()), sink)?;
+        let one_d = tasks::oned::expand_jobs(&one_d, &m, source, &loc, Some(storage.s3()), sink)?;
         plan.jobs.extend(one_d.reports);
         if !plan.listing_errors.is_empty() {
             anyhow::bail!(

@@ -42,7 +42,7 @@ pub struct RunArgs {
     /// them to HDF5 finished; `netcdf` puts everything through netCDF-C (one thread
     /// compresses). Same files, same values.
     #[arg(long, default_value = "direct")]
-    writer: crate::ncio::Writer,
+    writer: crate::ncio::WriteMethod,
     /// Threads per rank (default: SLURM_CPUS_PER_TASK, else the node's cores divided
     /// among its ranks).
     #[arg(long, value_parser = crate::settings::threads)]
@@ -90,7 +90,7 @@ pub struct RunArgs {
     /// parallel-HDF5 build only). Same files, same values; --writer applies to
     /// granules written by one rank.
     #[arg(long, default_value = "gather")]
-    group_writer: crate::ncio::GroupWriter,
+    group_writer: crate::ncio::GroupWriteMethod,
     /// After a run where every task succeeded, write the virtual Zarr reference files
     /// of every collection under a local --dest (as `edp references DEST`).
     #[arg(long)]
@@ -140,7 +140,9 @@ fn significant_bits(
 }
 
 pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::Result<u8> {
-    if a.group_writer == crate::ncio::GroupWriter::Collective && !cfg!(feature = "parallel-hdf5") {
+    if a.group_writer == crate::ncio::GroupWriteMethod::Collective
+        && !cfg!(feature = "parallel-hdf5")
+    {
         eprintln!(
             "edp: error: --group-writer collective needs the parallel-HDF5 build of edp \
              (this one is serial; see `edp --version`)"
@@ -198,7 +200,9 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
             deflate_level: a.deflate,
             shuffle: true,
             significant_bits: bits,
-            writer: a.writer,
+        },
+        write: crate::run::WriteOptions {
+            method: a.writer,
             quicklook: a.quicklook,
         },
         nonfinite: a.nonfinite,
@@ -211,7 +215,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
             slow_rank: settings.debug_slow_rank,
         },
         ranks_per_granule: a.ranks_per_granule.map(|g| g as usize),
-        group_writer: a.group_writer,
+        group_method: a.group_writer,
     };
     let load = || load_tasks(a, storage);
     let (end, message) = spmd::run_spmd(&world, &cfg, &stop, &load);
@@ -338,7 +342,7 @@ fn read_or_build_tasks(a: &RunArgs, storage: &Storage) -> anyhow::Result<TaskLis
         let mut w = tasks::TaskListWriter::create(&file)
             .with_context(|| format!("writing the plan to {}", file.display()))?;
         let mut n = 0;
-        let planned = a.plan.plan_with(storage, &mut |ts| {
+        let planned = a.plan.build_tasks_into(storage, &mut |ts| {
             n += ts.len();
             ts.iter().try_for_each(|t| w.push(t))
         })?;

@@ -46,7 +46,7 @@ pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
                     a.plan.metadata.as_deref(),
                     storage,
                     || {
-                        a.plan.plan_with(storage, &mut |ts| {
+                        a.plan.build_tasks_into(storage, &mut |ts| {
                             n += ts.len();
                             ts.iter().try_for_each(|t| w.push(t))
                         })
@@ -80,7 +80,7 @@ pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
             let Planned { plan, jobs } = super::check_metadata::gated(
                 a.plan.metadata.as_deref(),
                 storage,
-                || a.plan.plan(storage),
+                || a.plan.build_tasks(storage),
                 |p| super::check_metadata::groupings_of(&p.plan.tasks),
             )?;
             let text = serde_json::to_string_pretty(&plan.tasks)?;

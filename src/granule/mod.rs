@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::grid::{Grid, GridError};
 use crate::mds::MdsError;
 use crate::metadata::{MetadataSet, Product, Record};
-use crate::ncio::{self, DatasetDef, NcError};
+use crate::ncio::{DatasetDef, NcError};
 use crate::ncio::{VarData, VarDef};
 use crate::regrid::{Factors, RegridError};
 use crate::tasks::{GranuleName, Task, TaskError};
@@ -75,17 +75,14 @@ impl GranuleError {
     }
 }
 
-/// Compression of data variables (EDP: zlib level 5 with shuffle), and which writer
-/// puts it on disk.
+/// How data variables' values are encoded (EDP: zlib level 5 with shuffle, optional
+/// BitRound). How the run writes the file is the run's choice (`run::WriteOptions`).
 #[derive(Debug, Clone, Copy)]
 pub struct Encoding {
     pub deflate_level: u8,
     pub shuffle: bool,
     /// Opt-in BitRound of named variables (`--significant-bits`); set once per process.
     pub significant_bits: Option<&'static quantize::BitRoundTable>,
-    pub writer: ncio::Writer,
-    /// Also draw a quick-look PNG beside each local granule (`--quicklook`).
-    pub quicklook: bool,
 }
 
 impl Default for Encoding {
@@ -94,8 +91,6 @@ impl Default for Encoding {
             deflate_level: 5,
             shuffle: true,
             significant_bits: None,
-            writer: ncio::Writer::default(),
-            quicklook: false,
         }
     }
 }

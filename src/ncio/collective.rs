@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use super::chunked::{f32_fill, finish_range, merge_range, value_range};
 use super::ffi::{self, H5File};
-use super::gather::{Agreement, WriterGroup};
+use super::gather::{Agreement, RankGroup};
 use super::write::{
     block_extents, chunk_share, define_dataset, header_digest, local_ranges, row_major_index,
     set_ranges, var_shapes, SlabBlock, TempGuard,
@@ -44,7 +44,7 @@ use crate::storage;
 pub fn write_collective(
     mut def: DatasetDef,
     final_path: &Path,
-    group: &dyn WriterGroup,
+    group: &dyn RankGroup,
 ) -> Result<WriteReport, NcError> {
     let start = Instant::now();
     let path = final_path;
@@ -123,7 +123,7 @@ fn agree_on_definition(
 /// the guard that removes it on failure.
 fn name_temp_file(
     path: &Path,
-    group: &dyn WriterGroup,
+    group: &dyn RankGroup,
 ) -> Result<(PathBuf, Option<TempGuard>), NcError> {
     let root = group.rank() == 0;
     let peer = |stage: &str| NcError::Peer {
@@ -391,7 +391,7 @@ fn put_share<T: netcdf::NcTypeDescriptor + Copy>(
     values: &[T],
     shape: &[usize],
     chunk0: usize,
-    group: &dyn WriterGroup,
+    group: &dyn RankGroup,
 ) -> Result<(), netcdf::Error> {
     let Some((&len0, rest)) = shape.split_first() else {
         return var.put_values(values, ..);

@@ -26,12 +26,12 @@ use std::time::{Duration, Instant};
 
 use super::chunked::{MadeFn, Msg, UnitShare, WriteFn};
 use super::write::{header_digest, told_as_full_disk, validate, write_file, TempGuard};
-use super::{debug_failure, ffi, DatasetDef, NcError, WriteReport, Writer};
+use super::{debug_failure, ffi, DatasetDef, NcError, WriteMethod, WriteReport};
 use crate::storage;
 
-/// What a group writer needs from the group of ranks writing one file. The run's MPI
+/// The group of ranks writing one file, as the group write methods need it. The run's MPI
 /// module implements it; `ncio` sends and receives only bytes through it.
-pub trait WriterGroup {
+pub trait RankGroup {
     /// This rank's index in the group (0 names, writes and renames the file).
     fn rank(&self) -> usize;
     /// Ranks in the group.
@@ -60,7 +60,7 @@ pub trait WriterGroup {
 /// The ranks of a group agreeing on each step's outcome: every rank learns whether all
 /// succeeded, and the first rank gets the failing rank's message.
 pub(super) struct Agreement<'a> {
-    pub(super) group: &'a dyn WriterGroup,
+    pub(super) group: &'a dyn RankGroup,
     pub(super) path: &'a Path,
     /// The temporary file once it exists: a failure on a (nearly) full file system is
     /// told so ([`told_as_full_disk`]), measured before the file is removed.
@@ -72,7 +72,7 @@ impl<'a> Agreement<'a> {
     pub(super) fn validated(
         def: &DatasetDef,
         path: &'a Path,
-        group: &'a dyn WriterGroup,
+        group: &'a dyn RankGroup,
     ) -> Result<Agreement<'a>, NcError> {
         let agree = Agreement {
             group,
@@ -127,7 +127,7 @@ impl<'a> Agreement<'a> {
 pub fn write_gathered(
     def: DatasetDef,
     path: &Path,
-    group: &dyn WriterGroup,
+    group: &dyn RankGroup,
 ) -> Result<WriteReport, NcError> {
     let start = Instant::now();
     let mut agree = Agreement::validated(&def, path, group)?;
@@ -149,7 +149,7 @@ pub fn write_gathered(
         def,
         temp.as_deref().unwrap_or(path),
         path,
-        Writer::Direct,
+        WriteMethod::Direct,
         Some(&Gathered(group)),
     );
     let data_bytes = agree.on(written, "writing its share of the chunks")?;
@@ -178,7 +178,7 @@ fn unit_owner(index: usize, ranks: usize) -> usize {
 
 /// The gather writer's [`UnitShare`]: units dealt round-robin over the group, sent to
 /// its first rank, which writes them all.
-struct Gathered<'a>(&'a dyn WriterGroup);
+struct Gathered<'a>(&'a dyn RankGroup);
 
 impl UnitShare for Gathered<'_> {
     fn makes(&self, index: usize) -> bool {
@@ -227,7 +227,7 @@ const FAILED: u8 = 2;
 /// A rank's messages to the first rank: its units of chunks as they come from
 /// `local`, then whether its share succeeded (`outcome`, called once `local` ends).
 fn send_share(
-    group: &dyn WriterGroup,
+    group: &dyn RankGroup,
     local: Receiver<Msg>,
     outcome: impl FnOnce() -> Result<(), NcError>,
 ) -> Result<(), NcError> {
@@ -331,7 +331,7 @@ fn decode(bytes: Vec<u8>) -> Option<Received> {
 
 /// On the first rank, when it failed before taking any chunks: `e`, once the other
 /// ranks' messages (which they send whatever happens here) are taken and dropped.
-fn drop_shares(group: &dyn WriterGroup, e: NcError) -> NcError {
+fn drop_shares(group: &dyn RankGroup, e: NcError) -> NcError {
     if group.rank() == 0 {
         let (_, nothing) = std::sync::mpsc::sync_channel(0);
         let _ = Incoming::new(group, nothing).finish(Path::new(""));
@@ -342,7 +342,7 @@ fn drop_shares(group: &dyn WriterGroup, e: NcError) -> NcError {
 /// On the first rank: its own units (`local`) and the other ranks' messages, in the
 /// order they come, until every rank sent its last message.
 struct Incoming<'a> {
-    group: &'a dyn WriterGroup,
+    group: &'a dyn RankGroup,
     local: Option<Receiver<Msg>>,
     /// Ranks whose last message has not come yet.
     open: usize,
@@ -355,7 +355,7 @@ struct Incoming<'a> {
 const POLL: Duration = Duration::from_millis(1);
 
 impl<'a> Incoming<'a> {
-    fn new(group: &'a dyn WriterGroup, local: Receiver<Msg>) -> Incoming<'a> {
+    fn new(group: &'a dyn RankGroup, local: Receiver<Msg>) -> Incoming<'a> {
         Incoming {
             group,
             local: Some(local),

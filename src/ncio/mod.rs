@@ -3,7 +3,7 @@
 //! Everything that calls the C libraries lives here, so their global lock, their error
 //! codes and their file-format quirks stay in one place, and so the way a granule is put
 //! on disk (netCDF-C defines the file; chunks are compressed on every thread and handed
-//! to HDF5 finished, or everything goes through netCDF-C: [`Writer`]) stays out of
+//! to HDF5 finished, or everything goes through netCDF-C: [`WriteMethod`]) stays out of
 //! callers' sight. This module knows nothing of ECCO: a
 //! dataset is described as plain Rust values ([`DatasetDef`]) and written atomically
 //! with [`write_atomic`] (temporary file + rename, see [`crate::storage`]); [`NcReader`]
@@ -76,7 +76,7 @@ pub struct SlabGroup {
 
 /// How a file's data reach the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Writer {
+pub enum WriteMethod {
     /// netCDF-C defines the file; compressed chunked variables are shuffled and deflated
     /// on every thread ([`compress`]) and handed to HDF5 with direct chunk writes;
     /// [`SharedValues`] are compressed once.
@@ -90,7 +90,7 @@ pub enum Writer {
 
 /// How a group of ranks writes one file together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum GroupWriter {
+pub enum GroupWriteMethod {
     /// Every rank compresses its share of the chunks and sends them to the group's
     /// first rank, which writes the file ([`gather`]); MPI only, any build.
     #[default]
@@ -100,12 +100,12 @@ pub enum GroupWriter {
     Collective,
 }
 
-impl std::str::FromStr for GroupWriter {
+impl std::str::FromStr for GroupWriteMethod {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "gather" => Ok(GroupWriter::Gather),
-            "collective" => Ok(GroupWriter::Collective),
+            "gather" => Ok(GroupWriteMethod::Gather),
+            "collective" => Ok(GroupWriteMethod::Collective),
             other => Err(format!(
                 "unknown group writer {other:?} (gather or collective)"
             )),
@@ -113,12 +113,12 @@ impl std::str::FromStr for GroupWriter {
     }
 }
 
-impl std::str::FromStr for Writer {
+impl std::str::FromStr for WriteMethod {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "direct" => Ok(Writer::Direct),
-            "netcdf" => Ok(Writer::NetCdf),
+            "direct" => Ok(WriteMethod::Direct),
+            "netcdf" => Ok(WriteMethod::NetCdf),
             other => Err(format!("unknown writer {other:?} (direct or netcdf)")),
         }
     }

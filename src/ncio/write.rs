@@ -11,7 +11,7 @@ use super::chunked::UnitShare;
 use super::SLAB_BUFFER_BUDGET_BYTES;
 use super::{
     chunked, ffi, AttrValue, DType, DatasetDef, GroupFn, NcError, NcGroup, SlabGroup, Values,
-    VarData, VarDef, WriteReport, Writer,
+    VarData, VarDef, WriteMethod, WriteReport,
 };
 use crate::storage;
 
@@ -22,16 +22,16 @@ use crate::storage;
 /// directory fsynced. On any error, slab producer errors included, the temporary file is
 /// removed and an existing file at `final_path` is left untouched.
 pub fn write_atomic(def: DatasetDef, final_path: &Path) -> Result<WriteReport, NcError> {
-    write_atomic_with(def, final_path, Writer::default())
+    write_atomic_with(def, final_path, WriteMethod::default())
 }
 
-/// [`write_atomic`] with a chosen [`Writer`].
+/// [`write_atomic`] with a chosen [`WriteMethod`].
 pub fn write_atomic_with(
     def: DatasetDef,
     final_path: &Path,
-    writer: Writer,
+    method: WriteMethod,
 ) -> Result<WriteReport, NcError> {
-    write_closed(def, final_path, writer, storage::commit_now)?.wait()
+    write_closed(def, final_path, method, storage::commit_now)?.wait()
 }
 
 /// A file written and closed under its temporary name, being made durable and renamed
@@ -80,10 +80,10 @@ impl PendingWrite {
 pub fn write_pending(
     def: DatasetDef,
     final_path: &Path,
-    writer: Writer,
+    method: WriteMethod,
     committer: &storage::Committer,
 ) -> Result<PendingWrite, NcError> {
-    write_closed(def, final_path, writer, |temp, fin| {
+    write_closed(def, final_path, method, |temp, fin| {
         committer.commit_in_background(temp, fin, true)
     })
 }
@@ -93,7 +93,7 @@ pub fn write_pending(
 fn write_closed(
     def: DatasetDef,
     final_path: &Path,
-    writer: Writer,
+    method: WriteMethod,
     commit: impl FnOnce(&Path, &Path) -> storage::PendingCommit,
 ) -> Result<PendingWrite, NcError> {
     let start = Instant::now();
@@ -106,7 +106,7 @@ fn write_closed(
     // Removes the temporary file on every early return and on panics in producers.
     let guard = TempGuard(Some(temp.clone()));
     // Measured before the guard discards the partial file and frees its blocks.
-    let data_bytes = write_file(def, &temp, final_path, writer, None)
+    let data_bytes = write_file(def, &temp, final_path, method, None)
         .map_err(|e| told_as_full_disk(e, &temp))?;
     // The commit removes the temporary file itself if it fails.
     guard.disarm();
@@ -312,7 +312,7 @@ pub(super) fn write_file(
     mut def: DatasetDef,
     temp: &Path,
     path: &Path,
-    writer: Writer,
+    method: WriteMethod,
     share: Option<&dyn UnitShare>,
 ) -> Result<u64, NcError> {
     let sends_only = share.is_some_and(|sh| !sh.writes());
@@ -321,7 +321,7 @@ pub(super) fn write_file(
         None => e,
     };
     let shapes = var_shapes(&def);
-    let direct = direct_vars(&def.vars, writer);
+    let direct = direct_vars(&def.vars, method);
     // Only the direct writer keeps compressed chunks of produced shared values.
     for (v, _) in def.vars.iter_mut().zip(&direct).filter(|(_, d)| !**d) {
         v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
@@ -561,10 +561,10 @@ pub(super) fn var_shapes(def: &DatasetDef) -> Vec<Vec<usize>> {
 
 /// Which variables the direct writer hands to HDF5 as finished chunks: the chunked,
 /// deflated ones (a slab group only if all its members are).
-fn direct_vars(vars: &[VarDef], writer: Writer) -> Vec<bool> {
+fn direct_vars(vars: &[VarDef], method: WriteMethod) -> Vec<bool> {
     let mut direct: Vec<bool> = vars
         .iter()
-        .map(|v| writer == Writer::Direct && chunked::goes_direct(v))
+        .map(|v| method == WriteMethod::Direct && chunked::goes_direct(v))
         .collect();
     for (i, v) in vars.iter().enumerate() {
         if let VarData::GroupF32 { group, .. } = &v.data {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use destination::Destination;
-pub use produce::{produce, produce_pipelined, ProduceError, Produced, Producing};
+pub use produce::{produce, produce_pipelined, ProduceError, Produced, Producing, WriteOptions};
 
 use crate::granule::finite::NonFinitePolicy;
 use crate::granule::{Context, Encoding};
@@ -153,6 +153,8 @@ pub struct RunContext {
     storage: Arc<Storage>,
     /// What non-finite values in wet cells do (`--nonfinite`).
     pub nonfinite: NonFinitePolicy,
+    /// How a granule written by one rank is written, and whether it gets a quick-look.
+    pub write: WriteOptions,
     /// Native coordinates compressed once per grid for all the run's granules.
     coords: Arc<crate::granule::native::CoordCache>,
 }
@@ -179,6 +181,7 @@ impl RunContext {
             destination,
             storage,
             nonfinite: NonFinitePolicy::default(),
+            write: WriteOptions::default(),
             coords: Default::default(),
         })
     }

@@ -21,6 +21,16 @@ pub enum ProduceError {
     Storage(#[from] LocationError),
 }
 
+/// How the run writes each granule a rank writes alone: the run's choices, kept apart
+/// from the values' encoding ([`granule::Encoding`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Direct chunk writes or everything through netCDF-C (`--writer`).
+    pub method: ncio::WriteMethod,
+    /// Also draw a quick-look PNG beside each local granule (`--quicklook`).
+    pub quicklook: bool,
+}
+
 /// A granule written.
 #[derive(Debug, Clone)]
 pub struct Produced {
@@ -106,8 +116,13 @@ fn with_local_inputs(task: &Task, inputs: &storage::LocalInputs) -> Option<Task>
 
 /// Produces the granule of one task: assemble, then write atomically under the
 /// task's `granule` path — or, for an `s3://` granule, write it locally and upload it.
-pub fn produce(task: &Task, ctx: &Context, storage: &Storage) -> Result<Produced, ProduceError> {
-    produce_pipelined(task, ctx, storage)?.finish()
+pub fn produce(
+    task: &Task,
+    ctx: &Context,
+    options: WriteOptions,
+    storage: &Storage,
+) -> Result<Produced, ProduceError> {
+    produce_pipelined(task, ctx, options, storage)?.finish()
 }
 
 /// A granule written, perhaps still being committed (fsync and rename on the
@@ -153,6 +168,7 @@ impl From<Produced> for Producing {
 pub fn produce_pipelined(
     task: &Task,
     ctx: &Context,
+    options: WriteOptions,
     storage: &Storage,
 ) -> Result<Producing, ProduceError> {
     let start = Instant::now();
@@ -165,8 +181,7 @@ pub fn produce_pipelined(
     let built = granule::build(local_task.as_ref().unwrap_or(task), ctx)?;
     let path = PathBuf::from(&task.granule);
     let Some(url) = remote else {
-        let commit =
-            ncio::write_pending(built.def, &path, ctx.encoding.writer, storage.committer())?;
+        let commit = ncio::write_pending(built.def, &path, options.method, storage.committer())?;
         return Ok(Producing {
             produced: Produced {
                 path,
@@ -179,17 +194,17 @@ pub fn produce_pipelined(
                 quicklook: None,
             },
             commit: Some(commit),
-            quicklook: ctx.encoding.quicklook,
+            quicklook: options.quicklook,
         });
     };
-    if ctx.encoding.quicklook {
+    if options.quicklook {
         log::warn!(
             "{}: quick-looks are drawn for local granules only",
             task.granule
         );
     }
     let staged = storage.staging_path(&url)?;
-    ncio::write_atomic_with(built.def, &staged, ctx.encoding.writer)
+    ncio::write_atomic_with(built.def, &staged, options.method)
         .inspect_err(|_| storage::discard(&staged))?;
     let up = storage.upload_granule(&staged, &url)?;
     Ok(Producing::from(Produced {
@@ -212,8 +227,9 @@ pub fn produce_grouped(
     task: &Task,
     ctx: &Context,
     storage: &Storage,
-    group: &dyn ncio::gather::WriterGroup,
-    writer: ncio::GroupWriter,
+    group: &dyn ncio::gather::RankGroup,
+    method: ncio::GroupWriteMethod,
+    draw_quicklook: bool,
 ) -> Result<Produced, ProduceError> {
     if storage::s3_url(&task.granule).is_some() {
         return Err(GranuleError::Unsupported(
@@ -245,16 +261,16 @@ pub fn produce_grouped(
     }
     let built = built?;
     let path = PathBuf::from(&task.granule);
-    let written: Result<ncio::WriteReport, ProduceError> = match writer {
-        ncio::GroupWriter::Gather => {
+    let written: Result<ncio::WriteReport, ProduceError> = match method {
+        ncio::GroupWriteMethod::Gather => {
             ncio::gather::write_gathered(built.def, &path, group).map_err(Into::into)
         }
         #[cfg(feature = "parallel-hdf5")]
-        ncio::GroupWriter::Collective => {
+        ncio::GroupWriteMethod::Collective => {
             ncio::collective::write_collective(built.def, &path, group).map_err(Into::into)
         }
         #[cfg(not(feature = "parallel-hdf5"))]
-        ncio::GroupWriter::Collective => Err(GranuleError::Unsupported(
+        ncio::GroupWriteMethod::Collective => Err(GranuleError::Unsupported(
             "the collective group writer needs the parallel-HDF5 build".into(),
         )
         .into()),
@@ -280,7 +296,7 @@ pub fn produce_grouped(
     };
     let nonfinite_filled = group.all_sum_u64(built.nonfinite.filled().saturating_sub(shared));
     // The group's first rank draws it, once the file is in place.
-    let quicklook = (ctx.encoding.quicklook && group.rank() == 0)
+    let quicklook = (draw_quicklook && group.rank() == 0)
         .then(|| quicklook(&path))
         .flatten();
     Ok(Produced::local(

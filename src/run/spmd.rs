@@ -73,6 +73,8 @@ pub struct SpmdConfig {
     pub storage: Arc<Storage>,
     pub overrides: Overrides,
     pub encoding: Encoding,
+    /// How a rank writes a granule alone (`--writer`), and quick-looks (`--quicklook`).
+    pub write: super::WriteOptions,
     /// What non-finite values in wet cells do.
     pub nonfinite: crate::granule::finite::NonFinitePolicy,
     /// Threads per rank (for the record; the pool is set up by the caller).
@@ -87,7 +89,7 @@ pub struct SpmdConfig {
     /// ([`cost::group_sizes`]).
     pub ranks_per_granule: Option<usize>,
     /// How such a group writes its granule (`--group-writer`).
-    pub group_writer: crate::ncio::GroupWriter,
+    pub group_method: crate::ncio::GroupWriteMethod,
 }
 
 /// One task as handed to a rank: rank 0 keeps only the reference and reads the task
@@ -192,9 +194,9 @@ pub fn run_spmd(
     load_tasks: &dyn Fn() -> anyhow::Result<TaskList>,
 ) -> (RunEnd, Option<String>) {
     let start = Instant::now();
-    // 1. Plan on rank 0.
+    // 1. Prepare on rank 0: load and plan the tasks, decide what to skip, schedule.
     let (root, header) = if world.is_root() {
-        match plan(world, cfg, load_tasks) {
+        match prepare_on_root(world, cfg, load_tasks) {
             Ok((state, header)) => (Some(Ok(state)), header),
             Err(e) => (Some(Err(format!("{e:#}"))), Header::Stop),
         }
@@ -235,6 +237,7 @@ pub fn run_spmd(
     }
     .map(|mut s| {
         s.nonfinite = cfg.nonfinite;
+        s.write = cfg.write;
         s
     });
     let setup = shared
@@ -265,7 +268,7 @@ pub fn run_spmd(
         Ranks {
             world,
             group: &group,
-            writer: cfg.group_writer,
+            group_method: cfg.group_method,
         },
         Source {
             dispatch: dispatch.as_mut(),
@@ -297,7 +300,7 @@ pub fn run_spmd(
 }
 
 /// Rank 0: everything before the work. Errors here are configuration errors.
-fn plan(
+fn prepare_on_root(
     world: &World,
     cfg: &SpmdConfig,
     load_tasks: &dyn Fn() -> anyhow::Result<TaskList>,
@@ -423,7 +426,7 @@ fn plan(
         todo,
         &costs,
         cfg.ranks_per_granule,
-        cfg.group_writer,
+        cfg.group_method,
     )?;
     let group_size = dispatch.group_size;
     let todo_n = dispatch.grouped.len() + dispatch.single.len();
@@ -467,12 +470,12 @@ fn schedule(
     todo: Vec<Work>,
     costs: &[f64],
     fixed: Option<usize>,
-    writer: crate::ncio::GroupWriter,
+    group_method: crate::ncio::GroupWriteMethod,
 ) -> anyhow::Result<Dispatch> {
     let splittable: Vec<bool> = todo.iter().map(|w| w.splittable).collect();
     let sizes = cost::group_sizes(costs, &splittable, ranks, fixed);
     let groups_possible =
-        writer == crate::ncio::GroupWriter::Gather || cfg!(feature = "parallel-hdf5");
+        group_method == crate::ncio::GroupWriteMethod::Gather || cfg!(feature = "parallel-hdf5");
     if !groups_possible && sizes.iter().any(Option::is_some) {
         anyhow::bail!(
             "--group-writer collective needs the parallel-HDF5 build of edp (this one is \
@@ -640,7 +643,7 @@ impl Dispatch {
 struct Ranks<'a> {
     world: &'a World,
     group: &'a Group,
-    writer: crate::ncio::GroupWriter,
+    group_method: crate::ncio::GroupWriteMethod,
 }
 
 /// Where a rank's work comes from: on rank 0 the dispatch itself and the list its
@@ -741,7 +744,7 @@ impl Runner<'_> {
         let Ranks {
             world,
             group,
-            writer,
+            group_method,
         } = self.ranks;
         if self.debug.slow_rank.map_or(true, |r| r == world.rank()) {
             std::thread::sleep(self.debug.task_delay);
@@ -778,7 +781,12 @@ impl Runner<'_> {
                 panic!("{DEBUG_PANIC_VAR} matches task {} ({})", w.index, w.key);
             }
         }
-        let begun = begin_task(w, task, self.shared, in_group.then_some((group, writer)));
+        let begun = begin_task(
+            w,
+            task,
+            self.shared,
+            in_group.then_some((group, group_method)),
+        );
         // The previous granule was committed (fsync, rename) while this one was made:
         // it is recorded now that it is in place.
         self.finish_in_flight();
@@ -1034,7 +1042,7 @@ fn begin_task(
     w: &Work,
     task: Result<std::borrow::Cow<'_, Task>, String>,
     shared: &mut RunContext,
-    group: Option<(&Group, crate::ncio::GroupWriter)>,
+    group: Option<(&Group, crate::ncio::GroupWriteMethod)>,
 ) -> Begun {
     let t = Instant::now();
     let started = now_utc();
@@ -1060,7 +1068,8 @@ fn begin_task(
     };
     let outcome = context.and_then(|ctx| {
         let task = task.as_ref().map_err(Clone::clone)?;
-        produce_in(group, task, &ctx, shared.storage()).map_err(|e| crate::error::chain(&e))
+        produce_in(group, task, &ctx, shared.write, shared.storage())
+            .map_err(|e| crate::error::chain(&e))
     });
     Begun {
         key: w.key.clone(),
@@ -1167,16 +1176,18 @@ fn finish_task(b: Begun, rank: usize, host: &str, run_id: &str) -> Record {
 
 /// Writes a task's granule alone, or together with `group` in its way.
 fn produce_in(
-    group: Option<(&Group, crate::ncio::GroupWriter)>,
+    group: Option<(&Group, crate::ncio::GroupWriteMethod)>,
     task: &Task,
     ctx: &Context,
+    options: super::WriteOptions,
     storage: &Storage,
 ) -> Result<Producing, ProduceError> {
     match group {
-        Some((g, writer)) => {
-            super::produce::produce_grouped(task, ctx, storage, g, writer).map(Producing::from)
+        Some((g, group_method)) => {
+            super::produce::produce_grouped(task, ctx, storage, g, group_method, options.quicklook)
+                .map(Producing::from)
         }
-        None => produce_pipelined(task, ctx, storage),
+        None => produce_pipelined(task, ctx, options, storage),
     }
 }
 

@@ -203,7 +203,7 @@ pub fn tasks_for_steps(
     // Local source roots (the demo, tests and benchmarks).
     let mut inv = discovery::Inventory::new(Path::new(source_root), &release.version, None);
     let mut report = plan::JobReport::default();
-    plan::plan_grouping(
+    plan::expand_grouping(
         grouping,
         freq,
         &jobs::Steps::List(steps.to_vec()),

@@ -111,7 +111,7 @@ pub struct OneDPlan {
 
 /// Plans the 1D jobs: each gives one task when its input exists under `source`
 /// (handed to `sink`), else none with a warning naming the places looked at.
-pub fn plan_jobs(
+pub fn expand_jobs(
     jobs: &[OneDJob],
     m: &MetadataSet,
     source: &Path,

@@ -71,7 +71,7 @@ fn values_per_field(g: &Grouping, n: usize, nz: usize) -> u64 {
 
 /// Expands one grouping at one frequency over `steps`.
 #[allow(clippy::too_many_arguments)]
-pub fn plan_grouping(
+pub fn expand_grouping(
     g: &Grouping,
     freq: Frequency,
     steps: &Steps,
@@ -193,7 +193,7 @@ pub fn build_from_jobs(
     s3: Option<&crate::storage::S3>,
 ) -> Plan {
     let mut tasks = Vec::new();
-    let mut plan = plan_jobs(jobs, m, source_root, loc, daily, s3, &mut |t: Vec<Task>| {
+    let mut plan = expand_jobs(jobs, m, source_root, loc, daily, s3, &mut |t: Vec<Task>| {
         tasks.extend(t);
         Ok(())
     })
@@ -205,7 +205,7 @@ pub fn build_from_jobs(
 /// Plans a jobs file's jobs, handing each job's tasks to `sink` as they are made (in
 /// the list's order) instead of holding the list: the returned plan has the reports
 /// and no tasks. A sink error stops the planning.
-pub fn plan_jobs(
+pub fn expand_jobs(
     jobs: &[Job],
     m: &MetadataSet,
     source_root: &Path,
@@ -233,7 +233,7 @@ pub fn plan_jobs(
             freq: job.freq.job_name().into(),
             ..JobReport::default()
         };
-        let tasks = plan_grouping(
+        let tasks = expand_grouping(
             g,
             job.freq,
             &job.steps,
