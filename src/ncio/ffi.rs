@@ -532,10 +532,21 @@ mod tests {
         let path = dir.path().join("a.nc");
         let mut file = create(&path).unwrap();
         file.add_dimension("x", 4).unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
+        // The child says it is running once it has exec'd: until then, a forked child
+        // holds a copy of every descriptor, close-on-exec or not (a window no flag
+        // closes; under load it lasted long enough to fail this test 1 run in 8).
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "echo started; exec sleep 30"])
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line, "started\n");
         drop(file);
         let reopened = open(&path).map(|_| ());
         let rw = H5File::open_rw(&path, &path).map(|f| f.close());
