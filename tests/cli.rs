@@ -820,3 +820,59 @@ fn the_demo_task_list_runs_from_any_directory() {
         "nothing stray"
     );
 }
+
+/// Messages in words, each path said once (issue 23, "Output"): a re-run of a finished
+/// plan says there is nothing to redo (not `redoing 0 ()`), a run of one rank does not
+/// say `(0 by groups of 1)`, and a task list that cannot be written names its path once.
+#[test]
+fn messages_are_in_words_and_say_each_path_once() {
+    let (sample, jobs) = sample();
+    let dest = sample.out();
+    let grid = sample.grid_dir();
+    let source = sample.dir.path().to_str().unwrap().to_string();
+    let run = || {
+        edp(&[
+            "run",
+            "--jobs",
+            s(&jobs),
+            "--source",
+            &source,
+            "--dest",
+            s(&dest),
+            "--grid",
+            s(&grid),
+            "--progress",
+            "0",
+        ])
+    };
+    let first = run();
+    let t = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{t}");
+    assert!(!t.contains("by groups of"), "{t}");
+    let again = run();
+    let t = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{t}");
+    assert!(t.contains("nothing to redo"), "{t}");
+    assert!(!t.contains("redoing 0") && !t.contains("()"), "{t}");
+
+    // A task list under a regular file (no directory can be made there): it fails,
+    // saying the path once.
+    let list = jobs.join("tasks.json");
+    let o = edp(&[
+        "tasks",
+        "--jobs",
+        s(&jobs),
+        "--source",
+        &source,
+        "--dest",
+        s(&dest),
+        "--grid",
+        s(&grid),
+        "-o",
+        s(&list),
+    ]);
+    let t = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{t}");
+    assert_eq!(t.matches(s(&list)).count(), 1, "{t}");
+    assert!(!list.exists());
+}
