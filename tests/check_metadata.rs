@@ -97,6 +97,15 @@ fn the_v4r5_set_as_shipped_lists_every_problem_with_file_and_line() {
         .and_then(|s| s.parse().ok())
         .expect("count in the head line");
     assert_eq!(t.lines().filter(|l| l.starts_with("  ")).count(), n);
+    // Each problem said once, and only with the set's own paths (issue 23: warnings
+    // were printed twice, once naming an internal temporary copy).
+    let mut seen = std::collections::BTreeSet::new();
+    for l in t.lines() {
+        assert!(seen.insert(l), "said twice: {l}\n{t}");
+    }
+    for l in t.lines().filter(|l| l.contains(".json:")) {
+        assert!(l.contains(dir.to_str().unwrap()), "not the set's path: {l}");
+    }
 }
 
 #[test]
