@@ -291,11 +291,46 @@ pub fn build_fields(
         });
     }
     let fields: Vec<String> = all.into_iter().filter(|f| fields.contains(f)).collect();
+    let r = NcReader::open(input)?;
+    let times = read_times(&r, input)?;
+    let coords = records(COORDINATES, "1D coordinates")?;
+    let (mut vars, dims) = time_variables(d, &times, &coords)?;
+    let general = records(GENERAL_VARIABLES, "variables")?;
+    let oned = records(VARIABLES, "1D variables")?;
+    let mut keywords: Vec<String> = Vec::new();
+    for f in &fields {
+        vars.push(field_variable(
+            d,
+            &r,
+            input,
+            f,
+            times.len(),
+            [&general, &oned],
+            &mut keywords,
+        )?);
+    }
+    let mut g = global_attributes(d, now, keywords)?;
+    g.sort_by_key(|(k, _)| k.to_lowercase());
+    Ok(DatasetDef {
+        dims,
+        vars,
+        global_attrs: g,
+    })
+}
+
+/// The record of `name` among `rs`.
+fn find(rs: &[Record], name: &str) -> Option<Record> {
+    rs.iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
+        .cloned()
+}
+
+/// The input's `time` axis as instants (its `units` are UNIT since DATE).
+fn read_times(r: &NcReader, input: &Path) -> Result<Vec<Instant>, OneDError> {
     let bad = |what: String| OneDError::Input {
         path: input.to_path_buf(),
         what,
     };
-    let r = NcReader::open(input)?;
     let units = str_attr(&r.var_attrs("time")?, "units")
         .ok_or_else(|| bad("`time` has no units".into()))?;
     let (scale, epoch) = time_units(&units)
@@ -305,27 +340,25 @@ pub fn build_fields(
         .iter()
         .map(|t| Instant(epoch.0 + (t * scale).round() as i64))
         .collect();
-    let n = times.len();
-    if n == 0 {
+    if times.is_empty() {
         return Err(bad("`time` is empty".into()));
     }
-    let general = records(GENERAL_VARIABLES, "variables")?;
-    let oned = records(VARIABLES, "1D variables")?;
-    let coords = records(COORDINATES, "1D coordinates")?;
-    let find = |rs: &[Record], name: &str| {
-        rs.iter()
-            .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
-            .cloned()
-    };
-    let mut keywords: Vec<String> = Vec::new();
-    let zip = Compression {
-        deflate_level: 5,
-        shuffle: true,
-    };
+    Ok(times)
+}
 
-    // time (int32 hours since the coordinate metadata's epoch) and, for means, time_bnds.
+/// A dataset's dimensions, named with their lengths.
+type Dims = Vec<(String, usize)>;
+
+/// `time` (int32 hours since the coordinate metadata's epoch) and, for means,
+/// `time_bnds`, with the dimensions they need.
+fn time_variables(
+    d: &OneD,
+    times: &[Instant],
+    coords: &[Record],
+) -> Result<(Vec<VarDef>, Dims), OneDError> {
+    let n = times.len();
     let time_record =
-        find(&coords, "time").ok_or_else(|| OneDError::Metadata("no time record".into()))?;
+        find(coords, "time").ok_or_else(|| OneDError::Metadata("no time record".into()))?;
     let time_units_text = text(&time_record, "units");
     let (_, t0) = time_units(&time_units_text)
         .ok_or_else(|| OneDError::Metadata(format!("time units {time_units_text:?}")))?;
@@ -383,7 +416,7 @@ pub fn build_fields(
             })
             .collect();
         let mut tb = VarDef::new("time_bnds", &["time", "nv"], VarData::I32(bounds));
-        if let Some(rec) = find(&coords, "time_bnds") {
+        if let Some(rec) = find(coords, "time_bnds") {
             merge_variable_record(&mut tb.attrs, &rec);
         }
         // As xarray wrote ECCO's granules (and EDP's): a bounds variable inherits its
@@ -391,47 +424,72 @@ pub fn build_fields(
         tb.attrs.retain(|(k, _)| k != "units");
         vars.push(tb);
     }
-    for f in &fields {
-        let mut values = r
-            .read_as_f64(f)
-            .map_err(|e| bad(format!("field {f}: {}", crate::error::chain(&e))))?;
-        if values.len() != n {
-            return Err(bad(format!("{f} has {} values, `time` {n}", values.len())));
-        }
-        for v in values.iter_mut().take(d.blanked(f)) {
-            *v = f64::NAN;
-        }
-        if d.grouping == 1 {
-            let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-            let m = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
-            values.iter_mut().for_each(|v| *v -= m);
-        }
-        let data: Vec<f32> = values
-            .iter()
-            .map(|v| if v.is_finite() { *v as f32 } else { FILL })
-            .collect();
-        let mut v = VarDef::new(f.as_str(), &["time"], VarData::F32(data));
-        for rs in [&general, &oned] {
-            if let Some(rec) = find(rs, f) {
-                merge_variable_record(&mut v.attrs, &rec);
-                keywords.extend(gcmd_keywords(&rec));
-            }
-        }
-        // The metadata's empty standard_name (no CF name for these) is not written:
-        // CF allows no empty one.
-        v.attrs
-            .retain(|(k, a)| !(k == "standard_name" && *a == AttrValue::Str(String::new())));
-        v.attrs.push(("valid_min".into(), AttrValue::F32(f32::NAN)));
-        v.attrs.push(("valid_max".into(), AttrValue::F32(f32::NAN)));
-        v.attrs.push(("coordinates".into(), "time".into()));
-        v.fill = Some(AttrValue::F32(FILL));
-        v.valid_range = true;
-        v.compression = Some(zip);
-        v.chunks = Some(vec![n]);
-        vars.push(v);
-    }
+    Ok((vars, dims))
+}
 
-    // Global attributes: the templates for all and for 1D datasets, then the record's.
+/// The variable of field `f` (`n` values on `time`): the first records blanked where
+/// the series starts with a discontinuity, the record mean removed from the GMSL terms,
+/// the metadata's attributes (`records`: general, then 1D), its GCMD keywords added to
+/// `keywords`.
+fn field_variable(
+    d: &OneD,
+    r: &NcReader,
+    input: &Path,
+    f: &str,
+    n: usize,
+    records: [&[Record]; 2],
+    keywords: &mut Vec<String>,
+) -> Result<VarDef, OneDError> {
+    let bad = |what: String| OneDError::Input {
+        path: input.to_path_buf(),
+        what,
+    };
+    let zip = Compression {
+        deflate_level: 5,
+        shuffle: true,
+    };
+    let mut values = r
+        .read_as_f64(f)
+        .map_err(|e| bad(format!("field {f}: {}", crate::error::chain(&e))))?;
+    if values.len() != n {
+        return Err(bad(format!("{f} has {} values, `time` {n}", values.len())));
+    }
+    for v in values.iter_mut().take(d.blanked(f)) {
+        *v = f64::NAN;
+    }
+    if d.grouping == 1 {
+        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let m = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+        values.iter_mut().for_each(|v| *v -= m);
+    }
+    let data: Vec<f32> = values
+        .iter()
+        .map(|v| if v.is_finite() { *v as f32 } else { FILL })
+        .collect();
+    let mut v = VarDef::new(f, &["time"], VarData::F32(data));
+    for rs in records {
+        if let Some(rec) = find(rs, f) {
+            merge_variable_record(&mut v.attrs, &rec);
+            keywords.extend(gcmd_keywords(&rec));
+        }
+    }
+    // The metadata's empty standard_name (no CF name for these) is not written:
+    // CF allows no empty one.
+    v.attrs
+        .retain(|(k, a)| !(k == "standard_name" && *a == AttrValue::Str(String::new())));
+    v.attrs.push(("valid_min".into(), AttrValue::F32(f32::NAN)));
+    v.attrs.push(("valid_max".into(), AttrValue::F32(f32::NAN)));
+    v.attrs.push(("coordinates".into(), "time".into()));
+    v.fill = Some(AttrValue::F32(FILL));
+    v.valid_range = true;
+    v.compression = Some(zip);
+    v.chunks = Some(vec![n]);
+    Ok(v)
+}
+
+/// The global attributes: the templates for all and for 1D datasets, the grouping's
+/// comment, the PO.DAAC row's identity, the release's coverage, `keywords` merged.
+fn global_attributes(d: &OneD, now: &str, mut keywords: Vec<String>) -> Result<Attrs, OneDError> {
     let mut g: Attrs = Vec::new();
     for rec in records(GLOBAL_ALL, "global")?
         .iter()
@@ -494,12 +552,7 @@ pub fn build_fields(
     ] {
         set(&mut g, k, v.into());
     }
-    g.sort_by_key(|(k, _)| k.to_lowercase());
-    Ok(DatasetDef {
-        dims,
-        vars,
-        global_attrs: g,
-    })
+    Ok(g)
 }
 
 /// Makes the granule of `d` from `input_dir/<input>` under `out_root` (EDP's layout);
