@@ -299,6 +299,46 @@ pub fn run_spmd(
     }
 }
 
+/// Each task parsed once (from the mapped list): its hash, the done decision, and for
+/// one to do its cost and target; nothing of it is kept but those.
+fn decide_all(
+    cfg: &SpmdConfig,
+    dest: &Destination,
+    tasks: &TaskList,
+    keys: &[String],
+    listing: &destination_mod::Listing,
+    priors: &Priors,
+) -> Vec<Result<Decision, String>> {
+    (0..tasks.len())
+        .into_par_iter()
+        .map(|i| {
+            let t = tasks.get(i).map_err(|e| crate::error::chain(&e))?;
+            let k = &keys[i];
+            let sha = journal::task_sha256(&t);
+            let d = dest.decide(&cfg.storage, listing, k, priors.get(k), &sha, cfg.verify);
+            let (cost, split, target) = match d {
+                Done::Done => (0.0, false, super::Target::Native),
+                Done::Redo(_) => {
+                    let target = super::Target::of(&t);
+                    (
+                        cost::estimate_with(&t, target.is_latlon()),
+                        t.dynamic_metadata.dimension.eq_ignore_ascii_case("3D")
+                            && crate::storage::s3_url(&t.granule).is_none(),
+                        target,
+                    )
+                }
+            };
+            Ok(Decision {
+                sha,
+                done: d,
+                cost,
+                splittable: split,
+                target,
+            })
+        })
+        .collect()
+}
+
 /// Rank 0: everything before the work. Errors here are configuration errors.
 fn prepare_on_root(
     world: &World,
@@ -336,36 +376,7 @@ fn prepare_on_root(
 
     // One listing of an S3 destination stands in for a stat per granule.
     let listing = dest.listing(&cfg.storage)?;
-    // Each task parsed once (from the mapped list): its hash, the done decision, and
-    // for one to do its cost; nothing of it is kept but those.
-    let decisions: Vec<Result<Decision, String>> = (0..tasks.len())
-        .into_par_iter()
-        .map(|i| {
-            let t = tasks.get(i).map_err(|e| crate::error::chain(&e))?;
-            let k = &keys[i];
-            let sha = journal::task_sha256(&t);
-            let d = dest.decide(&cfg.storage, &listing, k, priors.get(k), &sha, cfg.verify);
-            let (cost, split, target) = match d {
-                Done::Done => (0.0, false, super::Target::Native),
-                Done::Redo(_) => {
-                    let target = super::Target::of(&t);
-                    (
-                        cost::estimate_with(&t, target.is_latlon()),
-                        t.dynamic_metadata.dimension.eq_ignore_ascii_case("3D")
-                            && crate::storage::s3_url(&t.granule).is_none(),
-                        target,
-                    )
-                }
-            };
-            Ok(Decision {
-                sha,
-                done: d,
-                cost,
-                splittable: split,
-                target,
-            })
-        })
-        .collect();
+    let decisions = decide_all(cfg, &dest, &tasks, &keys, &listing, &priors);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut todo: Vec<Work> = Vec::new();
     let mut costs: Vec<f64> = Vec::new();
