@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::granule::attrs::{gcmd_keywords, merge_variable_record, set, Attrs};
-use crate::metadata::Record;
+use crate::metadata::{record_named, Record};
 use crate::ncio::{self, AttrValue, Compression, DatasetDef, NcError, NcReader, VarData, VarDef};
 use crate::time::{Frequency, Instant};
 
@@ -318,13 +318,6 @@ pub fn build_fields(
     })
 }
 
-/// The record of `name` among `rs`.
-fn find(rs: &[Record], name: &str) -> Option<Record> {
-    rs.iter()
-        .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
-        .cloned()
-}
-
 /// The input's `time` axis as instants (its `units` are UNIT since DATE).
 fn read_times(r: &NcReader, input: &Path) -> Result<Vec<Instant>, OneDError> {
     let bad = |what: String| OneDError::Input {
@@ -358,8 +351,8 @@ fn time_variables(
 ) -> Result<(Vec<VarDef>, Dims), OneDError> {
     let n = times.len();
     let time_record =
-        find(coords, "time").ok_or_else(|| OneDError::Metadata("no time record".into()))?;
-    let time_units_text = text(&time_record, "units");
+        record_named(coords, "time").ok_or_else(|| OneDError::Metadata("no time record".into()))?;
+    let time_units_text = text(time_record, "units");
     let (_, t0) = time_units(&time_units_text)
         .ok_or_else(|| OneDError::Metadata(format!("time units {time_units_text:?}")))?;
     let hours = |t: Instant| ((t.0 - t0.0) as f64 / 3600.0).round() as i32;
@@ -369,7 +362,7 @@ fn time_variables(
         &["time"],
         VarData::I32(times.iter().map(|t| hours(*t)).collect()),
     );
-    merge_variable_record(&mut time.attrs, &time_record);
+    merge_variable_record(&mut time.attrs, time_record);
     set(
         &mut time.attrs,
         "long_name",
@@ -416,8 +409,8 @@ fn time_variables(
             })
             .collect();
         let mut tb = VarDef::new("time_bnds", &["time", "nv"], VarData::I32(bounds));
-        if let Some(rec) = find(coords, "time_bnds") {
-            merge_variable_record(&mut tb.attrs, &rec);
+        if let Some(rec) = record_named(coords, "time_bnds") {
+            merge_variable_record(&mut tb.attrs, rec);
         }
         // As xarray wrote ECCO's granules (and EDP's): a bounds variable inherits its
         // parent's units (CF 7.1), so its own equal ones are dropped.
@@ -468,9 +461,9 @@ fn field_variable(
         .collect();
     let mut v = VarDef::new(f, &["time"], VarData::F32(data));
     for rs in records {
-        if let Some(rec) = find(rs, f) {
-            merge_variable_record(&mut v.attrs, &rec);
-            keywords.extend(gcmd_keywords(&rec));
+        if let Some(rec) = record_named(rs, f) {
+            merge_variable_record(&mut v.attrs, rec);
+            keywords.extend(gcmd_keywords(rec));
         }
     }
     // The metadata's empty standard_name (no CF name for these) is not written:

@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::attrs::{self, merge_variable_record, set, Attrs};
 use super::finite::Found;
 use super::{latlon, native, Context, GranuleError, FILL_F32};
@@ -236,12 +234,6 @@ fn all_levels(grid: &Grid, p: PointType) -> Result<Vec<f32>, GranuleError> {
     Ok(out)
 }
 
-fn geometry_record<'a>(records: &'a [Record], name: &str) -> Option<&'a Record> {
-    records
-        .iter()
-        .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
-}
-
 /// Attributes of a geometry variable from its record; GCMD keywords go to `keywords`.
 fn geometry_attrs(record: &Record, coordinates: &str, keywords: &mut Vec<String>) -> Attrs {
     let mut a = Attrs::new();
@@ -282,7 +274,7 @@ fn geometry_native(
     let mut keywords = Vec::new();
     let mut referenced: Vec<&str> = Vec::new();
     for out in task.variables.keys() {
-        let record = geometry_record(&m.geometry_native, out).ok_or_else(|| {
+        let record = crate::metadata::record_named(&m.geometry_native, out).ok_or_else(|| {
             GranuleError::Task(format!(
                 "{out} is not a variable of the native geometry metadata"
             ))
@@ -461,7 +453,7 @@ fn geometry_latlon(
         .collect();
     let mut keywords = Vec::new();
     for out in task.variables.keys() {
-        let record = geometry_record(&m.geometry_latlon, out).ok_or_else(|| {
+        let record = crate::metadata::record_named(&m.geometry_latlon, out).ok_or_else(|| {
             GranuleError::Task(format!(
                 "{out} is not a variable of the lat-lon geometry metadata"
             ))

@@ -22,7 +22,7 @@ use super::{Context, GranuleError, FILL_F32};
 use crate::grid::{Grid, GridVar};
 use crate::llc::{PointType, NTILES};
 use crate::mds::MdsFile;
-use crate::metadata::{MetadataSet, Record};
+use crate::metadata::MetadataSet;
 use crate::ncio::{
     AttrValue, Compression, DatasetDef, GroupProducer, SlabError, SlabGroup, SlabProducer, VarData,
     VarDef,
@@ -277,12 +277,6 @@ fn regrid_pair_level(
     Ok(())
 }
 
-fn find<'a>(records: &'a [Record], name: &str) -> Option<&'a Record> {
-    records
-        .iter()
-        .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
-}
-
 /// The coordinate variables of a lat-lon granule: `head` after `time`, `bounds` after
 /// the data, and the names the global `coordinates` lists.
 pub(crate) struct Coordinates {
@@ -300,7 +294,7 @@ pub(crate) fn coordinates(
 ) -> Coordinates {
     let coord = |cname: &str, dims: &[&str], data: VarData, bounds: bool| -> VarDef {
         let mut a = Attrs::new();
-        if let Some(r) = find(&m.coords_latlon, cname) {
+        if let Some(r) = crate::metadata::record_named(&m.coords_latlon, cname) {
             attrs::merge_coord_record(&mut a, r, bounds);
         }
         let mut v = VarDef::new(cname, dims, data);
@@ -631,9 +625,12 @@ fn data_var(
     // level is regridded once.
     a.push(("valid_min".into(), AttrValue::F32(f32::NAN)));
     a.push(("valid_max".into(), AttrValue::F32(f32::NAN)));
-    for r in [m.variable(out), find(&m.variables_latlon, out)]
-        .into_iter()
-        .flatten()
+    for r in [
+        m.variable(out),
+        crate::metadata::record_named(&m.variables_latlon, out),
+    ]
+    .into_iter()
+    .flatten()
     {
         merge_variable_record(&mut a, r);
         keywords.extend(attrs::gcmd_keywords(r));

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 pub use check::{check_dir, check_embedded, Problem};
 pub use derived::{derived_groupings, is_geometry, GEOMETRY};
 pub use diagnostics::parse_diagnostics;
-pub use model::{Diagnostic, Grouping, MetadataSet, PodaacRow, Product};
+pub use model::{record_named, Diagnostic, Grouping, MetadataSet, PodaacRow, Product};
 pub use release::Release;
 
 #[derive(Debug, thiserror::Error)]

@@ -194,15 +194,15 @@ impl MetadataSet {
 
     /// The first variable record with this name (EDP takes the first match).
     pub fn variable(&self, name: &str) -> Option<&Record> {
-        find(&self.variables, name)
+        record_named(&self.variables, name)
     }
 
     pub fn native_coord(&self, name: &str) -> Option<&Record> {
-        find(&self.coords_native, name)
+        record_named(&self.coords_native, name)
     }
 
     pub fn time_coord(&self, name: &str) -> Option<&Record> {
-        find(&self.time_coords, name)
+        record_named(&self.time_coords, name)
     }
 
     /// The PO.DAAC row for a granule (file name matched with the date wildcarded;
@@ -233,7 +233,8 @@ impl MetadataSet {
     }
 }
 
-fn find<'a>(records: &'a [Record], name: &str) -> Option<&'a Record> {
+/// The record named `name` among `records` (a metadata file's list).
+pub fn record_named<'a>(records: &'a [Record], name: &str) -> Option<&'a Record> {
     records
         .iter()
         .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
