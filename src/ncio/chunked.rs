@@ -12,95 +12,31 @@
 //! second core, and two-thread ones no faster (measured in one bench run, README).
 //!
 //! So only a few levels are ever in memory. [`SharedValues`] keep their compressed
-//! chunks for the next file. When several processes write one file, a [`UnitShare`]
-//! says which units this one makes and where they go (the gather writer deals them out
-//! and sends them to the group's first rank, which writes them all); this file knows no
-//! more of groups than that trait.
+//! chunks for the next file. The streams and units come from the file's [`Layout`];
+//! the finished chunks go to a [`ChunkSink`], which also says which units this process
+//! makes (a process writing alone makes all; the gather writer's sink deals them out
+//! and sends them to the group's first rank). This file knows no more of groups.
+//!
+//! [`SlabGroup`]: super::SlabGroup
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::compress::{ChunkCodec, CompressError};
 use super::ffi::H5File;
-use super::{
-    AttrValue, ChunkKey, ChunkList, NcError, SharedValues, SlabGroup, SlabProducer, Values,
-    VarData, VarDef,
+use super::layout::{
+    chunk_rows, f32_fill, finish_range, merge_range, slab_error, value_range, Layout, Producer,
+    Stream, Unit,
 };
-use std::path::Path;
+use super::sink::{ChunkSink, Msg};
+use super::{ChunkKey, ChunkList, NcError, SharedValues, Values, VarData, VarDef};
 
 /// Compressed chunks of one variable: (element offset, zlib bytes).
 pub(super) type Chunks = Arc<ChunkList>;
-
-/// Does this variable go through direct chunk writes? Chunked, deflated ones do.
-pub(super) fn goes_direct(v: &VarDef) -> bool {
-    v.chunks.is_some()
-        && v.compression
-            .is_some_and(|c| (1..=9).contains(&c.deflate_level))
-}
-
-/// (min, max) over values that are neither `fill` nor NaN; (+inf, -inf) when none.
-///
-/// Sixteen independent lanes of branch-free compares, so the compiler vectorises it
-/// with four vectors per bound (with eight it was three times slower, each min and max
-/// waiting for the last): it runs over every value of every streamed level.
-pub(super) fn value_range(values: &[f32], fill: Option<f32>) -> (f32, f32) {
-    const LANES: usize = 16;
-    // NaN equals nothing: with no fill, nothing is left out for being the fill.
-    let fill = fill.unwrap_or(f32::NAN);
-    // `x == x` is false for NaN.
-    #[allow(clippy::eq_op)]
-    let keep = |x: f32| (x == x) & (x != fill);
-    let mut lo = [f32::INFINITY; LANES];
-    let mut hi = [f32::NEG_INFINITY; LANES];
-    let mut blocks = values.chunks_exact(LANES);
-    for block in &mut blocks {
-        for lane in 0..LANES {
-            let x = block[lane];
-            let (a, b) = if keep(x) {
-                (x, x)
-            } else {
-                (f32::INFINITY, f32::NEG_INFINITY)
-            };
-            lo[lane] = if a < lo[lane] { a } else { lo[lane] };
-            hi[lane] = if b > hi[lane] { b } else { hi[lane] };
-        }
-    }
-    let (mut l, mut h) = (f32::INFINITY, f32::NEG_INFINITY);
-    for &x in blocks.remainder().iter().filter(|&&x| keep(x)) {
-        l = if x < l { x } else { l };
-        h = if x > h { x } else { h };
-    }
-    for (&a, &b) in lo.iter().zip(&hi) {
-        l = if a < l { a } else { l };
-        h = if b > h { b } else { h };
-    }
-    (l, h)
-}
-
-/// Folds two ranges of [`value_range`].
-pub(super) fn merge_range(a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
-    (a.0.min(b.0), a.1.max(b.1))
-}
-
-/// The attribute values of a folded range: NaN when nothing was valid.
-pub(super) fn finish_range(r: (f32, f32)) -> (f32, f32) {
-    if r.0 > r.1 {
-        (f32::NAN, f32::NAN)
-    } else {
-        r
-    }
-}
-
-/// The float32 fill of a variable, if it has one.
-pub(super) fn f32_fill(v: &VarDef) -> Option<f32> {
-    match v.fill {
-        Some(AttrValue::F32(x)) => Some(x),
-        _ => None,
-    }
-}
 
 /// One variable written directly.
 struct Target {
@@ -112,17 +48,11 @@ struct Target {
     valid_range: bool,
 }
 
-/// Slabs of one or more variables produced together.
-struct Stream {
-    /// Target index of each member, in the producer's order.
+/// A stream of the [`Layout`] with its members as targets (empty for a stream that
+/// does not go direct).
+struct Streamed<'l> {
     members: Vec<usize>,
-    slab_dim: usize,
-    produce: StreamProducer,
-}
-
-enum StreamProducer {
-    One(SlabProducer),
-    Group(Arc<SlabGroup>),
+    stream: &'l Stream,
 }
 
 enum Job {
@@ -137,13 +67,6 @@ enum Job {
     /// A unit: produced and compressed by the thread that takes it.
     Unit(usize),
 }
-
-/// A file's direct variables split up: their targets, the jobs of the in-memory ones,
-/// the streams of the produced ones.
-type Split = (Vec<Target>, Vec<Job>, Vec<Stream>);
-
-/// One unit: a stream and a row of chunk indices along its slab dimensions.
-type Unit = (usize, Vec<usize>);
 
 /// The values of one unit, per member: (target, values, range if wanted).
 type Slabs = Vec<(usize, Vec<f32>, Option<(f32, f32)>)>;
@@ -173,77 +96,36 @@ impl Iterator for Work<'_> {
     }
 }
 
-/// How the units of work of one file are shared among the processes writing it (the
-/// gather writer's group of ranks); a process writing a file alone has none.
-pub(super) trait UnitShare {
-    /// Whether this process makes unit `index` (units in their writing order).
-    fn makes(&self, index: usize) -> bool;
-    /// Whether this process writes the file (and so makes the in-memory variables).
-    fn writes(&self) -> bool;
-    /// Whether a test asks this process to fail its first unit of `path`
-    /// ([`super::DEBUG_FAIL_VAR`]).
-    fn fails_first_unit(&self, path: &Path) -> bool;
-    /// Takes this process's messages (`local`) where they go: into `write` together
-    /// with the other processes' on the process that writes, to that process on the
-    /// others. `made` is the outcome of making them, known once `local` has ended.
-    fn deliver(
-        &self,
-        local: Receiver<Msg>,
-        write: Box<WriteFn<'_>>,
-        made: Box<MadeFn<'_>>,
-        path: &Path,
-    ) -> Result<(), NcError>;
-    /// `e`, a failure of the writing process before it took any unit, once what the
-    /// other processes send (whatever happens) has been taken and dropped.
-    fn abandon(&self, e: NcError) -> NcError;
-}
-
-/// The outcome of making this process's units, known once they are all made.
-pub(super) type MadeFn<'a> = dyn FnOnce() -> Result<(), NcError> + 'a;
-
-/// The chunk writer: takes every message and writes it into the file.
-pub(super) type WriteFn<'a> = dyn FnOnce(&mut dyn Iterator<Item = Msg>) -> Result<(), NcError> + 'a;
-
-/// One unit's compressed chunks of one variable, on their way to the chunk writer.
-pub(super) struct Msg {
-    pub(super) target: usize,
-    pub(super) chunks: Chunks,
-    pub(super) range: Option<(f32, f32)>,
-}
-
-/// Writes the data of `vars` (all [`goes_direct`], each with its shape) into the
-/// netCDF-4 file at `temp`, then their `valid_range` attributes. `define` makes that
-/// file (netCDF-C defines it and closes it): it runs on the chunk writer's thread while
-/// the first chunks compress on rayon's.
+/// Writes the data of `vars` (the [`Layout::direct`] variables, each with its index in
+/// the dataset) into the netCDF-4 file at `temp`, then their `valid_range` attributes.
+/// `define` makes that file (netCDF-C defines it and closes it): it runs on the chunk
+/// writer's thread while the first chunks compress on rayon's.
 ///
-/// With a `share`, this process makes only its share of the units
-/// ([`UnitShare::makes`]), which the share delivers from the calling thread (the one
-/// that may call MPI); a process that does not write touches no file.
+/// The `sink` says which units this process makes ([`ChunkSink::makes`]) and takes
+/// their chunks to the chunk writer; a process that does not write touches no file.
 pub(super) fn write_direct(
-    vars: Vec<(VarDef, Vec<usize>)>,
+    vars: Vec<(usize, VarDef)>,
+    layout: &Layout,
     temp: &Path,
     path: &Path,
     define: impl FnOnce() -> Result<(), NcError> + Send,
-    share: Option<&dyn UnitShare>,
+    sink: &dyn ChunkSink,
 ) -> Result<(), NcError> {
-    let (targets, mut memory_jobs, streams) = targets_of(vars, path)?;
-    let mut units = interleaved_units(&streams, &targets);
-
-    if let Some(sh) = share {
-        units = units
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| sh.makes(*i))
-            .map(|(_, unit)| unit)
-            .collect();
-        // Whole values (coordinates: compressed once per process, then kept) are the
-        // writing process's.
-        if !sh.writes() {
-            memory_jobs.clear();
-        }
+    let (targets, mut memory_jobs, streams) = targets_of(vars, layout, path)?;
+    let units: Vec<Unit> = layout
+        .units()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| sink.makes(*i))
+        .map(|(_, unit)| unit)
+        .collect();
+    // Whole values (coordinates: compressed once per process, then kept) are the
+    // writing process's.
+    if !sink.writes() {
+        memory_jobs.clear();
     }
     // Tests: this process fails its first unit (EDP_DEBUG_FAIL_WRITE).
-    let inject = &AtomicBool::new(share.is_some_and(|sh| sh.fails_first_unit(path)));
+    let inject = &AtomicBool::new(sink.fails_first_unit(path));
 
     let mut streamed = vec![false; targets.len()];
     for s in &streams {
@@ -256,68 +138,60 @@ pub(super) fn write_direct(
     let targets = &targets;
     let streams = &streams;
     let (units, next) = (&units, &AtomicUsize::new(0));
-    std::thread::scope(|scope| {
-        let work = Work {
-            units: units.len(),
-            next,
-            memory: memory_jobs.into_iter(),
-        };
-        let write = move |msgs: &mut dyn Iterator<Item = Msg>| -> Result<(), NcError> {
-            super::ffi::quiet_hdf5_errors();
-            define()?;
-            write_chunks(msgs, temp, path, targets, &streamed)
-        };
-        let produce = move || {
-            work.par_bridge()
-                .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
-                    if inject.swap(false, Ordering::Relaxed) {
-                        return Err(injected(&job, units, streams, targets, path));
+    let work = Work {
+        units: units.len(),
+        next,
+        memory: memory_jobs.into_iter(),
+    };
+    let write = move |msgs: &mut dyn Iterator<Item = Msg>| -> Result<(), NcError> {
+        super::ffi::quiet_hdf5_errors();
+        define()?;
+        write_chunks(msgs, temp, path, targets, &streamed)
+    };
+    let produce = move || {
+        work.par_bridge()
+            .try_for_each_with(tx, |tx, job| -> Result<(), NcError> {
+                if inject.swap(false, Ordering::Relaxed) {
+                    return Err(injected(&job, units, streams, targets, path));
+                }
+                match job {
+                    Job::Array { target, values } => {
+                        let t = &targets[target];
+                        let chunks = compress_array(t, values.bytes(), path)?;
+                        send(tx, target, Arc::new(chunks), None)
                     }
-                    match job {
-                        Job::Array { target, values } => {
-                            let t = &targets[target];
-                            let chunks = compress_array(t, values.bytes(), path)?;
-                            send(tx, target, Arc::new(chunks), None)
-                        }
-                        Job::Shared { target, values } => {
-                            let t = &targets[target];
-                            let chunks = shared_chunks(t, &values, path)?;
-                            send(tx, target, chunks, None)
-                        }
-                        Job::Unit(u) => {
-                            let (s, row) = &units[u];
-                            run_unit(&streams[*s], row, targets, path)?
-                                .into_iter()
-                                .try_for_each(|(m, c, r)| send(tx, m, Arc::new(c), r))
-                        }
+                    Job::Shared { target, values } => {
+                        let t = &targets[target];
+                        let chunks = shared_chunks(t, &values, path)?;
+                        send(tx, target, chunks, None)
                     }
-                })
-        };
-        let Some(sh) = share else {
-            let writer = scope.spawn(move || write(&mut rx.into_iter()));
-            let work = produce();
-            // The writer's own error explains a closed channel better than the send did.
-            let written = writer
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            return written.and(work);
-        };
-        // MPI is called from this thread only: the units are made on the others.
-        let work = scope.spawn(produce);
-        let joined = move || work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        sh.deliver(rx, Box::new(write), Box::new(joined), path)
-    })
+                    Job::Unit(u) => {
+                        let (s, row) = &units[u];
+                        run_unit(&streams[*s], row, targets, path)?
+                            .into_iter()
+                            .try_for_each(|(m, c, r)| send(tx, m, Arc::new(c), r))
+                    }
+                }
+            })
+    };
+    sink.deliver(Box::new(produce), rx, Box::new(write), path)
 }
 
-/// The targets of `vars` (each with its shape), the jobs of the in-memory ones and the
-/// streams of the produced ones (a slab group's members in one stream).
-fn targets_of(vars: Vec<(VarDef, Vec<usize>)>, path: &Path) -> Result<Split, NcError> {
+/// The targets of `vars` (the direct variables with their index in the dataset), the
+/// jobs of the in-memory ones and the [`Layout`]'s streams with their members as
+/// targets.
+#[allow(clippy::type_complexity)]
+fn targets_of<'l>(
+    vars: Vec<(usize, VarDef)>,
+    layout: &'l Layout,
+    path: &Path,
+) -> Result<(Vec<Target>, Vec<Job>, Vec<Streamed<'l>>), NcError> {
     let mut targets = Vec::with_capacity(vars.len());
     let mut memory_jobs = Vec::new();
-    let mut streams: Vec<Stream> = Vec::new();
-    let mut groups: Vec<(Arc<SlabGroup>, usize)> = Vec::new();
-    for (v, shape) in vars {
+    let mut target_of = vec![usize::MAX; layout.shapes.len()];
+    for (i, v) in vars {
         let t = targets.len();
+        target_of[i] = t;
         let (Some(chunks), Some(c)) = (v.chunks.clone(), v.compression) else {
             return Err(NcError::Invalid {
                 path: path.to_path_buf(),
@@ -333,55 +207,27 @@ fn targets_of(vars: Vec<(VarDef, Vec<usize>)>, path: &Path) -> Result<Split, NcE
             },
             fill: f32_fill(&v),
             valid_range: v.valid_range,
-            shape,
+            shape: layout.shapes[i].clone(),
             chunks,
         });
-        let data = match v.data.into_array() {
-            Ok(values) => {
-                memory_jobs.push(Job::Array { target: t, values });
-                continue;
-            }
-            Err(data) => data,
-        };
-        match data {
-            VarData::Shared(values) => memory_jobs.push(Job::Shared { target: t, values }),
-            VarData::SlabsF32 { slab_dim, produce } => streams.push(Stream {
-                members: vec![t],
-                slab_dim,
-                produce: StreamProducer::One(produce),
-            }),
-            VarData::GroupF32 {
-                slab_dim,
-                group,
-                member,
-            } => {
-                let s = match groups.iter().position(|(g, _)| Arc::ptr_eq(g, &group)) {
-                    Some(p) => groups[p].1,
-                    None => {
-                        streams.push(Stream {
-                            members: vec![usize::MAX; group.members],
-                            slab_dim,
-                            produce: StreamProducer::Group(Arc::clone(&group)),
-                        });
-                        groups.push((group, streams.len() - 1));
-                        streams.len() - 1
-                    }
-                };
-                streams[s].members[member] = t;
-            }
-            // Arrays were taken above.
-            VarData::F32(_) | VarData::F64(_) | VarData::I32(_) | VarData::I8(_) => {}
+        match v.data.into_array() {
+            Ok(values) => memory_jobs.push(Job::Array { target: t, values }),
+            Err(VarData::Shared(values)) => memory_jobs.push(Job::Shared { target: t, values }),
+            // Streams: the layout holds their producers.
+            Err(_) => {}
         }
     }
-    for s in &streams {
-        if s.members.contains(&usize::MAX) {
-            return Err(NcError::Invalid {
-                path: path.to_path_buf(),
-                reason: "a slab group has members missing from the dataset".to_string(),
-            });
-        }
-    }
-
+    let streams = layout
+        .streams
+        .iter()
+        .map(|stream| Streamed {
+            members: match stream.direct {
+                true => stream.members.iter().map(|&m| target_of[m]).collect(),
+                false => Vec::new(),
+            },
+            stream,
+        })
+        .collect();
     Ok((targets, memory_jobs, streams))
 }
 
@@ -421,36 +267,11 @@ fn write_chunks(
     file.close()
 }
 
-/// Units of all streams interleaved row by row: level k of every field before level
-/// k+1, so a group's members and the fields progress together. They come first, so
-/// they compress while the file is being defined; in-memory and shared values (mostly
-/// compressed already) after.
-fn interleaved_units(streams: &[Stream], targets: &[Target]) -> Vec<Unit> {
-    let rows: Vec<Vec<Vec<usize>>> = streams
-        .iter()
-        .map(|s| {
-            let t = &targets[s.members[0]];
-            chunk_rows(&t.shape[..=s.slab_dim], &t.chunks[..=s.slab_dim])
-        })
-        .collect();
-    let mut units: Vec<Unit> = Vec::with_capacity(rows.iter().map(Vec::len).sum::<usize>());
-    let longest = rows.iter().map(Vec::len).max().unwrap_or(0);
-    for r in 0..longest {
-        for (s, list) in rows.iter().enumerate() {
-            if let Some(row) = list.get(r) {
-                units.push((s, row.clone()));
-            }
-        }
-    }
-
-    units
-}
-
 /// The failure [`super::DEBUG_FAIL_VAR`] injects at `job`.
 fn injected(
     job: &Job,
     units: &[Unit],
-    streams: &[Stream],
+    streams: &[Streamed<'_>],
     targets: &[Target],
     path: &Path,
 ) -> NcError {
@@ -459,8 +280,8 @@ fn injected(
         Job::Unit(u) => {
             let (s, row) = &units[*u];
             let s = &streams[*s];
-            let (lo, _) = unit_extent(s, row, targets);
-            let shape = &targets[s.members[0]].shape;
+            let (lo, _) = s.stream.unit_extent(row);
+            let shape = &s.stream.shape;
             (
                 s.members[0],
                 lo.iter().zip(shape).fold(0, |acc, (l, n)| acc * n + l),
@@ -487,48 +308,18 @@ fn send(
     })
 }
 
-/// Chunk-index tuples over the given dimensions, row-major.
-fn chunk_rows(shape: &[usize], chunks: &[usize]) -> Vec<Vec<usize>> {
-    let counts: Vec<usize> = shape
-        .iter()
-        .zip(chunks)
-        .map(|(&l, &c)| l.div_ceil(c))
-        .collect();
-    let total: usize = counts.iter().product();
-    (0..total)
-        .map(|mut i| {
-            let mut idx = vec![0; counts.len()];
-            for d in (0..counts.len()).rev() {
-                idx[d] = i % counts[d];
-                i /= counts[d];
-            }
-            idx
-        })
-        .collect()
-}
-
-/// Where the values of one unit lie in its variables: first slab index and extent per
-/// dimension up to the slab dimension.
-fn unit_extent(s: &Stream, row: &[usize], targets: &[Target]) -> (Vec<usize>, Vec<usize>) {
-    let first = &targets[s.members[0]];
-    let (shape, chunks, d) = (&first.shape, &first.chunks, s.slab_dim);
-    let lo: Vec<usize> = (0..=d).map(|i| row[i] * chunks[i]).collect();
-    let ext: Vec<usize> = (0..=d).map(|i| chunks[i].min(shape[i] - lo[i])).collect();
-    (lo, ext)
-}
-
 /// Produces one row of slabs of a stream, with the value range of each member that
 /// wants one.
 fn produce_unit(
-    s: &Stream,
+    s: &Streamed<'_>,
     row: &[usize],
     targets: &[Target],
     path: &Path,
 ) -> Result<Slabs, NcError> {
     let first = &targets[s.members[0]];
-    let (shape, d) = (&first.shape, s.slab_dim);
-    let (lo, ext) = unit_extent(s, row, targets);
-    let inner: usize = shape[d + 1..].iter().product();
+    let (shape, d) = (&s.stream.shape, s.stream.slab_dim);
+    let (lo, ext) = s.stream.unit_extent(row);
+    let inner = s.stream.slab_len();
     let slabs: usize = ext.iter().product();
     let mut bufs: Vec<Vec<f32>> = s
         .members
@@ -548,16 +339,10 @@ fn produce_unit(
             .iter_mut()
             .map(|b| &mut b[l * inner..(l + 1) * inner])
             .collect();
-        let produced = match &s.produce {
-            StreamProducer::One(p) => p(slab, outs[0]),
-            StreamProducer::Group(g) => (g.produce)(slab, &mut outs),
-        };
-        produced.map_err(|source| NcError::Slab {
-            path: path.to_path_buf(),
-            var: first.name.clone(),
-            slab,
-            source,
-        })?;
+        s.stream
+            .produce
+            .call(slab, &mut outs)
+            .map_err(|source| slab_error(path, &first.name, slab, source))?;
     }
     Ok(s.members
         .iter()
@@ -574,7 +359,7 @@ fn produce_unit(
 /// (target, chunks, range if wanted).
 #[allow(clippy::type_complexity)]
 fn run_unit(
-    s: &Stream,
+    s: &Streamed<'_>,
     row: &[usize],
     targets: &[Target],
     path: &Path,
@@ -586,15 +371,15 @@ fn run_unit(
 /// Compresses the chunks of one produced unit: per member (target, chunks, range).
 #[allow(clippy::type_complexity)]
 fn compress_unit(
-    s: &Stream,
+    s: &Streamed<'_>,
     row: &[usize],
     targets: &[Target],
     slabs: Slabs,
     path: &Path,
 ) -> Result<Vec<(usize, ChunkList, Option<(f32, f32)>)>, NcError> {
-    let shape = &targets[s.members[0]].shape;
-    let d = s.slab_dim;
-    let (lo, ext) = unit_extent(s, row, targets);
+    let shape = &s.stream.shape;
+    let d = s.stream.slab_dim;
+    let (lo, ext) = s.stream.unit_extent(row);
     let buf_shape: Vec<usize> = ext.iter().chain(&shape[d + 1..]).copied().collect();
     let origin: Vec<usize> = lo
         .iter()
@@ -649,13 +434,20 @@ fn shared_chunks(t: &Target, values: &SharedValues, path: &Path) -> Result<Chunk
             let stream = Stream {
                 members: vec![0],
                 slab_dim: 0,
-                produce: StreamProducer::One(Arc::clone(produce)),
+                shape: t.shape.clone(),
+                chunks: Some(t.chunks.clone()),
+                direct: true,
+                produce: Producer::One(Arc::clone(produce)),
+            };
+            let one = Streamed {
+                members: vec![0],
+                stream: &stream,
             };
             let rows = chunk_rows(&t.shape[..1], &t.chunks[..1]);
             let made: Vec<ChunkList> = rows
                 .into_par_iter()
                 .map(|row| {
-                    let unit = run_unit(&stream, &row, std::slice::from_ref(t), path)?;
+                    let unit = run_unit(&one, &row, std::slice::from_ref(t), path)?;
                     Ok(unit.into_iter().flat_map(|(_, chunks, _)| chunks).collect())
                 })
                 .collect::<Result<_, NcError>>()?;
@@ -761,35 +553,5 @@ mod tests {
         let mut dst = vec![0u8; 8];
         copy_block(&src, &[3, 4], &[1, 1], &mut dst, &[2, 4], &[2, 3], 1);
         assert_eq!(dst, [5, 6, 7, 0, 9, 10, 11, 0]);
-    }
-
-    #[test]
-    fn value_ranges_leave_out_fill_and_nan() {
-        let fill = 9.969_21e36_f32;
-        let mut v: Vec<f32> = (0..37).map(|i| i as f32 - 10.0).collect();
-        v[3] = f32::NAN;
-        v[5] = fill;
-        v[36] = fill;
-        assert_eq!(value_range(&v, Some(fill)), (-10.0, 25.0));
-        v[0] = f32::NEG_INFINITY;
-        assert_eq!(value_range(&v, Some(fill)), (f32::NEG_INFINITY, 25.0));
-        assert_eq!(value_range(&v, None), (f32::NEG_INFINITY, fill));
-        let none = value_range(&[fill, f32::NAN], Some(fill));
-        assert!(none.0 > none.1);
-    }
-
-    #[test]
-    fn rows_are_row_major() {
-        assert_eq!(
-            chunk_rows(&[2, 5], &[1, 2]),
-            vec![
-                vec![0, 0],
-                vec![0, 1],
-                vec![0, 2],
-                vec![1, 0],
-                vec![1, 1],
-                vec![1, 2]
-            ]
-        );
     }
 }

@@ -22,21 +22,19 @@ use std::ffi::OsString;
 use std::ops::Range;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-use super::chunked::{f32_fill, finish_range, merge_range, value_range};
+use super::commit::Staged;
 use super::ffi::{self, H5File};
 use super::gather::{Agreement, RankGroup};
-use super::write::{
-    block_extents, chunk_share, define_dataset, header_digest, local_ranges, row_major_index,
-    set_ranges, var_shapes, SlabBlock, TempGuard,
+use super::layout::{
+    chunk_share, f32_fill, finish_range, merge_range, set_ranges, value_range, Layout, Stream,
 };
+use super::write::{define_dataset, header_digest};
 use super::{
-    debug_failure, injected, AttrValue, DatasetDef, GroupFn, NcError, SlabGroup, Values, VarData,
-    WriteReport, SLAB_BUFFER_BUDGET_BYTES,
+    debug_failure, injected, AttrValue, DatasetDef, NcError, Values, VarData, VarDef, WriteMethod,
+    WriteReport,
 };
-use crate::storage;
 
 /// Writes `def` as one NetCDF-4 file from every rank of `group`; it appears at
 /// `final_path` only once complete. Every rank of the group must call this with the same
@@ -49,29 +47,26 @@ pub fn write_collective(
     let start = Instant::now();
     let path = final_path;
     let mut agree = Agreement::validated(&def, path, group)?;
-    let shapes = agree_on_definition(&mut def, &agree)?;
-    // Rank 0 removes the temporary file on every failure, panics included; declared
-    // before the file so that the file is closed first.
-    let (temp, guard) = name_temp_file(path, group)?;
+    let layout = agree_on_definition(&mut def, &agree)?;
+    // Rank 0's stage removes the temporary file on every failure, panics included;
+    // declared before the file so that the file is closed first.
+    let (temp, staged) = name_temp_file(path, group)?;
     agree.temp = Some(temp.clone());
     ffi::quiet_hdf5_errors();
     let mut file = create_and_define(&def, &temp, &agree)?;
-    let (data_bytes, ranges) = write_shares(&mut file, def.vars, shapes, &agree)?;
-    let bytes = close_and_commit(file, &temp, guard, &ranges, &mut agree)?;
+    let ranges = write_shares(&mut file, def.vars, &layout, &agree)?;
+    let bytes = close_and_commit(file, &temp, staged, &ranges, &mut agree)?;
     Ok(WriteReport {
         bytes,
-        data_bytes,
+        data_bytes: layout.data_bytes,
         elapsed: start.elapsed(),
     })
 }
 
 /// Step 1: One definition: rank 0's global attributes everywhere, the value ranges of
 /// in-memory values combined over the group, then the whole header compared, so the
-/// collective define calls are identical on every rank. Returns the variables' shapes.
-fn agree_on_definition(
-    def: &mut DatasetDef,
-    agree: &Agreement,
-) -> Result<Vec<Vec<usize>>, NcError> {
+/// collective define calls are identical on every rank. Returns the definition's layout.
+fn agree_on_definition(def: &mut DatasetDef, agree: &Agreement) -> Result<Layout, NcError> {
     let (group, path) = (agree.group, agree.path);
     let root = group.rank() == 0;
     let globals = group.broadcast_bytes(if root {
@@ -84,26 +79,14 @@ fn agree_on_definition(
     if let Some(g) = globals {
         def.global_attrs = g;
     }
-    let shapes = var_shapes(def);
-    // Produced shared values (grid coordinates read per tile) stream by tiles.
-    for v in &mut def.vars {
-        v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
-    }
+    // Produced shared values (grid coordinates read per tile) stream by tiles: no
+    // variable goes direct, parallel HDF5 compresses them all.
+    let layout = Layout::new(def, WriteMethod::NetCdf, path);
+    let layout = agree.on(layout, "laying out the variables")?;
     // valid_min/valid_max of in-memory values are known now; those of streamed values
     // are folded as each rank writes its slabs (read once), combined over the group and
     // set by rank 0 after the collective close.
-    let streamed: Vec<bool> = def
-        .vars
-        .iter()
-        .map(|v| matches!(v.data, VarData::SlabsF32 { .. } | VarData::GroupF32 { .. }))
-        .collect();
-    let found = local_ranges(
-        &def.vars,
-        &shapes,
-        &streamed,
-        Some((group.rank(), group.size())),
-        path,
-    );
+    let found = layout.known_ranges(&def.vars, false, path);
     let mut found = agree.on(found, "finding value ranges")?;
     let mut mins: Vec<f32> = found
         .iter()
@@ -116,15 +99,15 @@ fn agree_on_definition(
     }
     set_ranges(&mut def.vars, found);
     agree.same_definition(header_digest(def, true), decoded)?;
-    Ok(shapes)
+    Ok(layout)
 }
 
 /// Step 2: Rank 0 names the temporary file (and creates its directory), and alone holds
-/// the guard that removes it on failure.
+/// the stage that removes it on failure.
 fn name_temp_file(
     path: &Path,
     group: &dyn RankGroup,
-) -> Result<(PathBuf, Option<TempGuard>), NcError> {
+) -> Result<(PathBuf, Option<Staged>), NcError> {
     let root = group.rank() == 0;
     let peer = |stage: &str| NcError::Peer {
         path: path.to_path_buf(),
@@ -132,12 +115,12 @@ fn name_temp_file(
         failed: None,
     };
     let prepared = if root {
-        storage::prepare(path).map_err(NcError::from)
+        Staged::prepare(path).map(Some)
     } else {
-        Ok(PathBuf::new())
+        Ok(None)
     };
     let name = group.broadcast_bytes(match &prepared {
-        Ok(t) if root => t.as_os_str().as_bytes().to_vec(),
+        Ok(Some(t)) => t.temp().as_os_str().as_bytes().to_vec(),
         _ => Vec::new(),
     });
     if name.is_empty() {
@@ -146,8 +129,7 @@ fn name_temp_file(
             .unwrap_or_else(|| peer("preparing the temporary file")));
     }
     let temp = PathBuf::from(OsString::from_vec(name));
-    let guard = root.then(|| TempGuard(Some(temp.clone())));
-    Ok((temp, guard))
+    Ok((temp, prepared.ok().flatten()))
 }
 
 /// Step 3: Creates the file at `temp` and defines `def` in it, collectively.
@@ -201,28 +183,33 @@ fn create_and_define(
 /// (variable, this rank's value range) of the streamed variables that want one.
 type Ranges = Vec<(String, (f32, f32))>;
 
-/// Step 4: Each rank writes its share of every variable; returns the data size and this
+/// Step 4: Each rank writes its share of every variable, in the order the netCDF-only
+/// writer puts them (a slab group's once all its members are met); returns this
 /// rank's (variable, value range) of the streamed variables that want one.
 fn write_shares(
     file: &mut netcdf::FileMut,
-    vars: Vec<super::VarDef>,
-    shapes: Vec<Vec<usize>>,
+    vars: Vec<VarDef>,
+    layout: &Layout,
     agree: &Agreement,
-) -> Result<(u64, Ranges), NcError> {
+) -> Result<Ranges, NcError> {
     let (group, path) = (agree.group, agree.path);
-    let fail_here = debug_failure(path, group.rank());
-    let mut data_bytes = 0u64;
-    let mut groups: Vec<MetGroup> = Vec::new();
-    // (variable, this rank's range) of the streamed variables that want one.
-    let mut ranges: Vec<(String, (f32, f32))> = Vec::new();
-    for (v, shape) in vars.into_iter().zip(shapes) {
-        data_bytes += (shape.iter().product::<usize>() * v.dtype.size()) as u64;
+    let mut fail_first = debug_failure(path, group.rank());
+    let mut ranges: Ranges = Vec::new();
+    let mut put_stream = |file: &mut netcdf::FileMut, s: &Stream| -> Result<(), NcError> {
+        let r = put_stream_share(file, &vars, s, agree, &mut fail_first)?;
+        for (&m, r) in s.members.iter().zip(r) {
+            if vars[m].valid_range {
+                ranges.push((vars[m].name.clone(), r));
+            }
+        }
+        Ok(())
+    };
+    for (i, (v, shape)) in vars.iter().zip(&layout.shapes).enumerate() {
         let chunk0 = v
             .chunks
             .as_ref()
             .and_then(|c| c.first().copied())
             .unwrap_or(shape.first().copied().unwrap_or(1));
-        let along = |slab_dim: usize| v.chunks.as_ref().map_or(1, |c| c[slab_dim]);
         let mut var = file.variable_mut(&v.name).ok_or_else(|| NcError::Missing {
             path: path.to_path_buf(),
             what: format!("variable `{}` just defined", v.name),
@@ -233,94 +220,37 @@ fn write_shares(
             source,
         };
         let put = match &v.data {
-            VarData::F32(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
-            VarData::F64(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
-            VarData::I32(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
-            VarData::I8(x) => put_share(&mut var, x, &shape, chunk0, group).map_err(put_err),
+            VarData::F32(x) => put_share(&mut var, x, shape, chunk0, group).map_err(put_err),
+            VarData::F64(x) => put_share(&mut var, x, shape, chunk0, group).map_err(put_err),
+            VarData::I32(x) => put_share(&mut var, x, shape, chunk0, group).map_err(put_err),
+            VarData::I8(x) => put_share(&mut var, x, shape, chunk0, group).map_err(put_err),
             VarData::Shared(x) => match x.values() {
-                Some(Values::F32(x)) => put_share(&mut var, x, &shape, chunk0, group),
-                Some(Values::F64(x)) => put_share(&mut var, x, &shape, chunk0, group),
-                Some(Values::I32(x)) => put_share(&mut var, x, &shape, chunk0, group),
-                Some(Values::I8(x)) => put_share(&mut var, x, &shape, chunk0, group),
-                // Made a stream at the start.
+                Some(Values::F32(x)) => put_share(&mut var, x, shape, chunk0, group),
+                Some(Values::F64(x)) => put_share(&mut var, x, shape, chunk0, group),
+                Some(Values::I32(x)) => put_share(&mut var, x, shape, chunk0, group),
+                Some(Values::I8(x)) => put_share(&mut var, x, shape, chunk0, group),
+                // Made a stream by the layout.
                 None => Ok(()),
             }
             .map_err(put_err),
             VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => Ok(()),
         };
         agree.on(put, &format!("writing variable `{}`", v.name))?;
-        let chunk_along = match &v.data {
-            VarData::SlabsF32 { slab_dim, .. } | VarData::GroupF32 { slab_dim, .. } => {
-                along(*slab_dim)
-            }
-            _ => 1,
-        };
-        let (fill, wants_range) = (f32_fill(&v), v.valid_range);
-        match v.data {
-            VarData::SlabsF32 { slab_dim, produce } => {
-                let one = |s: usize, outs: &mut [&mut [f32]]| produce(s, &mut *outs[0]);
-                let slabs = SlabShare {
-                    shape: &shape,
-                    slab_dim,
-                    chunk_along,
-                    fail_first: fail_here,
-                };
-                let r = slabs.put(file, &[v.name.as_str()], &[fill], &one, agree)?;
-                if wants_range {
-                    ranges.push((v.name.clone(), r[0]));
-                }
-            }
-            VarData::GroupF32 {
-                slab_dim,
-                group: g,
-                member,
-            } => {
-                // Written once all members are met, as the serial writer does.
-                let at = match groups.iter().position(|m| Arc::ptr_eq(&m.group, &g)) {
-                    Some(p) => p,
-                    None => {
-                        groups.push(MetGroup {
-                            names: vec![None; g.members],
-                            fills: vec![None; g.members],
-                            wants_range: vec![false; g.members],
-                            group: g,
-                            slab_dim,
-                            shape: shape.clone(),
-                            chunk_along,
-                        });
-                        groups.len() - 1
-                    }
-                };
-                groups[at].names[member] = Some(v.name.clone());
-                groups[at].fills[member] = fill;
-                groups[at].wants_range[member] = wants_range;
-            }
-            _ => {}
-        }
-    }
-    for m in groups {
-        let names: Vec<&str> = m.names.iter().flatten().map(String::as_str).collect();
-        if names.len() != m.group.members {
-            // Every rank has the same definition, so every rank stops here.
-            return Err(NcError::Invalid {
-                path: path.to_path_buf(),
-                reason: "a slab group has members missing from the dataset".to_string(),
-            });
-        }
-        let slabs = SlabShare {
-            shape: &m.shape,
-            slab_dim: m.slab_dim,
-            chunk_along: m.chunk_along,
-            fail_first: fail_here,
-        };
-        let r = slabs.put(file, &names, &m.fills, &*m.group.produce, agree)?;
-        for ((name, r), wants) in names.iter().zip(r).zip(&m.wants_range) {
-            if *wants {
-                ranges.push((name.to_string(), r));
+        if let VarData::SlabsF32 { .. } = v.data {
+            if let Some(s) = layout.streams.iter().find(|s| s.members == [i]) {
+                put_stream(file, s)?;
             }
         }
     }
-    Ok((data_bytes, ranges))
+    for s in layout.streams.iter().filter(|s| is_group(&vars, s)) {
+        put_stream(file, s)?;
+    }
+    Ok(ranges)
+}
+
+/// Whether a stream is a slab group's (written after every variable was met).
+fn is_group(vars: &[VarDef], s: &Stream) -> bool {
+    matches!(vars[s.members[0]].data, VarData::GroupF32 { .. })
 }
 
 /// Step 5: Combines the value ranges, closes the file collectively, sets the ranges (rank
@@ -329,7 +259,7 @@ fn write_shares(
 fn close_and_commit(
     file: netcdf::FileMut,
     temp: &Path,
-    guard: Option<TempGuard>,
+    staged: Option<Staged>,
     ranges: &[(String, (f32, f32))],
     agree: &mut Agreement,
 ) -> Result<u64, NcError> {
@@ -358,30 +288,14 @@ fn close_and_commit(
         Ok(())
     };
     agree.on(ranged, "setting the value ranges")?;
-    let committed = match guard {
-        Some(g) => storage::commit(temp, path)
-            .map(|()| g.disarm())
-            .map_err(NcError::from),
-        None => Ok(()),
-    };
+    // Rank 0 commits, then tells the others the size of the file in place.
+    let committed = staged.map(Staged::commit_now).transpose();
     agree.temp = None;
-    agree.on(committed, "putting the file in place")?;
-    let sized = if root {
-        storage::file_size(path).map(|b| b.to_le_bytes().to_vec())
-    } else {
-        Ok(Vec::new())
-    };
-    let size = group.broadcast_bytes(sized.as_ref().cloned().unwrap_or_default());
-    let bytes = match <[u8; 8]>::try_from(size.as_slice()) {
-        Ok(b) => u64::from_le_bytes(b),
-        Err(_) => {
-            return Err(sized
-                .err()
-                .map(NcError::from)
-                .unwrap_or_else(|| peer("sizing the file")))
-        }
-    };
-    Ok(bytes)
+    let committed = agree.on(committed, "putting the file in place")?;
+    let size = group.broadcast_bytes(committed.map_or(Vec::new(), |b| b.to_le_bytes().to_vec()));
+    <[u8; 8]>::try_from(size.as_slice())
+        .map(u64::from_le_bytes)
+        .map_err(|_| peer("sizing the file"))
 }
 
 /// Writes this rank's share (along dimension 0) of an in-memory variable; ranks without a
@@ -405,93 +319,58 @@ fn put_share<T: netcdf::NcTypeDescriptor + Copy>(
     var.put_values(&values[mine.start * inner..mine.end * inner], extents)
 }
 
-/// A streamed variable's layout, for splitting its slabs over the group.
-struct SlabShare<'a> {
-    shape: &'a [usize],
-    slab_dim: usize,
-    chunk_along: usize,
-    fail_first: bool,
-}
-
-impl SlabShare<'_> {
-    /// Produces and writes this rank's slabs (whole chunks along `slab_dim`) of the
-    /// variables `names` (a slab group's members, in the producer's order), in blocks of
-    /// at most one chunk row. Every rank makes the same number of collective writes, and
-    /// the group agrees after producing each block and after writing each variable.
-    /// Returns this rank's value range of each member (see [`value_range`]).
-    fn put(
-        &self,
-        file: &mut netcdf::FileMut,
-        names: &[&str],
-        fills: &[Option<f32>],
-        produce: &GroupFn<'_>,
-        agree: &Agreement<'_>,
-    ) -> Result<Vec<(f32, f32)>, NcError> {
-        let (group, path) = (agree.group, agree.path);
-        let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); names.len()];
-        let shape = self.shape;
-        let n = shape[self.slab_dim];
-        let outer_shape = &shape[..self.slab_dim];
-        let inner_shape = &shape[self.slab_dim + 1..];
-        let outer: usize = outer_shape.iter().product();
-        let slab_len: usize = inner_shape.iter().product();
-        let budget = (SLAB_BUFFER_BUDGET_BYTES / (slab_len.max(1) * 4 * names.len())).max(1);
-        let block = self.chunk_along.clamp(1, budget).min(n.max(1));
-        let share = |r: usize| chunk_share(n, self.chunk_along, group.size(), r);
-        let rounds = (0..group.size())
-            .map(|r| share(r).len().div_ceil(block))
-            .max()
-            .unwrap_or(0);
-        let mine = share(group.rank());
-        let buf_len = if mine.is_empty() { 0 } else { block * slab_len };
-        let mut bufs: Vec<Vec<f32>> = names.iter().map(|_| vec![0f32; buf_len]).collect();
-        let name = names.first().copied().unwrap_or_default();
-        let mut fail_first = self.fail_first;
-        for o in 0..outer {
-            let outer_idx = row_major_index(o, outer_shape);
-            for round in 0..rounds {
-                let k0 = mine.start + round * block;
-                let kn = if k0 < mine.end {
-                    block.min(mine.end - k0)
-                } else {
-                    0
-                };
-                let slab_block = SlabBlock {
-                    first: o * n + k0,
-                    len: kn,
-                    slab_len,
-                };
-                let produced = if kn > 0 && std::mem::take(&mut fail_first) {
-                    Err(injected(path, name, slab_block.first))
-                } else {
-                    slab_block.produce(produce, &mut bufs, path, name)
-                };
-                agree.on(produced, &format!("producing variable `{name}`"))?;
-                for ((r, buf), fill) in ranges.iter_mut().zip(&bufs).zip(fills) {
-                    *r = merge_range(*r, value_range(&buf[..kn * slab_len], *fill));
-                }
-                let along = if kn == 0 { 0..0 } else { k0..k0 + kn };
-                let extents = block_extents(&outer_idx, along, inner_shape);
-                for (vname, buf) in names.iter().zip(&bufs) {
-                    let put = match file.variable_mut(vname) {
-                        Some(mut var) => var
-                            .put_values(&buf[..kn * slab_len], extents.clone())
-                            .map_err(|source| NcError::Put {
-                                path: path.to_path_buf(),
-                                var: vname.to_string(),
-                                source,
-                            }),
-                        None => Err(NcError::Missing {
-                            path: path.to_path_buf(),
-                            what: format!("variable `{vname}` just defined"),
-                        }),
-                    };
-                    agree.on(put, &format!("writing variable `{name}`"))?;
-                }
-            }
+/// Produces and writes this rank's slabs of stream `s` (whole chunks along the slab
+/// dimension, [`Stream::blocks`]) of its members, one block at a time. Every rank makes
+/// the same number of collective writes, and the group agrees after producing each
+/// block and after writing each variable. Returns this rank's value range of each
+/// member (see [`value_range`]). With `fail_first` (tests), the first non-empty block
+/// fails instead.
+fn put_stream_share(
+    file: &mut netcdf::FileMut,
+    vars: &[VarDef],
+    s: &Stream,
+    agree: &Agreement<'_>,
+    fail_first: &mut bool,
+) -> Result<Vec<(f32, f32)>, NcError> {
+    let (group, path) = (agree.group, agree.path);
+    let names: Vec<&str> = s.members.iter().map(|&m| vars[m].name.as_str()).collect();
+    let fills: Vec<Option<f32>> = s.members.iter().map(|&m| f32_fill(&vars[m])).collect();
+    let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); names.len()];
+    let chunk_along = s.chunks.as_ref().map_or(1, |c| c[s.slab_dim]);
+    let blocks = s.blocks(chunk_along, group.rank(), group.size());
+    let slab_len = s.slab_len();
+    let most = blocks.iter().map(|b| b.len).max().unwrap_or(0);
+    let mut bufs: Vec<Vec<f32>> = names.iter().map(|_| vec![0f32; most * slab_len]).collect();
+    let name = names[0];
+    for block in &blocks {
+        let produced = if block.len > 0 && std::mem::take(fail_first) {
+            Err(injected(path, name, block.first))
+        } else {
+            s.produce_block(block, &mut bufs, path, name)
+        };
+        agree.on(produced, &format!("producing variable `{name}`"))?;
+        let kn = block.len * slab_len;
+        for ((r, buf), fill) in ranges.iter_mut().zip(&bufs).zip(&fills) {
+            *r = merge_range(*r, value_range(&buf[..kn], *fill));
         }
-        Ok(ranges)
+        for (vname, buf) in names.iter().zip(&bufs) {
+            let put = match file.variable_mut(vname) {
+                Some(mut var) => var
+                    .put_values(&buf[..kn], block.extents.clone())
+                    .map_err(|source| NcError::Put {
+                        path: path.to_path_buf(),
+                        var: vname.to_string(),
+                        source,
+                    }),
+                None => Err(NcError::Missing {
+                    path: path.to_path_buf(),
+                    what: format!("variable `{vname}` just defined"),
+                }),
+            };
+            agree.on(put, &format!("writing variable `{name}`"))?;
+        }
     }
+    Ok(ranges)
 }
 
 /// Sets `valid_min`/`valid_max` of the streamed variables `ranges` (names; `mins` holds
@@ -510,42 +389,4 @@ fn set_streamed_ranges(
         set.set_f32_attr("valid_max", hi)?;
     }
     file.close()
-}
-
-/// A slab group met among the variables: written once all its members are known.
-struct MetGroup {
-    group: Arc<SlabGroup>,
-    slab_dim: usize,
-    /// Member names in the producer's order, as met.
-    names: Vec<Option<String>>,
-    /// Member fill values and whether each wants its value range.
-    fills: Vec<Option<f32>>,
-    wants_range: Vec<bool>,
-    shape: Vec<usize>,
-    chunk_along: usize,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::chunk_share;
-
-    #[test]
-    fn shares_cover_whole_chunks_once() {
-        for (len, chunk, parts) in [(50, 1, 3), (13, 13, 2), (13, 1, 3), (7, 3, 2), (2, 1, 3)] {
-            let mut next = 0;
-            for r in 0..parts {
-                let s = chunk_share(len, chunk, parts, r);
-                if s.is_empty() {
-                    continue;
-                }
-                assert_eq!(s.start, next, "{len} {chunk} {parts}");
-                assert_eq!(s.start % chunk, 0);
-                next = s.end;
-            }
-            assert_eq!(next, len);
-        }
-        assert_eq!(chunk_share(50, 1, 3, 0), 0..17);
-        assert_eq!(chunk_share(50, 1, 3, 2), 34..50);
-        assert_eq!(chunk_share(13, 13, 2, 1), 13..13);
-    }
 }

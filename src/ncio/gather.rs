@@ -4,10 +4,11 @@
 //! A fine-grid granule (LLC1080 3D, LLC4320) is too much work for one rank's time. Here
 //! every rank of the group produces and compresses its share of the chunks (one row of
 //! chunks along a streamed variable's slab dimension at a time, rows dealt round-robin)
-//! with the single-rank writer's own data path (`chunked.rs`, `compress.rs`), and sends
+//! with the single-rank writer's own pipeline (`chunked.rs`, `compress.rs`) feeding
+//! this writer's [`ChunkSink`], which sends
 //! the compressed chunks to the group's first rank. That rank defines the file with
 //! netCDF-C, writes its own and the received chunks with HDF5 direct chunk writes, and
-//! commits the file (fsync, rename) as every write does. Only MPI messages are needed,
+//! commits the file (fsync, rename) as every write does ([`Staged`]). Only MPI messages are needed,
 //! no parallel HDF5, so the serial build has it too ([`super::collective`] is the
 //! parallel-HDF5 alternative).
 //!
@@ -24,10 +25,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use super::chunked::{MadeFn, Msg, UnitShare, WriteFn};
-use super::write::{header_digest, told_as_full_disk, validate, write_file, TempGuard};
+use super::commit::{told_as_full_disk, Staged};
+use super::layout::unit_owner;
+use super::sink::{ChunkSink, Msg, ProduceFn, WriteFn};
+use super::write::{header_digest, validate, write_file};
 use super::{debug_failure, ffi, DatasetDef, NcError, WriteMethod, WriteReport};
-use crate::storage;
 
 /// The group of ranks writing one file, as the group write methods need it. The run's MPI
 /// module implements it; `ncio` sends and receives only bytes through it.
@@ -134,32 +136,26 @@ pub fn write_gathered(
     // The ranks deal out the same chunks only if they cut the same variables.
     agree.same_definition(header_digest(&def, false), true)?;
     let root = group.rank() == 0;
+    // The first rank's stage removes the temporary file on every failure, panics
+    // included.
     let prepared = if root {
-        storage::prepare(path).map(Some).map_err(NcError::from)
+        Staged::prepare(path).map(Some)
     } else {
         Ok(None)
     };
-    let temp = agree.on(prepared, "preparing the temporary file")?;
-    // The first rank removes the temporary file on every failure, panics included.
-    let guard = temp.clone().map(|t| TempGuard(Some(t)));
-    agree.temp = temp.clone();
+    let staged = agree.on(prepared, "preparing the temporary file")?;
+    agree.temp = staged.as_ref().map(|s| s.temp().to_path_buf());
     ffi::quiet_hdf5_errors();
     // The other ranks never touch the file: they send what they make.
     let written = write_file(
         def,
-        temp.as_deref().unwrap_or(path),
+        staged.as_ref().map_or(path, |s| s.temp()),
         path,
         WriteMethod::Direct,
-        Some(&Gathered(group)),
+        &Gathered(group),
     );
     let data_bytes = agree.on(written, "writing its share of the chunks")?;
-    let committed = match (guard, &temp) {
-        (Some(g), Some(t)) => storage::commit(t, path)
-            .map(|()| g.disarm())
-            .and_then(|()| storage::file_size(path))
-            .map_err(NcError::from),
-        _ => Ok(0),
-    };
+    let committed = staged.map_or(Ok(0), Staged::commit_now);
     agree.temp = None;
     let bytes = agree.on(committed, "putting the file in place")?;
     Ok(WriteReport {
@@ -169,18 +165,15 @@ pub fn write_gathered(
     })
 }
 
-/// Which rank of a group of `ranks` makes unit `index` (a row of chunks of a streamed
-/// variable, level k of every field before level k+1): round-robin, so every rank works
-/// on the same few levels at a time and the writing rank takes their chunks as they come.
-fn unit_owner(index: usize, ranks: usize) -> usize {
-    index % ranks.max(1)
-}
-
-/// The gather writer's [`UnitShare`]: units dealt round-robin over the group, sent to
-/// its first rank, which writes them all.
+/// The gather writer's [`ChunkSink`]: units dealt round-robin over the group
+/// ([`unit_owner`]), sent to its first rank, which writes them all.
 struct Gathered<'a>(&'a dyn RankGroup);
 
-impl UnitShare for Gathered<'_> {
+impl ChunkSink for Gathered<'_> {
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn makes(&self, index: usize) -> bool {
         unit_owner(index, self.0.size()) == self.0.rank()
     }
@@ -193,21 +186,26 @@ impl UnitShare for Gathered<'_> {
         debug_failure(path, self.0.rank())
     }
 
-    fn deliver(
+    fn deliver<'a>(
         &self,
+        produce: Box<ProduceFn<'a>>,
         local: Receiver<Msg>,
-        write: Box<WriteFn<'_>>,
-        made: Box<MadeFn<'_>>,
+        write: Box<WriteFn<'a>>,
         path: &Path,
     ) -> Result<(), NcError> {
-        if self.0.rank() > 0 {
-            return send_share(self.0, local, made);
-        }
-        let mut incoming = Incoming::new(self.0, local);
-        let written = write(&mut incoming);
-        // Another rank's failure explains this rank's closed channel better.
-        let peers = incoming.finish(path);
-        written.and(peers).and(made())
+        // MPI is called from this thread only: the units are made on another.
+        std::thread::scope(|scope| {
+            let work = scope.spawn(produce);
+            let made = move || work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            if self.0.rank() > 0 {
+                return send_share(self.0, local, made);
+            }
+            let mut incoming = Incoming::new(self.0, local);
+            let written = write(&mut incoming);
+            // Another rank's failure explains this rank's closed channel better.
+            let peers = incoming.finish(path);
+            written.and(peers).and(made())
+        })
     }
 
     fn abandon(&self, e: NcError) -> NcError {
@@ -462,12 +460,5 @@ mod tests {
             decode(b"\x02boom".to_vec()),
             Some(Received::Failed(t)) if t == "boom"
         ));
-    }
-
-    #[test]
-    fn units_go_round_robin() {
-        let owners: Vec<usize> = (0..5).map(|i| unit_owner(i, 2)).collect();
-        assert_eq!(owners, [0, 1, 0, 1, 0]);
-        assert_eq!(unit_owner(4, 3), 1);
     }
 }

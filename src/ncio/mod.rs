@@ -13,23 +13,32 @@
 //! appear in the file in the order of their `Vec`s (NetCDF-4 keeps creation order, which
 //! `ncdump -h` shows), with `_FillValue` first when a variable has one.
 //!
-//! `write.rs` writes a [`DatasetDef`] ([`write_atomic`]), with `chunked.rs` (the direct
-//! writer's parallel data path) and `compress.rs` (shuffle + deflate in Rust); `gather.rs` and `collective.rs` (parallel
-//! HDF5 build) write one file from a group of MPI ranks; `read.rs` reads files back
-//! ([`NcReader`]) and where their chunks lie ([`stored_chunks`]); `ffi.rs` holds every call into
-//! the C libraries, under their one lock (HDF5 direct chunk writes among them); this
-//! file holds the types all share and the error enum.
+//! The write path, dependencies pointing one way: `layout.rs` works out once per
+//! definition where the values go (shapes, streams, units, shares, value ranges);
+//! `chunked.rs` is the pipeline that produces and compresses units (with
+//! `compress.rs`, shuffle + deflate in Rust) and feeds a `ChunkSink` (`sink.rs`: the
+//! process writing alone, or `gather.rs`'s group sink); `write.rs` is the entry point
+//! ([`write`], [`write_atomic`]); `gather.rs` and `collective.rs` (parallel HDF5
+//! build) write one file from a group of MPI ranks; `commit.rs` is the one way every
+//! writer's temporary file reaches its final name. `read.rs` reads files back
+//! ([`NcReader`]) and where their chunks lie ([`stored_chunks`]); `ffi.rs` holds every
+//! call into the C libraries, under their one lock; this file holds the types all share
+//! and the error enum.
 
 mod chunked;
+mod commit;
 pub mod compress;
 mod ffi;
 pub mod gather;
+mod layout;
 mod read;
+mod sink;
 mod write;
 
+pub use commit::Commit;
 pub use ffi::ChunkLocation;
 pub use read::NcReader;
-pub use write::{write_atomic, write_atomic_with, write_pending, PendingWrite};
+pub use write::{write, write_atomic, write_atomic_with, PendingWrite};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -61,10 +70,6 @@ pub type GroupFn<'a> = dyn Fn(usize, &mut [&mut [f32]]) -> Result<(), SlabError>
 
 /// Compressed chunks of one variable: (element offset, zlib bytes).
 type ChunkList = Vec<(Vec<u64>, Vec<u8>)>;
-
-/// A slab group met while putting values through netCDF-C: the group, its slab
-/// dimension, member names as found, shape.
-type NcGroup = (Arc<SlabGroup>, usize, Vec<Option<String>>, Vec<usize>);
 
 /// Variables of one shape whose slabs come from one computation (the east and north
 /// components of a vector pair): each slab index is produced once for all members.

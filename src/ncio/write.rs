@@ -1,17 +1,17 @@
 //! Writing a [`DatasetDef`] as a NetCDF-4 file that appears under its final name only
-//! once complete.
+//! once complete: the entry point of every writer that uses netCDF-C to define the file
+//! (the direct and netCDF-only writers, and the gather group's).
 
 use std::ffi::c_int;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-use super::chunked::UnitShare;
-use super::SLAB_BUFFER_BUDGET_BYTES;
+use super::commit::{Commit, Staged};
+use super::layout::{Layout, Producer, Stream};
+use super::sink::{Alone, ChunkSink};
 use super::{
-    chunked, ffi, AttrValue, DType, DatasetDef, GroupFn, NcError, NcGroup, SlabGroup, Values,
-    VarData, VarDef, WriteMethod, WriteReport,
+    chunked, ffi, AttrValue, DType, DatasetDef, NcError, Values, VarData, VarDef,
+    WriteMethod, WriteReport,
 };
 use crate::storage;
 
@@ -31,11 +31,11 @@ pub fn write_atomic_with(
     final_path: &Path,
     method: WriteMethod,
 ) -> Result<WriteReport, NcError> {
-    write_closed(def, final_path, method, storage::commit_now)?.wait()
+    write(def, final_path, method, Commit::Now)?.wait()
 }
 
 /// A file written and closed under its temporary name, being made durable and renamed
-/// into place on the committing thread ([`storage::Committer`]).
+/// into place ([`Commit`]).
 pub struct PendingWrite {
     commit: storage::PendingCommit,
     final_path: PathBuf,
@@ -52,7 +52,7 @@ impl PendingWrite {
     }
 
     /// [`PendingWrite::wait`], with the sha256 of the file in place when it was taken
-    /// on the committing thread ([`write_pending`] takes it).
+    /// on the committing thread ([`Commit::Background`] takes it).
     pub fn wait_checksummed(self) -> Result<(WriteReport, Option<String>), NcError> {
         let waited = Instant::now();
         let sha256 = self.commit.wait()?;
@@ -73,28 +73,14 @@ impl PendingWrite {
     }
 }
 
-/// [`write_atomic_with`] up to the closed temporary file; its commit (fsync, rename,
-/// directory fsync) and then its checksum (the file read back, for the manifest) run on
-/// `committer`'s thread while the caller goes on. The file is in place only once
-/// [`PendingWrite::wait_checksummed`] returned `Ok`, with its sha256.
-pub fn write_pending(
+/// Writes `def` under a temporary name beside `final_path` with `method`, closes it and
+/// commits it as `commit` says: the file is in place only once
+/// [`PendingWrite::wait_checksummed`] returned `Ok`.
+pub fn write(
     def: DatasetDef,
     final_path: &Path,
     method: WriteMethod,
-    committer: &storage::Committer,
-) -> Result<PendingWrite, NcError> {
-    write_closed(def, final_path, method, |temp, fin| {
-        committer.commit_in_background(temp, fin, true)
-    })
-}
-
-/// Writes `def` under a temporary name beside `final_path`, closes it and hands it to
-/// `commit`.
-fn write_closed(
-    def: DatasetDef,
-    final_path: &Path,
-    method: WriteMethod,
-    commit: impl FnOnce(&Path, &Path) -> storage::PendingCommit,
+    commit: Commit<'_>,
 ) -> Result<PendingWrite, NcError> {
     let start = Instant::now();
     validate(&def).map_err(|reason| NcError::Invalid {
@@ -102,62 +88,17 @@ fn write_closed(
         reason,
     })?;
     ffi::quiet_hdf5_errors();
-    let temp = storage::prepare(final_path)?;
     // Removes the temporary file on every early return and on panics in producers.
-    let guard = TempGuard(Some(temp.clone()));
-    // Measured before the guard discards the partial file and frees its blocks.
-    let data_bytes = write_file(def, &temp, final_path, method, None)
-        .map_err(|e| told_as_full_disk(e, &temp))?;
-    // The commit removes the temporary file itself if it fails.
-    guard.disarm();
+    let staged = Staged::prepare(final_path)?;
+    // Measured before the stage discards the partial file and frees its blocks.
+    let data_bytes = write_file(def, staged.temp(), final_path, method, &Alone)
+        .map_err(|e| staged.explain(e))?;
     Ok(PendingWrite {
-        commit: commit(&temp, final_path),
+        commit: commit.of(staged),
         final_path: final_path.to_path_buf(),
         data_bytes,
         written: start.elapsed(),
     })
-}
-
-/// The multi-index of the `flat`-th element of `shape` in row-major order (the outer,
-/// pre-slab dimensions of a variable).
-pub(super) fn row_major_index(flat: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0usize; shape.len()];
-    let mut rem = flat;
-    for (d, &len) in shape.iter().enumerate().rev() {
-        idx[d] = rem % len;
-        rem /= len;
-    }
-    idx
-}
-
-/// `e`, told as a full disk when the file system of `temp` (the partial file, not yet
-/// discarded) is (nearly) full.
-pub(super) fn told_as_full_disk(e: NcError, temp: &Path) -> NcError {
-    match storage::full_disk::measure(temp) {
-        Some(full) => NcError::DiskFull {
-            dir: full.dir,
-            available: full.available,
-            source: Box::new(e),
-        },
-        None => e,
-    }
-}
-
-/// Discards the temporary file when dropped, unless disarmed after a commit.
-pub(super) struct TempGuard(pub(super) Option<PathBuf>);
-
-impl TempGuard {
-    pub(super) fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            storage::discard(&p);
-        }
-    }
 }
 
 /// Checks everything the library would otherwise reject halfway through (or accept
@@ -305,94 +246,82 @@ pub(super) fn validate(def: &DatasetDef) -> Result<(), String> {
 /// Creates, defines, fills and closes the netCDF file at `temp`; returns the
 /// uncompressed data size. `path` (the final name) is what errors report.
 ///
-/// With a `share`, the chunked variables' data are shared out among the processes
-/// writing the file: the one that writes it writes the file, the others only make and
-/// send their share (`temp` is not touched there).
+/// The `sink` takes the direct variables' chunks; a group's sink shares the units out
+/// among the processes writing the file: the one that writes it writes the file, the
+/// others only make and send their share (`temp` is not touched there).
 pub(super) fn write_file(
     mut def: DatasetDef,
     temp: &Path,
     path: &Path,
     method: WriteMethod,
-    share: Option<&dyn UnitShare>,
+    sink: &dyn ChunkSink,
 ) -> Result<u64, NcError> {
-    let sends_only = share.is_some_and(|sh| !sh.writes());
-    let abandon = |e| match share {
-        Some(sh) => sh.abandon(e),
-        None => e,
-    };
-    let shapes = var_shapes(&def);
-    let direct = direct_vars(&def.vars, method);
-    // Only the direct writer keeps compressed chunks of produced shared values.
-    for (v, _) in def.vars.iter_mut().zip(&direct).filter(|(_, d)| !**d) {
-        v.data = std::mem::replace(&mut v.data, VarData::I32(Vec::new())).stream_produced();
-    }
+    let sends_only = !sink.writes();
+    let layout = Layout::new(&mut def, method, path).map_err(|e| sink.abandon(e))?;
     if !sends_only {
-        known_ranges(&mut def.vars, &shapes, &direct, path).map_err(abandon)?;
+        let found = layout
+            .known_ranges(&def.vars, true, path)
+            .map_err(|e| sink.abandon(e))?;
+        super::layout::set_ranges(&mut def.vars, found);
     }
-    let data_bytes = def
-        .vars
-        .iter()
-        .zip(&shapes)
-        .map(|(v, shape)| (shape.iter().product::<usize>() * v.dtype.size()) as u64)
-        .sum();
-
     // The direct variables' values go to the chunk path; their definitions stay.
-    let mut deferred = Vec::new();
-    for ((v, shape), &is_direct) in def.vars.iter_mut().zip(&shapes).zip(&direct) {
-        if is_direct {
-            let data = std::mem::replace(&mut v.data, VarData::I32(Vec::new()));
-            deferred.push((
-                VarDef {
-                    name: v.name.clone(),
-                    dtype: v.dtype,
-                    dims: v.dims.clone(),
-                    attrs: Vec::new(),
-                    fill: v.fill.clone(),
-                    compression: v.compression,
-                    chunks: v.chunks.clone(),
-                    valid_range: v.valid_range,
-                    data,
-                },
-                shape.clone(),
-            ));
-        }
-    }
+    let deferred = take_direct(&mut def.vars, &layout.direct);
     if sends_only {
-        chunked::write_direct(deferred, temp, path, || Ok(()), share)?;
-        return Ok(data_bytes);
+        chunked::write_direct(deferred, &layout, temp, path, || Ok(()), sink)?;
+        return Ok(layout.data_bytes);
     }
-    if deferred.is_empty() && share.is_none() {
-        return define_and_put(def, &direct, &shapes, temp, path).map(|()| data_bytes);
+    if deferred.is_empty() && !sink.shared() {
+        return define_and_put(def, &layout, temp, path).map(|()| layout.data_bytes);
     }
     // netCDF-C defines the file on the chunk writer's thread while the first chunks
     // compress, unless defining it produces streamed values (a producer may use
     // rayon, whose threads could be waiting for that writer).
-    let streamed_put =
-        def.vars.iter().zip(&direct).any(|(v, &d)| {
-            !d && matches!(v.data, VarData::SlabsF32 { .. } | VarData::GroupF32 { .. })
-        });
+    let streamed_put = layout.streams.iter().any(|s| !s.direct);
     let started = std::time::Instant::now();
     if streamed_put {
-        define_and_put(def, &direct, &shapes, temp, path).map_err(abandon)?;
-        chunked::write_direct(deferred, temp, path, || Ok(()), share)?;
+        define_and_put(def, &layout, temp, path).map_err(|e| sink.abandon(e))?;
+        chunked::write_direct(deferred, &layout, temp, path, || Ok(()), sink)?;
     } else {
-        let define = || define_and_put(def, &direct, &shapes, temp, path);
-        chunked::write_direct(deferred, temp, path, define, share)?;
+        let define = || define_and_put(def, &layout, temp, path);
+        chunked::write_direct(deferred, &layout, temp, path, define, sink)?;
     }
     log::debug!(
         "{}: defined and chunks written in {:.1} ms",
         path.display(),
         started.elapsed().as_secs_f64() * 1e3
     );
-    Ok(data_bytes)
+    Ok(layout.data_bytes)
+}
+
+/// The direct variables of `vars` (with their index), their values taken; their
+/// definitions (without attributes) stay in `vars`.
+fn take_direct(vars: &mut [VarDef], direct: &[bool]) -> Vec<(usize, VarDef)> {
+    let mut deferred = Vec::new();
+    for (i, (v, _)) in vars.iter_mut().zip(direct).enumerate().filter(|(_, (_, d))| **d) {
+        let data = std::mem::replace(&mut v.data, VarData::I32(Vec::new()));
+        deferred.push((
+            i,
+            VarDef {
+                name: v.name.clone(),
+                dtype: v.dtype,
+                dims: v.dims.clone(),
+                attrs: Vec::new(),
+                fill: v.fill.clone(),
+                compression: v.compression,
+                chunks: v.chunks.clone(),
+                valid_range: v.valid_range,
+                data,
+            },
+        ));
+    }
+    deferred
 }
 
 /// Creates the netCDF file at `temp`, defines `def` in it, puts the values of the
-/// variables that are not `direct` and closes it.
+/// variables that are not [`Layout::direct`] and closes it.
 fn define_and_put(
     def: DatasetDef,
-    direct: &[bool],
-    shapes: &[Vec<usize>],
+    layout: &Layout,
     temp: &Path,
     path: &Path,
 ) -> Result<(), NcError> {
@@ -405,9 +334,10 @@ fn define_and_put(
 
     define_dataset(&mut file, &def, path)?;
 
-    let mut groups: Vec<NcGroup> = Vec::new();
-    for ((v, shape), &is_direct) in def.vars.into_iter().zip(shapes).zip(direct) {
-        if is_direct {
+    let names: Vec<&str> = def.vars.iter().map(|v| v.name.as_str()).collect();
+    // Each variable's values in order; a slab group's once all its members are defined.
+    for (i, v) in def.vars.iter().enumerate() {
+        if layout.direct[i] {
             continue;
         }
         let put_err = |source| NcError::Put {
@@ -419,17 +349,17 @@ fn define_and_put(
             path: path.to_path_buf(),
             what: format!("variable `{}` just defined", v.name),
         })?;
-        match v.data {
-            VarData::F32(x) => var.put_values(&x, ..).map_err(put_err)?,
-            VarData::F64(x) => var.put_values(&x, ..).map_err(put_err)?,
-            VarData::I32(x) => var.put_values(&x, ..).map_err(put_err)?,
-            VarData::I8(x) => var.put_values(&x, ..).map_err(put_err)?,
+        match &v.data {
+            VarData::F32(x) => var.put_values(x, ..).map_err(put_err)?,
+            VarData::F64(x) => var.put_values(x, ..).map_err(put_err)?,
+            VarData::I32(x) => var.put_values(x, ..).map_err(put_err)?,
+            VarData::I8(x) => var.put_values(x, ..).map_err(put_err)?,
             VarData::Shared(x) => match x.values() {
                 Some(Values::F32(x)) => var.put_values(x, ..).map_err(put_err)?,
                 Some(Values::F64(x)) => var.put_values(x, ..).map_err(put_err)?,
                 Some(Values::I32(x)) => var.put_values(x, ..).map_err(put_err)?,
                 Some(Values::I8(x)) => var.put_values(x, ..).map_err(put_err)?,
-                // Made a stream above.
+                // Made a stream by the layout.
                 None => {
                     return Err(NcError::Invalid {
                         path: path.to_path_buf(),
@@ -437,39 +367,20 @@ fn define_and_put(
                     })
                 }
             },
-            VarData::SlabsF32 { slab_dim, produce } => {
-                let group = |s: usize, outs: &mut [&mut [f32]]| produce(s, &mut *outs[0]);
+            VarData::SlabsF32 { .. } => {
                 drop(var);
-                put_slabs(&mut file, &[v.name.as_str()], shape, slab_dim, &group, path)?
+                let stream = layout.streams.iter().find(|s| s.members == [i]);
+                if let Some(s) = stream {
+                    put_stream(&mut file, &names, s, path)?;
+                }
             }
-            VarData::GroupF32 {
-                slab_dim,
-                group,
-                member,
-            } => {
-                let g = match groups.iter().position(|(g, ..)| Arc::ptr_eq(g, &group)) {
-                    Some(p) => p,
-                    None => {
-                        let n = group.members;
-                        groups.push((group, slab_dim, vec![None; n], shape.clone()));
-                        groups.len() - 1
-                    }
-                };
-                groups[g].2[member] = Some(v.name.clone());
-            }
+            VarData::GroupF32 { .. } => {}
         }
     }
-    for (group, slab_dim, names, shape) in groups {
-        let names: Vec<&str> = names
-            .iter()
-            .map(|n| {
-                n.as_deref().ok_or_else(|| NcError::Invalid {
-                    path: path.to_path_buf(),
-                    reason: "a slab group has members missing from the dataset".to_string(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        put_slabs(&mut file, &names, &shape, slab_dim, &*group.produce, path)?;
+    for s in layout.streams.iter().filter(|s| !s.direct) {
+        if matches!(s.produce, Producer::Group(_)) {
+            put_stream(&mut file, &names, s, path)?;
+        }
     }
 
     // Closing flushes HDF5's chunk cache and metadata: errors here are real write errors.
@@ -477,6 +388,44 @@ fn define_and_put(
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Streams the slabs of a stream's members (`names`: every variable's name) into the
+/// file through netCDF-C, in the [`Stream::blocks`] that span whole chunks along the
+/// slab dimension, so HDF5 compresses each chunk once instead of re-reading partly
+/// written chunks.
+fn put_stream(
+    file: &mut netcdf::FileMut,
+    names: &[&str],
+    stream: &Stream,
+    path: &Path,
+) -> Result<(), NcError> {
+    let members: Vec<&str> = stream.members.iter().map(|&m| names[m]).collect();
+    let chunk_along = file
+        .variable(members[0])
+        .and_then(|v| v.chunking().ok().flatten())
+        .and_then(|c| c.get(stream.slab_dim).copied())
+        .unwrap_or(1);
+    let blocks = stream.blocks(chunk_along, 0, 1);
+    let slab_len = stream.slab_len();
+    let most = blocks.iter().map(|b| b.len).max().unwrap_or(0);
+    let mut bufs: Vec<Vec<f32>> = members.iter().map(|_| vec![0f32; most * slab_len]).collect();
+    for block in &blocks {
+        stream.produce_block(block, &mut bufs, path, members[0])?;
+        for (name, buf) in members.iter().zip(&bufs) {
+            let mut var = file.variable_mut(name).ok_or_else(|| NcError::Missing {
+                path: path.to_path_buf(),
+                what: format!("variable `{name}` just defined"),
+            })?;
+            var.put_values(&buf[..block.len * slab_len], block.extents.clone())
+                .map_err(|source| NcError::Put {
+                    path: path.to_path_buf(),
+                    var: name.to_string(),
+                    source,
+                })?;
+        }
+    }
+    Ok(())
 }
 
 /// Defines `def`'s dimensions, global attributes and variables (type, fill, chunking,
@@ -542,329 +491,6 @@ pub(super) fn define_dataset(
         }
     }
     Ok(())
-}
-
-/// Each variable's shape (dimension lengths, outermost first).
-pub(super) fn var_shapes(def: &DatasetDef) -> Vec<Vec<usize>> {
-    let dim_len: std::collections::HashMap<&str, usize> =
-        def.dims.iter().map(|(n, l)| (n.as_str(), *l)).collect();
-    def.vars
-        .iter()
-        .map(|v| {
-            v.dims
-                .iter()
-                .map(|d| dim_len.get(d.as_str()).copied().unwrap_or(1))
-                .collect()
-        })
-        .collect()
-}
-
-/// Which variables the direct writer hands to HDF5 as finished chunks: the chunked,
-/// deflated ones (a slab group only if all its members are).
-fn direct_vars(vars: &[VarDef], method: WriteMethod) -> Vec<bool> {
-    let mut direct: Vec<bool> = vars
-        .iter()
-        .map(|v| method == WriteMethod::Direct && chunked::goes_direct(v))
-        .collect();
-    for (i, v) in vars.iter().enumerate() {
-        if let VarData::GroupF32 { group, .. } = &v.data {
-            let all = vars.iter().zip(&direct).all(|(w, &d)| match &w.data {
-                VarData::GroupF32 { group: g, .. } if Arc::ptr_eq(g, group) => d,
-                _ => true,
-            });
-            direct[i] = all;
-        }
-    }
-    direct
-}
-
-/// Sets the `valid_min`/`valid_max` placeholders that can be known before the file is
-/// defined: in-memory values, and streamed values the netCDF writer will put (one
-/// extra pass over their slabs). The direct writer finds the others as it writes.
-fn known_ranges(
-    vars: &mut [VarDef],
-    shapes: &[Vec<usize>],
-    direct: &[bool],
-    path: &Path,
-) -> Result<(), NcError> {
-    let found = local_ranges(vars, shapes, direct, None, path)?;
-    set_ranges(vars, found);
-    Ok(())
-}
-
-/// Folded value ranges (see [`chunked::value_range`]) of the `valid_range` variables
-/// that can be known before the file is defined: in-memory values, and streamed values
-/// the netCDF writer will put (not `direct`), over all slabs or, with `share =
-/// Some((rank, ranks))`, over that rank's [`chunk_share`] of them (collective writing).
-pub(super) fn local_ranges(
-    vars: &[VarDef],
-    shapes: &[Vec<usize>],
-    direct: &[bool],
-    share: Option<(usize, usize)>,
-    path: &Path,
-) -> Result<Vec<Option<(f32, f32)>>, NcError> {
-    let mut found: Vec<Option<(f32, f32)>> = vec![None; vars.len()];
-    let mut group_done: Vec<*const SlabGroup> = Vec::new();
-    for i in 0..vars.len() {
-        let v = &vars[i];
-        if !v.valid_range {
-            continue;
-        }
-        let fill = chunked::f32_fill(v);
-        match &v.data {
-            VarData::F32(x) => found[i] = Some(chunked::value_range(x, fill)),
-            VarData::Shared(x) => {
-                if let Some(Values::F32(x)) = x.values() {
-                    found[i] = Some(chunked::value_range(x, fill));
-                }
-            }
-            VarData::SlabsF32 { slab_dim, produce } if !direct[i] => {
-                let group = |s: usize, outs: &mut [&mut [f32]]| produce(s, &mut *outs[0]);
-                let slabs = slab_list(&shapes[i], *slab_dim, v.chunks.as_deref(), share);
-                let len = shapes[i][slab_dim + 1..].iter().product();
-                let r = slab_ranges(len, &slabs, 1, &[fill], &group, path, &v.name)?;
-                found[i] = Some(r[0]);
-            }
-            VarData::GroupF32 {
-                slab_dim, group, ..
-            } if !direct[i] => {
-                if group_done.contains(&Arc::as_ptr(group)) {
-                    continue;
-                }
-                group_done.push(Arc::as_ptr(group));
-                // Members in producer order.
-                let mut members = vec![usize::MAX; group.members];
-                for (j, w) in vars.iter().enumerate() {
-                    if let VarData::GroupF32 {
-                        group: g, member, ..
-                    } = &w.data
-                    {
-                        if Arc::ptr_eq(g, group) {
-                            members[*member] = j;
-                        }
-                    }
-                }
-                let fills: Vec<Option<f32>> = members
-                    .iter()
-                    .map(|&j| vars.get(j).and_then(chunked::f32_fill))
-                    .collect();
-                let slabs = slab_list(&shapes[i], *slab_dim, v.chunks.as_deref(), share);
-                let r = slab_ranges(
-                    shapes[i][slab_dim + 1..].iter().product(),
-                    &slabs,
-                    group.members,
-                    &fills,
-                    &*group.produce,
-                    path,
-                    &v.name,
-                )?;
-                for (&j, r) in members.iter().zip(r) {
-                    if j < found.len() {
-                        found[j] = Some(r);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(found)
-}
-
-/// Sets the `valid_min`/`valid_max` placeholders of the variables with a found range.
-pub(super) fn set_ranges(vars: &mut [VarDef], found: Vec<Option<(f32, f32)>>) {
-    for (v, r) in vars.iter_mut().zip(found) {
-        let Some(r) = r.filter(|_| v.valid_range) else {
-            continue;
-        };
-        let (lo, hi) = chunked::finish_range(r);
-        for (name, value) in v.attrs.iter_mut() {
-            match name.as_str() {
-                "valid_min" => *value = AttrValue::F32(lo),
-                "valid_max" => *value = AttrValue::F32(hi),
-                _ => {}
-            }
-        }
-    }
-}
-
-/// The part of `0..len` that member `index` of `parts` writes when a group of ranks
-/// writes one file: contiguous runs of whole chunks, as even as the chunks allow (so no
-/// chunk is shared by two ranks).
-pub(super) fn chunk_share(len: usize, chunk: usize, parts: usize, index: usize) -> Range<usize> {
-    let chunk = chunk.max(1);
-    let parts = parts.max(1);
-    let chunks = len.div_ceil(chunk);
-    let (base, extra) = (chunks / parts, chunks % parts);
-    let c0 = index * base + index.min(extra);
-    let c1 = c0 + base + usize::from(index < extra);
-    (c0 * chunk).min(len)..(c1 * chunk).min(len)
-}
-
-/// Slab indices of a stream (see [`VarData::SlabsF32`]): all, or with `share = Some((rank,
-/// ranks))` those of that rank's [`chunk_share`] along `slab_dim`, for every outer index.
-fn slab_list(
-    shape: &[usize],
-    slab_dim: usize,
-    chunks: Option<&[usize]>,
-    share: Option<(usize, usize)>,
-) -> Vec<usize> {
-    let n = shape[slab_dim];
-    let outer: usize = shape[..slab_dim].iter().product();
-    let along = match share {
-        Some((rank, ranks)) => chunk_share(n, chunks.map_or(1, |c| c[slab_dim]), ranks, rank),
-        None => 0..n,
-    };
-    (0..outer)
-        .flat_map(|o| along.clone().map(move |k| o * n + k))
-        .collect()
-}
-
-/// Folded value ranges of each member of a stream, over the given slabs (in parallel).
-fn slab_ranges(
-    slab_len: usize,
-    slabs: &[usize],
-    members: usize,
-    fills: &[Option<f32>],
-    produce: &GroupFn<'_>,
-    path: &Path,
-    name: &str,
-) -> Result<Vec<(f32, f32)>, NcError> {
-    use rayon::prelude::*;
-    let empty = vec![(f32::INFINITY, f32::NEG_INFINITY); members];
-    slabs
-        .par_iter()
-        .map(|&s| {
-            let mut bufs: Vec<Vec<f32>> = (0..members).map(|_| vec![0f32; slab_len]).collect();
-            let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-            produce(s, &mut outs).map_err(|source| NcError::Slab {
-                path: path.to_path_buf(),
-                var: name.to_string(),
-                slab: s,
-                source,
-            })?;
-            Ok(bufs
-                .iter()
-                .zip(fills)
-                .map(|(b, f)| chunked::value_range(b, *f))
-                .collect::<Vec<_>>())
-        })
-        .try_reduce(
-            || empty.clone(),
-            |a, b| {
-                Ok(a.into_iter()
-                    .zip(b)
-                    .map(|(x, y)| chunked::merge_range(x, y))
-                    .collect())
-            },
-        )
-}
-
-/// Streams the slabs of one or more variables of one shape (a group's members, in the
-/// producer's order) into the file through netCDF-C.
-///
-/// Slabs are gathered into blocks that span whole chunks along `slab_dim`, so HDF5
-/// compresses each chunk once instead of re-reading partly written chunks.
-fn put_slabs(
-    file: &mut netcdf::FileMut,
-    names: &[&str],
-    shape: &[usize],
-    slab_dim: usize,
-    produce: &GroupFn<'_>,
-    path: &Path,
-) -> Result<(), NcError> {
-    let n = shape[slab_dim];
-    let outer_shape = &shape[..slab_dim];
-    let inner_shape = &shape[slab_dim + 1..];
-    let outer: usize = outer_shape.iter().product();
-    let slab_len: usize = inner_shape.iter().product();
-    let chunk_along = file
-        .variable(names[0])
-        .and_then(|v| v.chunking().ok().flatten())
-        .and_then(|c| c.get(slab_dim).copied())
-        .unwrap_or(1);
-    let budget = (SLAB_BUFFER_BUDGET_BYTES / (slab_len.max(1) * 4 * names.len())).max(1);
-    let block = chunk_along.clamp(1, budget).min(n);
-    let mut bufs: Vec<Vec<f32>> = names.iter().map(|_| vec![0f32; block * slab_len]).collect();
-
-    for o in 0..outer {
-        let outer_idx = row_major_index(o, outer_shape);
-        let mut k0 = 0;
-        while k0 < n {
-            let kn = block.min(n - k0);
-            let slab_block = SlabBlock {
-                first: o * n + k0,
-                len: kn,
-                slab_len,
-            };
-            slab_block.produce(produce, &mut bufs, path, names[0])?;
-            let extents = block_extents(&outer_idx, k0..k0 + kn, inner_shape);
-            for (name, buf) in names.iter().zip(&bufs) {
-                let mut var = file.variable_mut(name).ok_or_else(|| NcError::Missing {
-                    path: path.to_path_buf(),
-                    what: format!("variable `{name}` just defined"),
-                })?;
-                var.put_values(&buf[..kn * slab_len], extents.clone())
-                    .map_err(|source| NcError::Put {
-                        path: path.to_path_buf(),
-                        var: name.to_string(),
-                        source,
-                    })?;
-            }
-            k0 += kn;
-        }
-    }
-    Ok(())
-}
-
-/// `len` consecutive slabs from slab `first` on, each `slab_len` values, made into
-/// buffers of one slab group's members (the netCDF and collective slab loops).
-pub(super) struct SlabBlock {
-    pub(super) first: usize,
-    pub(super) len: usize,
-    pub(super) slab_len: usize,
-}
-
-impl SlabBlock {
-    /// Fills `bufs[m][..len * slab_len]` with member `m`'s slabs; an error names `var`
-    /// (the group's first member) and the slab.
-    pub(super) fn produce(
-        &self,
-        produce: &GroupFn<'_>,
-        bufs: &mut [Vec<f32>],
-        path: &Path,
-        var: &str,
-    ) -> Result<(), NcError> {
-        let len = self.slab_len;
-        for dk in 0..self.len {
-            let s = self.first + dk;
-            let mut outs: Vec<&mut [f32]> = bufs
-                .iter_mut()
-                .map(|b| &mut b[dk * len..(dk + 1) * len])
-                .collect();
-            produce(s, &mut outs).map_err(|source| NcError::Slab {
-                path: path.to_path_buf(),
-                var: var.to_string(),
-                slab: s,
-                source,
-            })?;
-        }
-        Ok(())
-    }
-}
-
-/// The extents of a block of slabs `along` the slab dimension at the outer index
-/// `outer_idx`, whole along the inner dimensions.
-pub(super) fn block_extents(
-    outer_idx: &[usize],
-    along: Range<usize>,
-    inner_shape: &[usize],
-) -> Vec<Range<usize>> {
-    outer_idx
-        .iter()
-        .map(|&i| i..i + 1)
-        .chain(std::iter::once(along))
-        .chain(inner_shape.iter().map(|&l| 0..l))
-        .collect()
 }
 
 /// sha256 of everything that shapes the define calls and the chunks of `def` (not the

@@ -181,7 +181,8 @@ pub fn produce_pipelined(
     let built = granule::build(local_task.as_ref().unwrap_or(task), ctx)?;
     let path = PathBuf::from(&task.granule);
     let Some(url) = remote else {
-        let commit = ncio::write_pending(built.def, &path, options.method, storage.committer())?;
+        let commit = ncio::Commit::Background(storage.committer());
+        let commit = ncio::write(built.def, &path, options.method, commit)?;
         return Ok(Producing {
             produced: Produced {
                 path,
@@ -203,9 +204,9 @@ pub fn produce_pipelined(
             task.granule
         );
     }
+    // The same write and commit, onto the staging path; the upload puts it in place.
     let staged = storage.staging_path(&url)?;
-    ncio::write_atomic_with(built.def, &staged, options.method)
-        .inspect_err(|_| storage::discard(&staged))?;
+    ncio::write(built.def, &staged, options.method, ncio::Commit::Now)?.wait()?;
     let up = storage.upload_granule(&staged, &url)?;
     Ok(Producing::from(Produced {
         path,

@@ -1,0 +1,104 @@
+//! Where the direct writer's compressed chunks go: the [`ChunkSink`] trait.
+//!
+//! The pipeline (`chunked.rs`) produces and compresses units of work on rayon's threads
+//! and puts each unit's chunks on a bounded channel; a sink decides which units this
+//! process makes and takes the channel to the chunk writer. [`Alone`] is the process
+//! that writes the file by itself (its chunk writer runs beside the pipeline); the
+//! gather writer's sink (`gather.rs`) deals the units out over a group of ranks and
+//! sends them to the group's first rank. The collective writer is not a sink: parallel
+//! HDF5 compresses and writes the chunks itself, inside collective `H5Dwrite` calls
+//! (see `collective.rs`). Dependencies point one way: layout, then the pipeline, then
+//! the sinks, then the write entry points.
+
+use std::path::Path;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use super::{ChunkList, NcError};
+
+/// One unit's compressed chunks of one variable, on their way to the chunk writer.
+pub(super) struct Msg {
+    /// Index of the variable among the file's direct variables.
+    pub(super) target: usize,
+    pub(super) chunks: Arc<ChunkList>,
+    pub(super) range: Option<(f32, f32)>,
+}
+
+/// The pipeline: makes this process's units, sending their chunks on the channel whose
+/// receiver the sink gets; its outcome is known once the channel has closed.
+pub(super) type ProduceFn<'a> = dyn FnOnce() -> Result<(), NcError> + Send + 'a;
+
+/// The chunk writer: takes every message and writes it into the file.
+pub(super) type WriteFn<'a> =
+    dyn FnOnce(&mut dyn Iterator<Item = Msg>) -> Result<(), NcError> + Send + 'a;
+
+/// Where a file's chunks go, and which units of work this process makes.
+pub(super) trait ChunkSink {
+    /// Whether other processes share the file's units (a group's sink).
+    fn shared(&self) -> bool;
+    /// Whether this process makes unit `index` (units in their writing order).
+    fn makes(&self, index: usize) -> bool;
+    /// Whether this process writes the file (and so makes the in-memory variables).
+    fn writes(&self) -> bool;
+    /// Whether a test asks this process to fail its first unit of `path`
+    /// ([`super::DEBUG_FAIL_VAR`]).
+    fn fails_first_unit(&self, path: &Path) -> bool;
+    /// Runs `produce` and takes its messages (`local`) where they go: into `write`
+    /// (with other processes' messages, for a group) on the process that writes, to
+    /// that process on the others.
+    fn deliver<'a>(
+        &self,
+        produce: Box<ProduceFn<'a>>,
+        local: Receiver<Msg>,
+        write: Box<WriteFn<'a>>,
+        path: &Path,
+    ) -> Result<(), NcError>;
+    /// `e`, a failure of the writing process before it took any unit, once what other
+    /// processes send (whatever happens) has been taken and dropped.
+    fn abandon(&self, e: NcError) -> NcError;
+}
+
+/// The sink of a process that writes the file alone: every unit is its own, and the
+/// chunk writer takes them on a thread of its own while the calling thread (rayon's,
+/// when the caller runs in a pool) makes them.
+pub(super) struct Alone;
+
+impl ChunkSink for Alone {
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn makes(&self, _: usize) -> bool {
+        true
+    }
+
+    fn writes(&self) -> bool {
+        true
+    }
+
+    fn fails_first_unit(&self, _: &Path) -> bool {
+        false
+    }
+
+    fn deliver<'a>(
+        &self,
+        produce: Box<ProduceFn<'a>>,
+        local: Receiver<Msg>,
+        write: Box<WriteFn<'a>>,
+        _: &Path,
+    ) -> Result<(), NcError> {
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || write(&mut local.into_iter()));
+            let work = produce();
+            // The writer's own error explains a closed channel better than the send did.
+            let written = writer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            written.and(work)
+        })
+    }
+
+    fn abandon(&self, e: NcError) -> NcError {
+        e
+    }
+}
