@@ -32,7 +32,7 @@ use super::layout::{
     chunk_rows, f32_fill, finish_range, merge_range, slab_error, value_range, Layout, Producer,
     Stream, Unit,
 };
-use super::sink::{ChunkSink, Msg};
+use super::sink::{ChunkSink, Msg, Pipe};
 use super::{ChunkKey, ChunkList, NcError, SharedValues, Values, VarData, VarDef};
 
 /// Compressed chunks of one variable: (element offset, zlib bytes).
@@ -174,7 +174,12 @@ pub(super) fn write_direct(
                 }
             })
     };
-    sink.deliver(Box::new(produce), rx, Box::new(write), path)
+    let pipe = Pipe {
+        produce: Box::new(produce),
+        local: rx,
+        write: Box::new(write),
+    };
+    sink.deliver(pipe, path)
 }
 
 /// The targets of `vars` (the direct variables with their index in the dataset), the

@@ -355,13 +355,14 @@ fn put_stream_share(
         }
         for (vname, buf) in names.iter().zip(&bufs) {
             let put = match file.variable_mut(vname) {
-                Some(mut var) => var
-                    .put_values(&buf[..kn], block.extents.clone())
-                    .map_err(|source| NcError::Put {
-                        path: path.to_path_buf(),
-                        var: vname.to_string(),
-                        source,
-                    }),
+                Some(mut var) => {
+                    var.put_values(&buf[..kn], block.extents.clone())
+                        .map_err(|source| NcError::Put {
+                            path: path.to_path_buf(),
+                            var: vname.to_string(),
+                            source,
+                        })
+                }
                 None => Err(NcError::Missing {
                     path: path.to_path_buf(),
                     what: format!("variable `{vname}` just defined"),

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use super::commit::{told_as_full_disk, Staged};
 use super::layout::unit_owner;
-use super::sink::{ChunkSink, Msg, ProduceFn, WriteFn};
+use super::sink::{ChunkSink, Msg, Pipe};
 use super::write::{header_digest, validate, write_file};
 use super::{debug_failure, ffi, DatasetDef, NcError, WriteMethod, WriteReport};
 
@@ -186,30 +186,24 @@ impl ChunkSink for Gathered<'_> {
         debug_failure(path, self.0.rank())
     }
 
-    fn deliver<'a>(
-        &self,
-        produce: Box<ProduceFn<'a>>,
-        local: Receiver<Msg>,
-        write: Box<WriteFn<'a>>,
-        path: &Path,
-    ) -> Result<(), NcError> {
+    fn abandon(&self, e: NcError) -> NcError {
+        drop_shares(self.0, e)
+    }
+
+    fn deliver(&self, pipe: Pipe<'_>, path: &Path) -> Result<(), NcError> {
         // MPI is called from this thread only: the units are made on another.
         std::thread::scope(|scope| {
-            let work = scope.spawn(produce);
+            let work = scope.spawn(pipe.produce);
             let made = move || work.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             if self.0.rank() > 0 {
-                return send_share(self.0, local, made);
+                return send_share(self.0, pipe.local, made);
             }
-            let mut incoming = Incoming::new(self.0, local);
-            let written = write(&mut incoming);
+            let mut incoming = Incoming::new(self.0, pipe.local);
+            let written = (pipe.write)(&mut incoming);
             // Another rank's failure explains this rank's closed channel better.
             let peers = incoming.finish(path);
             written.and(peers).and(made())
         })
-    }
-
-    fn abandon(&self, e: NcError) -> NcError {
-        drop_shares(self.0, e)
     }
 }
 

@@ -78,7 +78,11 @@ impl Layout {
     /// deflated variables go direct (a slab group only if all its members do). Shared
     /// values produced by slabs that do not go direct become streams along their first
     /// dimension (only the direct writer keeps compressed chunks of them).
-    pub(super) fn new(def: &mut DatasetDef, method: WriteMethod, path: &Path) -> Result<Layout, NcError> {
+    pub(super) fn new(
+        def: &mut DatasetDef,
+        method: WriteMethod,
+        path: &Path,
+    ) -> Result<Layout, NcError> {
         let shapes = var_shapes(def);
         let direct = direct_vars(&def.vars, method);
         for (v, _) in def.vars.iter_mut().zip(&direct).filter(|(_, d)| !**d) {
@@ -197,7 +201,12 @@ impl Stream {
             })
             .try_reduce(
                 || empty.clone(),
-                |a, b| Ok(a.into_iter().zip(b).map(|(x, y)| merge_range(x, y)).collect()),
+                |a, b| {
+                    Ok(a.into_iter()
+                        .zip(b)
+                        .map(|(x, y)| merge_range(x, y))
+                        .collect())
+                },
             )
     }
 
@@ -227,7 +236,11 @@ impl Stream {
             let outer_idx = row_major_index(o, outer_shape);
             for round in 0..rounds {
                 let k0 = mine.start + round * block;
-                let len = if k0 < mine.end { block.min(mine.end - k0) } else { 0 };
+                let len = if k0 < mine.end {
+                    block.min(mine.end - k0)
+                } else {
+                    0
+                };
                 let along = if len == 0 { 0..0 } else { k0..k0 + len };
                 let extents = outer_idx
                     .iter()

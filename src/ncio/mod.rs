@@ -105,27 +105,33 @@ pub enum GroupWriteMethod {
     Collective,
 }
 
+/// The value named `s` among two `choices`, or the message naming the `what` asked.
+fn one_of<T: Copy>(s: &str, choices: [(&str, T); 2], what: &str) -> Result<T, String> {
+    match choices.iter().find(|(name, _)| *name == s) {
+        Some((_, v)) => Ok(*v),
+        None => Err(format!(
+            "unknown {what} {s:?} ({} or {})",
+            choices[0].0, choices[1].0
+        )),
+    }
+}
+
 impl std::str::FromStr for GroupWriteMethod {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "gather" => Ok(GroupWriteMethod::Gather),
-            "collective" => Ok(GroupWriteMethod::Collective),
-            other => Err(format!(
-                "unknown group writer {other:?} (gather or collective)"
-            )),
-        }
+        let choices = [("gather", Self::Gather), ("collective", Self::Collective)];
+        one_of(s, choices, "group writer")
     }
 }
 
 impl std::str::FromStr for WriteMethod {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "direct" => Ok(WriteMethod::Direct),
-            "netcdf" => Ok(WriteMethod::NetCdf),
-            other => Err(format!("unknown writer {other:?} (direct or netcdf)")),
-        }
+        one_of(
+            s,
+            [("direct", Self::Direct), ("netcdf", Self::NetCdf)],
+            "writer",
+        )
     }
 }
 
@@ -349,26 +355,17 @@ impl From<&str> for AttrValue {
         AttrValue::Str(s.to_string())
     }
 }
-impl From<String> for AttrValue {
-    fn from(s: String) -> Self {
-        AttrValue::Str(s)
-    }
+/// `From` for the values an attribute holds as they are.
+macro_rules! attr_value_from {
+    ($($t:ty => $variant:ident),*) => {$(
+        impl From<$t> for AttrValue {
+            fn from(x: $t) -> Self {
+                AttrValue::$variant(x)
+            }
+        }
+    )*};
 }
-impl From<f32> for AttrValue {
-    fn from(x: f32) -> Self {
-        AttrValue::F32(x)
-    }
-}
-impl From<f64> for AttrValue {
-    fn from(x: f64) -> Self {
-        AttrValue::F64(x)
-    }
-}
-impl From<i32> for AttrValue {
-    fn from(x: i32) -> Self {
-        AttrValue::I32(x)
-    }
-}
+attr_value_from!(String => Str, f32 => F32, f64 => F64, i32 => I32);
 
 impl AttrValue {
     fn to_nc(&self) -> AttributeValue {

@@ -32,30 +32,43 @@ pub(super) type ProduceFn<'a> = dyn FnOnce() -> Result<(), NcError> + Send + 'a;
 pub(super) type WriteFn<'a> =
     dyn FnOnce(&mut dyn Iterator<Item = Msg>) -> Result<(), NcError> + Send + 'a;
 
-/// Where a file's chunks go, and which units of work this process makes.
+/// What a sink takes: the pipeline, its channel's receiving end and the chunk writer.
+pub(super) struct Pipe<'a> {
+    /// Makes this process's units, sending their chunks into `local`.
+    pub(super) produce: Box<ProduceFn<'a>>,
+    pub(super) local: Receiver<Msg>,
+    pub(super) write: Box<WriteFn<'a>>,
+}
+
+/// Where a file's chunks go, and which units of work this process makes. The defaults
+/// are those of a process that writes the file alone ([`Alone`]).
 pub(super) trait ChunkSink {
     /// Whether other processes share the file's units (a group's sink).
-    fn shared(&self) -> bool;
+    fn shared(&self) -> bool {
+        false
+    }
     /// Whether this process makes unit `index` (units in their writing order).
-    fn makes(&self, index: usize) -> bool;
+    fn makes(&self, _index: usize) -> bool {
+        true
+    }
     /// Whether this process writes the file (and so makes the in-memory variables).
-    fn writes(&self) -> bool;
+    fn writes(&self) -> bool {
+        true
+    }
     /// Whether a test asks this process to fail its first unit of `path`
     /// ([`super::DEBUG_FAIL_VAR`]).
-    fn fails_first_unit(&self, path: &Path) -> bool;
-    /// Runs `produce` and takes its messages (`local`) where they go: into `write`
-    /// (with other processes' messages, for a group) on the process that writes, to
-    /// that process on the others.
-    fn deliver<'a>(
-        &self,
-        produce: Box<ProduceFn<'a>>,
-        local: Receiver<Msg>,
-        write: Box<WriteFn<'a>>,
-        path: &Path,
-    ) -> Result<(), NcError>;
+    fn fails_first_unit(&self, _path: &Path) -> bool {
+        false
+    }
     /// `e`, a failure of the writing process before it took any unit, once what other
     /// processes send (whatever happens) has been taken and dropped.
-    fn abandon(&self, e: NcError) -> NcError;
+    fn abandon(&self, e: NcError) -> NcError {
+        e
+    }
+    /// Runs the pipeline and takes its messages where they go: into the chunk writer
+    /// (with other processes' messages, for a group) on the process that writes, to
+    /// that process on the others.
+    fn deliver(&self, pipe: Pipe<'_>, path: &Path) -> Result<(), NcError>;
 }
 
 /// The sink of a process that writes the file alone: every unit is its own, and the
@@ -64,41 +77,16 @@ pub(super) trait ChunkSink {
 pub(super) struct Alone;
 
 impl ChunkSink for Alone {
-    fn shared(&self) -> bool {
-        false
-    }
-
-    fn makes(&self, _: usize) -> bool {
-        true
-    }
-
-    fn writes(&self) -> bool {
-        true
-    }
-
-    fn fails_first_unit(&self, _: &Path) -> bool {
-        false
-    }
-
-    fn deliver<'a>(
-        &self,
-        produce: Box<ProduceFn<'a>>,
-        local: Receiver<Msg>,
-        write: Box<WriteFn<'a>>,
-        _: &Path,
-    ) -> Result<(), NcError> {
+    fn deliver(&self, pipe: Pipe<'_>, _: &Path) -> Result<(), NcError> {
         std::thread::scope(|scope| {
+            let (write, local) = (pipe.write, pipe.local);
             let writer = scope.spawn(move || write(&mut local.into_iter()));
-            let work = produce();
+            let work = (pipe.produce)();
             // The writer's own error explains a closed channel better than the send did.
             let written = writer
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
             written.and(work)
         })
-    }
-
-    fn abandon(&self, e: NcError) -> NcError {
-        e
     }
 }

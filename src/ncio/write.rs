@@ -10,8 +10,8 @@ use super::commit::{Commit, Staged};
 use super::layout::{Layout, Producer, Stream};
 use super::sink::{Alone, ChunkSink};
 use super::{
-    chunked, ffi, AttrValue, DType, DatasetDef, NcError, Values, VarData, VarDef,
-    WriteMethod, WriteReport,
+    chunked, ffi, AttrValue, DType, DatasetDef, NcError, Values, VarData, VarDef, WriteMethod,
+    WriteReport,
 };
 use crate::storage;
 
@@ -297,7 +297,12 @@ pub(super) fn write_file(
 /// definitions (without attributes) stay in `vars`.
 fn take_direct(vars: &mut [VarDef], direct: &[bool]) -> Vec<(usize, VarDef)> {
     let mut deferred = Vec::new();
-    for (i, (v, _)) in vars.iter_mut().zip(direct).enumerate().filter(|(_, (_, d))| **d) {
+    for (i, (v, _)) in vars
+        .iter_mut()
+        .zip(direct)
+        .enumerate()
+        .filter(|(_, (_, d))| **d)
+    {
         let data = std::mem::replace(&mut v.data, VarData::I32(Vec::new()));
         deferred.push((
             i,
@@ -409,7 +414,10 @@ fn put_stream(
     let blocks = stream.blocks(chunk_along, 0, 1);
     let slab_len = stream.slab_len();
     let most = blocks.iter().map(|b| b.len).max().unwrap_or(0);
-    let mut bufs: Vec<Vec<f32>> = members.iter().map(|_| vec![0f32; most * slab_len]).collect();
+    let mut bufs: Vec<Vec<f32>> = members
+        .iter()
+        .map(|_| vec![0f32; most * slab_len])
+        .collect();
     for block in &blocks {
         stream.produce_block(block, &mut bufs, path, members[0])?;
         for (name, buf) in members.iter().zip(&bufs) {
