@@ -16,6 +16,12 @@
 //! every rank returns an error (its own, or [`NcError::Peer`], which on the first rank
 //! carries the failing rank's message).
 //!
+//! It is not a `ChunkSink` like the direct and gather writers: parallel HDF5 compresses
+//! the chunks itself, inside the collective `H5Dwrite` that every rank must enter with
+//! its values, so there are no finished chunks to hand over. It reads the same
+//! `Layout` (shapes, streams, each rank's share, slab blocks, value ranges) and the
+//! same commit (`Staged`) as the other writers.
+//!
 //! Only built with the `parallel-hdf5` feature: netCDF-C and HDF5 must be the MPI builds.
 
 use std::ffi::OsString;

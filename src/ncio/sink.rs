@@ -7,8 +7,9 @@
 //! gather writer's sink (`gather.rs`) deals the units out over a group of ranks and
 //! sends them to the group's first rank. The collective writer is not a sink: parallel
 //! HDF5 compresses and writes the chunks itself, inside collective `H5Dwrite` calls
-//! (see `collective.rs`). Dependencies point one way: layout, then the pipeline, then
-//! the sinks, then the write entry points.
+//! (see `collective.rs`). Dependencies point one way: the pipeline and `write.rs` know
+//! this trait and [`Alone`]; the gather writer implements it, and neither of them
+//! knows the gather writer.
 
 use std::path::Path;
 use std::sync::mpsc::Receiver;
