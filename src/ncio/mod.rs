@@ -25,6 +25,7 @@ pub mod compress;
 mod ffi;
 pub mod gather;
 mod read;
+mod template;
 mod write;
 
 pub use ffi::ChunkLocation;

@@ -376,7 +376,15 @@ pub(super) fn write_file(
         define_and_put(def, &direct, &shapes, temp, path).map_err(abandon)?;
         chunked::write_direct(deferred, temp, path, || Ok(()), share)?;
     } else {
-        let define = || define_and_put(def, &direct, &shapes, temp, path);
+        // One writer: the header may come from the definition's template.
+        let alone = share.is_none();
+        let define = move || {
+            if alone {
+                super::template::define_and_put(def, &direct, &shapes, temp, path)
+            } else {
+                define_and_put(def, &direct, &shapes, temp, path)
+            }
+        };
         chunked::write_direct(deferred, temp, path, define, share)?;
     }
     log::debug!(
@@ -389,7 +397,7 @@ pub(super) fn write_file(
 
 /// Creates the netCDF file at `temp`, defines `def` in it, puts the values of the
 /// variables that are not `direct` and closes it.
-fn define_and_put(
+pub(super) fn define_and_put(
     def: DatasetDef,
     direct: &[bool],
     shapes: &[Vec<usize>],

@@ -1,0 +1,255 @@
+//! Header templates: netCDF-C defines a dataset's header once per definition, not once
+//! per granule.
+//!
+//! Defining a granule's header through netCDF-C (dimensions, dimension scales, every
+//! variable and attribute: `nc4_rec_write_metadata` at the end of define mode) was
+//! about half of a small granule's cost, and every granule of a grouping × product ×
+//! frequency defines the same header with only a few attribute values changed (times,
+//! uuid, product name, `valid_min`/`valid_max`). So the first granule of a definition
+//! is defined by netCDF-C as before, closed before any value is written, and its bytes
+//! kept as the template of that definition (in memory, [`CACHE`]). A later granule
+//! whose definition differs only in attribute *values* of the same type and byte length
+//! (the [`shape_key`] is equal) and in its data is made by copying the template under
+//! its temporary name, overwriting in place, through HDF5, the attributes whose values
+//! differ (each keeps its place in creation order), and writing the values of the
+//! variables the direct chunk writer does not take with `H5Dwrite`. Everything else
+//! (different lengths of a text attribute, streamed values put by netCDF-C, files
+//! written by a group of ranks) goes the full way ([`super::write::define_and_put`]).
+//! The file's content is what the full define gives (`ncdump` reads the same header
+//! and values); HDF5's byte layout may differ.
+//!
+//! `EDP_DEBUG_NO_HEADER_TEMPLATE` (hidden setting) defines every granule in full: the
+//! benchmark's same-run reference.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::{ffi, write, AttrValue, DatasetDef, NcError, Values, VarData};
+
+/// Templates kept at most: a release has a few hundred definitions (grouping ×
+/// product × frequency), met mostly one after the other; past this the cache starts
+/// over.
+const MAX_TEMPLATES: usize = 64;
+
+/// One definition's header, defined by netCDF-C with no value written, and the
+/// attribute values it holds.
+struct Template {
+    bytes: Vec<u8>,
+    global_attrs: Vec<(String, AttrValue)>,
+    var_attrs: Vec<Vec<(String, AttrValue)>>,
+}
+
+/// The templates of this process, by [`shape_key`].
+static CACHE: OnceLock<Mutex<HashMap<String, Arc<Template>>>> = OnceLock::new();
+
+fn cache() -> &'static Mutex<HashMap<String, Arc<Template>>> {
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Whether templates are used (off with `EDP_DEBUG_NO_HEADER_TEMPLATE`), read once.
+fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| !crate::settings::Settings::from_env().debug_no_header_template)
+}
+
+/// Creates the netCDF file at `temp` with `def`'s header, puts the values of the
+/// variables that are not `direct` and closes it, from the definition's template when
+/// there is one (see the module text); `path` (the final name) is what errors report.
+/// Same contract as [`write::define_and_put`], which it falls back to.
+pub(super) fn define_and_put(
+    def: DatasetDef,
+    direct: &[bool],
+    shapes: &[Vec<usize>],
+    temp: &Path,
+    path: &Path,
+) -> Result<(), NcError> {
+    if !enabled() || !templatable(&def, direct) {
+        return write::define_and_put(def, direct, shapes, temp, path);
+    }
+    let key = shape_key(&def, direct);
+    let found = cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .cloned();
+    let template = match found {
+        Some(t) => {
+            copy_template(&t.bytes, temp, path)?;
+            t
+        }
+        None => {
+            let t = Arc::new(define_template(&def, temp, path)?);
+            let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= MAX_TEMPLATES {
+                cache.clear();
+            }
+            cache.insert(key, Arc::clone(&t));
+            t
+        }
+    };
+    fill(def, direct, &template, temp, path)
+}
+
+/// Whether the values netCDF-C would put (the variables that are not `direct`) are all
+/// in memory, so that HDF5 can write them whole.
+fn templatable(def: &DatasetDef, direct: &[bool]) -> bool {
+    def.vars.iter().zip(direct).all(|(v, &d)| {
+        d || match &v.data {
+            VarData::F32(_) | VarData::F64(_) | VarData::I32(_) | VarData::I8(_) => true,
+            VarData::Shared(x) => x.values().is_some(),
+            VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => false,
+        }
+    })
+}
+
+/// The values of `data` when they are in memory.
+fn in_memory(data: VarData) -> Option<Values> {
+    Some(match data {
+        VarData::F32(x) => Values::F32(x),
+        VarData::F64(x) => Values::F64(x),
+        VarData::I32(x) => Values::I32(x),
+        VarData::I8(x) => Values::I8(x),
+        // Shared values of a variable the direct writer does not take: small
+        // coordinates, copied once.
+        VarData::Shared(x) => x.values()?.clone(),
+        VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => return None,
+    })
+}
+
+/// Everything of `def` that shapes its netCDF-4 header except attribute values:
+/// dimensions; each variable's name, type, dimensions, fill value, compression,
+/// chunks and whether the direct writer takes it; and each attribute's name, type
+/// and size (text: bytes; numbers: count). Two definitions with the same key have
+/// headers that differ only in attribute values of the same stored size.
+fn shape_key(def: &DatasetDef, direct: &[bool]) -> String {
+    let mut key = format!("{:?}", def.dims);
+    let attrs = |key: &mut String, list: &[(String, AttrValue)]| {
+        for (name, value) in list {
+            let _ = write!(key, ";{name}:{}", kind(value));
+        }
+    };
+    attrs(&mut key, &def.global_attrs);
+    for (v, d) in def.vars.iter().zip(direct) {
+        let _ = write!(
+            key,
+            "|{}:{:?}:{:?}:{:?}:{:?}:{:?}:{}",
+            v.name, v.dtype, v.dims, v.fill, v.compression, v.chunks, d
+        );
+        attrs(&mut key, &v.attrs);
+    }
+    key
+}
+
+/// An attribute value's type and stored size.
+fn kind(value: &AttrValue) -> String {
+    match value {
+        AttrValue::Str(s) => format!("c{}", s.len()),
+        AttrValue::F32(_) => "f".to_string(),
+        AttrValue::F64(_) => "d".to_string(),
+        AttrValue::I32(_) => "i".to_string(),
+        AttrValue::F32s(v) => format!("f{}", v.len()),
+        AttrValue::F64s(v) => format!("d{}", v.len()),
+        AttrValue::I32s(v) => format!("i{}", v.len()),
+    }
+}
+
+/// Whether two attribute values are the same bytes (NaN equal to the same NaN).
+fn same(a: &AttrValue, b: &AttrValue) -> bool {
+    match (a, b) {
+        (AttrValue::Str(x), AttrValue::Str(y)) => x == y,
+        (AttrValue::F32(x), AttrValue::F32(y)) => x.to_bits() == y.to_bits(),
+        (AttrValue::F64(x), AttrValue::F64(y)) => x.to_bits() == y.to_bits(),
+        (AttrValue::I32(x), AttrValue::I32(y)) => x == y,
+        (AttrValue::F32s(x), AttrValue::F32s(y)) => {
+            x.iter().map(|v| v.to_bits()).eq(y.iter().map(|v| v.to_bits()))
+        }
+        (AttrValue::F64s(x), AttrValue::F64s(y)) => {
+            x.iter().map(|v| v.to_bits()).eq(y.iter().map(|v| v.to_bits()))
+        }
+        (AttrValue::I32s(x), AttrValue::I32s(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Defines `def`'s header at `temp` through netCDF-C, closes it with no value written
+/// and keeps its bytes.
+fn define_template(def: &DatasetDef, temp: &Path, path: &Path) -> Result<Template, NcError> {
+    let mut file = ffi::create(temp).map_err(|source| NcError::Create {
+        path: path.to_path_buf(),
+        temp: temp.to_path_buf(),
+        source,
+    })?;
+    write::define_dataset(&mut file, def, path)?;
+    file.close().map_err(|source| NcError::Close {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bytes = std::fs::read(temp).map_err(|e| NcError::Create {
+        path: path.to_path_buf(),
+        temp: temp.to_path_buf(),
+        source: netcdf::Error::Str(format!("reading the header back as a template: {e}")),
+    })?;
+    Ok(Template {
+        bytes,
+        global_attrs: def.global_attrs.clone(),
+        var_attrs: def.vars.iter().map(|v| v.attrs.clone()).collect(),
+    })
+}
+
+/// Writes the template's bytes as a new file at `temp` (never over an existing one).
+fn copy_template(bytes: &[u8], temp: &Path, path: &Path) -> Result<(), NcError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(temp)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| NcError::Create {
+            path: path.to_path_buf(),
+            temp: temp.to_path_buf(),
+            source: netcdf::Error::Str(format!("copying the header template: {e}")),
+        })
+}
+
+/// Makes the header at `temp` (the template's) `def`'s: overwrites the attribute
+/// values that differ and writes the values of the variables that are not `direct`.
+fn fill(
+    def: DatasetDef,
+    direct: &[bool],
+    template: &Template,
+    temp: &Path,
+    path: &Path,
+) -> Result<(), NcError> {
+    let file = ffi::H5File::open_rw(temp, path)?;
+    for ((name, value), (_, old)) in def.global_attrs.iter().zip(&template.global_attrs) {
+        if !same(value, old) {
+            file.set_global_attr(name, value)?;
+        }
+    }
+    for ((v, &d), old) in def.vars.into_iter().zip(direct).zip(&template.var_attrs) {
+        let changed: Vec<&(String, AttrValue)> = v
+            .attrs
+            .iter()
+            .zip(old)
+            .filter(|((_, value), (_, old))| !same(value, old))
+            .map(|(new, _)| new)
+            .collect();
+        if d && changed.is_empty() {
+            continue;
+        }
+        let set = file.dataset(&v.name)?;
+        for (name, value) in changed {
+            set.set_attr(name, value)?;
+        }
+        if !d {
+            let values = in_memory(v.data).ok_or_else(|| NcError::Invalid {
+                path: path.to_path_buf(),
+                reason: format!("values of `{}` are not in memory", v.name),
+            })?;
+            set.write_all(&values)?;
+        }
+    }
+    file.close()
+}
