@@ -255,11 +255,39 @@ fn cstring(path: &Path, s: &str) -> Result<CString, NcError> {
     })
 }
 
+thread_local! {
+    /// A file left open by [`H5File::park`] for the next [`H5File::open_rw`] of its
+    /// temporary name on this thread.
+    static PARKED: std::cell::RefCell<Option<(PathBuf, H5File)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 impl H5File {
     /// Opens the (closed) netCDF-4 file at `temp` for writing; `path` is the name errors
-    /// report.
+    /// report. A file [parked](H5File::park) under `temp` on this thread is taken as
+    /// it is.
     pub(super) fn open_rw(temp: &Path, path: &Path) -> Result<H5File, NcError> {
-        Self::open(temp, path, true)
+        let parked = PARKED.with(|p| {
+            let mut p = p.borrow_mut();
+            match p.as_ref() {
+                Some((t, _)) if t == temp => p.take().map(|(_, f)| f),
+                _ => None,
+            }
+        });
+        match parked {
+            Some(file) => Ok(file),
+            None => Self::open(temp, path, true),
+        }
+    }
+
+    /// Leaves the file open for the next [`H5File::open_rw`] of `temp` on this thread:
+    /// the header template fills a header and the chunk writer writes its chunks
+    /// next, without HDF5 closing and reopening the file in between (a new metadata
+    /// cache each time). A file parked before and not taken is closed; one never taken
+    /// is closed when the thread ends.
+    pub(super) fn park(self, temp: &Path) {
+        let old = PARKED.with(|p| p.borrow_mut().replace((temp.to_path_buf(), self)));
+        drop(old);
     }
 
     /// Opens the netCDF-4 file at `path` read-only (storage inquiry).

@@ -10,13 +10,16 @@
 //! kept as the template of that definition (in memory, [`CACHE`]). A later granule
 //! whose definition differs only in attribute *values* of the same type and byte length
 //! (the [`shape_key`] is equal) and in its data is made by copying the template under
-//! its temporary name, overwriting in place, through HDF5, the attributes whose values
-//! differ (each keeps its place in creation order), and writing the values of the
-//! variables the direct chunk writer does not take with `H5Dwrite`. Everything else
-//! (different lengths of a text attribute, streamed values put by netCDF-C, files
-//! written by a group of ranks) goes the full way ([`super::write::define_and_put`]).
-//! The file's content is what the full define gives (`ncdump` reads the same header
-//! and values); HDF5's byte layout may differ.
+//! its temporary name and overwriting in place, through HDF5, the attributes whose
+//! values differ (each keeps its place in creation order). The template also holds the
+//! values of the variables the direct chunk writer does not take (coordinates, times:
+//! written with `H5Dwrite` after the define), so a granule rewrites only those that
+//! differ (`time`, `time_bnds`). The file is then left open for the chunk writer
+//! ([`ffi::H5File::park`]). Everything else (different lengths of a text attribute,
+//! streamed values put by netCDF-C, files written by a group of ranks) goes the full
+//! way ([`super::write::define_and_put`]). The file's content is what the full define
+//! gives (`ncdump` prints the same header and values); on the LLC8 SSH granules even
+//! the bytes are the same but for the changed values.
 //!
 //! `EDP_DEBUG_NO_HEADER_TEMPLATE` (hidden setting) defines every granule in full: the
 //! benchmark's same-run reference.
@@ -34,12 +37,19 @@ use super::{ffi, write, AttrValue, DatasetDef, NcError, Values, VarData};
 /// over.
 const MAX_TEMPLATES: usize = 64;
 
+/// Bytes of values (of the variables the direct writer does not take: coordinates,
+/// times) a template keeps at most; a definition with more is defined in full.
+const MAX_KEPT_VALUES: usize = 1 << 20;
+
 /// One definition's header, defined by netCDF-C with no value written, and the
 /// attribute values it holds.
 struct Template {
     bytes: Vec<u8>,
     global_attrs: Vec<(String, AttrValue)>,
     var_attrs: Vec<Vec<(String, AttrValue)>>,
+    /// The values of the variables that are not direct (`None` for the direct ones),
+    /// written in the template: a granule rewrites only those that differ.
+    values: Vec<Option<Values>>,
 }
 
 /// The templates of this process, by [`shape_key`].
@@ -75,33 +85,48 @@ pub(super) fn define_and_put(
         .unwrap_or_else(|p| p.into_inner())
         .get(&key)
         .cloned();
-    let template = match found {
+    let file = match found {
         Some(t) => {
             copy_template(&t.bytes, temp, path)?;
-            t
+            fill(def, direct, &t, temp, path)?
         }
         None => {
-            let t = Arc::new(define_template(&def, temp, path)?);
+            let (t, file) = define_template(def, direct, temp, path)?;
             let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
             if cache.len() >= MAX_TEMPLATES {
                 cache.clear();
             }
-            cache.insert(key, Arc::clone(&t));
-            t
+            cache.insert(key, Arc::new(t));
+            file
         }
     };
-    fill(def, direct, &template, temp, path)
+    // The chunk writer takes it from here.
+    file.park(temp);
+    Ok(())
 }
 
 /// Whether the values netCDF-C would put (the variables that are not `direct`) are all
-/// in memory, so that HDF5 can write them whole.
+/// in memory, so that HDF5 can write them whole, and small enough to be kept in a
+/// template ([`MAX_KEPT_VALUES`]).
 fn templatable(def: &DatasetDef, direct: &[bool]) -> bool {
+    let mut bytes = 0;
     def.vars.iter().zip(direct).all(|(v, &d)| {
-        d || match &v.data {
-            VarData::F32(_) | VarData::F64(_) | VarData::I32(_) | VarData::I8(_) => true,
-            VarData::Shared(x) => x.values().is_some(),
-            VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => false,
-        }
+        let held = match &v.data {
+            _ if d => Some(0),
+            VarData::F32(x) => Some(x.len() * 4),
+            VarData::F64(x) => Some(x.len() * 8),
+            VarData::I32(x) => Some(x.len() * 4),
+            VarData::I8(x) => Some(x.len()),
+            VarData::Shared(x) => x.values().map(|x| match x {
+                Values::F32(x) => x.len() * 4,
+                Values::F64(x) => x.len() * 8,
+                Values::I32(x) => x.len() * 4,
+                Values::I8(x) => x.len(),
+            }),
+            VarData::SlabsF32 { .. } | VarData::GroupF32 { .. } => None,
+        };
+        bytes += held.unwrap_or(usize::MAX / 2);
+        held.is_some() && bytes <= MAX_KEPT_VALUES
     })
 }
 
@@ -163,40 +188,86 @@ fn same(a: &AttrValue, b: &AttrValue) -> bool {
         (AttrValue::F32(x), AttrValue::F32(y)) => x.to_bits() == y.to_bits(),
         (AttrValue::F64(x), AttrValue::F64(y)) => x.to_bits() == y.to_bits(),
         (AttrValue::I32(x), AttrValue::I32(y)) => x == y,
-        (AttrValue::F32s(x), AttrValue::F32s(y)) => {
-            x.iter().map(|v| v.to_bits()).eq(y.iter().map(|v| v.to_bits()))
-        }
-        (AttrValue::F64s(x), AttrValue::F64s(y)) => {
-            x.iter().map(|v| v.to_bits()).eq(y.iter().map(|v| v.to_bits()))
-        }
+        (AttrValue::F32s(x), AttrValue::F32s(y)) => same_f32(x, y),
+        (AttrValue::F64s(x), AttrValue::F64s(y)) => same_f64(x, y),
         (AttrValue::I32s(x), AttrValue::I32s(y)) => x == y,
         _ => false,
     }
 }
 
-/// Defines `def`'s header at `temp` through netCDF-C, closes it with no value written
-/// and keeps its bytes.
-fn define_template(def: &DatasetDef, temp: &Path, path: &Path) -> Result<Template, NcError> {
+/// Whether two sets of values are the same bytes (-0.0 is not 0.0; NaN is NaN).
+fn same_values(a: &Values, b: &Values) -> bool {
+    match (a, b) {
+        (Values::F32(x), Values::F32(y)) => same_f32(x, y),
+        (Values::F64(x), Values::F64(y)) => same_f64(x, y),
+        (Values::I32(x), Values::I32(y)) => x == y,
+        (Values::I8(x), Values::I8(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn same_f32(x: &[f32], y: &[f32]) -> bool {
+    x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
+}
+
+fn same_f64(x: &[f64], y: &[f64]) -> bool {
+    x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
+}
+
+/// Defines `def`'s header at `temp` through netCDF-C and closes it, then writes the
+/// values of the variables that are not `direct` through HDF5 and keeps the file's
+/// bytes as the template; returns it with the file open again for the chunk writer.
+fn define_template(
+    def: DatasetDef,
+    direct: &[bool],
+    temp: &Path,
+    path: &Path,
+) -> Result<(Template, ffi::H5File), NcError> {
     let mut file = ffi::create(temp).map_err(|source| NcError::Create {
         path: path.to_path_buf(),
         temp: temp.to_path_buf(),
         source,
     })?;
-    write::define_dataset(&mut file, def, path)?;
+    write::define_dataset(&mut file, &def, path)?;
     file.close().map_err(|source| NcError::Close {
         path: path.to_path_buf(),
         source,
     })?;
+    let global_attrs = def.global_attrs;
+    let mut var_attrs = Vec::with_capacity(def.vars.len());
+    let mut values = Vec::with_capacity(def.vars.len());
+    let file = ffi::H5File::open_rw(temp, path)?;
+    for (v, &d) in def.vars.into_iter().zip(direct) {
+        var_attrs.push(v.attrs);
+        if d {
+            values.push(None);
+            continue;
+        }
+        let x = in_memory(v.data).ok_or_else(|| not_in_memory(&v.name, path))?;
+        file.dataset(&v.name)?.write_all(&x)?;
+        values.push(Some(x));
+    }
+    // Closed, so that the bytes read are a whole file; then opened again.
+    file.close()?;
     let bytes = std::fs::read(temp).map_err(|e| NcError::Create {
         path: path.to_path_buf(),
         temp: temp.to_path_buf(),
         source: netcdf::Error::Str(format!("reading the header back as a template: {e}")),
     })?;
-    Ok(Template {
+    let template = Template {
         bytes,
-        global_attrs: def.global_attrs.clone(),
-        var_attrs: def.vars.iter().map(|v| v.attrs.clone()).collect(),
-    })
+        global_attrs,
+        var_attrs,
+        values,
+    };
+    Ok((template, ffi::H5File::open_rw(temp, path)?))
+}
+
+fn not_in_memory(name: &str, path: &Path) -> NcError {
+    NcError::Invalid {
+        path: path.to_path_buf(),
+        reason: format!("values of `{name}` are not in memory"),
+    }
 }
 
 /// Writes the template's bytes as a new file at `temp` (never over an existing one).
@@ -213,43 +284,50 @@ fn copy_template(bytes: &[u8], temp: &Path, path: &Path) -> Result<(), NcError> 
         })
 }
 
-/// Makes the header at `temp` (the template's) `def`'s: overwrites the attribute
-/// values that differ and writes the values of the variables that are not `direct`.
+/// Makes the copy of the template at `temp` `def`'s: overwrites the attribute values
+/// and the values of the variables that are not `direct` that differ from the
+/// template's; returns the file, open.
 fn fill(
     def: DatasetDef,
     direct: &[bool],
     template: &Template,
     temp: &Path,
     path: &Path,
-) -> Result<(), NcError> {
+) -> Result<ffi::H5File, NcError> {
     let file = ffi::H5File::open_rw(temp, path)?;
     for ((name, value), (_, old)) in def.global_attrs.iter().zip(&template.global_attrs) {
         if !same(value, old) {
             file.set_global_attr(name, value)?;
         }
     }
-    for ((v, &d), old) in def.vars.into_iter().zip(direct).zip(&template.var_attrs) {
+    let vars = def.vars.into_iter().zip(direct).zip(&template.var_attrs);
+    for (((v, &d), old_attrs), old_values) in vars.zip(&template.values) {
         let changed: Vec<&(String, AttrValue)> = v
             .attrs
             .iter()
-            .zip(old)
+            .zip(old_attrs)
             .filter(|((_, value), (_, old))| !same(value, old))
             .map(|(new, _)| new)
             .collect();
-        if d && changed.is_empty() {
+        let values = if d {
+            None
+        } else {
+            let x = in_memory(v.data).ok_or_else(|| not_in_memory(&v.name, path))?;
+            match old_values {
+                Some(old) if same_values(&x, old) => None,
+                _ => Some(x),
+            }
+        };
+        if changed.is_empty() && values.is_none() {
             continue;
         }
         let set = file.dataset(&v.name)?;
         for (name, value) in changed {
             set.set_attr(name, value)?;
         }
-        if !d {
-            let values = in_memory(v.data).ok_or_else(|| NcError::Invalid {
-                path: path.to_path_buf(),
-                reason: format!("values of `{}` are not in memory", v.name),
-            })?;
-            set.write_all(&values)?;
+        if let Some(x) = values {
+            set.write_all(&x)?;
         }
     }
-    file.close()
+    Ok(file)
 }
