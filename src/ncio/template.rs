@@ -331,3 +331,84 @@ fn fill(
     }
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{write_atomic, write_atomic_with, Compression, VarDef, WriteMethod};
+    use super::*;
+
+    /// A small granule: an in-memory coordinate, a time, a compressed field with a
+    /// valid range, and text attributes whose values change from granule to granule.
+    fn granule(hours: i32, title: &str, seed: f32) -> DatasetDef {
+        let values: Vec<f32> = (0..30).map(|k| seed + k as f32 * 0.25).collect();
+        let mut field = VarDef::new("field", &["time", "y", "x"], VarData::F32(values));
+        field.fill = Some(AttrValue::F32(-9999.0));
+        field.compression = Some(Compression {
+            deflate_level: 4,
+            shuffle: true,
+        });
+        field.chunks = Some(vec![1, 3, 5]);
+        field.valid_range = true;
+        field.attrs = vec![
+            ("units".into(), "m".into()),
+            ("valid_min".into(), AttrValue::F32(0.0)),
+            ("valid_max".into(), AttrValue::F32(0.0)),
+            ("comment".into(), title.into()),
+        ];
+        let mut time = VarDef::new("time", &["time"], VarData::I32(vec![hours]));
+        time.attrs = vec![("units".into(), "hours since 1992-01-01".into())];
+        let x = VarDef::new("x", &["x"], VarData::I32((0..5).collect()));
+        DatasetDef {
+            dims: vec![("time".into(), 1), ("y".into(), 6), ("x".into(), 5)],
+            vars: vec![x, time, field],
+            global_attrs: vec![
+                ("title".into(), title.into()),
+                ("hours".into(), AttrValue::I32s(vec![hours, hours + 24])),
+                ("Conventions".into(), "CF-1.8".into()),
+            ],
+        }
+    }
+
+    /// `ncdump` of `path`, its first line (the file's name) left out.
+    fn dump(path: &Path) -> String {
+        let out = std::process::Command::new("ncdump")
+            .arg(path)
+            .output()
+            .expect("ncdump runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        text.split_once('\n').map(|(_, rest)| rest.to_string()).unwrap_or_default()
+    }
+
+    /// A granule made from another one's template reads back exactly as the same
+    /// granule written by netCDF-C alone (header in creation order, types, values),
+    /// and so does one whose text attribute changed length (defined in full).
+    #[test]
+    fn a_templated_granule_reads_as_a_fully_defined_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("first.nc");
+        write_atomic(granule(12, "first granule", 1.0), &first).unwrap();
+        for (name, hours, title, seed) in [
+            ("templated", 36, "other granule", -2.5),
+            ("longer", 60, "a longer title than before", 7.0),
+        ] {
+            let made = dir.path().join(format!("{name}.nc"));
+            let full = dir.path().join(format!("{name}-netcdf.nc"));
+            write_atomic(granule(hours, title, seed), &made).unwrap();
+            write_atomic_with(granule(hours, title, seed), &full, WriteMethod::NetCdf).unwrap();
+            let made_dump = dump(&made);
+            assert_eq!(made_dump, dump(&full), "{name}");
+            assert_ne!(made_dump, dump(&first), "{name}");
+            assert!(made_dump.contains(&format!(":title = \"{title}\"")), "{made_dump}");
+            assert!(made_dump.contains(&format!("time = {hours} ;")), "{made_dump}");
+        }
+    }
+
+    #[test]
+    fn keys_differ_by_text_length_not_by_value() {
+        let direct = [false, false, true];
+        let key = |h, t: &str| shape_key(&granule(h, t, 0.0), &direct);
+        assert_eq!(key(12, "first granule"), key(36, "other granule"));
+        assert_ne!(key(12, "first granule"), key(12, "first granule!"));
+    }
+}
