@@ -375,9 +375,15 @@ mod tests {
             .arg(path)
             .output()
             .expect("ncdump runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).expect("utf-8");
-        text.split_once('\n').map(|(_, rest)| rest.to_string()).unwrap_or_default()
+        text.split_once('\n')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_default()
     }
 
     /// A granule made from another one's template reads back exactly as the same
@@ -399,8 +405,14 @@ mod tests {
             let made_dump = dump(&made);
             assert_eq!(made_dump, dump(&full), "{name}");
             assert_ne!(made_dump, dump(&first), "{name}");
-            assert!(made_dump.contains(&format!(":title = \"{title}\"")), "{made_dump}");
-            assert!(made_dump.contains(&format!("time = {hours} ;")), "{made_dump}");
+            assert!(
+                made_dump.contains(&format!(":title = \"{title}\"")),
+                "{made_dump}"
+            );
+            assert!(
+                made_dump.contains(&format!("time = {hours} ;")),
+                "{made_dump}"
+            );
         }
     }
 
