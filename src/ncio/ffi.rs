@@ -23,6 +23,9 @@
 //! ([`super::compress`]) with filter mask 0 (every declared filter applied), so the file
 //! stays an ordinary netCDF-4 file. Attributes whose values are known only once the data
 //! went by (`valid_min`/`valid_max`) are rewritten in place, keeping their position.
+//! Header templates (`super::template`) use the same file handle: they overwrite
+//! attribute values and write whole coordinate values in a copy of a template, then
+//! park the open file for the chunk writer's `open_rw` on the same thread.
 //!
 //! Error printing: netCDF-C switches HDF5's automatic error stack printing off when it
 //! initialises, but the system HDF5 is thread-safe, where that switch is per thread;
