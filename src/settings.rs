@@ -79,6 +79,11 @@ pub struct Settings {
     /// Only this rank waits the task delay (a slow rank, for tests of the schedule).
     #[arg(long, global = true, env = "EDP_DEBUG_SLOW_RANK", hide = true)]
     pub debug_slow_rank: Option<usize>,
+    /// Benchmarks: every granule's header is defined in full by netCDF-C, none is
+    /// made from its definition's template (the same-run reference of the template).
+    #[arg(long, global = true, env = "EDP_DEBUG_NO_HEADER_TEMPLATE", hide = true,
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub debug_no_header_template: bool,
 }
 
 #[derive(Parser)]

@@ -23,6 +23,9 @@
 //! ([`super::compress`]) with filter mask 0 (every declared filter applied), so the file
 //! stays an ordinary netCDF-4 file. Attributes whose values are known only once the data
 //! went by (`valid_min`/`valid_max`) are rewritten in place, keeping their position.
+//! Header templates (`super::template`) use the same file handle: they overwrite
+//! attribute values and write whole coordinate values in a copy of a template, then
+//! park the open file for the chunk writer's `open_rw` on the same thread.
 //!
 //! Error printing: netCDF-C switches HDF5's automatic error stack printing off when it
 //! initialises, but the system HDF5 is thread-safe, where that switch is per thread;
@@ -39,7 +42,7 @@ use h5::h5i::hid_t;
 use hdf5_metno_sys as h5;
 use netcdf_sys as nc;
 
-use super::NcError;
+use super::{AttrValue, NcError, Values};
 
 /// The lock of netCDF-C and HDF5 (`hdf5_sys::LOCK` = `netcdf_sys::libnetcdf_lock`).
 #[must_use]
@@ -255,11 +258,39 @@ fn cstring(path: &Path, s: &str) -> Result<CString, NcError> {
     })
 }
 
+thread_local! {
+    /// A file left open by [`H5File::park`] for the next [`H5File::open_rw`] of its
+    /// temporary name on this thread.
+    static PARKED: std::cell::RefCell<Option<(PathBuf, H5File)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 impl H5File {
     /// Opens the (closed) netCDF-4 file at `temp` for writing; `path` is the name errors
-    /// report.
+    /// report. A file [parked](H5File::park) under `temp` on this thread is taken as
+    /// it is.
     pub(super) fn open_rw(temp: &Path, path: &Path) -> Result<H5File, NcError> {
-        Self::open(temp, path, true)
+        let parked = PARKED.with(|p| {
+            let mut p = p.borrow_mut();
+            match p.as_ref() {
+                Some((t, _)) if t == temp => p.take().map(|(_, f)| f),
+                _ => None,
+            }
+        });
+        match parked {
+            Some(file) => Ok(file),
+            None => Self::open(temp, path, true),
+        }
+    }
+
+    /// Leaves the file open for the next [`H5File::open_rw`] of `temp` on this thread:
+    /// the header template fills a header and the chunk writer writes its chunks
+    /// next, without HDF5 closing and reopening the file in between (a new metadata
+    /// cache each time). A file parked before and not taken is closed; one never taken
+    /// is closed when the thread ends.
+    pub(super) fn park(self, temp: &Path) {
+        let old = PARKED.with(|p| p.borrow_mut().replace((temp.to_path_buf(), self)));
+        drop(old);
     }
 
     /// Opens the netCDF-4 file at `path` read-only (storage inquiry).
@@ -421,6 +452,129 @@ impl H5Dataset<'_> {
         };
         if rc < 0 {
             return Err(self.fail(format!("writing attribute `{name}`")));
+        }
+        Ok(())
+    }
+}
+
+/// Overwrites, in place, the value of the existing attribute `name` of the object `loc`
+/// (the file, meaning its root group, or a dataset) with `value`, which must have the
+/// attribute's stored size: text its byte length, numbers their count. Header
+/// templates ([`super::template`]) rewrite the values that differ from the template's
+/// this way, keeping each attribute's place in creation order. Called under the lock.
+fn overwrite_attr(loc: hid_t, name: &CStr, value: &AttrValue) -> Result<(), String> {
+    use h5::h5t::{H5T_NATIVE_DOUBLE, H5T_NATIVE_FLOAT, H5T_NATIVE_INT};
+    // SAFETY: `loc` is an open file or dataset, `name` NUL-terminated.
+    let attr = unsafe { h5::h5a::H5Aopen(loc, name.as_ptr(), h5::h5p::H5P_DEFAULT) };
+    if attr < 0 {
+        return Err("opening".to_string());
+    }
+    let (ptr, count, native): (*const std::ffi::c_void, usize, Option<hid_t>) = match value {
+        AttrValue::Str(s) => (s.as_ptr().cast(), s.len(), None),
+        AttrValue::F32(x) => ((x as *const f32).cast(), 1, Some(*H5T_NATIVE_FLOAT)),
+        AttrValue::F64(x) => ((x as *const f64).cast(), 1, Some(*H5T_NATIVE_DOUBLE)),
+        AttrValue::I32(x) => ((x as *const i32).cast(), 1, Some(*H5T_NATIVE_INT)),
+        AttrValue::F32s(v) => (v.as_ptr().cast(), v.len(), Some(*H5T_NATIVE_FLOAT)),
+        AttrValue::F64s(v) => (v.as_ptr().cast(), v.len(), Some(*H5T_NATIVE_DOUBLE)),
+        AttrValue::I32s(v) => (v.as_ptr().cast(), v.len(), Some(*H5T_NATIVE_INT)),
+    };
+    // SAFETY: `attr` is open; the type and space ids are closed once; the write reads
+    // exactly the attribute's stored size from `ptr`, checked against `count` first
+    // (text: the fixed-length string type's size in bytes, one element; numbers: the
+    // element count, written from a native type of the same class).
+    let result = unsafe {
+        let ftype = h5::h5a::H5Aget_type(attr);
+        let space = h5::h5a::H5Aget_space(attr);
+        let points = h5::h5s::H5Sget_simple_extent_npoints(space);
+        let result = if ftype < 0 || space < 0 || points < 0 {
+            Err("inquiring".to_string())
+        } else {
+            let (stored, mem) = match native {
+                None => (h5::h5t::H5Tget_size(ftype) * points as usize, ftype),
+                Some(t) => (points as usize, t),
+            };
+            if stored != count {
+                Err(format!("size ({stored} stored, {count} given)"))
+            } else if count == 0 {
+                Ok(())
+            } else if h5::h5a::H5Awrite(attr, mem, ptr) < 0 {
+                Err("writing".to_string())
+            } else {
+                Ok(())
+            }
+        };
+        if ftype >= 0 {
+            h5::h5t::H5Tclose(ftype);
+        }
+        if space >= 0 {
+            h5::h5s::H5Sclose(space);
+        }
+        if h5::h5a::H5Aclose(attr) < 0 && result.is_ok() {
+            Err("closing".to_string())
+        } else {
+            result
+        }
+    };
+    result
+}
+
+impl H5File {
+    /// Overwrites the value of the existing global attribute `name` in place (see
+    /// [`overwrite_attr`]).
+    pub(super) fn set_global_attr(&self, name: &str, value: &AttrValue) -> Result<(), NcError> {
+        let cname = cstring(&self.path, name)?;
+        let _held = lock();
+        overwrite_attr(self.id, &cname, value).map_err(|what| NcError::Hdf5 {
+            path: self.path.clone(),
+            what: format!("{what} global attribute `{name}`"),
+        })
+    }
+}
+
+impl H5Dataset<'_> {
+    /// Overwrites the value of the existing attribute `name` in place (see
+    /// [`overwrite_attr`]).
+    pub(super) fn set_attr(&self, name: &str, value: &AttrValue) -> Result<(), NcError> {
+        let cname = cstring(&self.file.path, name)?;
+        let _held = lock();
+        overwrite_attr(self.id, &cname, value)
+            .map_err(|what| self.fail(format!("{what} attribute `{name}`")))
+    }
+
+    /// Writes every value of the dataset (through HDF5's own filters, if it has any);
+    /// `values` must hold exactly as many elements as the dataset.
+    pub(super) fn write_all(&self, values: &Values) -> Result<(), NcError> {
+        use h5::h5t::{H5T_NATIVE_DOUBLE, H5T_NATIVE_FLOAT, H5T_NATIVE_INT, H5T_NATIVE_SCHAR};
+        let _held = lock();
+        let (ptr, count, mem): (*const std::ffi::c_void, usize, hid_t) = match values {
+            Values::F32(v) => (v.as_ptr().cast(), v.len(), *H5T_NATIVE_FLOAT),
+            Values::F64(v) => (v.as_ptr().cast(), v.len(), *H5T_NATIVE_DOUBLE),
+            Values::I32(v) => (v.as_ptr().cast(), v.len(), *H5T_NATIVE_INT),
+            Values::I8(v) => (v.as_ptr().cast(), v.len(), *H5T_NATIVE_SCHAR),
+        };
+        // SAFETY: open dataset; the space id is closed once; the write reads `count`
+        // elements of `mem` from `ptr`, checked to be the dataset's element count.
+        let rc = unsafe {
+            let space = h5::h5d::H5Dget_space(self.id);
+            if space < 0 {
+                return Err(self.fail("inquiring the dataspace".to_string()));
+            }
+            let points = h5::h5s::H5Sget_simple_extent_npoints(space);
+            h5::h5s::H5Sclose(space);
+            if points < 0 || points as usize != count {
+                return Err(self.fail(format!("writing {count} values ({points} expected)")));
+            }
+            h5::h5d::H5Dwrite(
+                self.id,
+                mem,
+                h5::h5s::H5S_ALL,
+                h5::h5s::H5S_ALL,
+                h5::h5p::H5P_DEFAULT,
+                ptr,
+            )
+        };
+        if rc < 0 {
+            return Err(self.fail("writing the values".to_string()));
         }
         Ok(())
     }

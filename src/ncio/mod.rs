@@ -33,6 +33,7 @@ pub mod gather;
 mod layout;
 mod read;
 mod sink;
+mod template;
 mod write;
 
 pub use commit::Commit;

@@ -282,7 +282,15 @@ pub(super) fn write_file(
         define_and_put(def, &layout, temp, path).map_err(|e| sink.abandon(e))?;
         chunked::write_direct(deferred, &layout, temp, path, || Ok(()), sink)?;
     } else {
-        let define = || define_and_put(def, &layout, temp, path);
+        // One writer: the header may come from the definition's template.
+        let alone = !sink.shared();
+        let define = || {
+            if alone {
+                super::template::define_and_put(def, &layout, temp, path)
+            } else {
+                define_and_put(def, &layout, temp, path)
+            }
+        };
         chunked::write_direct(deferred, &layout, temp, path, define, sink)?;
     }
     log::debug!(
@@ -324,7 +332,7 @@ fn take_direct(vars: &mut [VarDef], direct: &[bool]) -> Vec<(usize, VarDef)> {
 
 /// Creates the netCDF file at `temp`, defines `def` in it, puts the values of the
 /// variables that are not [`Layout::direct`] and closes it.
-fn define_and_put(
+pub(super) fn define_and_put(
     def: DatasetDef,
     layout: &Layout,
     temp: &Path,
