@@ -56,6 +56,21 @@ fn rss_anon(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// CPU time of process `pid` so far (all its threads, ended ones included), in seconds:
+/// utime + stime of /proc/<pid>/stat, in USER_HZ ticks (100 a second on Linux).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses; utime and stime are
+    // fields 14 and 15, so the 12th and 13th after it.
+    let rest = s.rsplit_once(')')?.1;
+    let mut f = rest.split_whitespace().skip(11);
+    let (u, k) = (
+        f.next()?.parse::<f64>().ok()?,
+        f.next()?.parse::<f64>().ok()?,
+    );
+    Some((u + k) / 100.0)
+}
+
 /// The machine's load averages (1, 5, 15 min).
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -79,8 +94,9 @@ fn ms(s: f64) -> String {
 }
 
 /// Runs `edp` with `args`, MPI off; panics with its stderr if it fails. Returns the
-/// wall time and the peak RssAnon of the process (sampled every 2 ms).
-fn edp(args: &[&str]) -> (Duration, u64) {
+/// wall time, the peak RssAnon of the process and its CPU time (both sampled every
+/// 2 ms, so the CPU time misses at most its last 2 ms).
+fn edp(args: &[&str]) -> (Duration, u64, f64) {
     let t = Instant::now();
     let child = Command::new(EDP)
         .args(args)
@@ -95,22 +111,27 @@ fn edp(args: &[&str]) -> (Duration, u64) {
     let sampler = {
         let (peak, done, pid) = (Arc::clone(&peak), Arc::clone(&done), child.id());
         std::thread::spawn(move || {
+            let mut cpu = 0.0f64;
             while !done.load(Ordering::Relaxed) {
                 peak.fetch_max(rss_anon(pid), Ordering::Relaxed);
+                if let Some(c) = cpu_seconds(&pid.to_string()) {
+                    cpu = cpu.max(c);
+                }
                 std::thread::sleep(Duration::from_millis(2));
             }
+            cpu
         })
     };
     let out = child.wait_with_output().expect("wait for edp");
     done.store(true, Ordering::Relaxed);
-    let _ = sampler.join();
+    let cpu = sampler.join().unwrap_or(0.0);
     assert!(
         out.status.success(),
         "edp {args:?}: {}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    (t.elapsed(), peak.load(Ordering::Relaxed))
+    (t.elapsed(), peak.load(Ordering::Relaxed), cpu)
 }
 
 /// The data variables of a written granule, cut into their stored chunks (each chunk a
@@ -152,8 +173,10 @@ fn data_chunks(path: &Path, task: &Task) -> (Vec<Vec<u8>>, ChunkCodec) {
     (chunks, codec.expect("a data variable"))
 }
 
-/// Seconds to shuffle and deflate `chunks` on `pool` (median of three).
-fn floor(pool: &rayon::ThreadPool, chunks: &[Vec<u8>], codec: ChunkCodec) -> f64 {
+/// Seconds to shuffle and deflate `chunks` on `pool` (median of three), and the CPU
+/// seconds of this process per time (mean of the three).
+fn floor(pool: &rayon::ThreadPool, chunks: &[Vec<u8>], codec: ChunkCodec) -> (f64, f64) {
+    let cpu = cpu_seconds("self").unwrap_or(0.0);
     let times: Vec<f64> = (0..3)
         .map(|_| {
             let t = Instant::now();
@@ -167,7 +190,8 @@ fn floor(pool: &rayon::ThreadPool, chunks: &[Vec<u8>], codec: ChunkCodec) -> f64
             t.elapsed().as_secs_f64()
         })
         .collect();
-    median(times)
+    let cpu = (cpu_seconds("self").unwrap_or(0.0) - cpu) / 3.0;
+    (median(times), cpu)
 }
 
 /// The libdeflate in this benchmark (and in `edp`, the same crate): the version of the
@@ -242,6 +266,10 @@ struct Row {
     in_process: Vec<f64>,
     size: u64,
     peak: u64,
+    /// CPU seconds of the whole `edp run` process (start-up included) and of the
+    /// floors, all granules together.
+    run_cpu: f64,
+    floor_cpu: f64,
 }
 
 /// The same tasks made in this process through the run's pipeline, into `dest`; the
@@ -278,7 +306,10 @@ fn measure(
     factors_file: &Path,
     ctx: &Context,
 ) -> Row {
-    let name = format!("{}-t{threads}", kind.label.replace(['/', ' ', '(', ')'], ""));
+    let name = format!(
+        "{}-t{threads}",
+        kind.label.replace(['/', ' ', '(', ')'], "")
+    );
     let dest = dir.join("run").join(&name);
     let _ = std::fs::remove_dir_all(&dest);
     let jobs = dir.join(format!("{name}.jobs"));
@@ -300,7 +331,7 @@ fn measure(
         "-o",
         &s(&tasks_file),
     ]);
-    let (_, peak) = edp(&[
+    let (_, peak, run_cpu) = edp(&[
         "run",
         "--tasks",
         &s(&tasks_file),
@@ -324,13 +355,17 @@ fn measure(
         in_process: Vec::new(),
         size: 0,
         peak,
+        run_cpu,
+        floor_cpu: 0.0,
     };
     for r in &records {
         assert_eq!(r.status, edp::run::journal::Status::Done, "{}", r.granule);
         let task = &tasks[r.task];
         let (chunks, codec) = data_chunks(Path::new(&task.granule), task);
         row.run.push(r.seconds);
-        row.floor.push(floor(&pool, &chunks, codec));
+        let (secs, cpu) = floor(&pool, &chunks, codec);
+        row.floor.push(secs);
+        row.floor_cpu += cpu;
         row.size = row.size.max(r.size.unwrap_or(0));
     }
     // The same tasks in this process, into a destination of their own.
@@ -373,7 +408,7 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("bench directory");
     let input = dir.join("input");
     let s = |p: &Path| p.to_string_lossy().into_owned();
-    let (took, _) = edp(&[
+    let (took, _, _) = edp(&[
         "synth",
         "-o",
         &s(&input),
@@ -387,13 +422,7 @@ fn main() {
     let grid_dir = input.join("grid");
     let source = input.join("V4r4");
     let factors_file = dir.join("factors.bin");
-    edp(&[
-        "factors",
-        "--grid",
-        &s(&grid_dir),
-        "-o",
-        &s(&factors_file),
-    ]);
+    edp(&["factors", "--grid", &s(&grid_dir), "-o", &s(&factors_file)]);
     println!(
         "edp synth LLC{n} x 50 levels, {months} month(s), in {:.1} s; {} cores; load average {}",
         took.as_secs_f64(),
@@ -421,12 +450,14 @@ fn main() {
         "run = `edp run --threads T` (1 rank), per-granule `seconds` of its record store; floor = \
          the data chunks of the same granules, shuffle + deflate (the granules' level) in memory \
          on T threads; in-process = the same tasks through edp::run::produce_pipelined in the \
-         bench; medians over {months} granule(s) a kind, times in ms"
+         bench; medians over {months} granule(s) a kind, times in ms; CPU run / floor = CPU \
+         time of the whole `edp run` process (all threads, its start-up included) over that of \
+         the floors, which the machine's load does not stretch as it does wall times"
     );
     println!(
-        "| granule (LLC{n}) | threads | run | floor | run / floor | in-process | in-process / run | size MB | run peak RssAnon MB |"
+        "| granule (LLC{n}) | threads | run | floor | run / floor | CPU run / floor | in-process | in-process / run | size MB | run peak RssAnon MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut verdicts = Vec::new();
     for kind in KINDS.iter().filter(|k| k.label.contains(only.as_str())) {
         for &threads in &thread_counts {
@@ -438,33 +469,29 @@ fn main() {
                 factors: Some(Arc::clone(&factors)),
                 coords: Default::default(),
             };
-            let row = measure(
-                kind,
-                threads,
-                &dir,
-                &source,
-                &grid_dir,
-                &factors_file,
-                &ctx,
-            );
+            let row = measure(kind, threads, &dir, &source, &grid_dir, &factors_file, &ctx);
             let (run, fl, inp) = (
                 median(row.run.clone()),
                 median(row.floor.clone()),
                 median(row.in_process.clone()),
             );
             println!(
-                "| {} | {threads} | {} | {} | {:.2} | {} | {:.2} | {:.1} | {:.0} |",
+                "| {} | {threads} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.1} | {:.0} |",
                 kind.label,
                 ms(run),
                 ms(fl),
                 run / fl,
+                row.run_cpu / row.floor_cpu.max(1e-9),
                 ms(inp),
                 inp / run,
                 row.size as f64 / 1e6,
                 row.peak as f64 / 1e6
             );
             let goal = if kind.is_3d {
-                (run / fl <= 1.25, format!("run/floor {:.2} <= 1.25", run / fl))
+                (
+                    run / fl <= 1.25,
+                    format!("run/floor {:.2} <= 1.25", run / fl),
+                )
             } else {
                 (run <= 0.015, format!("run {} ms <= 15", ms(run)))
             };
