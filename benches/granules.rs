@@ -1,33 +1,31 @@
-//! Benchmark of whole granules against the compression floor, on synthetic LLC inputs.
+//! Benchmark of whole granules as `edp run` makes them, against the compression floor.
 //!
-//! For each granule kind (2D and 3D, native and lat-lon, scalar and vector) at 1 and 2
-//! threads it prints wall time per granule (min and median over repeats) with the
-//! default (direct) writer and with the netCDF-only writer, granules made one after
-//! another as a run makes them (each one's fsync and rename overlap the next one's
-//! work: the time of a granule is from its start to its own write's end plus the wait
-//! for the previous one's commit), the output size, the peak
-//! anonymous memory (RssAnon, sampled every millisecond; memory-mapped inputs are file
-//! pages and not in it), and the floor: the granule's data-variable chunks, shuffled and
-//! deflated in memory with the writer's compressor and level on the same number of
-//! threads, then the ratio of granule time to floor. All in one run, on the same bytes.
+//! Inputs are MDS files on disk written by `edp synth` (LLC90, 50 levels, a few months),
+//! mapping factors by `edp factors`, task lists by `edp tasks`. For each granule kind
+//! (2D and 3D, native and lat-lon, scalar and vector) and thread count (1 and 2) it runs
+//! the `edp` binary itself (`edp run --tasks … --threads T`, one rank, one granule per
+//! month) and reads each granule's `seconds` from the run's record store: what a run
+//! records, commit (fsync, rename, checksum read-back) included. Beside it:
 //!
-//! "Threads" are the rayon threads, the ones that read, regrid and compress (the floor's
-//! and the granule's alike). Beside them a granule has, as in a run, the chunk writer's
-//! thread (netCDF-C defines the file, HDF5 takes the finished chunks) and the committing
-//! thread (fsync, rename, the checksum read-back), so a granule's process uses a little
-//! more than its threads where the floor uses exactly them: the CPU column (mean CPU time
-//! of the whole process per granule and per floor, all threads, from /proc/self/stat in
-//! 10 ms ticks) shows how
-//! much. The RssAnon sampler is a thread too (under 1% of a core).
+//! - **floor**: the data-variable chunks of the very granules the run made, read back,
+//!   then shuffled and deflated in memory with the writer's compressor and the granule's
+//!   own deflate level on a pool of T threads: the fastest deflate we have for the same
+//!   bytes on the same threads (libdeflate; its version and build flags are printed);
+//! - **in-process**: the same tasks made in this process through the run's own
+//!   pipeline (`edp::run::produce_pipelined`, commits in the background as in a run),
+//!   timed from outside: the bench's own figure, which must agree with the run's.
 //!
-//! `cargo bench --bench granules`; EDP_BENCH_N=270 for LLC270 (default 90),
-//! EDP_BENCH_REPEATS (3D repeats, default 5; 2D use 4×), EDP_BENCH_ONLY (a part of the
-//! granule labels to run only those), EDP_BENCH_DIR keeps the inputs; for profiling,
-//! EDP_BENCH_THREADS (e.g. `1`; default `1,2`) and EDP_BENCH_NETCDF=0 (no netCDF-only
-//! column) narrow what runs.
+//! Run, floor and in-process figures of one kind are measured one after another, so
+//! they see the same machine load; the ratio run/floor is the figure to read (this
+//! machine's absolute speed varies about 2x). Medians over the granules (months) of a
+//! kind; the first granule of a run also compresses the shared coordinates.
+//!
+//! `cargo bench --bench granules`; EDP_BENCH_N (default 90), EDP_BENCH_MONTHS (granules
+//! per kind, default 3), EDP_BENCH_THREADS (default `1,2`), EDP_BENCH_ONLY (a part of
+//! the kind labels), EDP_BENCH_DIR keeps the inputs and granules.
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,17 +34,18 @@ use rayon::prelude::*;
 
 use edp::granule::{Context, Encoding};
 use edp::grid::Grid;
-use edp::metadata::{MetadataSet, Product};
+use edp::metadata::MetadataSet;
 use edp::ncio::compress::ChunkCodec;
-use edp::ncio::{NcReader, WriteMethod};
+use edp::ncio::NcReader;
+use edp::run::store::Store;
 use edp::run::{Producing, WriteOptions};
-use edp::synth::{self, SynthConfig};
-use edp::tasks::{self, Locations, Task};
-use edp::time::{DailyDate, Frequency};
+use edp::tasks::Task;
 
-/// Current RssAnon of this process in bytes.
-fn rss_anon() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+const EDP: &str = env!("CARGO_BIN_EXE_edp");
+
+/// RssAnon of process `pid` in bytes (0 once it is gone).
+fn rss_anon(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -57,109 +56,91 @@ fn rss_anon() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Samples RssAnon every millisecond on its own thread; `take` returns the peak since
-/// the last call.
-struct PeakSampler {
-    peak: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
+/// CPU time of process `pid` so far (all its threads, ended ones included), in seconds:
+/// utime + stime of /proc/<pid>/stat, in USER_HZ ticks (100 a second on Linux).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses; utime and stime are
+    // fields 14 and 15, so the 12th and 13th after it.
+    let rest = s.rsplit_once(')')?.1;
+    let mut f = rest.split_whitespace().skip(11);
+    let (u, k) = (
+        f.next()?.parse::<f64>().ok()?,
+        f.next()?.parse::<f64>().ok()?,
+    );
+    Some((u + k) / 100.0)
 }
 
-impl PeakSampler {
-    fn start() -> PeakSampler {
-        let peak = Arc::new(AtomicU64::new(rss_anon()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (p, s) = (Arc::clone(&peak), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_anon(), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        });
-        PeakSampler { peak, stop }
-    }
-    fn take(&self) -> u64 {
-        self.peak.swap(rss_anon(), Ordering::Relaxed)
-    }
-}
-
-impl Drop for PeakSampler {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The machine's load averages (1, 5, 15 min), printed beside the figures: they are
-/// relative to the floor measured in the same run, but a loaded machine spreads them.
+/// The machine's load averages (1, 5, 15 min).
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// CPU time of this process so far (all its threads, ended ones included), in
-/// seconds: utime + stime of /proc/self/stat, in USER_HZ ticks (100 a second on Linux).
-fn cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name, which is in parentheses; utime and stime
-            // are fields 14 and 15, so 12th and 13th after it.
-            let rest = s.rsplit_once(')')?.1;
-            let mut f = rest.split_whitespace().skip(11);
-            let (u, k) = (
-                f.next()?.parse::<f64>().ok()?,
-                f.next()?.parse::<f64>().ok()?,
-            );
-            Some((u + k) / 100.0)
-        })
-        .unwrap_or(0.0)
-}
-
-fn stats(mut t: Vec<f64>) -> (f64, f64) {
+fn median(mut t: Vec<f64>) -> f64 {
+    assert!(!t.is_empty(), "median of nothing");
     t.sort_by(f64::total_cmp);
-    (t[0], t[t.len() / 2])
+    let n = t.len();
+    if n % 2 == 1 {
+        t[n / 2]
+    } else {
+        (t[n / 2 - 1] + t[n / 2]) / 2.0
+    }
 }
 
 fn ms(s: f64) -> String {
     format!("{:.0}", s * 1e3)
 }
 
-fn task_of(
-    m: &MetadataSet,
-    product: Product,
-    grouping: &str,
-    steps: &[u64],
-    source: &str,
-    dest: &Path,
-    grid: &Path,
-) -> Task {
-    let g = m.grouping_by_filename(product, grouping).expect("grouping");
-    let loc = Locations {
-        dest_root: dest.to_string_lossy().into_owned(),
-        grid: Some(grid.to_string_lossy().into_owned()),
-        ..Locations::default()
+/// Runs `edp` with `args`, MPI off; panics with its stderr if it fails. Returns the
+/// wall time, the peak RssAnon of the process and its CPU time (both sampled every
+/// 2 ms, so the CPU time misses at most its last 2 ms).
+fn edp(args: &[&str]) -> (Duration, u64, f64) {
+    let t = Instant::now();
+    let child = Command::new(EDP)
+        .args(args)
+        .env("EDP_MPI", "off")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start edp");
+    let peak = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done, pid) = (Arc::clone(&peak), Arc::clone(&done), child.id());
+        std::thread::spawn(move || {
+            let mut cpu = 0.0f64;
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_anon(pid), Ordering::Relaxed);
+                if let Some(c) = cpu_seconds(&pid.to_string()) {
+                    cpu = cpu.max(c);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            cpu
+        })
     };
-    tasks::tasks_for_steps(
-        g,
-        Frequency::AvgMon,
-        &steps[..1],
-        source,
-        &m.release,
-        DailyDate::default(),
-        &loc,
-    )
-    .into_iter()
-    .next()
-    .expect("one task")
+    let out = child.wait_with_output().expect("wait for edp");
+    done.store(true, Ordering::Relaxed);
+    let cpu = sampler.join().unwrap_or(0.0);
+    assert!(
+        out.status.success(),
+        "edp {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (t.elapsed(), peak.load(Ordering::Relaxed), cpu)
 }
 
-/// The data variables of a written granule, whole, and their chunk length (each chunk
-/// a whole trailing block, as every granule kind here has, and one length for all):
-/// one allocation per variable, which goes back to the system when dropped.
-fn data_chunks(path: &Path, task: &Task) -> (Vec<Vec<f32>>, usize) {
+/// The data variables of a written granule, cut into their stored chunks (each chunk a
+/// whole trailing block, as every granule kind here has), and the deflate level and
+/// shuffle the granule records for them.
+fn data_chunks(path: &Path, task: &Task) -> (Vec<Vec<u8>>, ChunkCodec) {
     let r = NcReader::open(path).expect("open granule");
-    let mut vars = Vec::new();
-    let mut chunk_len = None;
+    let mut chunks = Vec::new();
+    let mut codec = None;
     for name in task.variables.keys() {
         let values = r.read_f32(name).expect("read data variable");
         let shape: Vec<usize> = r
@@ -176,248 +157,357 @@ fn data_chunks(path: &Path, task: &Task) -> (Vec<Vec<f32>>, usize) {
             &shape[lead..],
             "{name}: chunks {c:?} are not whole trailing blocks of {shape:?}"
         );
+        let this = ChunkCodec {
+            level: storage.deflate.expect("deflated"),
+            shuffle: storage.shuffle,
+            elem_size: 4,
+        };
+        assert_eq!(*codec.get_or_insert(this), this, "{name}: another codec");
         let len: usize = c.iter().product();
-        assert_eq!(
-            *chunk_len.get_or_insert(len),
-            len,
-            "{name}: another chunk size"
+        chunks.extend(
+            bytemuck::cast_slice::<f32, u8>(&values)
+                .chunks(len * 4)
+                .map(<[u8]>::to_vec),
         );
-        vars.push(values);
     }
-    (vars, chunk_len.unwrap_or(1))
+    (chunks, codec.expect("a data variable"))
+}
+
+/// Seconds to shuffle and deflate `chunks` on `pool` (median of three), and the CPU
+/// seconds of this process per time (mean of the three).
+fn floor(pool: &rayon::ThreadPool, chunks: &[Vec<u8>], codec: ChunkCodec) -> (f64, f64) {
+    let cpu = cpu_seconds("self").unwrap_or(0.0);
+    let times: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let total: usize = pool.install(|| {
+                chunks
+                    .par_iter()
+                    .map(|c| codec.compress(c).expect("compress").len())
+                    .sum()
+            });
+            assert!(total > 0);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    let cpu = (cpu_seconds("self").unwrap_or(0.0) - cpu) / 3.0;
+    (median(times), cpu)
+}
+
+/// The libdeflate in this benchmark (and in `edp`, the same crate): the version of the
+/// `libdeflate-sys` crate in Cargo.lock (libdeflate 1.26 for 1.26.x) and the compiler
+/// flags its C was built with, as the compiler recorded them in the debug information of
+/// the `edp` binary (`DW_AT_producer`).
+fn libdeflate_build() -> String {
+    let lock = include_str!("../Cargo.lock");
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"libdeflate-sys\""))
+        .and_then(|p| p.lines().find(|l| l.starts_with("version")))
+        .map_or("?".to_string(), |l| {
+            l.trim_start_matches("version = ").trim_matches('"').into()
+        });
+    let flags = std::fs::read(EDP).ok().and_then(|bin| {
+        let needle = b"GNU C17 ";
+        let at = bin.windows(needle.len()).position(|w| w == needle)?;
+        let end = bin[at..].iter().position(|&b| b == 0)? + at;
+        Some(String::from_utf8_lossy(&bin[at..end]).into_owned())
+    });
+    format!(
+        "libdeflate-sys {version} (libdeflate C, built by cc); compiler: {}",
+        flags.unwrap_or_else(|| "not recorded (no debug information)".into())
+    )
+}
+
+/// One granule kind: label, jobs line (grouping id and product), 3D or not.
+struct Kind {
+    label: &'static str,
+    job: &'static str,
+    is_3d: bool,
+}
+
+const KINDS: [Kind; 6] = [
+    Kind {
+        label: "SSH native (2D)",
+        job: "[0, 'native', 'AVG_MON', 'all']",
+        is_3d: false,
+    },
+    Kind {
+        label: "SSH lat-lon (2D)",
+        job: "[0, 'latlon', 'AVG_MON', 'all']",
+        is_3d: false,
+    },
+    Kind {
+        label: "THETA/SALT native",
+        job: "[15, 'native', 'AVG_MON', 'all']",
+        is_3d: true,
+    },
+    Kind {
+        label: "THETA/SALT lat-lon",
+        job: "[9, 'latlon', 'AVG_MON', 'all']",
+        is_3d: true,
+    },
+    Kind {
+        label: "UVEL/VVEL/WVEL native",
+        job: "[17, 'native', 'AVG_MON', 'all']",
+        is_3d: true,
+    },
+    Kind {
+        label: "EVEL/NVEL/WVEL lat-lon",
+        job: "[11, 'latlon', 'AVG_MON', 'all']",
+        is_3d: true,
+    },
+];
+
+/// What was measured for one kind at one thread count.
+struct Row {
+    run: Vec<f64>,
+    floor: Vec<f64>,
+    in_process: Vec<f64>,
+    size: u64,
+    peak: u64,
+    /// CPU seconds of the whole `edp run` process (start-up included) and of the
+    /// floors, all granules together.
+    run_cpu: f64,
+    floor_cpu: f64,
+}
+
+/// The same tasks made in this process through the run's pipeline, into `dest`; the
+/// time of each from its start to the end of its write, plus the wait for the previous
+/// one's commit (as the run records it: the commit overlaps the next granule).
+fn in_process(tasks: &[Task], ctx: &Context, pool: &rayon::ThreadPool) -> Vec<f64> {
+    let storage = edp::storage::Storage::new(&Default::default());
+    let options = WriteOptions::default();
+    let mut previous: Option<Producing> = None;
+    let mut times = Vec::new();
+    for task in tasks {
+        let t = Instant::now();
+        let p = pool
+            .install(|| edp::run::produce_pipelined(task, ctx, options, &storage))
+            .expect("granule");
+        if let Some(prev) = previous.replace(p) {
+            prev.finish().expect("commit");
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    if let Some(prev) = previous {
+        prev.finish().expect("commit");
+    }
+    times
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    kind: &Kind,
+    threads: usize,
+    dir: &Path,
+    source: &Path,
+    grid_dir: &Path,
+    factors_file: &Path,
+    ctx: &Context,
+) -> Row {
+    let name = format!(
+        "{}-t{threads}",
+        kind.label.replace(['/', ' ', '(', ')'], "")
+    );
+    let dest = dir.join("run").join(&name);
+    let _ = std::fs::remove_dir_all(&dest);
+    let jobs = dir.join(format!("{name}.jobs"));
+    std::fs::write(&jobs, format!("{}\n", kind.job)).expect("jobs file");
+    let tasks_file = dir.join(format!("{name}.json"));
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    edp(&[
+        "tasks",
+        "--jobs",
+        &s(&jobs),
+        "--source",
+        &s(source),
+        "--dest",
+        &s(&dest),
+        "--grid",
+        &s(grid_dir),
+        "--factors",
+        &s(factors_file),
+        "-o",
+        &s(&tasks_file),
+    ]);
+    let (_, peak, run_cpu) = edp(&[
+        "run",
+        "--tasks",
+        &s(&tasks_file),
+        "--threads",
+        &threads.to_string(),
+    ]);
+    let mut records = Vec::new();
+    Store::at(&dest)
+        .for_each(|r| records.push(r))
+        .expect("record store");
+    let tasks: Vec<Task> =
+        serde_json::from_slice(&std::fs::read(&tasks_file).expect("tasks")).expect("task list");
+    assert_eq!(records.len(), tasks.len(), "{name}: a record per task");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    let mut row = Row {
+        run: Vec::new(),
+        floor: Vec::new(),
+        in_process: Vec::new(),
+        size: 0,
+        peak,
+        run_cpu,
+        floor_cpu: 0.0,
+    };
+    for r in &records {
+        assert_eq!(r.status, edp::run::journal::Status::Done, "{}", r.granule);
+        let task = &tasks[r.task];
+        let (chunks, codec) = data_chunks(Path::new(&task.granule), task);
+        row.run.push(r.seconds);
+        let (secs, cpu) = floor(&pool, &chunks, codec);
+        row.floor.push(secs);
+        row.floor_cpu += cpu;
+        row.size = row.size.max(r.size.unwrap_or(0));
+    }
+    // The same tasks in this process, into a destination of their own.
+    let own = dir.join("in-process").join(&name);
+    let _ = std::fs::remove_dir_all(&own);
+    let moved: Vec<Task> = tasks
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            let rel = Path::new(&t.granule)
+                .strip_prefix(&dest)
+                .expect("granule under dest");
+            t.granule = s(&own.join(rel));
+            t
+        })
+        .collect();
+    row.in_process = in_process(&moved, ctx, &pool);
+    row
 }
 
 fn main() {
-    // RUST_LOG=edp::ncio=debug shows where a granule's write time goes.
-    let _ = env_logger::try_init();
     let n: usize = std::env::var("EDP_BENCH_N")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(90);
-    let repeats: usize = std::env::var("EDP_BENCH_REPEATS")
+    let months: usize = std::env::var("EDP_BENCH_MONTHS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5)
+        .unwrap_or(3)
         .max(1);
-    let keep = std::env::var_os("EDP_BENCH_DIR");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = keep.map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
-    let cfg = SynthConfig {
-        n,
-        nz: 50,
-        months: 1,
-        variables: Some(
-            [
-                "SSH", "SSHIBC", "SSHNOIBC", "ETAN", "THETA", "SALT", "UVEL", "VVEL", "WVELMASS",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
-        ..SynthConfig::default()
-    };
-    let t = Instant::now();
-    let report = synth::generate(&cfg, &dir).expect("synth");
-    println!(
-        "synthesised LLC{n} x 50 levels in {:.1} s; {} cores; load average {}",
-        t.elapsed().as_secs_f64(),
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        load()
-    );
-    let m = Arc::new(MetadataSet::embedded().expect("metadata"));
-    let grid_dir = report.grid_dir.clone();
-    let grid = Arc::new(Grid::open(&grid_dir).expect("grid"));
-    let source = dir.join(&cfg.release).to_string_lossy().into_owned();
-    let out = dir.join("out");
-    // Mapping factors for the lat-lon granules, built once as a run's context holds them.
-    let factors = edp::regrid::store::FactorStore::new(Default::default())
-        .get(
-            &grid,
-            edp::regrid::TargetGrid::ecco_half_degree(),
-            None,
-            &out.join("edp_factors"),
-        )
-        .expect("mapping factors");
-    let encoding = Encoding::default();
-    let codec = ChunkCodec {
-        level: encoding.deflate_level,
-        shuffle: encoding.shuffle,
-        elem_size: 4,
-    };
-    let kinds = [
-        (
-            "SSH native (2D)",
-            Product::Native,
-            "SEA_SURFACE_HEIGHT",
-            false,
-        ),
-        (
-            "SSH lat-lon (2D)",
-            Product::Latlon,
-            "SEA_SURFACE_HEIGHT",
-            false,
-        ),
-        (
-            "THETA/SALT native",
-            Product::Native,
-            "OCEAN_TEMPERATURE_SALINITY",
-            true,
-        ),
-        (
-            "THETA/SALT lat-lon",
-            Product::Latlon,
-            "OCEAN_TEMPERATURE_SALINITY",
-            true,
-        ),
-        (
-            "UVEL/VVEL/WVEL native",
-            Product::Native,
-            "OCEAN_VELOCITY",
-            true,
-        ),
-        (
-            "EVEL/NVEL/WVEL lat-lon",
-            Product::Latlon,
-            "OCEAN_VELOCITY",
-            true,
-        ),
-    ];
-    let sampler = PeakSampler::start();
-    println!(
-        "deflate {} + shuffle; direct = this writer, netcdf = netCDF-only path; floor = data chunks, libdeflate, same threads; times in ms",
-        encoding.deflate_level
-    );
-    println!(
-        "| granule (LLC{n}) | threads | direct min | direct median | floor min | ratio (min/min) | CPU ms: direct / floor | netcdf min | size MB | peak RssAnon MB |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    let mut summary = Vec::new();
-    let only = std::env::var("EDP_BENCH_ONLY").unwrap_or_default();
     let thread_counts: Vec<usize> = std::env::var("EDP_BENCH_THREADS")
         .ok()
         .map(|s| s.split(',').filter_map(|t| t.trim().parse().ok()).collect())
         .filter(|v: &Vec<usize>| !v.is_empty())
         .unwrap_or_else(|| vec![1, 2]);
-    let with_netcdf = std::env::var("EDP_BENCH_NETCDF").map_or(true, |v| v != "0");
-    for (label, product, grouping, is_3d) in kinds {
-        if !label.contains(only.as_str()) {
-            continue;
-        }
-        let task = task_of(
-            &m,
-            product,
-            grouping,
-            &report.monthly_steps,
-            &source,
-            &out,
-            &grid_dir,
-        );
-        let path = PathBuf::from(&task.granule);
-        let reps = if is_3d { repeats } else { 4 * repeats };
+    let only = std::env::var("EDP_BENCH_ONLY").unwrap_or_default();
+    let keep = std::env::var_os("EDP_BENCH_DIR");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = keep.map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
+    std::fs::create_dir_all(&dir).expect("bench directory");
+    let input = dir.join("input");
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let (took, _, _) = edp(&[
+        "synth",
+        "-o",
+        &s(&input),
+        "--n",
+        &n.to_string(),
+        "--months",
+        &months.to_string(),
+        "--variables",
+        "SSH,SSHIBC,SSHNOIBC,ETAN,THETA,SALT,UVEL,VVEL,WVELMASS",
+    ]);
+    let grid_dir = input.join("grid");
+    let source = input.join("V4r4");
+    let factors_file = dir.join("factors.bin");
+    edp(&["factors", "--grid", &s(&grid_dir), "-o", &s(&factors_file)]);
+    println!(
+        "edp synth LLC{n} x 50 levels, {months} month(s), in {:.1} s; {} cores; load average {}",
+        took.as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load()
+    );
+    println!("{}", libdeflate_build());
+
+    // The in-process pipeline's context, as a run's holds it.
+    let metadata = Arc::new(MetadataSet::embedded().expect("metadata"));
+    let grid = Arc::new(Grid::open(&grid_dir).expect("grid"));
+    let factors = edp::regrid::store::FactorStore::new(Default::default())
+        .get(
+            &grid,
+            edp::regrid::TargetGrid::ecco_half_degree(),
+            Some(edp::regrid::store::Named {
+                loc: &s(&factors_file),
+                file: Some(&factors_file),
+            }),
+            &dir.join("edp_factors"),
+        )
+        .expect("mapping factors");
+
+    println!(
+        "run = `edp run --threads T` (1 rank), per-granule `seconds` of its record store; floor = \
+         the data chunks of the same granules, shuffle + deflate (the granules' level) in memory \
+         on T threads; in-process = the same tasks through edp::run::produce_pipelined in the \
+         bench; medians over {months} granule(s) a kind, times in ms; CPU run / floor = CPU \
+         time of the whole `edp run` process (all threads, its start-up included) over that of \
+         the floors, which the machine's load does not stretch as it does wall times"
+    );
+    println!(
+        "| granule (LLC{n}) | threads | run | floor | run / floor | CPU run / floor | in-process | in-process / run | size MB | run peak RssAnon MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut verdicts = Vec::new();
+    for kind in KINDS.iter().filter(|k| k.label.contains(only.as_str())) {
         for &threads in &thread_counts {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("pool");
-            let ctx_for = |method: WriteMethod| {
-                let ctx = Context {
-                    metadata: Arc::clone(&m),
-                    grid: Arc::clone(&grid),
-                    encoding,
-                    nonfinite: Default::default(),
-                    factors: Some(Arc::clone(&factors)),
-                    coords: Default::default(),
-                };
-                let options = WriteOptions {
-                    method,
-                    quicklook: false,
-                };
-                (ctx, options)
+            let ctx = Context {
+                metadata: Arc::clone(&metadata),
+                grid: Arc::clone(&grid),
+                encoding: Encoding::default(),
+                nonfinite: Default::default(),
+                factors: Some(Arc::clone(&factors)),
+                coords: Default::default(),
             };
-            let (direct_ctx, netcdf_ctx) =
-                (ctx_for(WriteMethod::Direct), ctx_for(WriteMethod::NetCdf));
-            let storage = edp::storage::Storage::new(&Default::default());
-            // The granule whose commit is in flight.
-            let previous: RefCell<Option<Producing>> = RefCell::new(None);
-            let settle = || {
-                if let Some(p) = previous.borrow_mut().take() {
-                    p.finish().expect("commit");
-                }
-            };
-            let once = |(ctx, options): &(Context, WriteOptions)| {
-                let t = Instant::now();
-                let p = pool
-                    .install(|| edp::run::produce_pipelined(&task, ctx, *options, &storage))
-                    .expect("granule");
-                settle();
-                *previous.borrow_mut() = Some(p);
-                t.elapsed().as_secs_f64()
-            };
-            // Warm-up (factors, shared coordinates, page cache), kept out of the peak.
-            once(&direct_ctx);
-            settle();
-            // The granule's own peak, before the floor's input is read (memory freed
-            // by the process stays in its heap, and in RssAnon).
-            let _ = sampler.take();
-            once(&direct_ctx);
-            settle();
-            let peak = sampler.take();
-            let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-            let (values, chunk_len) = data_chunks(&path, &task);
-            let chunks: Vec<&[u8]> = values
-                .iter()
-                .flat_map(|v| bytemuck::cast_slice::<f32, u8>(v).chunks(chunk_len * 4))
-                .collect();
-            // Granule and floor alternate, so both see the same machine load.
-            let (mut direct, mut floor) = (Vec::new(), Vec::new());
-            let (mut direct_cpu, mut floor_cpu) = (0.0, 0.0);
-            for _ in 0..reps {
-                let cpu = cpu_seconds();
-                direct.push(once(&direct_ctx));
-                direct_cpu += cpu_seconds() - cpu;
-                let cpu = cpu_seconds();
-                let t = Instant::now();
-                let total: usize = pool.install(|| {
-                    chunks
-                        .par_iter()
-                        .map(|c| codec.compress(c).expect("compress").len())
-                        .sum()
-                });
-                assert!(total > 0);
-                floor.push(t.elapsed().as_secs_f64());
-                floor_cpu += cpu_seconds() - cpu;
-            }
-            drop(chunks);
-            drop(values);
-            let netcdf = if with_netcdf {
-                once(&netcdf_ctx);
-                let times: Vec<f64> = (0..reps.min(3)).map(|_| once(&netcdf_ctx)).collect();
-                ms(stats(times).0)
-            } else {
-                "-".to_string()
-            };
-            settle();
-            let (dmin, dmed) = stats(direct);
-            let (fmin, _) = stats(floor);
-            println!(
-                "| {label} | {threads} | {} | {} | {} | {:.2} | {} / {} | {netcdf} | {:.1} | {:.0} |",
-                ms(dmin),
-                ms(dmed),
-                ms(fmin),
-                dmin / fmin,
-                ms(direct_cpu / reps as f64),
-                ms(floor_cpu / reps as f64),
-                size as f64 / 1e6,
-                peak as f64 / 1e6
+            let row = measure(kind, threads, &dir, &source, &grid_dir, &factors_file, &ctx);
+            let (run, fl, inp) = (
+                median(row.run.clone()),
+                median(row.floor.clone()),
+                median(row.in_process.clone()),
             );
-            summary.push((label, threads, dmin));
+            println!(
+                "| {} | {threads} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.1} | {:.0} |",
+                kind.label,
+                ms(run),
+                ms(fl),
+                run / fl,
+                row.run_cpu / row.floor_cpu.max(1e-9),
+                ms(inp),
+                inp / run,
+                row.size as f64 / 1e6,
+                row.peak as f64 / 1e6
+            );
+            let goal = if kind.is_3d {
+                (
+                    run / fl <= 1.25,
+                    format!("run/floor {:.2} <= 1.25", run / fl),
+                )
+            } else {
+                (run <= 0.015, format!("run {} ms <= 15", ms(run)))
+            };
+            let agree = (inp / run - 1.0).abs() <= 0.10;
+            verdicts.push(format!(
+                "{} at {threads} thread(s): {} {}; in-process vs run {:+.0}% {}",
+                kind.label,
+                goal.1,
+                if goal.0 { "ok" } else { "NOT MET" },
+                (inp / run - 1.0) * 100.0,
+                if agree { "ok" } else { "(over 10%)" }
+            ));
         }
     }
     println!("\nload average at the end: {}", load());
-    for (label, _, _) in summary.iter().filter(|(_, t, _)| *t == 1) {
-        let one = summary.iter().find(|(l, t, _)| l == label && *t == 1);
-        let two = summary.iter().find(|(l, t, _)| l == label && *t == 2);
-        if let (Some(a), Some(b)) = (one, two) {
-            println!("{label}: 2 threads {:.2}x faster than 1", a.2 / b.2);
-        }
+    for v in verdicts {
+        println!("{v}");
     }
 }

@@ -329,7 +329,7 @@ fn produce_unit(
     let mut bufs: Vec<Vec<f32>> = s
         .members
         .iter()
-        .map(|_| vec![0f32; slabs * inner])
+        .map(|_| super::compress::take_f32(slabs * inner))
         .collect();
     for l in 0..slabs {
         // Global slab index of local slab l (row-major over dims 0..=d).
@@ -397,6 +397,7 @@ fn compress_unit(
             let t = &targets[m];
             let chunks = cut_and_compress(t, bytemuck::cast_slice(&buf), &buf_shape, &origin)
                 .map_err(|source| compress_err(t, path, source))?;
+            super::compress::give_back_f32(buf);
             Ok((m, chunks, range))
         })
         .collect()
