@@ -361,22 +361,14 @@ fn geometry_native(
         vars.push(v);
     }
     vars.extend(coords.bounds);
-    let mut global_coords: Vec<&str> = [
+    let global_coords: Vec<&str> = [
         "XC", "YC", "XG", "YG", "XC_bnds", "YC_bnds", "Z", "Zp1", "Zu", "Zl", "Z_bnds",
     ]
     .into_iter()
     .filter(|c| !referenced.contains(c))
     .collect();
-    global_coords.sort();
-    let global_attrs =
-        attrs::granule_globals(&ctx.metadata, task, name, keywords, now, &global_coords);
-    let mut dims = native::dimensions(n, nz, true);
-    dims.retain(|(d, _)| d != "time");
-    Ok(DatasetDef {
-        dims,
-        vars,
-        global_attrs,
-    })
+    let dims = native::dimensions(n, nz, true);
+    Ok(invariant_def(ctx, task, name, now, keywords, global_coords, dims, vars))
 }
 
 /// Regrids one native level with level `k`'s factors; targets off the lat-lon land
@@ -414,15 +406,7 @@ fn geometry_latlon(
     let m = &ctx.metadata;
     let nz = grid.nz;
     let target = factors.target;
-    if factors.n != grid.n || factors.levels() < nz {
-        return Err(GranuleError::Task(format!(
-            "mapping factors {} cover LLC{} with {} level(s); the geometry needs LLC{} with {nz}",
-            factors.origin.display(),
-            factors.n,
-            factors.levels(),
-            grid.n
-        )));
-    }
+    latlon::factors_cover(factors, grid, true)?;
     let zip = Compression {
         deflate_level: ctx.encoding.deflate_level,
         shuffle: ctx.encoding.shuffle,
@@ -509,17 +493,32 @@ fn geometry_latlon(
         vars.push(v);
     }
     vars.extend(coords.bounds);
-    let mut global_coords = coords.global;
+    let dims = latlon::dimensions(target, nz, true);
+    Ok(invariant_def(ctx, task, name, now, keywords, coords.global, dims, vars))
+}
+
+/// A geometry granule's definition: its variables, the global attributes (naming the
+/// coordinates, sorted, that no variable references), and its dimensions but time.
+#[allow(clippy::too_many_arguments)]
+fn invariant_def(
+    ctx: &Context,
+    task: &Task,
+    name: &GranuleName,
+    now: &str,
+    keywords: Vec<String>,
+    mut global_coords: Vec<&str>,
+    mut dims: Vec<(String, usize)>,
+    vars: Vec<VarDef>,
+) -> DatasetDef {
     global_coords.sort();
     let global_attrs =
         attrs::granule_globals(&ctx.metadata, task, name, keywords, now, &global_coords);
-    let mut dims = latlon::dimensions(target, nz, true);
     dims.retain(|(d, _)| d != "time");
-    Ok(DatasetDef {
+    DatasetDef {
         dims,
         vars,
         global_attrs,
-    })
+    }
 }
 
 #[cfg(test)]
