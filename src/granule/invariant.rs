@@ -62,11 +62,13 @@ pub fn build(
     let without_time = |(def, found): (DatasetDef, Found)| (drop_time(def), found);
     let (mut def, filled) = match (name.product, factors) {
         (Product::Native, _) if geometry => {
-            (geometry_native(task, name, ctx, now)?, Found::default())
+            let def = geometry_native(task, ctx)?.def(task, name, ctx, now);
+            (def, Found::default())
         }
         (Product::Native, _) => without_time(native::build(task, name, ctx, now)?),
         (Product::Latlon, Some(f)) if geometry => {
-            (geometry_latlon(task, name, ctx, f, now)?, Found::default())
+            let def = geometry_latlon(task, ctx, f)?.def(task, name, ctx, now);
+            (def, Found::default())
         }
         (Product::Latlon, Some(f)) => without_time(latlon::build(task, name, ctx, f, now)?),
         (Product::Latlon, None) => {
@@ -247,12 +249,7 @@ fn geometry_attrs(record: &Record, coordinates: &str, keywords: &mut Vec<String>
 
 /// The native geometry granule: every variable of the native geometry records, from
 /// the MDS grid directory.
-fn geometry_native(
-    task: &Task,
-    name: &GranuleName,
-    ctx: &Context,
-    now: &str,
-) -> Result<DatasetDef, GranuleError> {
+fn geometry_native(task: &Task, ctx: &Context) -> Result<Geometry, GranuleError> {
     let grid = &ctx.grid;
     let m = &ctx.metadata;
     let (n, nz) = (grid.n, grid.nz);
@@ -367,8 +364,12 @@ fn geometry_native(
     .into_iter()
     .filter(|c| !referenced.contains(c))
     .collect();
-    let dims = native::dimensions(n, nz, true);
-    Ok(invariant_def(ctx, task, name, now, keywords, global_coords, dims, vars))
+    Ok(Geometry {
+        dims: native::dimensions(n, nz, true),
+        vars,
+        keywords,
+        global_coords,
+    })
 }
 
 /// Regrids one native level with level `k`'s factors; targets off the lat-lon land
@@ -397,11 +398,9 @@ fn regrid_masked(
 /// from the lat-lon land mask of the mapping factors.
 fn geometry_latlon(
     task: &Task,
-    name: &GranuleName,
     ctx: &Context,
     factors: &Arc<Factors>,
-    now: &str,
-) -> Result<DatasetDef, GranuleError> {
+) -> Result<Geometry, GranuleError> {
     let grid = &ctx.grid;
     let m = &ctx.metadata;
     let nz = grid.nz;
@@ -493,31 +492,44 @@ fn geometry_latlon(
         vars.push(v);
     }
     vars.extend(coords.bounds);
-    let dims = latlon::dimensions(target, nz, true);
-    Ok(invariant_def(ctx, task, name, now, keywords, coords.global, dims, vars))
+    Ok(Geometry {
+        dims: latlon::dimensions(target, nz, true),
+        vars,
+        keywords,
+        global_coords: coords.global,
+    })
 }
 
-/// A geometry granule's definition: its variables, the global attributes (naming the
-/// coordinates, sorted, that no variable references), and its dimensions but time.
-#[allow(clippy::too_many_arguments)]
-fn invariant_def(
-    ctx: &Context,
-    task: &Task,
-    name: &GranuleName,
-    now: &str,
-    keywords: Vec<String>,
-    mut global_coords: Vec<&str>,
-    mut dims: Vec<(String, usize)>,
+/// What a geometry granule is made of, before its global attributes.
+struct Geometry {
+    /// Its dimensions (`time` included, left out of the granule).
+    dims: Vec<(String, usize)>,
     vars: Vec<VarDef>,
-) -> DatasetDef {
-    global_coords.sort();
-    let global_attrs =
-        attrs::granule_globals(&ctx.metadata, task, name, keywords, now, &global_coords);
-    dims.retain(|(d, _)| d != "time");
-    DatasetDef {
-        dims,
-        vars,
-        global_attrs,
+    /// GCMD keywords of its variables.
+    keywords: Vec<String>,
+    /// The coordinates no variable references.
+    global_coords: Vec<&'static str>,
+}
+
+impl Geometry {
+    /// The granule's definition: the global attributes (naming the coordinates no
+    /// variable references, sorted), and the dimensions but time.
+    fn def(mut self, task: &Task, name: &GranuleName, ctx: &Context, now: &str) -> DatasetDef {
+        self.global_coords.sort();
+        let global_attrs = attrs::granule_globals(
+            &ctx.metadata,
+            task,
+            name,
+            self.keywords,
+            now,
+            &self.global_coords,
+        );
+        self.dims.retain(|(d, _)| d != "time");
+        DatasetDef {
+            dims: self.dims,
+            vars: self.vars,
+            global_attrs,
+        }
     }
 }
 

@@ -148,7 +148,12 @@ fn open_input(
         .variable(&name)
         .and_then(|r| r.get("grid_location"))
         .and_then(Value::as_str);
-    let point = super::grid_point(m.diagnostics.get(&name).map(|d| d.point), location, &name, out_name)?;
+    let point = super::grid_point(
+        m.diagnostics.get(&name).map(|d| d.point),
+        location,
+        &name,
+        out_name,
+    )?;
     let levels = match (file.nz(), is_3d) {
         (1, false) => 1,
         (nz, true) if nz == grid.nz => nz,
@@ -425,7 +430,11 @@ pub fn build(
 }
 
 /// The factors must be for this grid and cover the levels the granule needs.
-pub(super) fn factors_cover(factors: &Factors, grid: &Grid, is_3d: bool) -> Result<(), GranuleError> {
+pub(super) fn factors_cover(
+    factors: &Factors,
+    grid: &Grid,
+    is_3d: bool,
+) -> Result<(), GranuleError> {
     let needed = if is_3d { grid.nz } else { 1 };
     if factors.n != grid.n || factors.levels() < needed {
         return Err(GranuleError::Task(format!(

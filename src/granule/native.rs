@@ -284,7 +284,13 @@ const INDEX_DIMS: &[(&str, &str, &str, &[f64], &str)] = &[
     ("k", "Z", "z-dimension of the t grid", &[], "Z"),
     ("k_u", "Z", "z-dimension of the w grid", &[0.5], "Zu"),
     ("k_l", "Z", "z-dimension of the w grid", &[-0.5], "Zl"),
-    ("k_p1", "Z", "z-dimension of the w grid", &[-0.5, 0.5], "Zp1"),
+    (
+        "k_p1",
+        "Z",
+        "z-dimension of the w grid",
+        &[-0.5, 0.5],
+        "Zp1",
+    ),
 ];
 
 /// What xmitgcm attaches to the grid coordinates before ECCO metadata is applied;
