@@ -9,7 +9,7 @@
 //! range still holds every value (the rounding is monotonic).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::ncio::{AttrValue, DatasetDef, VarData};

@@ -160,10 +160,10 @@ pub fn verify(
 
 /// The manifest's done records, and the problems `check` finds in each (in parallel),
 /// local or on S3.
-pub(super) fn done_problems<'a>(
-    manifest: &'a Manifest,
+pub(super) fn done_problems(
+    manifest: &Manifest,
     check: impl Fn(&Record) -> Vec<Problem> + Sync,
-) -> (Vec<&'a Record>, Vec<Problem>) {
+) -> (Vec<&Record>, Vec<Problem>) {
     let done: Vec<&Record> = manifest
         .granules
         .iter()
