@@ -13,9 +13,12 @@
 //!   and the done digest rebuilt (this build only).
 //!
 //! - (2) one model year of every native grouping's monthly and daily jobs at LLC8
-//!   (`edp synth --variables all --n 8`) under `mpirun -np 2`: rank 1 SIGKILLed at a
-//!   random moment, the restart, a run that skips everything (wall), `edp verify
-//!   --content`, peak RssAnon per rank, run state bytes per granule;
+//!   (`edp synth --variables all --n 8`) under `mpirun -np 2`: a clean reference run;
+//!   the same work elsewhere SIGKILLed three times at random moments (one rank, the
+//!   whole job, then either), each followed by a resume (the restart fold timed), a run
+//!   that skips everything (wall), `edp verify --content`, every granule's data against
+//!   the reference's; peak RssAnon per rank, run state bytes per granule, granules/s,
+//!   and the projection of the per-granule figures to V4r4 and V4r5;
 //! - (3) the fixed cost of a 2D LLC8 native granule (define, metadata, commit, journal:
 //!   its data is 832 values): the marginal wall per granule between runs of 73 and 365.
 //!
@@ -262,7 +265,8 @@ fn measure(label: &str, bin: &Path, root: &Path, jobs: &Path, grid: &Path) -> Ro
         .status();
     let (tasks_wall, tasks_anon, _, code, _) = measured(c);
     assert_eq!(code, Some(0), "{label}: edp tasks failed");
-    // Reference in the same run: the list to standard output, which holds it whole.
+    // Beside it in the same run: the list to standard output (streamed too, through an
+    // unlinked file in the scratch directory, copied out after the metadata gate).
     let mut c = Command::new(bin);
     c.args(["tasks", "--jobs"])
         .arg(jobs)
@@ -277,7 +281,7 @@ fn measure(label: &str, bin: &Path, root: &Path, jobs: &Path, grid: &Path) -> Ro
     let (held_wall, held_anon, _, _, _) = measured_quiet(c);
     println!(
         "{label}: edp tasks -o (streamed) {tasks_wall:.1} s, {:.0} MB peak RssAnon; \
-         reference, the same plan to stdout (held whole): {held_wall:.1} s, {:.0} MB",
+         the same plan to stdout: {held_wall:.1} s, {:.0} MB",
         mb(tasks_anon),
         mb(held_anon)
     );
@@ -455,7 +459,7 @@ fn main() {
         println!("restart fold (this build): {n} records from one journal folded into the store and the done digest rebuilt in {secs:.1} s");
     }
     if let Some(r) = rows.last() {
-        for (release, granules) in [("V4r4", 371_182.0), ("V4r5", 1.2 * 371_182.0)] {
+        for (release, granules) in [("V4r4", 371_182.0), ("V4r5 (assumed ~10x)", 3_711_820.0)] {
             let k = granules / r.tasks.max(1) as f64;
             println!(
                 "projection {release} (~{granules:.0} granules, control plane only, linear in tasks): run state {:.0} MB, plan {:.0} s, fail-fast pass {:.0} s",
@@ -494,13 +498,26 @@ fn ranks_of(pid: u32) -> Vec<(u32, usize)> {
     out
 }
 
-/// An `edp run` under `mpirun -np 2` sampled per rank: (wall s, peak RssAnon by rank,
-/// exit code). `kill_at`: SIGKILL rank 1 once the journals hold this many records.
-fn mpirun_measured(
-    args: &[&std::ffi::OsStr],
-    state: &Path,
-    kill_at: Option<usize>,
-) -> (f64, [u64; 2], Option<i32>) {
+/// How a run is killed: one rank (chosen at random), or the whole job (`mpirun` and
+/// every rank at once, as a scheduler or a node loss would).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kill {
+    Rank,
+    Job,
+}
+
+/// What [`mpirun_measured`] saw: wall s, peak RssAnon by rank, exit code, and for a
+/// killed run the records its journals held at the kill and the rank killed.
+struct MpiRun {
+    wall: f64,
+    peak: [u64; 2],
+    code: Option<i32>,
+    killed: Option<(usize, String)>,
+}
+
+/// An `edp run` under `mpirun -np 2` sampled per rank. `kill`: SIGKILL (one rank or the
+/// whole job) once this run's journals hold this many records.
+fn mpirun_measured(args: &[&std::ffi::OsStr], state: &Path, kill: Option<(usize, Kill)>) -> MpiRun {
     let t = Instant::now();
     let mut child = Command::new("mpirun")
         .args(["--oversubscribe", "-np", "2"])
@@ -515,7 +532,7 @@ fn mpirun_measured(
         .spawn()
         .expect("spawn mpirun");
     let mut peak = [0u64; 2];
-    let mut killed = false;
+    let mut killed = None;
     let code = loop {
         if let Some(st) = child.try_wait().expect("wait mpirun") {
             break st.code();
@@ -528,24 +545,93 @@ fn mpirun_measured(
                 }
             }
         }
-        if let (Some(at), false) = (kill_at, killed) {
+        if let (Some((at, how)), None) = (kill, &killed) {
             let done: usize = edp::run::journal::journal_files(state)
                 .unwrap_or_default()
                 .iter()
                 .map(|p| edp::run::journal::count_lines(p))
                 .sum();
-            if done >= at {
-                if let Some(&(pid, _)) = ranks.iter().find(|(_, r)| *r == 1) {
-                    let _ = Command::new("kill")
-                        .args(["-KILL", &pid.to_string()])
-                        .status();
-                    killed = true;
-                }
+            if done >= at && ranks.len() == 2 {
+                let (pids, what) = match how {
+                    Kill::Rank => {
+                        let (pid, r) = ranks[random_between(0, 2)];
+                        (vec![pid], format!("rank {r}"))
+                    }
+                    Kill::Job => {
+                        let mut p: Vec<u32> = ranks.iter().map(|&(p, _)| p).collect();
+                        p.push(child.id());
+                        (p, "whole job".to_string())
+                    }
+                };
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .args(pids.iter().map(u32::to_string))
+                    .status();
+                killed = Some((done, what));
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (t.elapsed().as_secs_f64(), peak, code)
+    // A whole-job kill leaves no rank behind; after a rank kill mpirun ends the other.
+    MpiRun {
+        wall: t.elapsed().as_secs_f64(),
+        peak,
+        code,
+        killed,
+    }
+}
+
+/// The data of every granule under `dest`, by path relative to it: a sha256 of each
+/// variable's name, type, shape and values (decompressed) and of the attribute names
+/// (values too, but for the global attributes that hold the time of writing and a uuid).
+fn data_digests(dest: &Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::{Digest, Sha256};
+    const TIMELY: &[&str] = &[
+        "date_created",
+        "date_modified",
+        "date_issued",
+        "date_metadata_modified",
+        "uuid",
+    ];
+    let mut out = std::collections::BTreeMap::new();
+    for e in walkdir::WalkDir::new(dest)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "nc"))
+    {
+        let rel = e.path().strip_prefix(dest).unwrap_or(e.path());
+        let mut h = Sha256::new();
+        match netcdf::open(e.path()) {
+            Ok(file) => {
+                for a in file.attributes() {
+                    h.update(a.name().as_bytes());
+                    if !TIMELY.contains(&a.name()) {
+                        h.update(format!("{:?}", a.value().ok()).as_bytes());
+                    }
+                }
+                for var in file.variables() {
+                    h.update(var.name().as_bytes());
+                    h.update(format!("{:?}", var.vartype()).as_bytes());
+                    for d in var.dimensions() {
+                        h.update(format!("{}={};", d.name(), d.len()).as_bytes());
+                    }
+                    for a in var.attributes() {
+                        h.update(format!("{}={:?};", a.name(), a.value().ok()).as_bytes());
+                    }
+                    match var.get_raw_values(..) {
+                        Ok(v) => h.update(&v),
+                        Err(err) => h.update(format!("unreadable: {err}").as_bytes()),
+                    }
+                }
+            }
+            Err(err) => h.update(format!("unopenable: {err}").as_bytes()),
+        }
+        out.insert(
+            rel.to_string_lossy().into_owned(),
+            hex::encode(h.finalize()),
+        );
+    }
+    out
 }
 
 /// A number in [lo, hi) from the clock (the moment of the kill).
@@ -603,102 +689,7 @@ fn llc8(root: &Path, m: &MetadataSet) {
     let grid = src.join("grid");
     let source = src.join("V4r4");
     if part("llc8") {
-        let dest = root.join("out");
-        let _ = std::fs::remove_dir_all(&dest);
-        let list = root.join("tasks.json");
-        let out = Command::new(this_bin())
-            .args(["tasks", "--jobs"])
-            .arg(&jobs_file)
-            .arg("--source")
-            .arg(&source)
-            .arg("--dest")
-            .arg(&dest)
-            .arg("--grid")
-            .arg(&grid)
-            .arg("-o")
-            .arg(&list)
-            .env("RUST_LOG", "error")
-            .output()
-            .expect("edp tasks");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let tasks = edp::tasks::TaskList::map(&list).expect("task list").len();
-        let args: Vec<&std::ffi::OsStr> = vec![
-            "run".as_ref(),
-            "--tasks".as_ref(),
-            list.as_os_str(),
-            "--dest".as_ref(),
-            dest.as_os_str(),
-            "--threads".as_ref(),
-            "1".as_ref(),
-            "--progress".as_ref(),
-            "0".as_ref(),
-        ];
-        let kill_at = random_between(tasks / 5, tasks * 4 / 5);
-        let (w1, p1, c1) = mpirun_measured(&args, &dest, Some(kill_at));
-        let (w2, p2, c2) = mpirun_measured(&args, &dest, None);
-        let (w3, p3, c3) = mpirun_measured(&args, &dest, None);
-        let run = edp::run::store::Store::at(&dest)
-            .index()
-            .ok()
-            .and_then(|i| i.last_run);
-        let t = Instant::now();
-        let v = Command::new(this_bin())
-            .args(["verify", "--content"])
-            .arg(&dest)
-            .env("RUST_LOG", "error")
-            .output()
-            .expect("edp verify");
-        let verify_wall = t.elapsed().as_secs_f64();
-        let verified = String::from_utf8_lossy(&v.stdout).trim().to_string();
-        let state = dir_bytes(&dest.join(".edp"));
-        println!();
-        println!("LLC8, one model year of every native grouping's monthly and daily jobs, {tasks} tasks, mpirun -np 2, 1 thread per rank:");
-        println!("| run | wall s | granules/s | peak RssAnon rank 0 MB | peak RssAnon rank 1 MB | exit |");
-        println!("|---|---|---|---|---|---|");
-        for (label, w, p, c, n) in [
-            (
-                format!("rank 1 SIGKILLed after {kill_at} records"),
-                w1,
-                p1,
-                c1,
-                kill_at,
-            ),
-            (
-                "restart (rest of the work)".to_string(),
-                w2,
-                p2,
-                c2,
-                tasks.saturating_sub(kill_at),
-            ),
-            ("second run (all skipped)".to_string(), w3, p3, c3, 0),
-        ] {
-            println!(
-                "| {label} | {w:.1} | {} | {:.0} | {:.0} | {c:?} |",
-                if n > 0 {
-                    format!("{:.0}", n as f64 / w.max(1e-9))
-                } else {
-                    "-".into()
-                },
-                mb(p[0]),
-                mb(p[1])
-            );
-        }
-        if let Some(r) = run {
-            println!(
-                "second run: {} tasks, {} skipped, {} done; tasks by rank {:?}",
-                r.tasks, r.skipped, r.done, r.tasks_by_rank
-            );
-        }
-        println!(
-            "run state {:.1} MB ({:.0} bytes/granule); verify --content {verify_wall:.1} s: {verified} (exit {:?})",
-            mb(state),
-            state as f64 / tasks.max(1) as f64,
-            v.status.code()
-        );
+        llc8_kills(root, &jobs_file, &source, &grid);
     }
     if part("fixed") {
         fixed_cost(root, m, &source, &grid);
@@ -769,4 +760,218 @@ fn fixed_cost(root: &Path, m: &MetadataSet, source: &Path, grid: &Path) {
         marginal * 1e3
     );
     println!("| median record seconds (begin to committed, without the journal) | {:.2} ms ({:.2} ms in the short run) |", secs[1] * 1e3, secs[0] * 1e3);
+}
+
+/// The task list of `jobs` for granules under `dest` (`edp tasks -o`); its task count.
+fn task_list(jobs: &Path, source: &Path, grid: &Path, dest: &Path, list: &Path) -> usize {
+    let out = Command::new(this_bin())
+        .args(["tasks", "--jobs"])
+        .arg(jobs)
+        .arg("--source")
+        .arg(source)
+        .arg("--dest")
+        .arg(dest)
+        .arg("--grid")
+        .arg(grid)
+        .arg("-o")
+        .arg(list)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("edp tasks");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    edp::tasks::TaskList::map(list).expect("task list").len()
+}
+
+/// Part (2): a clean reference run; then the same work into another destination
+/// killed three times at random moments (one rank, the whole job, then either), each
+/// kill followed by a resume (the first two resumes are themselves the next kill's
+/// run), the last resume finishing; a run that skips everything; `verify --content`;
+/// and every granule's data compared with the reference run's. Prints the table and
+/// the projection to V4r4 and V4r5.
+fn llc8_kills(root: &Path, jobs: &Path, source: &Path, grid: &Path) {
+    let (dest_ref, dest) = (root.join("out-ref"), root.join("out"));
+    let _ = std::fs::remove_dir_all(&dest_ref);
+    let _ = std::fs::remove_dir_all(&dest);
+    let (list_ref, list) = (root.join("tasks-ref.json"), root.join("tasks.json"));
+    let tasks = task_list(jobs, source, grid, &dest_ref, &list_ref);
+    assert_eq!(task_list(jobs, source, grid, &dest, &list), tasks);
+    let args_of = |list: &Path, dest: &Path| -> Vec<std::ffi::OsString> {
+        vec![
+            "run".into(),
+            "--tasks".into(),
+            list.into(),
+            "--dest".into(),
+            dest.into(),
+            "--threads".into(),
+            "1".into(),
+            "--progress".into(),
+            "0".into(),
+        ]
+    };
+    let (a_ref, a) = (args_of(&list_ref, &dest_ref), args_of(&list, &dest));
+    let (a_ref, a): (Vec<&std::ffi::OsStr>, Vec<&std::ffi::OsStr>) = (
+        a_ref.iter().map(|s| s.as_os_str()).collect(),
+        a.iter().map(|s| s.as_os_str()).collect(),
+    );
+    let store_len = |d: &Path| {
+        let mut n = 0usize;
+        let _ = edp::run::store::Store::at(d).for_each(|r| {
+            n += usize::from(r.status == edp::run::journal::Status::Done);
+        });
+        n
+    };
+    // (label, run, granules made by it, restart fold s before it)
+    let mut rows: Vec<(String, MpiRun, usize, Option<f64>)> = Vec::new();
+    let reference = mpirun_measured(&a_ref, &dest_ref, None);
+    assert_eq!(reference.code, Some(0), "the reference run failed");
+    rows.push(("clean reference run".into(), reference, tasks, None));
+    let mut fold_secs = Vec::new();
+    let mut before = 0usize;
+    let modes = [
+        Kill::Rank,
+        Kill::Job,
+        if random_between(0, 2) == 0 {
+            Kill::Rank
+        } else {
+            Kill::Job
+        },
+    ];
+    // The fold of a killed run's journals, timed before the resume that follows it.
+    let mut fold: Option<f64> = None;
+    for (k, how) in modes.into_iter().enumerate() {
+        // A random moment within what is left to do (between a tenth and a half of it).
+        let left = tasks - before;
+        let at = random_between(left / 10, left / 2).max(1);
+        let r = mpirun_measured(&a, &dest, Some((at, how)));
+        let label = match &r.killed {
+            Some((n, what)) => format!(
+                "{} killed ({what} SIGKILLed at {n} records of this run)",
+                if k == 0 {
+                    "first run".to_string()
+                } else {
+                    format!("resume {k}")
+                }
+            ),
+            None => format!("resume {k} (finished before its kill)"),
+        };
+        let prior_fold = fold.take();
+        let f = fold_now(&dest);
+        fold_secs.push(f);
+        fold = Some(f);
+        let done = store_len(&dest);
+        rows.push((label, r, done.saturating_sub(before), prior_fold));
+        before = done;
+    }
+    let last = mpirun_measured(&a, &dest, None);
+    let done = store_len(&dest);
+    rows.push((
+        "resume 3 (finishes)".into(),
+        last,
+        done.saturating_sub(before),
+        fold,
+    ));
+    let skipped = mpirun_measured(&a, &dest, None);
+    let skip_run = edp::run::store::Store::at(&dest)
+        .index()
+        .ok()
+        .and_then(|i| i.last_run);
+    rows.push(("second run (all skipped)".into(), skipped, 0, None));
+    let t = Instant::now();
+    let v = Command::new(this_bin())
+        .args(["verify", "--content"])
+        .arg(&dest)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("edp verify");
+    let verify_wall = t.elapsed().as_secs_f64();
+    let verified = String::from_utf8_lossy(&v.stdout).trim().to_string();
+    let t = Instant::now();
+    let (want, got) = (data_digests(&dest_ref), data_digests(&dest));
+    let digest_wall = t.elapsed().as_secs_f64();
+    let differ = want.iter().filter(|(k, d)| got.get(*k) != Some(*d)).count()
+        + got.keys().filter(|k| !want.contains_key(*k)).count();
+    let state = dir_bytes(&dest.join(".edp"));
+    let state_ref = dir_bytes(&dest_ref.join(".edp"));
+    println!();
+    println!("LLC8, one model year of every native grouping's monthly and daily jobs, {tasks} tasks, mpirun -np 2, 1 thread per rank (measured):");
+    println!("| run | tasks made | wall s | granules/s | peak RssAnon rank 0 MB | peak RssAnon rank 1 MB | restart fold s | exit |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (label, r, n, fold) in &rows {
+        println!(
+            "| {label} | {n} | {:.1} | {} | {:.0} | {:.0} | {} | {:?} |",
+            r.wall,
+            if *n > 0 {
+                format!("{:.0}", *n as f64 / r.wall.max(1e-9))
+            } else {
+                "-".into()
+            },
+            mb(r.peak[0]),
+            mb(r.peak[1]),
+            fold.map(|f| format!("{f:.2}"))
+                .unwrap_or_else(|| "-".into()),
+            r.code
+        );
+    }
+    if let Some(r) = &skip_run {
+        println!(
+            "second run: {} tasks, {} skipped, {} done; tasks by rank {:?}",
+            r.tasks, r.skipped, r.done, r.tasks_by_rank
+        );
+    }
+    println!(
+        "run state {:.2} MB ({:.0} bytes/granule; the clean reference's {:.0} bytes/granule); \
+         verify --content {verify_wall:.1} s: {verified} (exit {:?})",
+        mb(state),
+        state as f64 / tasks.max(1) as f64,
+        state_ref as f64 / tasks.max(1) as f64,
+        v.status.code()
+    );
+    println!(
+        "data against the clean reference run ({} granules each, every variable's values, \
+         types, shapes and attributes; {digest_wall:.1} s): {}",
+        want.len(),
+        if differ == 0 && want.len() == tasks {
+            "identical".to_string()
+        } else {
+            format!("{differ} granule(s) differ or are missing")
+        }
+    );
+    // Projection: per-granule figures measured above, times the release's granules.
+    let reference = &rows[0].1;
+    let per_granule_state = state as f64 / tasks.max(1) as f64;
+    let rank0_per_task = reference.peak[0] as f64 / tasks.max(1) as f64;
+    let rate = tasks as f64 / reference.wall.max(1e-9);
+    println!();
+    println!("Projection (not measured): the per-granule figures of the clean reference run above times the release's granules; linear in tasks.");
+    println!("| release | granules | run state (projected) | rank-0 peak RssAnon, upper bound (projected) | wall at this rate, 2 ranks (projected) |");
+    println!("|---|---|---|---|---|");
+    for (release, granules) in [("V4r4", 371_182.0f64), ("V4r5 (assumed ~10x)", 3_711_820.0)] {
+        println!(
+            "| {release} | {granules:.0} | {:.0} MB | {:.0} MB | {:.1} h |",
+            per_granule_state * granules / 1e6,
+            rank0_per_task * granules / 1e6,
+            granules / rate / 3600.0
+        );
+    }
+    println!(
+        "(measured per granule: {per_granule_state:.0} B of run state, {:.0} B of rank-0 peak RssAnon \
+         (all of it counted as per task: an upper bound; part (1) measures rank 0 at 371,182 tasks), \
+         {rate:.0} granules/s at LLC8 (the control plane and LLC8-sized data: LLC90 granules cost more))",
+        rank0_per_task
+    );
+    assert_eq!(fold_secs.len(), 3);
+}
+
+/// The fold a restart does first (journals of the killed run into the record store),
+/// done and timed here: s.
+fn fold_now(dest: &Path) -> f64 {
+    let t = Instant::now();
+    edp::run::destination::Destination::local(dest)
+        .consolidate()
+        .expect("fold the journals");
+    t.elapsed().as_secs_f64()
 }

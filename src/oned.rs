@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::granule::attrs::{gcmd_keywords, merge_variable_record, set, Attrs};
+use crate::granule::attrs::{gcmd_keywords, get_text, merge_variable_record, set, Attrs};
 use crate::metadata::{record_named, Record};
 use crate::ncio::{self, AttrValue, Compression, DatasetDef, NcError, NcReader, VarData, VarDef};
 use crate::time::{Frequency, Instant};
@@ -256,16 +256,6 @@ fn time_units(units: &str) -> Option<(f64, Instant)> {
     Some((scale, Instant::parse(&since).ok()?))
 }
 
-fn str_attr(attrs: &[(String, AttrValue)], k: &str) -> Option<String> {
-    attrs
-        .iter()
-        .find(|(n, _)| n == k)
-        .and_then(|(_, v)| match v {
-            AttrValue::Str(s) => Some(s.clone()),
-            _ => None,
-        })
-}
-
 /// Builds the granule of `d` from its input file `input`; `now` is the creation time.
 pub fn build(d: &OneD, input: &Path, now: &str) -> Result<DatasetDef, OneDError> {
     build_fields(d, input, &d.fields()?, now)
@@ -324,7 +314,7 @@ fn read_times(r: &NcReader, input: &Path) -> Result<Vec<Instant>, OneDError> {
         path: input.to_path_buf(),
         what,
     };
-    let units = str_attr(&r.var_attrs("time")?, "units")
+    let units = get_text(&r.var_attrs("time")?, "units")
         .ok_or_else(|| bad("`time` has no units".into()))?;
     let (scale, epoch) = time_units(&units)
         .ok_or_else(|| bad(format!("`time` units {units:?} are not UNIT since DATE")))?;
@@ -505,10 +495,10 @@ fn global_attributes(d: &OneD, now: &str, mut keywords: Vec<String>) -> Result<A
     let doi = pid.replace("PODAAC-", "10.5067/");
     let clock = crate::time::ModelClock::v4r4();
     if let Some(c) = d.grouping_record()?.get("comment").and_then(Value::as_str) {
-        let base = str_attr(&g, "comment").unwrap_or_default();
+        let base = get_text(&g, "comment").unwrap_or_default();
         set(&mut g, "comment", format!("{base} {c}").trim().into());
     }
-    let template_keywords = str_attr(&g, "keywords").unwrap_or_default();
+    let template_keywords = get_text(&g, "keywords").unwrap_or_default();
     keywords.extend(
         template_keywords
             .split(',')

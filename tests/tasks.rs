@@ -587,3 +587,121 @@ fn tasks_and_run_jobs_build_identical_task_lists() {
         );
     }
 }
+
+/// The demo's groupings (native and lat-lon) at the frequencies synthesised: `edp tasks`
+/// to standard output writes byte for byte the `-o` file, and both are the list held
+/// whole (the in-memory plan serialised at once, EDP's indent 4), same tasks in the same
+/// order, though neither is ever held whole.
+#[test]
+fn the_list_on_stdout_is_the_o_file_and_the_plan_held_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = edp::synth::SynthConfig {
+        n: 8,
+        nz: 3,
+        months: 2,
+        days: 3,
+        ..Default::default()
+    };
+    let report = edp::synth::generate(&cfg, dir.path()).unwrap();
+    let m = MetadataSet::embedded().unwrap();
+    let mut jobs = Vec::new();
+    for product in [Product::Native, Product::Latlon] {
+        for name in [
+            "SEA_SURFACE_HEIGHT",
+            "OCEAN_TEMPERATURE_SALINITY",
+            "OCEAN_AND_ICE_SURFACE_STRESS",
+            "OCEAN_VELOCITY",
+        ] {
+            let g = m.grouping_by_filename(product, name).unwrap();
+            for freq in [Frequency::AvgMon, Frequency::AvgDay] {
+                if g.frequencies.contains(&freq) {
+                    jobs.push(Job {
+                        line: jobs.len() + 1,
+                        grouping: g.index,
+                        product,
+                        freq,
+                        steps: Steps::All,
+                    });
+                }
+            }
+        }
+    }
+    let text: String = jobs
+        .iter()
+        .map(|j| {
+            format!(
+                "[{}, '{}', '{}', 'all']\n",
+                j.grouping,
+                j.product.name(),
+                j.freq.job_name()
+            )
+        })
+        .collect();
+    let jobs_file = dir.path().join("jobs.txt");
+    std::fs::write(&jobs_file, text).unwrap();
+    let dest = dir.path().join("out");
+    let cmd = || {
+        let mut c = edp_bin();
+        c.args(["tasks", "--jobs"])
+            .arg(&jobs_file)
+            .arg("--source")
+            .arg(dir.path())
+            .arg("--dest")
+            .arg(&dest)
+            .arg("--grid")
+            .arg(&report.grid_dir)
+            .env("EDP_SCRATCH_DIR", dir.path().join("scratch"));
+        c
+    };
+    let list = dir.path().join("tasks.json");
+    let out = cmd().arg("-o").arg(&list).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cmd().output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = std::fs::read(&list).unwrap();
+    assert!(out.stdout == file, "stdout differs from the -o file");
+
+    // The plan held whole, serialised in one go as EDP's json.dump(indent=4) does.
+    let loc = Locations {
+        dest_root: dest.to_string_lossy().into_owned(),
+        grid: Some(report.grid_dir.to_string_lossy().into_owned()),
+        ..Locations::default()
+    };
+    let plan = tasks::build_from_jobs(&jobs, &m, dir.path(), &loc, DailyDate::default(), None);
+    // Two months and three days of each of the 8 groupings' jobs, none empty.
+    let per_job: usize = jobs
+        .iter()
+        .map(|j| if j.freq == Frequency::AvgMon { 2 } else { 3 })
+        .sum();
+    assert_eq!(plan.tasks.len(), per_job);
+    let mut want = Vec::new();
+    {
+        use serde::Serialize;
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut want, fmt);
+        plan.tasks.serialize(&mut ser).unwrap();
+        want.push(b'\n');
+    }
+    assert!(
+        file == want,
+        "the streamed list differs from the plan held whole"
+    );
+    // No scratch file is left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("scratch"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.to_string_lossy().starts_with("edp-tasks-")),
+        "{left:?}"
+    );
+}

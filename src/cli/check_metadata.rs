@@ -115,11 +115,6 @@ pub(crate) fn gated<T>(
     Ok(made)
 }
 
-/// The groupings (granule name prefixes) a task list makes.
-pub(crate) fn groupings_of(tasks: &[crate::tasks::Task]) -> HashSet<String> {
-    groupings_of_granules(tasks.iter().map(|t| t.granule.as_str()))
-}
-
 /// The groupings (granule name prefixes) of granule paths.
 pub(crate) fn groupings_of_granules<'a>(
     granules: impl Iterator<Item = &'a str>,

@@ -88,19 +88,9 @@ impl PlanArgs {
         }
     }
 
-    /// Builds the task list of `--jobs` (an error if the inputs cannot be listed).
-    pub fn build_tasks(&self, storage: &Storage) -> anyhow::Result<Planned> {
-        let mut tasks = Vec::new();
-        let mut planned = self.build_tasks_into(storage, &mut |t| {
-            tasks.extend(t);
-            Ok(())
-        })?;
-        planned.plan.tasks = tasks;
-        Ok(planned)
-    }
-
-    /// [`PlanArgs::build_tasks`] handing each job's tasks to `sink` as they are made, so that
-    /// the list is never held whole (`edp tasks -o`).
+    /// Builds the task list of `--jobs` (an error if the inputs cannot be listed),
+    /// handing each job's tasks to `sink` as they are made, so that the list is never
+    /// held whole (`edp tasks`, `edp run --jobs`).
     pub fn build_tasks_into(
         &self,
         storage: &Storage,

@@ -32,43 +32,23 @@ pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
             "edp tasks needs --grid (the grid location written into every task: an MDS grid directory or GRID_GEOMETRY file)"
         );
     }
-    let (plan, job_count, count) = match &a.output {
-        // Streamed: each job's tasks are written as they are made, into a temporary
-        // file put in place once the metadata gate has passed.
+    // Streamed either way, each job's tasks written as they are made: into a temporary
+    // file put in place once the metadata gate has passed (`-o`), or into an unnamed
+    // file in the scratch directory copied to standard output after the gate, so that
+    // a list refused by the gate prints nothing and the list is never held whole.
+    let (planned, count) = match &a.output {
         Some(path) => {
             let temp = crate::storage::prepare(path)
                 .with_context(|| format!("writing {}", path.display()))?;
-            let written = (|| -> anyhow::Result<(Planned, usize)> {
-                let mut w = tasks::TaskListWriter::create(&temp)
-                    .with_context(|| format!("writing {}", temp.display()))?;
-                let mut n = 0;
-                let planned = super::check_metadata::gated(
-                    a.plan.metadata.as_deref(),
-                    storage,
-                    || {
-                        a.plan.build_tasks_into(storage, &mut |ts| {
-                            n += ts.len();
-                            ts.iter().try_for_each(|t| w.push(t))
-                        })
-                    },
-                    |p| {
-                        p.plan
-                            .jobs
-                            .iter()
-                            .filter(|r| r.tasks > 0)
-                            .map(|r| r.grouping.clone())
-                            .collect()
-                    },
-                )?;
-                w.finish()
-                    .with_context(|| format!("writing {}", temp.display()))?;
-                Ok((planned, n))
-            })();
+            let written = std::fs::File::create(&temp)
+                .map_err(anyhow::Error::from)
+                .and_then(|f| stream_gated(a, storage, f))
+                .with_context(|| format!("writing {}", temp.display()));
             match written {
-                Ok((planned, n)) => {
+                Ok((planned, n, _)) => {
                     crate::storage::commit(&temp, path)
                         .with_context(|| format!("writing {}", path.display()))?;
-                    (planned.plan, planned.jobs, n)
+                    (planned, n)
                 }
                 Err(e) => {
                     crate::storage::discard(&temp);
@@ -77,18 +57,34 @@ pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
             }
         }
         None => {
-            let Planned { plan, jobs } = super::check_metadata::gated(
-                a.plan.metadata.as_deref(),
-                storage,
-                || a.plan.build_tasks(storage),
-                |p| super::check_metadata::groupings_of(&p.plan.tasks),
-            )?;
-            let text = serde_json::to_string_pretty(&plan.tasks)?;
-            println!("{text}");
-            let n = plan.tasks.len();
-            (plan, jobs, n)
+            let dir = storage
+                .scratch()
+                .map(|s| s.root().to_path_buf())
+                .unwrap_or_else(|_| std::env::temp_dir());
+            // Unlinked at once: the open file is all there is, gone when edp ends.
+            let temp = dir.join(format!("edp-tasks-{}.json", uuid::Uuid::new_v4().simple()));
+            let file = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .with_context(|| format!("writing the task list to {}", temp.display()))?;
+            let _ = std::fs::remove_file(&temp);
+            let (planned, n, mut file) = stream_gated(a, storage, file)
+                .with_context(|| format!("writing the task list in {}", dir.display()))?;
+            use std::io::{Seek, Write};
+            file.rewind()?;
+            let mut out = std::io::stdout().lock();
+            std::io::copy(&mut file, &mut out)
+                .and_then(|_| out.flush())
+                .context("writing the task list to standard output")?;
+            (planned, n)
         }
     };
+    let Planned {
+        plan,
+        jobs: job_count,
+    } = planned;
     let elapsed = t.elapsed().as_secs_f64();
     if a.summary {
         // To stderr when the list itself goes to stdout.
@@ -126,4 +122,35 @@ pub fn run(a: &TasksArgs, storage: &Storage) -> anyhow::Result<u8> {
     }
     log::info!("{count} tasks from {job_count} jobs in {elapsed:.2} s");
     Ok(EXIT_OK)
+}
+
+/// The plan of `a` streamed into `file` between the metadata gates; returns it with
+/// its task count and the file, flushed.
+fn stream_gated(
+    a: &TasksArgs,
+    storage: &Storage,
+    file: std::fs::File,
+) -> anyhow::Result<(Planned, usize, std::fs::File)> {
+    let mut w = tasks::TaskListWriter::new(std::io::BufWriter::with_capacity(1 << 16, file));
+    let mut n = 0;
+    let planned = super::check_metadata::gated(
+        a.plan.metadata.as_deref(),
+        storage,
+        || {
+            a.plan.build_tasks_into(storage, &mut |ts| {
+                n += ts.len();
+                ts.iter().try_for_each(|t| w.push(t))
+            })
+        },
+        |p| {
+            p.plan
+                .jobs
+                .iter()
+                .filter(|r| r.tasks > 0)
+                .map(|r| r.grouping.clone())
+                .collect()
+        },
+    )?;
+    let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+    Ok((planned, n, file))
 }

@@ -22,8 +22,16 @@ pub fn set(attrs: &mut Attrs, key: &str, value: AttrValue) {
     }
 }
 
-pub fn get<'a>(attrs: &'a Attrs, key: &str) -> Option<&'a AttrValue> {
+pub fn get<'a>(attrs: &'a [(String, AttrValue)], key: &str) -> Option<&'a AttrValue> {
     attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// The text of `key`, when it is a text attribute.
+pub fn get_text(attrs: &[(String, AttrValue)], key: &str) -> Option<String> {
+    match get(attrs, key)? {
+        AttrValue::Str(s) => Some(s.clone()),
+        _ => None,
+    }
 }
 
 fn json_attr(v: &Value) -> Option<AttrValue> {

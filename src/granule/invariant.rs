@@ -62,11 +62,13 @@ pub fn build(
     let without_time = |(def, found): (DatasetDef, Found)| (drop_time(def), found);
     let (mut def, filled) = match (name.product, factors) {
         (Product::Native, _) if geometry => {
-            (geometry_native(task, name, ctx, now)?, Found::default())
+            let def = geometry_native(task, ctx)?.def(task, name, ctx, now);
+            (def, Found::default())
         }
         (Product::Native, _) => without_time(native::build(task, name, ctx, now)?),
         (Product::Latlon, Some(f)) if geometry => {
-            (geometry_latlon(task, name, ctx, f, now)?, Found::default())
+            let def = geometry_latlon(task, ctx, f)?.def(task, name, ctx, now);
+            (def, Found::default())
         }
         (Product::Latlon, Some(f)) => without_time(latlon::build(task, name, ctx, f, now)?),
         (Product::Latlon, None) => {
@@ -247,12 +249,7 @@ fn geometry_attrs(record: &Record, coordinates: &str, keywords: &mut Vec<String>
 
 /// The native geometry granule: every variable of the native geometry records, from
 /// the MDS grid directory.
-fn geometry_native(
-    task: &Task,
-    name: &GranuleName,
-    ctx: &Context,
-    now: &str,
-) -> Result<DatasetDef, GranuleError> {
+fn geometry_native(task: &Task, ctx: &Context) -> Result<Geometry, GranuleError> {
     let grid = &ctx.grid;
     let m = &ctx.metadata;
     let (n, nz) = (grid.n, grid.nz);
@@ -361,21 +358,17 @@ fn geometry_native(
         vars.push(v);
     }
     vars.extend(coords.bounds);
-    let mut global_coords: Vec<&str> = [
+    let global_coords: Vec<&str> = [
         "XC", "YC", "XG", "YG", "XC_bnds", "YC_bnds", "Z", "Zp1", "Zu", "Zl", "Z_bnds",
     ]
     .into_iter()
     .filter(|c| !referenced.contains(c))
     .collect();
-    global_coords.sort();
-    let global_attrs =
-        attrs::granule_globals(&ctx.metadata, task, name, keywords, now, &global_coords);
-    let mut dims = native::dimensions(n, nz, true);
-    dims.retain(|(d, _)| d != "time");
-    Ok(DatasetDef {
-        dims,
+    Ok(Geometry {
+        dims: native::dimensions(n, nz, true),
         vars,
-        global_attrs,
+        keywords,
+        global_coords,
     })
 }
 
@@ -405,24 +398,14 @@ fn regrid_masked(
 /// from the lat-lon land mask of the mapping factors.
 fn geometry_latlon(
     task: &Task,
-    name: &GranuleName,
     ctx: &Context,
     factors: &Arc<Factors>,
-    now: &str,
-) -> Result<DatasetDef, GranuleError> {
+) -> Result<Geometry, GranuleError> {
     let grid = &ctx.grid;
     let m = &ctx.metadata;
     let nz = grid.nz;
     let target = factors.target;
-    if factors.n != grid.n || factors.levels() < nz {
-        return Err(GranuleError::Task(format!(
-            "mapping factors {} cover LLC{} with {} level(s); the geometry needs LLC{} with {nz}",
-            factors.origin.display(),
-            factors.n,
-            factors.levels(),
-            grid.n
-        )));
-    }
+    latlon::factors_cover(factors, grid, true)?;
     let zip = Compression {
         deflate_level: ctx.encoding.deflate_level,
         shuffle: ctx.encoding.shuffle,
@@ -509,17 +492,45 @@ fn geometry_latlon(
         vars.push(v);
     }
     vars.extend(coords.bounds);
-    let mut global_coords = coords.global;
-    global_coords.sort();
-    let global_attrs =
-        attrs::granule_globals(&ctx.metadata, task, name, keywords, now, &global_coords);
-    let mut dims = latlon::dimensions(target, nz, true);
-    dims.retain(|(d, _)| d != "time");
-    Ok(DatasetDef {
-        dims,
+    Ok(Geometry {
+        dims: latlon::dimensions(target, nz, true),
         vars,
-        global_attrs,
+        keywords,
+        global_coords: coords.global,
     })
+}
+
+/// What a geometry granule is made of, before its global attributes.
+struct Geometry {
+    /// Its dimensions (`time` included, left out of the granule).
+    dims: Vec<(String, usize)>,
+    vars: Vec<VarDef>,
+    /// GCMD keywords of its variables.
+    keywords: Vec<String>,
+    /// The coordinates no variable references.
+    global_coords: Vec<&'static str>,
+}
+
+impl Geometry {
+    /// The granule's definition: the global attributes (naming the coordinates no
+    /// variable references, sorted), and the dimensions but time.
+    fn def(mut self, task: &Task, name: &GranuleName, ctx: &Context, now: &str) -> DatasetDef {
+        self.global_coords.sort();
+        let global_attrs = attrs::granule_globals(
+            &ctx.metadata,
+            task,
+            name,
+            self.keywords,
+            now,
+            &self.global_coords,
+        );
+        self.dims.retain(|(d, _)| d != "time");
+        DatasetDef {
+            dims: self.dims,
+            vars: self.vars,
+            global_attrs,
+        }
+    }
 }
 
 #[cfg(test)]

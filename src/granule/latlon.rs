@@ -144,23 +144,16 @@ fn open_input(
         )));
     }
     let m = &ctx.metadata;
-    let point = match (
+    let location = m
+        .variable(&name)
+        .and_then(|r| r.get("grid_location"))
+        .and_then(Value::as_str);
+    let point = super::grid_point(
         m.diagnostics.get(&name).map(|d| d.point),
-        m.variable(&name)
-            .and_then(|r| r.get("grid_location"))
-            .and_then(Value::as_str),
-    ) {
-        (Some(p), _) => p,
-        (None, Some("u")) => PointType::U,
-        (None, Some("v")) => PointType::V,
-        (None, Some("g")) => PointType::G,
-        (None, Some(_)) => PointType::C,
-        (None, None) => {
-            return Err(GranuleError::Task(format!(
-                "{name} (for {out_name}) is neither in the diagnostics table nor in the variable metadata, so its grid point is unknown"
-            )))
-        }
-    };
+        location,
+        &name,
+        out_name,
+    )?;
     let levels = match (file.nz(), is_3d) {
         (1, false) => 1,
         (nz, true) if nz == grid.nz => nz,
@@ -437,7 +430,11 @@ pub fn build(
 }
 
 /// The factors must be for this grid and cover the levels the granule needs.
-fn factors_cover(factors: &Factors, grid: &Grid, is_3d: bool) -> Result<(), GranuleError> {
+pub(super) fn factors_cover(
+    factors: &Factors,
+    grid: &Grid,
+    is_3d: bool,
+) -> Result<(), GranuleError> {
     let needed = if is_3d { grid.nz } else { 1 };
     if factors.n != grid.n || factors.levels() < needed {
         return Err(GranuleError::Task(format!(

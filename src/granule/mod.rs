@@ -245,6 +245,29 @@ fn find_record<'a>(records: &'a [Record], name: &str) -> Option<&'a Record> {
         .find(|r| r.get("name").and_then(|v| v.as_str()) == Some(name))
 }
 
+/// The grid point of input `input` (for output `out_name`): the diagnostics table's
+/// (`diag`), else the variable metadata's `grid_location` (`u`, `v`, `g`, else C).
+pub(crate) fn grid_point(
+    diag: Option<crate::llc::PointType>,
+    grid_location: Option<&str>,
+    input: &str,
+    out_name: &str,
+) -> Result<crate::llc::PointType, GranuleError> {
+    use crate::llc::PointType;
+    Ok(match (diag, grid_location) {
+        (Some(p), _) => p,
+        (None, Some("u")) => PointType::U,
+        (None, Some("v")) => PointType::V,
+        (None, Some("g")) => PointType::G,
+        (None, Some(_)) => PointType::C,
+        (None, None) => {
+            return Err(GranuleError::Task(format!(
+                "{input} (for {out_name}) is neither in the diagnostics table nor in the variable metadata, so its grid point is unknown"
+            )))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -147,16 +147,13 @@ fn open_field(task: &Task, out_name: &str, ctx: &Context) -> Result<Field, Granu
     let m = &ctx.metadata;
     let diag = m.diagnostics.get(&input_name);
     let record_meta = m.variable(out_name).or_else(|| m.variable(&input_name));
-    let point = match (diag, record_meta.and_then(|r| r.get("grid_location")).and_then(|v| v.as_str())) {
-        (Some(d), _) => d.point,
-        (None, Some("u")) => PointType::U,
-        (None, Some("v")) => PointType::V,
-        (None, Some(_)) => PointType::C,
-        (None, None) => {
-            return Err(GranuleError::Task(format!(
-                "{input_name} (for {out_name}) is neither in the diagnostics table nor in the variable metadata, so its grid point is unknown"
-            )))
-        }
+    let location = record_meta
+        .and_then(|r| r.get("grid_location"))
+        .and_then(|v| v.as_str());
+    let point = match super::grid_point(diag.map(|d| d.point), location, &input_name, out_name)? {
+        // A corner field known only from its metadata is written at C points here.
+        PointType::G if diag.is_none() => PointType::C,
+        p => p,
     };
     let vertical = match (file.nz(), diag.and_then(|d| d.vertical)) {
         (1, None) => None,
@@ -276,102 +273,59 @@ pub fn horizontal_chunks(n: usize) -> [usize; 3] {
     }
 }
 
+/// xmitgcm's index dimensions: name, axis, long name, `c_grid_axis_shift` (none, one
+/// value or two) and `swap_dim`.
+#[allow(clippy::type_complexity)]
+const INDEX_DIMS: &[(&str, &str, &str, &[f64], &str)] = &[
+    ("i", "X", "x-dimension of the t grid", &[], "XC"),
+    ("i_g", "X", "x-dimension of the u grid", &[-0.5], "XG"),
+    ("j", "Y", "y-dimension of the t grid", &[], "YC"),
+    ("j_g", "Y", "y-dimension of the v grid", &[-0.5], "YG"),
+    ("k", "Z", "z-dimension of the t grid", &[], "Z"),
+    ("k_u", "Z", "z-dimension of the w grid", &[0.5], "Zu"),
+    ("k_l", "Z", "z-dimension of the w grid", &[-0.5], "Zl"),
+    (
+        "k_p1",
+        "Z",
+        "z-dimension of the w grid",
+        &[-0.5, 0.5],
+        "Zp1",
+    ),
+];
+
 /// What xmitgcm attaches to the grid coordinates before ECCO metadata is applied;
 /// it fixes attribute order (and a few attributes ECCO's records lack).
 fn coord_seed(name: &str) -> Attrs {
     let s = |v: &str| AttrValue::Str(v.to_string());
-    let shift = |x: f64| AttrValue::F64(x);
     let v: Vec<(&str, AttrValue)> = match name {
-        "i" => vec![
-            ("axis", s("X")),
-            ("long_name", s("x-dimension of the t grid")),
-            ("swap_dim", s("XC")),
-        ],
-        "i_g" => vec![
-            ("axis", s("X")),
-            ("long_name", s("x-dimension of the u grid")),
-            ("c_grid_axis_shift", shift(-0.5)),
-            ("swap_dim", s("XG")),
-        ],
-        "j" => vec![
-            ("axis", s("Y")),
-            ("long_name", s("y-dimension of the t grid")),
-            ("swap_dim", s("YC")),
-        ],
-        "j_g" => vec![
-            ("axis", s("Y")),
-            ("long_name", s("y-dimension of the v grid")),
-            ("c_grid_axis_shift", shift(-0.5)),
-            ("swap_dim", s("YG")),
-        ],
-        "k" => vec![
-            ("axis", s("Z")),
-            ("long_name", s("z-dimension of the t grid")),
-            ("swap_dim", s("Z")),
-        ],
-        "k_u" => vec![
-            ("axis", s("Z")),
-            ("long_name", s("z-dimension of the w grid")),
-            ("c_grid_axis_shift", shift(0.5)),
-            ("swap_dim", s("Zu")),
-        ],
-        "k_l" => vec![
-            ("axis", s("Z")),
-            ("long_name", s("z-dimension of the w grid")),
-            ("c_grid_axis_shift", shift(-0.5)),
-            ("swap_dim", s("Zl")),
-        ],
-        "k_p1" => vec![
-            ("axis", s("Z")),
-            ("long_name", s("z-dimension of the w grid")),
-            ("c_grid_axis_shift", AttrValue::F64s(vec![-0.5, 0.5])),
-            ("swap_dim", s("Zp1")),
-        ],
         "tile" => vec![("long_name", s("index of llc grid tile"))],
-        "XC" | "YC" => vec![
-            (
-                "long_name",
-                s(if name == "XC" {
-                    "longitude"
-                } else {
-                    "latitude"
-                }),
-            ),
-            (
-                "units",
-                s(if name == "XC" {
-                    "degrees_east"
-                } else {
-                    "degrees_north"
-                }),
-            ),
-            ("coordinate", s("YC XC")),
-        ],
-        "XG" | "YG" => vec![
-            (
-                "long_name",
-                s(if name == "XG" {
-                    "longitude"
-                } else {
-                    "latitude"
-                }),
-            ),
-            (
-                "units",
-                s(if name == "XG" {
-                    "degrees_east"
-                } else {
-                    "degrees_north"
-                }),
-            ),
-            ("coordinate", s("YG XG")),
-        ],
+        // XC, YC (C points) and XG, YG (corners).
+        "XC" | "YC" | "XG" | "YG" => {
+            let (x, point) = (name.starts_with('X'), &name[1..]);
+            vec![
+                ("long_name", s(if x { "longitude" } else { "latitude" })),
+                ("units", s(if x { "degrees_east" } else { "degrees_north" })),
+                ("coordinate", s(&format!("Y{point} X{point}"))),
+            ]
+        }
         "Z" | "Zp1" | "Zu" | "Zl" => vec![
             ("long_name", s("vertical coordinate")),
             ("units", s("m")),
             ("positive", s("up")),
         ],
-        _ => vec![],
+        _ => match INDEX_DIMS.iter().find(|d| d.0 == name) {
+            Some(&(_, axis, long_name, shift, swap_dim)) => {
+                let mut v = vec![("axis", s(axis)), ("long_name", s(long_name))];
+                match shift {
+                    [] => {}
+                    [x] => v.push(("c_grid_axis_shift", AttrValue::F64(*x))),
+                    xs => v.push(("c_grid_axis_shift", AttrValue::F64s(xs.to_vec()))),
+                }
+                v.push(("swap_dim", s(swap_dim)));
+                v
+            }
+            None => vec![],
+        },
     };
     v.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
@@ -506,31 +460,15 @@ pub(crate) fn coordinates(ctx: &Context, is_3d: bool) -> Coordinates {
         ]);
     }
     index_vars.push(index("tile", NTILES));
+    // The horizontal coordinates and their bounds, shared by every granule of the grid.
+    let shared_coord = |name: &str, dims: &[&str], v: &Arc<SharedValues>, is_bounds: bool| {
+        coord(name, dims, VarData::Shared(Arc::clone(v)), is_bounds)
+    };
     let mut vars = vec![
-        coord(
-            "XC",
-            &["tile", "j", "i"],
-            VarData::Shared(Arc::clone(&shared.xc)),
-            false,
-        ),
-        coord(
-            "YC",
-            &["tile", "j", "i"],
-            VarData::Shared(Arc::clone(&shared.yc)),
-            false,
-        ),
-        coord(
-            "XG",
-            &["tile", "j_g", "i_g"],
-            VarData::Shared(Arc::clone(&shared.xg)),
-            false,
-        ),
-        coord(
-            "YG",
-            &["tile", "j_g", "i_g"],
-            VarData::Shared(Arc::clone(&shared.yg)),
-            false,
-        ),
+        shared_coord("XC", &["tile", "j", "i"], &shared.xc, false),
+        shared_coord("YC", &["tile", "j", "i"], &shared.yc, false),
+        shared_coord("XG", &["tile", "j_g", "i_g"], &shared.xg, false),
+        shared_coord("YG", &["tile", "j_g", "i_g"], &shared.yg, false),
     ];
     let f32s = |v: &[f64]| VarData::F32(v.iter().map(|x| *x as f32).collect());
     if is_3d {
@@ -541,18 +479,8 @@ pub(crate) fn coordinates(ctx: &Context, is_3d: bool) -> Coordinates {
     }
 
     let mut bounds = vec![
-        coord(
-            "XC_bnds",
-            &["tile", "j", "i", "nb"],
-            VarData::Shared(Arc::clone(&shared.xc_bnds)),
-            true,
-        ),
-        coord(
-            "YC_bnds",
-            &["tile", "j", "i", "nb"],
-            VarData::Shared(Arc::clone(&shared.yc_bnds)),
-            true,
-        ),
+        shared_coord("XC_bnds", &["tile", "j", "i", "nb"], &shared.xc_bnds, true),
+        shared_coord("YC_bnds", &["tile", "j", "i", "nb"], &shared.yc_bnds, true),
     ];
     if is_3d {
         let z_bnds = (0..nz)

@@ -9,7 +9,7 @@
 //! range still holds every value (the rounding is monotonic).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::ncio::{AttrValue, DatasetDef, VarData};
@@ -28,11 +28,8 @@ pub enum TableError {
         item: String,
         what: String,
     },
-    #[error("cannot read the significant-bits table {path}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::FileError),
 }
 
 /// Variable → significant mantissa bits to keep (1–23).
@@ -76,10 +73,10 @@ impl BitRoundTable {
 
     /// Reads a table file: one `VAR N` or `VAR=N` per line, `#` comments, blank lines.
     pub fn from_file(path: &Path) -> Result<BitRoundTable, TableError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TableError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(crate::error::FileError::at(
+            path,
+            "read the significant-bits table",
+        ))?;
         let mut table = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("");

@@ -383,6 +383,25 @@ impl MdsFile {
         Ok(&self.map[start..start + count * b])
     }
 
+    /// An error unless `fits`: a buffer of `found` values where `what` needs `expected`.
+    fn buffer_fits(
+        &self,
+        fits: bool,
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    ) -> Result<(), MdsError> {
+        if fits {
+            return Ok(());
+        }
+        Err(MdsError::BufferSize {
+            path: self.data_path.clone(),
+            what,
+            expected,
+            found,
+        })
+    }
+
     fn check_level(&self, level: usize) -> Result<(), MdsError> {
         if level >= self.nz() {
             return Err(MdsError::LevelOutOfRange {
@@ -404,14 +423,7 @@ impl MdsFile {
     ) -> Result<(), MdsError> {
         self.check_level(level)?;
         let len = self.nx() * self.ny();
-        if out.len() != len {
-            return Err(MdsError::BufferSize {
-                path: self.data_path.clone(),
-                what: "level",
-                expected: len,
-                found: out.len(),
-            });
-        }
+        self.buffer_fits(out.len() == len, "level", len, out.len())?;
         let bytes = self.bytes(record, level * len, len)?;
         decode(self.meta.precision, bytes, out);
         Ok(())
@@ -442,14 +454,7 @@ impl MdsFile {
         self.check_llc(n)?;
         self.check_level(level)?;
         let len = llc::NTILES * n * n;
-        if out.len() != len {
-            return Err(MdsError::BufferSize {
-                path: self.data_path.clone(),
-                what: "tiled level",
-                expected: len,
-                found: out.len(),
-            });
-        }
+        self.buffer_fits(out.len() == len, "tiled level", len, out.len())?;
         let base = level * len;
         // Tiles 0–6 are contiguous in compact order; tiles 7–12 are n-value
         // row pieces of the rotated faces (llc::compact_index gives where).
@@ -483,14 +488,12 @@ impl MdsFile {
         out: &mut [T],
     ) -> Result<(), MdsError> {
         let len = self.meta.record_len();
-        if offset + out.len() > len {
-            return Err(MdsError::BufferSize {
-                path: self.data_path.clone(),
-                what: "values from the offset",
-                expected: len.saturating_sub(offset),
-                found: out.len(),
-            });
-        }
+        self.buffer_fits(
+            offset + out.len() <= len,
+            "values from the offset",
+            len.saturating_sub(offset),
+            out.len(),
+        )?;
         decode(
             self.meta.precision,
             self.bytes(record, offset, out.len())?,

@@ -330,23 +330,20 @@ fn repaired_copy(
     files: &[PathBuf],
     repaired: &[(PathBuf, String)],
 ) -> Result<(PathBuf, PathBuf), super::MetadataError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| super::MetadataError::Io { path, source }
-    };
+    let io = crate::error::FileError::at;
     let root = std::env::temp_dir().join(format!(
         "edp-check-metadata-{}-{}",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
     let copy = root.join(dir.file_name().unwrap_or_else(|| "metadata".as_ref()));
-    std::fs::create_dir_all(&copy).map_err(io(&copy))?;
+    std::fs::create_dir_all(&copy).map_err(io(&copy, "create"))?;
     for f in files.iter().filter(|f| f.is_file()) {
         let Some(name) = f.file_name() else { continue };
         let to = copy.join(name);
         match repaired.iter().find(|(p, _)| p == f) {
-            Some((_, text)) => std::fs::write(&to, text).map_err(io(&to))?,
-            None => std::fs::copy(f, &to).map(|_| ()).map_err(io(f))?,
+            Some((_, text)) => std::fs::write(&to, text).map_err(io(&to, "write"))?,
+            None => std::fs::copy(f, &to).map(|_| ()).map_err(io(f, "copy"))?,
         }
     }
     Ok((root, copy))

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::diagnostics::parse_diagnostics;
 use super::podaac::parse_podaac;
 use super::{Grouping, MetadataError, MetadataSet, Product, Record, Release};
+use crate::error::FileError;
 
 /// Files of the embedded V4r4 set, by the suffix they are looked up with.
 pub(super) const EMBEDDED: &[(&str, &str)] = &[
@@ -116,11 +117,8 @@ impl Source<'_> {
                 let hit = find_by_suffix(files, suffix);
                 match hit {
                     Some(p) => {
-                        let text =
-                            std::fs::read_to_string(p).map_err(|source| MetadataError::Io {
-                                path: p.clone(),
-                                source,
-                            })?;
+                        let text = std::fs::read_to_string(p)
+                            .map_err(FileError::at(p, "read metadata file"))?;
                         Ok(Some((p.clone(), text)))
                     }
                     None if required => Err(MetadataError::Missing {
@@ -167,27 +165,18 @@ impl MetadataSet {
     /// A metadata directory (V4r4 or V4r5 naming). Files the directory lacks that only
     /// describe the model (the diagnostics table) fall back to the embedded copy.
     pub fn from_dir(dir: &Path) -> Result<MetadataSet, MetadataError> {
-        let rd = std::fs::read_dir(dir).map_err(|source| MetadataError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let rd = std::fs::read_dir(dir).map_err(FileError::at(dir, "list metadata directory"))?;
         let mut files = Vec::new();
         for e in rd {
-            let e = e.map_err(|source| MetadataError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            let e = e.map_err(FileError::at(dir, "list metadata directory"))?;
             files.push(e.path());
         }
         let mut release = Release::v4r4();
         // EDP's own config when the set ships it, else the PO.DAAC table's version.
         let generation = dir.join("product_generation_config.yaml");
         if generation.is_file() {
-            let text =
-                std::fs::read_to_string(&generation).map_err(|source| MetadataError::Io {
-                    path: generation.clone(),
-                    source,
-                })?;
+            let text = std::fs::read_to_string(&generation)
+                .map_err(FileError::at(&generation, "read metadata file"))?;
             release.apply_generation_config(&text, &generation)?;
         } else if let Some((version, table)) = podaac_release(&files) {
             release.infer_from_podaac(&version, &table);
@@ -196,10 +185,8 @@ impl MetadataSet {
         }
         let cfg = dir.join("edp_release.json");
         if cfg.is_file() {
-            let text = std::fs::read_to_string(&cfg).map_err(|source| MetadataError::Io {
-                path: cfg.clone(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(&cfg).map_err(FileError::at(&cfg, "read metadata file"))?;
             let v: Value = serde_json::from_str(&text).map_err(|source| MetadataError::Json {
                 path: cfg.clone(),
                 source,

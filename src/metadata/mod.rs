@@ -32,11 +32,8 @@ pub use release::Release;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    #[error("cannot read metadata file {path}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::FileError),
     #[error("metadata file {path} is not valid JSON")]
     Json {
         path: PathBuf,

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use font8x8::UnicodeFonts;
 
+use crate::granule::attrs::get_text;
 use crate::ncio::{AttrValue, NcError, NcReader};
 
 /// Grey of land and fill cells.
@@ -248,16 +249,6 @@ struct Field {
     level_label: String,
 }
 
-fn text_attr(attrs: &[(String, AttrValue)], key: &str) -> Option<String> {
-    attrs
-        .iter()
-        .find(|(k, _)| k == key)
-        .and_then(|(_, v)| match v {
-            AttrValue::Str(s) => Some(s.clone()),
-            _ => None,
-        })
-}
-
 /// The vertical coordinate of a vertical dimension (depths are its negatives).
 fn vertical_coordinate(dim: &str) -> Option<&'static str> {
     match dim {
@@ -403,8 +394,8 @@ fn read_field(r: &NcReader, opts: &PlotOptions) -> Result<Field, PlotError> {
             }
         }
     }
-    let long_name = text_attr(&attrs, "long_name").unwrap_or_else(|| name.clone());
-    let anomaly = [Some(long_name.clone()), text_attr(&attrs, "standard_name")]
+    let long_name = get_text(&attrs, "long_name").unwrap_or_else(|| name.clone());
+    let anomaly = [Some(long_name.clone()), get_text(&attrs, "standard_name")]
         .iter()
         .flatten()
         .any(|s| s.to_lowercase().contains("anomal"));
@@ -414,7 +405,7 @@ fn read_field(r: &NcReader, opts: &PlotOptions) -> Result<Field, PlotError> {
             .map(|d| (d.clone(), lens.get(d).copied().unwrap_or(1)))
             .collect(),
         long_name,
-        units: text_attr(&attrs, "units").unwrap_or_default(),
+        units: get_text(&attrs, "units").unwrap_or_default(),
         anomaly,
         name,
         values,
@@ -734,8 +725,8 @@ pub fn quicklook(granule: &Path, opts: &PlotOptions) -> Result<Image, PlotError>
     // when it fits); then variable, level and time.
     let globals = r.global_attrs()?;
     let time = match (
-        text_attr(&globals, "time_coverage_start"),
-        text_attr(&globals, "time_coverage_end"),
+        get_text(&globals, "time_coverage_start"),
+        get_text(&globals, "time_coverage_end"),
     ) {
         (Some(a), Some(b)) if a == b => a,
         (Some(a), Some(b)) => format!("{a} to {b}"),

@@ -59,6 +59,15 @@ fn pad8(v: &mut Vec<u8>) {
     }
 }
 
+/// Appends `xs` as little-endian bytes, padded to 8 bytes.
+fn put<T: Copy, const N: usize>(out: &mut Vec<u8>, xs: &[T], le: fn(T) -> [u8; N]) {
+    out.reserve(xs.len() * N);
+    for &x in xs {
+        out.extend_from_slice(&le(x));
+    }
+    pad8(out);
+}
+
 /// Serialises a factor set in the documented layout.
 pub fn to_bytes(set: &FactorSet) -> Vec<u8> {
     let mut out = vec![0u8; HEADER + DIR_ENTRY * set.levels.len()];
@@ -66,24 +75,11 @@ pub fn to_bytes(set: &FactorSet) -> Vec<u8> {
     let mut dir = Vec::with_capacity(set.levels.len());
     for lf in &set.levels {
         let offset = out.len() as u64;
-        for x in &lf.targets {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        pad8(&mut out);
-        for x in &lf.row_ptr {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        pad8(&mut out);
-        for x in &lf.cols {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        pad8(&mut out);
-        for x in &lf.weights {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        pad8(&mut out);
-        out.extend_from_slice(&lf.ocean);
-        pad8(&mut out);
+        put(&mut out, &lf.targets, u32::to_le_bytes);
+        put(&mut out, &lf.row_ptr, u32::to_le_bytes);
+        put(&mut out, &lf.cols, u32::to_le_bytes);
+        put(&mut out, &lf.weights, f32::to_le_bytes);
+        put(&mut out, &lf.ocean, |b: u8| [b]);
         dir.push((offset, lf.targets.len() as u32, lf.cols.len() as u32));
     }
     let total = out.len() as u64;

@@ -66,6 +66,25 @@ impl KdTree {
         (best.1 != u32::MAX).then(|| (best.1, best.0.sqrt()))
     }
 
+    /// The offset of `q` from the splitting plane at `mid` and the two halves of
+    /// `lo..hi`, the side of `q` first.
+    #[allow(clippy::type_complexity)]
+    fn split(
+        &self,
+        q: &[f64; 3],
+        lo: usize,
+        mid: usize,
+        hi: usize,
+    ) -> (f64, (usize, usize), (usize, usize)) {
+        let a = self.axis[mid] as usize;
+        let d = q[a] - self.pts[mid][a];
+        if d < 0.0 {
+            (d, (lo, mid), (mid + 1, hi))
+        } else {
+            (d, (mid + 1, hi), (lo, mid))
+        }
+    }
+
     fn nearest_rec(&self, q: &[f64; 3], lo: usize, hi: usize, best: &mut (f64, u32)) {
         if hi - lo <= LEAF {
             for p in lo..hi {
@@ -81,13 +100,7 @@ impl KdTree {
         if c.0 <= best.0 && (best.1 == u32::MAX || closer(c, *best)) {
             *best = c;
         }
-        let a = self.axis[mid] as usize;
-        let d = q[a] - self.pts[mid][a];
-        let (near, far) = if d < 0.0 {
-            ((lo, mid), (mid + 1, hi))
-        } else {
-            ((mid + 1, hi), (lo, mid))
-        };
+        let (d, near, far) = self.split(q, lo, mid, hi);
         self.nearest_rec(q, near.0, near.1, best);
         if d * d <= best.0 {
             self.nearest_rec(q, far.0, far.1, best);
@@ -154,13 +167,7 @@ impl KdTree {
         }
         let mid = (lo + hi) / 2;
         Self::offer(out, k, max2, (dist2(q, &self.pts[mid]), self.ids[mid]));
-        let a = self.axis[mid] as usize;
-        let d = q[a] - self.pts[mid][a];
-        let (near, far) = if d < 0.0 {
-            ((lo, mid), (mid + 1, hi))
-        } else {
-            ((mid + 1, hi), (lo, mid))
-        };
+        let (d, near, far) = self.split(q, lo, mid, hi);
         self.knn_rec(q, k, max2, near.0, near.1, out);
         if d * d <= Self::bound(out, k, max2) {
             self.knn_rec(q, k, max2, far.0, far.1, out);

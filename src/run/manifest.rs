@@ -594,10 +594,7 @@ mod tests {
     use super::*;
 
     fn rec(granule: &str, status: Status, run: &str) -> Record {
-        Record {
-            run_id: run.into(),
-            ..Record::for_test(granule, status)
-        }
+        crate::run::store::test_record(granule, status, "", run)
     }
 
     #[test]

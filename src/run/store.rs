@@ -468,15 +468,38 @@ impl Appender {
     }
 }
 
+/// A record for tests: `granule` with `status`, of task `task_sha256` and run `run_id`.
+#[cfg(test)]
+pub(crate) fn test_record(
+    granule: &str,
+    status: Status,
+    task_sha256: &str,
+    run_id: &str,
+) -> Record {
+    Record {
+        task_sha256: task_sha256.into(),
+        run_id: run_id.into(),
+        ..Record::for_test(granule, status)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn rec(granule: &str, status: Status, sha: &str) -> Record {
-        Record {
-            task_sha256: sha.into(),
-            ..Record::for_test(granule, status)
+        test_record(granule, status, sha, "")
+    }
+
+    /// A store in `dir` holding `records`, committed.
+    fn store_with(dir: &Path, records: &[Record]) -> Store {
+        let s = Store::at(dir);
+        let mut a = s.appender().unwrap();
+        for r in records {
+            a.push(r).unwrap();
         }
+        a.commit(None).unwrap();
+        s
     }
 
     const A: &str = "aa00000000000000000000000000000000000000000000000000000000000000";
@@ -511,10 +534,7 @@ mod tests {
     #[test]
     fn an_uncommitted_or_torn_tail_is_never_read_and_is_dropped_by_the_next_append() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::at(dir.path());
-        let mut a = s.appender().unwrap();
-        a.push(&rec("x.nc", Status::Failed, A)).unwrap();
-        a.commit(None).unwrap();
+        let s = store_with(dir.path(), &[rec("x.nc", Status::Failed, A)]);
         let committed = fs::metadata(s.path()).unwrap().len();
 
         // A whole member written and fsynced but killed before the index: not read.
@@ -549,10 +569,7 @@ mod tests {
     #[test]
     fn a_store_shorter_than_its_index_is_an_error_not_an_empty_store() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::at(dir.path());
-        let mut a = s.appender().unwrap();
-        a.push(&rec("x.nc", Status::Done, A)).unwrap();
-        a.commit(None).unwrap();
+        let s = store_with(dir.path(), &[rec("x.nc", Status::Done, A)]);
         fs::write(s.path(), b"").unwrap();
         let err = s.appender().err().unwrap().to_string();
         assert!(err.contains("shorter"), "{err}");

@@ -128,30 +128,23 @@ pub fn verify(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let done: Vec<_> = manifest
-        .granules
-        .iter()
-        .filter(|r| r.status == Status::Done)
-        .collect();
-    let mut problems: Vec<Problem> = done
-        .par_iter()
-        .flat_map_iter(|r| {
-            let path = dest.join(&r.granule);
-            let first = file_problem(r, &path, checksum);
-            let content = match (&first, content) {
-                (None | Some(Problem::Size { .. } | Problem::Checksum { .. }), Some(m)) => {
-                    verify_content::check(&path, &r.granule, &r.missing_fields, m)
-                }
-                _ => Vec::new(),
-            };
-            first
-                .into_iter()
-                .chain(content.into_iter().map(|what| Problem::Content {
-                    granule: r.granule.clone(),
-                    what,
-                }))
-        })
-        .collect();
+    let (done, mut problems) = done_problems(&manifest, |r| {
+        let path = dest.join(&r.granule);
+        let first = file_problem(r, &path, checksum);
+        let content = match (&first, content) {
+            (None | Some(Problem::Size { .. } | Problem::Checksum { .. }), Some(m)) => {
+                verify_content::check(&path, &r.granule, &r.missing_fields, m)
+            }
+            _ => Vec::new(),
+        };
+        first
+            .into_iter()
+            .chain(content.into_iter().map(|what| Problem::Content {
+                granule: r.granule.clone(),
+                what,
+            }))
+            .collect()
+    });
     problems.extend(failed_and_strays(&manifest, &done, tree_files(&dest)?));
     for j in journal::journal_files(&dest).unwrap_or_default() {
         problems.push(Problem::Pending {
@@ -163,6 +156,21 @@ pub fn verify(
         bytes: done.iter().filter_map(|r| r.size).sum(),
         problems,
     })
+}
+
+/// The manifest's done records, and the problems `check` finds in each (in parallel),
+/// local or on S3.
+pub(super) fn done_problems(
+    manifest: &Manifest,
+    check: impl Fn(&Record) -> Vec<Problem> + Sync,
+) -> (Vec<&Record>, Vec<Problem>) {
+    let done: Vec<&Record> = manifest
+        .granules
+        .iter()
+        .filter(|r| r.status == Status::Done)
+        .collect();
+    let problems = done.par_iter().flat_map_iter(|r| check(r)).collect();
+    (done, problems)
 }
 
 /// What differs between the granule at `path` and its manifest record `r`, if anything.

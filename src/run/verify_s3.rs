@@ -8,9 +8,7 @@
 //! the scratch cache, checks it there and removes it. A run's journals stay in its local
 //! state directory, so a pending (unfinished) run is not visible from here.
 
-use rayon::prelude::*;
-
-use super::journal::{Record, Status};
+use super::journal::Record;
 use super::manifest::{Manifest, MANIFEST_NAME};
 use super::verify::{Problem, VerifyError, VerifyReport};
 use super::verify_content;
@@ -78,18 +76,10 @@ pub fn verify(
             what: "cannot list",
             source: Box::new(source.into()),
         })?;
-    let done: Vec<&Record> = manifest
-        .granules
-        .iter()
-        .filter(|r| r.status == Status::Done)
-        .collect();
-    let mut problems: Vec<Problem> = done
-        .par_iter()
-        .flat_map_iter(|r| {
-            let url = root.join(&r.granule);
-            object_problems(storage, r, &url, objects.get(&r.granule), checksum, content)
-        })
-        .collect();
+    let (done, mut problems) = super::verify::done_problems(&manifest, |r| {
+        let url = root.join(&r.granule);
+        object_problems(storage, r, &url, objects.get(&r.granule), checksum, content)
+    });
     let mut keys: Vec<String> = objects.keys().cloned().collect();
     keys.sort();
     problems.extend(super::verify::failed_and_strays(&manifest, &done, keys));

@@ -324,13 +324,12 @@ impl<W: Write> TaskListWriter<W> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::SPEC_EXAMPLES;
     use super::*;
-
-    const SPEC_EXAMPLES: &str = include_str!("../../tests/fixtures/edp-task-examples.json");
 
     #[test]
     fn streamed_list_is_byte_identical_and_maps_back() {
-        let tasks: Vec<Task> = serde_json::from_str(SPEC_EXAMPLES).unwrap();
+        let tasks = Task::spec_examples();
         let dir = tempfile::tempdir().unwrap();
         let whole = dir.path().join("whole.json");
         super::super::write_task_list(&whole, &tasks).unwrap();

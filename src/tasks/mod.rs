@@ -98,6 +98,26 @@ pub struct Locations {
     pub config: Option<String>,
 }
 
+impl Locations {
+    /// The task of `granule` with these locations.
+    pub fn task(
+        &self,
+        granule: String,
+        variables: IndexMap<String, Vec<InputPair>>,
+        dynamic_metadata: DynamicMetadata,
+    ) -> Task {
+        Task {
+            granule,
+            variables,
+            ecco_cfg_loc: self.config.clone(),
+            ecco_grid_loc: self.grid.clone(),
+            ecco_mapping_factors_loc: self.factors.clone(),
+            ecco_metadata_loc: self.metadata.clone(),
+            dynamic_metadata,
+        }
+    }
+}
+
 /// Joins path pieces with `/`, keeping `s3://` roots intact (as `os.path.join` does).
 pub fn join(root: &str, parts: &[&str]) -> String {
     let mut s = root.trim_end_matches('/').to_string();
@@ -147,14 +167,10 @@ pub fn build_task(
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    Task {
+    loc.task(
         granule,
         variables,
-        ecco_cfg_loc: loc.config.clone(),
-        ecco_grid_loc: loc.grid.clone(),
-        ecco_mapping_factors_loc: loc.factors.clone(),
-        ecco_metadata_loc: loc.metadata.clone(),
-        dynamic_metadata: DynamicMetadata {
+        DynamicMetadata {
             name: grouping.name.clone(),
             dimension: grouping.dimension.clone(),
             time_coverage_start: coverage.start.iso(),
@@ -168,7 +184,7 @@ pub fn build_task(
             field_orientations: grouping.field_orientations.clone(),
             summary,
         },
-    }
+    )
 }
 
 /// Input pair for a variable in EDP's source layout:
@@ -252,8 +268,17 @@ pub fn write_task_list(path: &Path, tasks: &[Task]) -> Result<(), TaskError> {
     w.finish().map(drop).map_err(wr)
 }
 
+/// EDP's own example tasks (its spec), for tests.
+#[cfg(test)]
+pub(crate) const SPEC_EXAMPLES: &str = include_str!("../../tests/fixtures/edp-task-examples.json");
+
 #[cfg(test)]
 impl Task {
+    /// [`SPEC_EXAMPLES`], parsed.
+    pub(crate) fn spec_examples() -> Vec<Task> {
+        serde_json::from_str(SPEC_EXAMPLES).unwrap()
+    }
+
     /// A task for tests: `granule` with no inputs and empty dynamic metadata.
     pub(crate) fn for_test(granule: &str) -> Task {
         let json = format!(
@@ -270,11 +295,9 @@ mod tests {
     use super::*;
     use crate::metadata::MetadataSet;
 
-    const SPEC_EXAMPLES: &str = include_str!("../../tests/fixtures/edp-task-examples.json");
-
     #[test]
     fn reads_edp_written_tasks() {
-        let tasks: Vec<Task> = serde_json::from_str(SPEC_EXAMPLES).unwrap();
+        let tasks = Task::spec_examples();
         assert_eq!(tasks.len(), 3);
         assert_eq!(tasks[0].variables["SSH"].len(), 1);
         assert_eq!(tasks[1].variables["EXFtaue"].len(), 2);
@@ -335,7 +358,7 @@ mod tests {
             config: Some("CONFIG_DIR/config_V4r4.yaml".into()),
         };
         let task = build_task(g, Frequency::AvgMon, &cov, vars, &m.release, &loc);
-        let expected: Vec<Task> = serde_json::from_str(SPEC_EXAMPLES).unwrap();
+        let expected = Task::spec_examples();
         assert_eq!(task, expected[0]);
     }
 }

@@ -77,14 +77,10 @@ pub fn build_task(d: &OneD, input: &str, loc: &Locations) -> Result<Task, OneDEr
         .map(|f| (f, vec![pair.clone()]))
         .collect();
     let name = d.name()?;
-    Ok(Task {
-        granule: join(&loc.dest_root, &[&d.relative_path()?]),
+    Ok(loc.task(
+        join(&loc.dest_root, &[&d.relative_path()?]),
         variables,
-        ecco_cfg_loc: loc.config.clone(),
-        ecco_grid_loc: loc.grid.clone(),
-        ecco_mapping_factors_loc: loc.factors.clone(),
-        ecco_metadata_loc: loc.metadata.clone(),
-        dynamic_metadata: DynamicMetadata {
+        DynamicMetadata {
             name,
             dimension: "1D".into(),
             time_coverage_start: clock.start.iso(),
@@ -98,7 +94,7 @@ pub fn build_task(d: &OneD, input: &str, loc: &Locations) -> Result<Task, OneDEr
             field_orientations: None,
             summary: d.summary()?,
         },
-    })
+    ))
 }
 
 /// What the 1D jobs of a jobs file planned: a report per job (in order), and for each
