@@ -343,10 +343,17 @@ pub fn export(state: &Path, out: &Path) -> Result<u64, ManifestError> {
     let written = (|| -> Result<u64, ManifestError> {
         let file = fs::File::create(&temp).map_err(write_err)?;
         let mut w = BufWriter::with_capacity(1 << 16, file);
+        // When the store last changed, not now: exporting the same store twice gives
+        // the same bytes (`edp sync` compares a re-export with what it uploaded).
+        let updated = if idx.updated.is_empty() {
+            crate::granule::now_utc()
+        } else {
+            idx.updated.clone()
+        };
         let head = serde_json::json!({
             "format": FORMAT,
             "edp_version": env!("CARGO_PKG_VERSION"),
-            "updated": crate::granule::now_utc(),
+            "updated": updated,
             "last_run": idx.last_run,
         });
         let head = serde_json::to_string_pretty(&head).unwrap_or_default();
@@ -595,6 +602,25 @@ mod tests {
 
     fn rec(granule: &str, status: Status, run: &str) -> Record {
         crate::run::store::test_record(granule, status, "", run)
+    }
+
+    #[test]
+    fn exporting_the_same_store_again_gives_the_same_bytes() {
+        // `edp sync` re-exports before comparing with what it uploaded: an export
+        // stamped with the time of export differed whenever a second had passed.
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Store::at(dir.path()).appender().unwrap();
+        a.push(&rec("a.nc", Status::Done, "1")).unwrap();
+        a.commit(None).unwrap();
+        let (one, two) = (dir.path().join("one.json"), dir.path().join("two.json"));
+        assert_eq!(export(dir.path(), &one).unwrap(), 1);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(export(dir.path(), &two).unwrap(), 1);
+        let first = fs::read(&one).unwrap();
+        assert_eq!(first, fs::read(&two).unwrap());
+        let head: serde_json::Value =
+            serde_json::from_slice(&first).expect("the export is JSON");
+        assert!(!head["updated"].as_str().unwrap_or("").is_empty(), "{head}");
     }
 
     #[test]
