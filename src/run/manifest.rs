@@ -618,8 +618,7 @@ mod tests {
         assert_eq!(export(dir.path(), &two).unwrap(), 1);
         let first = fs::read(&one).unwrap();
         assert_eq!(first, fs::read(&two).unwrap());
-        let head: serde_json::Value =
-            serde_json::from_slice(&first).expect("the export is JSON");
+        let head: serde_json::Value = serde_json::from_slice(&first).expect("the export is JSON");
         assert!(!head["updated"].as_str().unwrap_or("").is_empty(), "{head}");
     }
 
