@@ -96,7 +96,7 @@ fn main() {
     let t = Instant::now();
     let f = Factors::open(&path).expect("open factors");
     let open_s = t.elapsed().as_secs_f64();
-    let nt = f.target.len();
+    let nt = f.header.target.len();
     let len = grid.level_len();
     let theta = open(&dir, "THETA", step);
     let mut out = vec![0f32; 50 * nt];

@@ -37,13 +37,21 @@ fn mds_grid_matches_the_synthetic_geometry() {
     };
     close(grid.horizontal(GridVar::Xc).unwrap(), &want.xc, "XC");
     close(grid.horizontal(GridVar::Yc).unwrap(), &want.yc, "YC");
-    close(grid.horizontal(GridVar::Xg).unwrap(), &want.xg, "XG");
+    close(
+        grid.horizontal(GridVar::Xg).unwrap(),
+        &want.metrics.xg,
+        "XG",
+    );
     close(
         grid.horizontal(GridVar::AngleCs).unwrap(),
         &want.angle_cs,
         "AngleCS",
     );
-    close(grid.horizontal(GridVar::RAc).unwrap(), &want.rac, "RAC");
+    close(
+        grid.horizontal(GridVar::RAc).unwrap(),
+        &want.metrics.rac,
+        "RAC",
+    );
     assert_eq!(grid.drf, want.drf);
     assert_eq!(grid.rf, want.rf);
     let len = grid.level_len();

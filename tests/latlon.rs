@@ -62,7 +62,7 @@ fn factors_match_a_brute_force_rederivation() {
     let sample = Sample::new(8, 4, 0, &["SSH"]);
     let grid = grid_of(&sample);
     let set = build(&grid, 4);
-    let target = set.target;
+    let target = set.header.target;
     let n = grid.n;
 
     // Cell sides against the synthetic generator's own DXG/DYG files.
@@ -71,14 +71,14 @@ fn factors_match_a_brute_force_rederivation() {
     let sides = dxg.iter().chain(&dyg).filter(|d| **d > 0.0);
     let (lo, hi) = sides.fold((f64::MAX, 0f64), |(a, b), &d| (a.min(d), b.max(d)));
     assert!(
-        (set.min_l / lo - 1.0).abs() < 1e-3,
+        (set.header.min_l / lo - 1.0).abs() < 1e-3,
         "min_L {} vs DXG/DYG {lo}",
-        set.min_l
+        set.header.min_l
     );
     assert!(
-        (set.max_l / hi - 1.0).abs() < 1e-3,
+        (set.header.max_l / hi - 1.0).abs() < 1e-3,
         "max_L {} vs DXG/DYG {hi}",
-        set.max_l
+        set.header.max_l
     );
 
     // EDP's rules, by brute force over every source point.
@@ -92,8 +92,8 @@ fn factors_match_a_brute_force_rederivation() {
     let max_radius = (0..target.nlat)
         .map(|j| target.radius(j))
         .fold(0.0, f64::max);
-    let cap = (((2.0 * max_radius / set.min_l).powi(2)) as usize).clamp(1, 100);
-    assert_eq!(set.neighbours, cap);
+    let cap = (((2.0 * max_radius / set.header.min_l).powi(2)) as usize).clamp(1, 100);
+    assert_eq!(set.header.neighbours, cap);
     let per_target: Vec<(Vec<u32>, Option<u32>)> = (0..target.len())
         .into_par_iter()
         .map(|t| {
@@ -125,7 +125,7 @@ fn factors_match_a_brute_force_rederivation() {
                 .filter(|c| c.0 <= target.radius(j))
                 .map(|c| c.1)
                 .collect();
-            let nearest = (to_m(best.0) <= set.max_l.trunc()).then_some(best.1);
+            let nearest = (to_m(best.0) <= set.header.max_l.trunc()).then_some(best.1);
             (within, nearest)
         })
         .collect();
@@ -178,11 +178,11 @@ fn smooth_fields_map_within_the_search_distance_and_constants_stay_constant() {
     let grid = grid_of(&sample);
     let set = build(&grid, 3);
     let f = Factors::from_set(&set).unwrap();
-    let target = set.target;
+    let target = set.header.target;
     // No source farther than the larger of a cell's radius and max_L contributes.
     let reach = (0..target.nlat)
         .map(|j| target.radius(j))
-        .fold(set.max_l, f64::max);
+        .fold(set.header.max_l, f64::max);
     let pts: Vec<[f64; 3]> = grid
         .horizontal(edp::grid::GridVar::Xc)
         .unwrap()
@@ -231,7 +231,7 @@ fn land_is_fill_and_the_mask_shrinks_with_depth() {
     let grid = grid_of(&sample);
     let set = build(&grid, 20);
     let f = Factors::from_set(&set).unwrap();
-    let target = set.target;
+    let target = set.header.target;
     let src = vec![1.0f32; grid.level_len()];
     let mut previous: Option<Vec<bool>> = None;
     let mut counts = Vec::new();
@@ -250,7 +250,7 @@ fn land_is_fill_and_the_mask_shrinks_with_depth() {
         };
         for (t, &w) in wet.iter().enumerate().step_by(sample) {
             let q = unit(target.lon(t % target.nlon), target.lat(t / target.nlon));
-            let reach = target.radius(t / target.nlon).max(set.max_l);
+            let reach = target.radius(t / target.nlon).max(set.header.max_l);
             let any_wet_near = grid
                 .horizontal(edp::grid::GridVar::Xc)
                 .unwrap()
@@ -311,7 +311,7 @@ fn factors_of_another_grid_are_refused() {
     let err = store::check(&f, &changed, target).unwrap_err();
     assert!(matches!(err, RegridError::GridMismatch { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains(&f.grid_hash.to_string()), "{msg}");
+    assert!(msg.contains(&f.header.grid_hash.to_string()), "{msg}");
     assert!(msg.contains("edp factors --grid"), "{msg}");
 
     // Through the store, as `edp run --factors` uses it.
@@ -328,7 +328,10 @@ fn factors_of_another_grid_are_refused() {
         .map(|loc| store::Named { loc, file: None });
     let cache = sample.out().join("edp_factors");
     let err = s.get(&changed, target, named, &cache).unwrap_err();
-    assert!(err.to_string().contains(&f.grid_hash.to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&f.header.grid_hash.to_string()),
+        "{err}"
+    );
     assert!(s.get(&grid, target, named, &cache).is_ok());
     // A `--factors` this process could not have (its node failed the S3 fetch) fails
     // the lat-lon task with the reason, and builds nothing in the cache.

@@ -101,7 +101,7 @@ fn check_seamless(g: &SynthGrid) {
                     .collect();
             for (j, i) in edge_cells(n, edge) {
                 let p = g.index(t, j, i);
-                let width = g.dxg[p].max(g.dyg[p]);
+                let width = g.metrics.dxg[p].max(g.metrics.dyg[p]);
                 let here = centre(t, j, i);
                 let (nearest, at) = candidates.iter().map(|&(ji, c)| (dist(here, c), ji)).fold(
                     (f64::INFINITY, (0, 0)),
@@ -144,7 +144,7 @@ fn neighbouring_tiles_meet_seamlessly() {
 fn llc90_geometry() {
     let g = llc_geometry(90, 50);
     check_seamless(&g);
-    let area: f64 = g.rac.iter().sum();
+    let area: f64 = g.metrics.rac.iter().sum();
     let sphere = 4.0 * std::f64::consts::PI * EARTH_RADIUS_M * EARTH_RADIUS_M;
     assert!(
         (area / sphere - 1.0).abs() < 0.02,
@@ -153,7 +153,10 @@ fn llc90_geometry() {
     );
     // Like the real LLC90: ~1° cells, refined towards the equator.
     let p = g.index(1, 45, 45);
-    assert!(g.dyg[p] < 0.6 * g.dxg[p], "equatorial rows not refined");
+    assert!(
+        g.metrics.dyg[p] < 0.6 * g.metrics.dxg[p],
+        "equatorial rows not refined"
+    );
     let max_d = g.depth.iter().cloned().fold(0.0, f64::max);
     assert!((4500.0..=6134.5).contains(&max_d), "max depth {max_d}");
     let wet0 = g.hfac_c[0].iter().filter(|&&h| h > 0.0).count() as f64;
@@ -165,7 +168,11 @@ fn llc90_geometry() {
 fn coordinates_and_angles_are_plausible() {
     let g = llc_geometry(16, 5);
     let n = g.n;
-    for (&x, &y) in g.xc.iter().zip(&g.yc).chain(g.xg.iter().zip(&g.yg)) {
+    for (&x, &y) in
+        g.xc.iter()
+            .zip(&g.yc)
+            .chain(g.metrics.xg.iter().zip(&g.metrics.yg))
+    {
         assert!(x > -180.0 && x <= 180.0, "lon {x}");
         assert!((-80.0..=90.0).contains(&y), "lat {y}");
     }
@@ -211,7 +218,12 @@ fn coordinates_and_angles_are_plausible() {
     assert!(g.angle_sn[cap].iter().any(|&s| s > 0.5));
     // Metrics are positive and cells ~ 90/N degrees.
     let nominal = EARTH_RADIUS_M * (90.0 / n as f64).to_radians();
-    for a in [&g.dxg, &g.dyg, &g.dxc, &g.dyc] {
+    for a in [
+        &g.metrics.dxg,
+        &g.metrics.dyg,
+        &g.metrics.dxc,
+        &g.metrics.dyc,
+    ] {
         assert!(a.iter().all(|&d| d > 0.05 * nominal && d < 1.5 * nominal));
     }
 }
@@ -306,7 +318,7 @@ fn bathymetry_has_continents_shelves_and_partial_cells() {
 #[test]
 fn sphere_area_is_covered() {
     let g = llc_geometry(12, 1);
-    let area: f64 = g.rac.iter().sum();
+    let area: f64 = g.metrics.rac.iter().sum();
     let sphere = 4.0 * std::f64::consts::PI * EARTH_RADIUS_M * EARTH_RADIUS_M;
     assert!(
         (area / sphere - 1.0).abs() < 0.02,

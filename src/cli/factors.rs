@@ -61,9 +61,9 @@ pub fn run(a: &FactorsArgs, storage: &crate::storage::Storage) -> anyhow::Result
     );
     println!(
         "min/max cell side {:.0}/{:.0} m, neighbour cap {}; {} rows, {} entries; surface: {} of {} cells wet",
-        set.min_l,
-        set.max_l,
-        set.neighbours,
+        set.header.min_l,
+        set.header.max_l,
+        set.header.neighbours,
         rows,
         entries,
         set.levels[0].targets.len(),
@@ -73,7 +73,7 @@ pub fn run(a: &FactorsArgs, storage: &crate::storage::Storage) -> anyhow::Result
         "wrote {} ({:.1} MB, grid hash {})",
         a.out.display(),
         bytes as f64 / 1e6,
-        set.grid_hash
+        set.header.grid_hash
     );
     Ok(EXIT_OK)
 }

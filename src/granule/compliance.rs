@@ -31,14 +31,7 @@ pub const ADDED_GLOBALS: &[&str] = &[
 
 /// Global attributes whose EDP values [`enrich`] replaces with the data's extents
 /// (equal to EDP's on its global V4r4 grids: the header tests compare them).
-pub const CHANGED_GLOBALS: &[&str] = &[
-    "geospatial_lat_min",
-    "geospatial_lat_max",
-    "geospatial_lon_min",
-    "geospatial_lon_max",
-    "geospatial_vertical_min",
-    "geospatial_vertical_max",
-];
+pub const CHANGED_GLOBALS: &[&str] = crate::metadata::GEOSPATIAL_EXTENTS;
 
 /// Variable attributes (variable, attribute) [`enrich`] adds.
 pub const ADDED_VAR_ATTRS: &[(&str, &str)] = &[

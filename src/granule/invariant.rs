@@ -379,7 +379,7 @@ fn regrid_masked(
     k: usize,
     src: &[f32],
 ) -> Result<(Vec<f32>, Vec<i8>), GranuleError> {
-    let mut out = vec![0f32; factors.target.len()];
+    let mut out = vec![0f32; factors.header.target.len()];
     apply::regrid_level(factors, k, src, &mut out, FILL_F32)?;
     let view = factors.level(k)?;
     let mut mask = vec![0i8; out.len()];
@@ -404,7 +404,7 @@ fn geometry_latlon(
     let grid = &ctx.grid;
     let m = &ctx.metadata;
     let nz = grid.nz;
-    let target = factors.target;
+    let target = factors.header.target;
     latlon::factors_cover(factors, grid, true)?;
     let zip = Compression {
         deflate_level: ctx.encoding.deflate_level,

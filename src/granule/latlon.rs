@@ -374,7 +374,7 @@ pub fn build(
 ) -> Result<(DatasetDef, Found), GranuleError> {
     let grid = &ctx.grid;
     let m: &MetadataSet = &ctx.metadata;
-    let target = factors.target;
+    let target = factors.header.target;
     let is_3d = task.dynamic_metadata.dimension.eq_ignore_ascii_case("3D");
     if task.variables.is_empty() {
         return Err(GranuleError::Task("the task lists no variables".into()));
@@ -436,11 +436,11 @@ pub(super) fn factors_cover(
     is_3d: bool,
 ) -> Result<(), GranuleError> {
     let needed = if is_3d { grid.nz } else { 1 };
-    if factors.n != grid.n || factors.levels() < needed {
+    if factors.header.n != grid.n || factors.levels() < needed {
         return Err(GranuleError::Task(format!(
             "mapping factors {} cover LLC{} with {} level(s); this granule needs LLC{} with {needed}",
             factors.origin.display(),
-            factors.n,
+            factors.header.n,
             factors.levels(),
             grid.n
         )));
@@ -552,7 +552,7 @@ fn pair_groups(opened: &Opened, grid: &Arc<Grid>, factors: &Arc<Factors>) -> Vec
             Arc::clone(x),
             Arc::clone(y),
         );
-        let nt = factors.target.len();
+        let nt = factors.header.target.len();
         let members = wanted.len();
         let produce: GroupProducer = Arc::new(move |k, outs| {
             let regrid = |e: &mut [f32], n: &mut [f32]| {

@@ -120,12 +120,23 @@ const ACDD: &[&str] = &[
     "publisher_name",
     "publisher_email",
     "publisher_url",
+];
+
+/// The data's extents as ACDD global attributes: ECCO's granules give the extent this
+/// way, and the compliance enrichment (`granule::compliance`) recomputes these from
+/// the data.
+pub const GEOSPATIAL_EXTENTS: &[&str] = &[
     "geospatial_lat_min",
     "geospatial_lat_max",
     "geospatial_lon_min",
     "geospatial_lon_max",
     "geospatial_vertical_min",
     "geospatial_vertical_max",
+];
+
+/// ACDD-1.3 attributes checked after [`GEOSPATIAL_EXTENTS`] (kept in this order so the
+/// problems are listed as before).
+const ACDD_TAIL: &[&str] = &[
     "geospatial_vertical_positive",
     "time_coverage_start",
     "time_coverage_end",
@@ -646,7 +657,7 @@ fn acdd_and_conventions(files: &Files, problems: &mut Vec<Problem>) {
             .map(name_of)
             .chain(SET_BY_EDP.iter().copied())
             .collect();
-        for attr in ACDD {
+        for attr in ACDD.iter().chain(GEOSPATIAL_EXTENTS).chain(ACDD_TAIL) {
             if !have.contains(attr) {
                 problems.push(all.problem(
                     None,

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-pub use check::{check_dir, check_embedded, Problem};
+pub use check::{check_dir, check_embedded, Problem, GEOSPATIAL_EXTENTS};
 pub use derived::{derived_groupings, is_geometry, GEOMETRY};
 pub use diagnostics::parse_diagnostics;
 pub use model::{record_named, Diagnostic, Grouping, MetadataSet, PodaacRow, Product};

@@ -70,16 +70,26 @@ pub fn give_back_f32(buf: Vec<f32>) {
     });
 }
 
+/// What [`shuffle`] and [`unshuffle`] share: the number of whole elements to reorder,
+/// or `None` after copying `src` as it is when nothing moves (1-byte elements, or at
+/// most one element).
+fn elements_to_reorder(what: &str, elem_size: usize, src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    assert_eq!(src.len(), dst.len(), "{what}: buffers differ in length");
+    let n = src.len() / elem_size.max(1);
+    if elem_size <= 1 || n <= 1 {
+        dst.copy_from_slice(src);
+        return None;
+    }
+    Some(n)
+}
+
 /// HDF5's shuffle filter (H5Zshuffle.c): byte `b` of element `i` goes to
 /// `dst[b·n + i]`, `n` whole elements; trailing bytes of a partial element are copied
 /// as they are. Nothing changes for 1-byte elements or a single element.
 pub fn shuffle(elem_size: usize, src: &[u8], dst: &mut [u8]) {
-    assert_eq!(src.len(), dst.len(), "shuffle: buffers differ in length");
-    let n = src.len() / elem_size.max(1);
-    if elem_size <= 1 || n <= 1 {
-        dst.copy_from_slice(src);
+    let Some(n) = elements_to_reorder("shuffle", elem_size, src, dst) else {
         return;
-    }
+    };
     match elem_size {
         #[cfg(target_arch = "x86_64")]
         4 => shuffle4_sse2(src, dst, n),
@@ -156,12 +166,9 @@ fn shuffle4_sse2(src: &[u8], dst: &mut [u8], n: usize) {
 
 /// The inverse of [`shuffle`].
 pub fn unshuffle(elem_size: usize, src: &[u8], dst: &mut [u8]) {
-    assert_eq!(src.len(), dst.len(), "unshuffle: buffers differ in length");
-    let n = src.len() / elem_size.max(1);
-    if elem_size <= 1 || n <= 1 {
-        dst.copy_from_slice(src);
+    let Some(n) = elements_to_reorder("unshuffle", elem_size, src, dst) else {
         return;
-    }
+    };
     for (i, e) in dst.chunks_exact_mut(elem_size).enumerate() {
         for (b, byte) in e.iter_mut().enumerate() {
             *byte = src[b * n + i];

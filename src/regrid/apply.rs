@@ -23,7 +23,7 @@ pub fn regrid_level(
 ) -> Result<(), RegridError> {
     check_shapes(factors, k, src, out)?;
     let view = factors.level(k)?;
-    let nlon = factors.target.nlon;
+    let nlon = factors.header.target.nlon;
     out.par_chunks_mut(nlon * BLOCK_ROWS)
         .enumerate()
         .for_each(|(b, block)| apply_block(&view, b * nlon * BLOCK_ROWS, [src], [block], fill));
@@ -43,7 +43,7 @@ pub fn regrid_level_pair(
     check_shapes(factors, k, a, a_out)?;
     check_shapes(factors, k, b, b_out)?;
     let view = factors.level(k)?;
-    let nlon = factors.target.nlon;
+    let nlon = factors.header.target.nlon;
     a_out
         .par_chunks_mut(nlon * BLOCK_ROWS)
         .zip(b_out.par_chunks_mut(nlon * BLOCK_ROWS))
@@ -57,17 +57,17 @@ pub fn regrid_level_pair(
 const BLOCK_ROWS: usize = 8;
 
 fn check_shapes(factors: &Factors, k: usize, src: &[f32], out: &[f32]) -> Result<(), RegridError> {
-    let nsource = crate::llc::NTILES * factors.n * factors.n;
-    if src.len() != nsource || out.len() != factors.target.len() {
+    let nsource = crate::llc::NTILES * factors.header.n * factors.header.n;
+    if src.len() != nsource || out.len() != factors.header.target.len() {
         return Err(RegridError::Shape(format!(
             "regridding level {k}: {} source and {} target values, but the factors {} map LLC{} ({nsource}) to {}x{} ({})",
             src.len(),
             out.len(),
             factors.origin.display(),
-            factors.n,
-            factors.target.nlat,
-            factors.target.nlon,
-            factors.target.len()
+            factors.header.n,
+            factors.header.target.nlat,
+            factors.header.target.nlon,
+            factors.header.target.len()
         )));
     }
     Ok(())
@@ -136,7 +136,7 @@ pub fn value_range(values: &[f32], fill: f32) -> (f32, f32) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::factors::{FactorSet, LevelFactors};
+    use super::super::factors::{FactorSet, FactorsHeader, LevelFactors};
     use super::super::{GridHash, TargetGrid};
     use super::*;
 
@@ -149,12 +149,14 @@ mod tests {
             ocean[t / 8] |= 1 << (t % 8);
         }
         let set = FactorSet {
-            n: 1,
-            target,
-            grid_hash: GridHash([0; 32]),
-            min_l: 1.0,
-            max_l: 1.0,
-            neighbours: 4,
+            header: FactorsHeader {
+                n: 1,
+                target,
+                grid_hash: GridHash([0; 32]),
+                min_l: 1.0,
+                max_l: 1.0,
+                neighbours: 4,
+            },
             levels: vec![LevelFactors {
                 targets: vec![0, 9, 31],
                 row_ptr: vec![0, 2, 3, 4],

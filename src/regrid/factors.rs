@@ -50,9 +50,10 @@ pub struct LevelFactors {
     pub ocean: Vec<u8>,
 }
 
-/// Factors of all levels, with what they were built from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FactorSet {
+/// What a set of factors was built from and for: the header of a factors file, shared
+/// by the built [`FactorSet`] and the opened [`super::Factors`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FactorsHeader {
     pub n: usize,
     pub target: TargetGrid,
     pub grid_hash: GridHash,
@@ -62,6 +63,12 @@ pub struct FactorSet {
     pub max_l: f64,
     /// Neighbour cap of the radius search.
     pub neighbours: usize,
+}
+
+/// Factors of all levels, with what they were built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactorSet {
+    pub header: FactorsHeader,
     pub levels: Vec<LevelFactors>,
 }
 
@@ -195,12 +202,14 @@ pub fn build(grid: &Grid, opts: &BuildOptions) -> Result<FactorSet, RegridError>
         })
         .collect::<Result<Vec<_>, RegridError>>()?;
     Ok(FactorSet {
-        n,
-        target,
-        grid_hash: hash,
-        min_l,
-        max_l,
-        neighbours,
+        header: FactorsHeader {
+            n,
+            target,
+            grid_hash: hash,
+            min_l,
+            max_l,
+            neighbours,
+        },
         levels,
     })
 }

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::factors::FactorSet;
+use super::factors::{FactorSet, FactorsHeader};
 use super::{GridHash, RegridError, TargetGrid};
 use crate::error::FileError;
 use crate::llc::NTILES;
@@ -87,15 +87,15 @@ pub fn to_bytes(set: &FactorSet) -> Vec<u8> {
     h[0..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&(HEADER as u32).to_le_bytes());
-    h[16..20].copy_from_slice(&(set.n as u32).to_le_bytes());
+    h[16..20].copy_from_slice(&(set.header.n as u32).to_le_bytes());
     h[20..24].copy_from_slice(&(set.levels.len() as u32).to_le_bytes());
-    h[24..28].copy_from_slice(&(set.target.nlat as u32).to_le_bytes());
-    h[28..32].copy_from_slice(&(set.target.nlon as u32).to_le_bytes());
-    h[32..40].copy_from_slice(&set.target.resolution.to_le_bytes());
-    h[40..48].copy_from_slice(&set.min_l.to_le_bytes());
-    h[48..56].copy_from_slice(&set.max_l.to_le_bytes());
-    h[56..60].copy_from_slice(&(set.neighbours as u32).to_le_bytes());
-    h[64..96].copy_from_slice(&set.grid_hash.0);
+    h[24..28].copy_from_slice(&(set.header.target.nlat as u32).to_le_bytes());
+    h[28..32].copy_from_slice(&(set.header.target.nlon as u32).to_le_bytes());
+    h[32..40].copy_from_slice(&set.header.target.resolution.to_le_bytes());
+    h[40..48].copy_from_slice(&set.header.min_l.to_le_bytes());
+    h[48..56].copy_from_slice(&set.header.max_l.to_le_bytes());
+    h[56..60].copy_from_slice(&(set.header.neighbours as u32).to_le_bytes());
+    h[64..96].copy_from_slice(&set.header.grid_hash.0);
     h[96..104].copy_from_slice(&total.to_le_bytes());
     for (k, (offset, rows, nnz)) in dir.into_iter().enumerate() {
         let e = HEADER + DIR_ENTRY * k;
@@ -183,12 +183,7 @@ pub struct Factors {
     data: Backing,
     /// Where they came from (the file, or a description).
     pub origin: PathBuf,
-    pub n: usize,
-    pub target: TargetGrid,
-    pub grid_hash: GridHash,
-    pub min_l: f64,
-    pub max_l: f64,
-    pub neighbours: usize,
+    pub header: FactorsHeader,
     spans: Vec<LevelSpan>,
     /// The grids whose hash these factors were checked against while both stay in use
     /// (see [`crate::regrid::store::check_in_use`]).
@@ -199,10 +194,10 @@ impl std::fmt::Debug for Factors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Factors")
             .field("origin", &self.origin)
-            .field("n", &self.n)
+            .field("n", &self.header.n)
             .field("levels", &self.spans.len())
-            .field("target", &self.target)
-            .field("grid_hash", &self.grid_hash)
+            .field("target", &self.header.target)
+            .field("grid_hash", &self.header.grid_hash)
             .finish()
     }
 }
@@ -323,12 +318,14 @@ impl Factors {
         let f = Factors {
             data,
             origin: origin.clone(),
-            n,
-            target,
-            grid_hash: GridHash(hash),
-            min_l,
-            max_l,
-            neighbours,
+            header: FactorsHeader {
+                n,
+                target,
+                grid_hash: GridHash(hash),
+                min_l,
+                max_l,
+                neighbours,
+            },
             spans,
             hashed_grids: Default::default(),
         };
@@ -378,10 +375,10 @@ impl Factors {
 
     /// Refuses factors built for another grid.
     pub fn check_grid(&self, hash: &GridHash, grid_source: &Path) -> Result<(), RegridError> {
-        if &self.grid_hash != hash {
+        if &self.header.grid_hash != hash {
             return Err(RegridError::GridMismatch {
                 path: self.origin.clone(),
-                file_hash: self.grid_hash,
+                file_hash: self.header.grid_hash,
                 grid_hash: *hash,
                 grid_source: grid_source.to_path_buf(),
             });
@@ -397,7 +394,7 @@ impl Factors {
 
 #[cfg(test)]
 mod tests {
-    use super::super::factors::{FactorSet, LevelFactors};
+    use super::super::factors::{FactorSet, FactorsHeader, LevelFactors};
     use super::*;
 
     fn tiny() -> FactorSet {
@@ -417,12 +414,14 @@ mod tests {
             }
         };
         FactorSet {
-            n: 2,
-            target,
-            grid_hash: GridHash([7; 32]),
-            min_l: 1.0,
-            max_l: 2.0,
-            neighbours: 3,
+            header: FactorsHeader {
+                n: 2,
+                target,
+                grid_hash: GridHash([7; 32]),
+                min_l: 1.0,
+                max_l: 2.0,
+                neighbours: 3,
+            },
             levels: vec![lf(vec![1, 5, 31], vec![0, 51, 3]), lf(vec![], vec![])],
         }
     }
@@ -435,8 +434,8 @@ mod tests {
         let bytes = write(&set, &path).unwrap();
         assert_eq!(bytes, fs::metadata(&path).unwrap().len());
         let f = Factors::open(&path).unwrap();
-        assert_eq!((f.n, f.levels(), f.neighbours), (2, 2, 3));
-        assert_eq!(f.grid_hash, GridHash([7; 32]));
+        assert_eq!((f.header.n, f.levels(), f.header.neighbours), (2, 2, 3));
+        assert_eq!(f.header.grid_hash, GridHash([7; 32]));
         let v = f.level(0).unwrap();
         assert_eq!(v.targets, &[1, 5, 31]);
         assert_eq!(v.cols, &[0, 51, 3]);

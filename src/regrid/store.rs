@@ -140,11 +140,11 @@ impl FactorStore {
                 log::info!(
                     "mapping factors: {} (LLC{}, {} levels, {}x{}, grid {})",
                     path.display(),
-                    f.n,
+                    f.header.n,
                     f.levels(),
-                    f.target.nlon,
-                    f.target.nlat,
-                    f.grid_hash.short()
+                    f.header.target.nlon,
+                    f.header.target.nlat,
+                    f.header.grid_hash.short()
                 );
                 f
             }
@@ -211,11 +211,11 @@ pub fn check(f: &Factors, grid: &Grid, target: TargetGrid) -> Result<(), RegridE
 }
 
 fn check_with(f: &Factors, grid: &Grid, target: TargetGrid, hash: bool) -> Result<(), RegridError> {
-    if f.n != grid.n || f.levels() > grid.nz {
+    if f.header.n != grid.n || f.levels() > grid.nz {
         return Err(RegridError::Shape(format!(
             "mapping factors {} are for LLC{} with {} levels, but the grid {} is LLC{} with {}",
             f.origin.display(),
-            f.n,
+            f.header.n,
             f.levels(),
             grid.source.display(),
             grid.n,
@@ -225,11 +225,11 @@ fn check_with(f: &Factors, grid: &Grid, target: TargetGrid, hash: bool) -> Resul
     if hash {
         f.check_grid(&grid_hash(grid, f.levels())?, &grid.source)?;
     }
-    if f.target != target {
+    if f.header.target != target {
         return Err(RegridError::Shape(format!(
             "mapping factors {} are for a {}° grid, but the granule is on a {}° grid",
             f.origin.display(),
-            f.target.resolution,
+            f.header.target.resolution,
             target.resolution
         )));
     }
@@ -286,7 +286,7 @@ fn cached_or_build(
             levels: grid.nz,
         },
     )?;
-    if set.grid_hash != *hash {
+    if set.header.grid_hash != *hash {
         return Err(RegridError::Config(
             "grid hash changed while building factors".into(),
         ));

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 pub use bathymetry::{VerticalGrid, DRF_V4R4, HFAC_MIN};
-pub use geometry::{LlcMap, PointGeometry, Stagger, EARTH_RADIUS_M};
+pub use geometry::{LlcMap, Metrics, PointGeometry, Stagger, EARTH_RADIUS_M};
 pub use layout::{monthly_step, Freq, VarSpec, Vertical, VARIABLES};
 
 use crate::llc::{PointType, NTILES};
@@ -131,20 +131,9 @@ pub struct SynthGrid {
     pub xc: Vec<f64>,
     /// Cell-centre latitude (degrees).
     pub yc: Vec<f64>,
-    /// South-west corner longitude.
-    pub xg: Vec<f64>,
-    /// South-west corner latitude.
-    pub yg: Vec<f64>,
-    /// South-face length (m).
-    pub dxg: Vec<f64>,
-    /// West-face length (m).
-    pub dyg: Vec<f64>,
-    /// Centre-to-centre distance across the west face (m).
-    pub dxc: Vec<f64>,
-    /// Centre-to-centre distance across the south face (m).
-    pub dyc: Vec<f64>,
-    /// Cell area (m²).
-    pub rac: Vec<f64>,
+    /// Corner positions, face lengths, centre spacings and cell areas (the grid
+    /// files' 2D metrics).
+    pub metrics: Metrics,
     /// cos of the angle from east to model +x at the centre.
     pub angle_cs: Vec<f64>,
     /// sin of that angle.
@@ -203,13 +192,7 @@ pub fn llc_geometry(n: usize, nz: usize) -> SynthGrid {
         nz,
         xc: c.lon,
         yc: c.lat,
-        xg: m.xg,
-        yg: m.yg,
-        dxg: m.dxg,
-        dyg: m.dyg,
-        dxc: m.dxc,
-        dyc: m.dyc,
-        rac: m.rac,
+        metrics: m,
         angle_cs: c.cs,
         angle_sn: c.sn,
         depth: bathy.depth(),
