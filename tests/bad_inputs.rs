@@ -14,11 +14,10 @@ use std::process::{Command, Output, Stdio};
 use common::Sample;
 use edp::grid::Grid;
 use edp::llc::PointType;
-use edp::metadata::{MetadataSet, Product};
+use edp::metadata::Product;
 use edp::run::journal::Status;
 use edp::run::manifest::Manifest;
-use edp::tasks::{self, Locations, Task};
-use edp::time::{DailyDate, Frequency};
+use edp::tasks::Task;
 
 const EDP: &str = env!("CARGO_BIN_EXE_edp");
 
@@ -54,28 +53,11 @@ fn task_list(s: &Sample, dest: &Path, name: &str) -> (PathBuf, Vec<Task>) {
 }
 
 fn task_list_of(s: &Sample, dest: &Path, name: &str, product: Product) -> (PathBuf, Vec<Task>) {
-    let m = MetadataSet::embedded().unwrap();
-    let loc = Locations {
-        dest_root: dest.to_string_lossy().into_owned(),
-        grid: Some(s.grid_dir().to_string_lossy().into_owned()),
-        ..Locations::default()
-    };
-    let mut list = Vec::new();
-    for g in ["SEA_SURFACE_HEIGHT", "OCEAN_TEMPERATURE_SALINITY"] {
-        let g = m.grouping_by_filename(product, g).unwrap();
-        list.extend(tasks::tasks_for_steps(
-            g,
-            Frequency::AvgMon,
-            &s.report.monthly_steps,
-            &s.source(),
-            &m.release,
-            DailyDate::default(),
-            &loc,
-        ));
-    }
-    let file = s.dir.path().join(name);
-    tasks::write_task_list(&file, &list).unwrap();
-    (file, list)
+    let groupings = [
+        (product, "SEA_SURFACE_HEIGHT"),
+        (product, "OCEAN_TEMPERATURE_SALINITY"),
+    ];
+    s.task_list_at(&s.dir.path().join(name), dest, &groupings)
 }
 
 impl Fixture {
@@ -610,32 +592,13 @@ fn full_disk(np: usize, writer: &str, group_writer: Option<&str>) {
     );
     let dest = s.dir.path().join("disk");
     let _disk = Tmpfs::mount(&dest, "size=1536k");
-    let m = MetadataSet::embedded().unwrap();
-    let loc = Locations {
-        dest_root: dest.to_string_lossy().into_owned(),
-        grid: Some(s.grid_dir().to_string_lossy().into_owned()),
-        ..Locations::default()
-    };
-    let mut list = Vec::new();
-    for (product, g) in [
+    let groupings = [
         (Product::Latlon, "OCEAN_TEMPERATURE_SALINITY"),
         (Product::Native, "SEA_SURFACE_HEIGHT"),
         (Product::Native, "OCEAN_TEMPERATURE_SALINITY"),
-    ] {
-        let g = m.grouping_by_filename(product, g).unwrap();
-        list.extend(tasks::tasks_for_steps(
-            g,
-            Frequency::AvgMon,
-            &s.report.monthly_steps,
-            &s.source(),
-            &m.release,
-            DailyDate::default(),
-            &loc,
-        ));
-    }
+    ];
+    let (file, list) = s.task_list_at(&s.dir.path().join("tasks.json"), &dest, &groupings);
     assert_eq!(list.len(), 3);
-    let file = s.dir.path().join("tasks.json");
-    tasks::write_task_list(&file, &list).unwrap();
     let factors = s.dir.path().join("factors.bin");
     let mut c = Command::new(EDP);
     c.args(["factors", "--grid"])
@@ -887,29 +850,11 @@ fn a_stale_lock_of_a_killed_run_is_taken_over_and_only_dead_writers_temps_remove
 fn unusable_factors_are_configuration_errors_before_any_work() {
     let s = Sample::new(12, 5, 1, &["SSH", "SSHIBC", "SSHNOIBC", "ETAN"]);
     let dest = s.dir.path().join("out");
-    let m = MetadataSet::embedded().unwrap();
-    let loc = Locations {
-        dest_root: dest.to_string_lossy().into_owned(),
-        grid: Some(s.grid_dir().to_string_lossy().into_owned()),
-        ..Locations::default()
-    };
-    let mut list = Vec::new();
-    for product in [Product::Latlon, Product::Native] {
-        let g = m
-            .grouping_by_filename(product, "SEA_SURFACE_HEIGHT")
-            .unwrap();
-        list.extend(tasks::tasks_for_steps(
-            g,
-            Frequency::AvgMon,
-            &s.report.monthly_steps,
-            &s.source(),
-            &m.release,
-            DailyDate::default(),
-            &loc,
-        ));
-    }
-    let file = s.dir.path().join("tasks.json");
-    tasks::write_task_list(&file, &list).unwrap();
+    let groupings = [
+        (Product::Latlon, "SEA_SURFACE_HEIGHT"),
+        (Product::Native, "SEA_SURFACE_HEIGHT"),
+    ];
+    let (file, _) = s.task_list_at(&s.dir.path().join("tasks.json"), &dest, &groupings);
     let run = |factors: &Path| {
         let mut c = Command::new(EDP);
         c.arg("run")

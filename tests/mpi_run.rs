@@ -16,8 +16,7 @@ use edp::metadata::{MetadataSet, Product};
 use edp::ncio::NcReader;
 use edp::run::manifest::Manifest;
 use edp::storage;
-use edp::tasks::{self, Locations, Task};
-use edp::time::{DailyDate, Frequency};
+use edp::tasks::Task;
 use serde_json::Value;
 
 const EDP: &str = env!("CARGO_BIN_EXE_edp");
@@ -36,28 +35,8 @@ fn sample(n: usize, nz: usize, months: usize) -> Sample {
 
 /// The demo groupings' monthly tasks with granules under `dest`, written to a task list.
 fn task_list(s: &Sample, dest: &Path) -> (PathBuf, Vec<Task>) {
-    let m = MetadataSet::embedded().unwrap();
-    let loc = Locations {
-        dest_root: dest.to_string_lossy().into_owned(),
-        grid: Some(s.grid_dir().to_string_lossy().into_owned()),
-        ..Locations::default()
-    };
-    let mut list = Vec::new();
-    for g in GROUPINGS {
-        let g = m.grouping_by_filename(Product::Native, g).unwrap();
-        list.extend(tasks::tasks_for_steps(
-            g,
-            Frequency::AvgMon,
-            &s.report.monthly_steps,
-            &s.source(),
-            &m.release,
-            DailyDate::default(),
-            &loc,
-        ));
-    }
-    let file = dest.with_extension("tasks.json");
-    tasks::write_task_list(&file, &list).unwrap();
-    (file, list)
+    let groupings: Vec<_> = GROUPINGS.iter().map(|&g| (Product::Native, g)).collect();
+    s.task_list_at(&dest.with_extension("tasks.json"), dest, &groupings)
 }
 
 /// `edp <args>` under `mpirun -np <np>`, or alone when `np` is 0.

@@ -14,7 +14,7 @@ use edp::run::journal::Status;
 use edp::run::manifest::{Manifest, FAILURES_NAME, MANIFEST_NAME, SUMMARY_NAME};
 use edp::run::store::{Store, INDEX_NAME, STORE_NAME};
 use edp::tasks::{self, Locations, Task};
-use edp::time::{DailyDate, Frequency};
+use edp::time::DailyDate;
 
 const EDP: &str = env!("CARGO_BIN_EXE_edp");
 
@@ -34,28 +34,8 @@ fn text(o: &Output) -> String {
 
 /// Monthly native tasks of `groupings` with granules under `dest`, as a task list.
 fn task_list(s: &Sample, dest: &Path, groupings: &[&str]) -> (PathBuf, Vec<Task>) {
-    let m = MetadataSet::embedded().unwrap();
-    let loc = Locations {
-        dest_root: dest.to_string_lossy().into_owned(),
-        grid: Some(s.grid_dir().to_string_lossy().into_owned()),
-        ..Locations::default()
-    };
-    let mut list = Vec::new();
-    for g in groupings {
-        let g = m.grouping_by_filename(Product::Native, g).unwrap();
-        list.extend(tasks::tasks_for_steps(
-            g,
-            Frequency::AvgMon,
-            &s.report.monthly_steps,
-            &s.source(),
-            &m.release,
-            DailyDate::default(),
-            &loc,
-        ));
-    }
-    let file = dest.with_extension("tasks.json");
-    tasks::write_task_list(&file, &list).unwrap();
-    (file, list)
+    let groupings: Vec<_> = groupings.iter().map(|&g| (Product::Native, g)).collect();
+    s.task_list_at(&dest.with_extension("tasks.json"), dest, &groupings)
 }
 
 /// The last line of `edp status`, parsed: (tasks, done, failed, not run).

@@ -79,22 +79,44 @@ impl Sample {
 
     /// Monthly tasks of a grouping of `product` for every synthesised month.
     pub fn product_tasks(&self, product: Product, grouping: &str) -> Vec<Task> {
+        self.monthly_tasks(&self.out(), &[(product, grouping)])
+    }
+
+    /// Monthly tasks of each (product, grouping), in that order, for every synthesised
+    /// month, with granules under `dest`.
+    pub fn monthly_tasks(&self, dest: &Path, groupings: &[(Product, &str)]) -> Vec<Task> {
         let m = MetadataSet::embedded().expect("metadata");
-        let g = m.grouping_by_filename(product, grouping).expect("grouping");
         let loc = Locations {
-            dest_root: self.out().to_string_lossy().into_owned(),
+            dest_root: dest.to_string_lossy().into_owned(),
             grid: Some(self.grid_dir().to_string_lossy().into_owned()),
             ..Locations::default()
         };
-        tasks::tasks_for_steps(
-            g,
-            Frequency::AvgMon,
-            &self.report.monthly_steps,
-            &self.source(),
-            &m.release,
-            DailyDate::default(),
-            &loc,
-        )
+        let mut list = Vec::new();
+        for &(product, grouping) in groupings {
+            let g = m.grouping_by_filename(product, grouping).expect("grouping");
+            list.extend(tasks::tasks_for_steps(
+                g,
+                Frequency::AvgMon,
+                &self.report.monthly_steps,
+                &self.source(),
+                &m.release,
+                DailyDate::default(),
+                &loc,
+            ));
+        }
+        list
+    }
+
+    /// [`Sample::monthly_tasks`] written as a task list at `file`.
+    pub fn task_list_at(
+        &self,
+        file: &Path,
+        dest: &Path,
+        groupings: &[(Product, &str)],
+    ) -> (PathBuf, Vec<Task>) {
+        let list = self.monthly_tasks(dest, groupings);
+        tasks::write_task_list(file, &list).expect("task list");
+        (file.to_path_buf(), list)
     }
 }
 
