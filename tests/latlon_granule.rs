@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::{edp_header, ncdump_h, parse_header, require, Sample};
@@ -11,42 +10,6 @@ use edp::granule::{self, Context, Encoding};
 use edp::grid::Grid;
 use edp::metadata::{MetadataSet, Product};
 use edp::ncio::NcReader;
-use edp::tasks::{self, Locations, Task};
-use edp::time::{DailyDate, Frequency};
-
-const VAR_VALUE_DEVIATIONS: &[&str] = &["valid_min", "valid_max"];
-/// As for native granules (see tests/native_granule.rs): data, time of writing, or
-/// documented deliberate changes.
-const GLOBAL_VALUE_DEVIATIONS: &[&str] = &[
-    "date_created",
-    "date_issued",
-    "date_metadata_modified",
-    "date_modified",
-    "uuid",
-    "identifier_product_doi",
-    "identifier_product_doi_authority",
-    "metadata_link",
-    "coordinates_note",
-    "summary",
-];
-
-fn latlon_tasks(sample: &Sample, m: &MetadataSet, grouping: &str) -> Vec<Task> {
-    let g = m.grouping_by_filename(Product::Latlon, grouping).unwrap();
-    let loc = Locations {
-        dest_root: sample.out().to_string_lossy().into_owned(),
-        grid: Some(sample.grid_dir().to_string_lossy().into_owned()),
-        ..Locations::default()
-    };
-    tasks::tasks_for_steps(
-        g,
-        Frequency::AvgMon,
-        &sample.report.monthly_steps,
-        &sample.source(),
-        &m.release,
-        DailyDate::default(),
-        &loc,
-    )
-}
 
 #[test]
 fn latlon_granules_match_edp_headers() {
@@ -79,7 +42,7 @@ fn latlon_granules_match_edp_headers() {
         "OCEAN_TEMPERATURE_SALINITY",
         "OCEAN_AND_ICE_SURFACE_STRESS",
     ] {
-        let tasks = latlon_tasks(&sample, &m, grouping);
+        let tasks = sample.product_tasks(Product::Latlon, grouping);
         assert_eq!(tasks.len(), 1, "{grouping}: one month synthesised");
         let produced = edp::run::produce(
             &tasks[0],
@@ -99,43 +62,8 @@ fn latlon_granules_match_edp_headers() {
         let edp = edp_header(&file);
         common::without_deliberate_additions(&mut ours, &edp);
 
-        assert_eq!(ours.dims, edp.dims, "{file}: dimensions");
-        assert_eq!(
-            ours.vars, edp.vars,
-            "{file}: variables, types and dimensions"
-        );
-        for (var, edp_attrs) in &edp.var_attrs {
-            let our_attrs = &ours.var_attrs[var];
-            let names =
-                |a: &Vec<(String, String)>| a.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
-            assert_eq!(
-                names(our_attrs),
-                names(edp_attrs),
-                "{file}: attributes of {var}"
-            );
-            for ((k, ours_v), (_, edp_v)) in our_attrs.iter().zip(edp_attrs) {
-                if !VAR_VALUE_DEVIATIONS.contains(&k.as_str())
-                    && !common::deliberately_changed(Some(var), k)
-                {
-                    assert_eq!(ours_v, edp_v, "{file}: {var}:{k}");
-                }
-            }
-        }
-        let our_globals: BTreeMap<_, _> = ours.globals.iter().cloned().collect();
-        for (k, edp_v) in &edp.globals {
-            let ours_v = our_globals
-                .get(k)
-                .unwrap_or_else(|| panic!("{file}: global attribute {k} missing"));
-            if !GLOBAL_VALUE_DEVIATIONS.contains(&k.as_str())
-                && !common::deliberately_changed(None, k)
-            {
-                assert_eq!(ours_v, edp_v, "{file}: global {k}");
-            }
-        }
+        common::assert_header_matches_edp(&ours, &edp, &file);
         common::assert_extents_equal_edp(&ours, &edp, &file, &common::EXTENTS);
-        let names =
-            |h: &common::Header| h.globals.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&ours), names(&edp), "{file}: global attribute order");
 
         // Coordinate values: 0.5° centres and bounds; Z and Z_bnds from the grid.
         let r = NcReader::open(&produced.path).unwrap();

@@ -26,25 +26,6 @@ fn context(sample: &Sample) -> Context {
     }
 }
 
-/// Attributes whose values legitimately differ from EDP's (data-dependent, time of
-/// writing, or a documented deliberate change).
-const VAR_VALUE_DEVIATIONS: &[&str] = &["valid_min", "valid_max"];
-const GLOBAL_VALUE_DEVIATIONS: &[&str] = &[
-    "date_created",
-    "date_issued",
-    "date_metadata_modified",
-    "date_modified",
-    "uuid",
-    // Published DOI form instead of EDP's https://doi.org/PODAAC-...:
-    "identifier_product_doi",
-    "identifier_product_doi_authority",
-    "metadata_link",
-    // EDP's note credits xarray.to_netcdf():
-    "coordinates_note",
-    // EDP appends an empty project_summary, leaving a trailing space:
-    "summary",
-];
-
 #[test]
 fn native_granules_match_edp_headers() {
     require("ncdump");
@@ -84,39 +65,7 @@ fn native_granules_match_edp_headers() {
         let edp = edp_header(&file);
         common::without_deliberate_additions(&mut ours, &edp);
 
-        assert_eq!(ours.dims, edp.dims, "{file}: dimensions");
-        assert_eq!(
-            ours.vars, edp.vars,
-            "{file}: variables, types and dimensions"
-        );
-        for (var, edp_attrs) in &edp.var_attrs {
-            let our_attrs = &ours.var_attrs[var];
-            let names =
-                |a: &Vec<(String, String)>| a.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
-            assert_eq!(
-                names(our_attrs),
-                names(edp_attrs),
-                "{file}: attributes of {var}, in order"
-            );
-            for ((k, ours_v), (_, edp_v)) in our_attrs.iter().zip(edp_attrs) {
-                if !VAR_VALUE_DEVIATIONS.contains(&k.as_str())
-                    && !common::deliberately_changed(Some(var), k)
-                {
-                    assert_eq!(ours_v, edp_v, "{file}: {var}:{k}");
-                }
-            }
-        }
-        let our_globals: std::collections::BTreeMap<_, _> = ours.globals.iter().cloned().collect();
-        for (k, edp_v) in &edp.globals {
-            let ours_v = our_globals
-                .get(k)
-                .unwrap_or_else(|| panic!("{file}: global attribute {k} missing"));
-            if !GLOBAL_VALUE_DEVIATIONS.contains(&k.as_str())
-                && !common::deliberately_changed(None, k)
-            {
-                assert_eq!(ours_v, edp_v, "{file}: global {k}");
-            }
-        }
+        common::assert_header_matches_edp(&ours, &edp, &file);
         common::assert_extents_equal_edp(&ours, &edp, &file, &common::VERTICAL_EXTENTS);
         // The horizontal extents are those of the cells' corners (XG/YG), which reach
         // beyond the centres.
@@ -145,14 +94,8 @@ fn native_granules_match_edp_headers() {
         );
         let (yc_lo, _) = range(r.read_f32("YC").unwrap());
         assert!(ylo < yc_lo, "{file}: corners {ylo} below centres {yc_lo}");
-        let global_names =
-            |h: &common::Header| h.globals.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
-        assert_eq!(
-            global_names(&ours),
-            global_names(&edp),
-            "{file}: global attribute order"
-        );
         // The deliberate changes have the values we promise.
+        let our_globals: std::collections::BTreeMap<_, _> = ours.globals.iter().cloned().collect();
         let doi = &our_globals["identifier_product_doi"];
         assert!(doi.starts_with("\"10.5067/"), "{file}: DOI {doi}");
         assert_eq!(

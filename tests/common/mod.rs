@@ -273,6 +273,70 @@ pub fn without_deliberate_additions(ours: &mut Header, edp: &Header) {
     }
 }
 
+/// Variable attributes whose values legitimately differ from EDP's (data-dependent).
+pub const EDP_VAR_VALUE_DEVIATIONS: &[&str] = &["valid_min", "valid_max"];
+
+/// Global attributes whose values legitimately differ from EDP's (time of writing, or a
+/// documented deliberate change).
+pub const EDP_GLOBAL_VALUE_DEVIATIONS: &[&str] = &[
+    "date_created",
+    "date_issued",
+    "date_metadata_modified",
+    "date_modified",
+    "uuid",
+    // Published DOI form instead of EDP's https://doi.org/PODAAC-...:
+    "identifier_product_doi",
+    "identifier_product_doi_authority",
+    "metadata_link",
+    // EDP's note credits xarray.to_netcdf():
+    "coordinates_note",
+    // EDP appends an empty project_summary, leaving a trailing space:
+    "summary",
+];
+
+/// Our header (after [`without_deliberate_additions`]) against EDP's: the same
+/// dimensions, variables (types, dimensions), each variable's attributes in order with
+/// EDP's values, every EDP global with its value, the globals in EDP's order; values
+/// that legitimately differ ([`EDP_VAR_VALUE_DEVIATIONS`],
+/// [`EDP_GLOBAL_VALUE_DEVIATIONS`], [`deliberately_changed`]) are not compared.
+pub fn assert_header_matches_edp(ours: &Header, edp: &Header, file: &str) {
+    assert_eq!(ours.dims, edp.dims, "{file}: dimensions");
+    assert_eq!(
+        ours.vars, edp.vars,
+        "{file}: variables, types and dimensions"
+    );
+    let names = |a: &Vec<(String, String)>| a.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    for (var, edp_attrs) in &edp.var_attrs {
+        let our_attrs = &ours.var_attrs[var];
+        assert_eq!(
+            names(our_attrs),
+            names(edp_attrs),
+            "{file}: attributes of {var}, in order"
+        );
+        for ((k, ours_v), (_, edp_v)) in our_attrs.iter().zip(edp_attrs) {
+            if !EDP_VAR_VALUE_DEVIATIONS.contains(&k.as_str())
+                && !deliberately_changed(Some(var), k)
+            {
+                assert_eq!(ours_v, edp_v, "{file}: {var}:{k}");
+            }
+        }
+    }
+    let our_globals: BTreeMap<_, _> = ours.globals.iter().cloned().collect();
+    for (k, edp_v) in &edp.globals {
+        let ours_v = our_globals
+            .get(k)
+            .unwrap_or_else(|| panic!("{file}: global attribute {k} missing"));
+        if !EDP_GLOBAL_VALUE_DEVIATIONS.contains(&k.as_str()) && !deliberately_changed(None, k) {
+            assert_eq!(ours_v, edp_v, "{file}: global {k}");
+        }
+    }
+    assert_eq!(
+        names(&ours.globals),
+        names(&edp.globals),
+        "{file}: global attribute order"
+    );
+}
+
 /// Every extent global attribute.
 pub const EXTENTS: [&str; 6] = [
     "geospatial_lat_min",
