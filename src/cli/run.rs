@@ -184,7 +184,7 @@ pub fn run(a: &RunArgs, settings: &Settings, storage: &Arc<Storage>) -> anyhow::
         );
         StopFlag::default()
     });
-    crate::ncio::inject_write_failure(settings.debug_fail_write.clone());
+    crate::ncio::set_write_hooks(settings);
     let cfg = SpmdConfig {
         // Absolute like the tasks' granules (see load_tasks), whatever the directory.
         dest: a.plan.dest.as_deref().map(super::preflight::absolute),

@@ -770,21 +770,44 @@ pub fn stored_chunks(path: &Path, vars: &[(&str, usize)]) -> Result<Vec<StoredCh
 /// [`crate::settings::Settings::debug_fail_write`] like the other `EDP_DEBUG_*` hooks.
 pub const DEBUG_FAIL_VAR: &str = "EDP_DEBUG_FAIL_WRITE";
 
-/// The failure to inject ([`DEBUG_FAIL_VAR`]), set once per process.
-static DEBUG_FAIL: OnceLock<Option<String>> = OnceLock::new();
+/// The writer's testing and benchmarking hooks, from the run's settings.
+#[derive(Debug, Clone, Default)]
+pub struct WriteHooks {
+    /// The failure to inject ([`DEBUG_FAIL_VAR`]).
+    pub fail_write: Option<String>,
+    /// Every header defined in full, none from a template (`EDP_DEBUG_NO_HEADER_TEMPLATE`).
+    pub no_header_template: bool,
+}
 
-/// Sets the failure to inject from the run's settings (the binary's edge calls this
-/// before any write; library users get the environment's, [`Settings::from_env`]).
-/// The first setting wins.
+impl WriteHooks {
+    fn of(settings: &crate::settings::Settings) -> WriteHooks {
+        WriteHooks {
+            fail_write: settings.debug_fail_write.clone(),
+            no_header_template: settings.debug_no_header_template,
+        }
+    }
+}
+
+/// The hooks, set once per process.
+static WRITE_HOOKS: OnceLock<WriteHooks> = OnceLock::new();
+
+/// Sets the writer's hooks from the run's settings (the binary's edge calls this before
+/// any write; library users get the environment's, [`Settings::from_env`]). The first
+/// setting wins.
 ///
 /// [`Settings::from_env`]: crate::settings::Settings::from_env
-pub fn inject_write_failure(spec: Option<String>) {
-    let _ = DEBUG_FAIL.set(spec);
+pub fn set_write_hooks(settings: &crate::settings::Settings) {
+    let _ = WRITE_HOOKS.set(WriteHooks::of(settings));
+}
+
+/// The hooks of this process.
+pub(super) fn write_hooks() -> &'static WriteHooks {
+    WRITE_HOOKS.get_or_init(|| WriteHooks::of(&crate::settings::Settings::from_env()))
 }
 
 /// True when [`DEBUG_FAIL_VAR`] asks this group rank to fail writing `path`.
 pub(super) fn debug_failure(path: &Path, rank: usize) -> bool {
-    let spec = DEBUG_FAIL.get_or_init(|| crate::settings::Settings::from_env().debug_fail_write);
+    let spec = &write_hooks().fail_write;
     let Some((pattern, r)) = spec.as_deref().and_then(|s| s.rsplit_once('@')) else {
         return false;
     };

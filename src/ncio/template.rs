@@ -60,10 +60,9 @@ fn cache() -> &'static Mutex<HashMap<String, Arc<Template>>> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Whether templates are used (off with `EDP_DEBUG_NO_HEADER_TEMPLATE`), read once.
+/// Whether templates are used (off with `EDP_DEBUG_NO_HEADER_TEMPLATE`).
 fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| !crate::settings::Settings::from_env().debug_no_header_template)
+    !super::write_hooks().no_header_template
 }
 
 /// Creates the netCDF file at `temp` with `def`'s header, puts the values of the
