@@ -391,8 +391,10 @@ fn compress_unit(
         .copied()
         .chain(std::iter::repeat(0).take(shape.len() - d - 1))
         .collect();
+    // Members in parallel: a 2D unit is all of its granule's work (one chunk a member),
+    // and compressing its members one after another left the other threads idle.
     slabs
-        .into_iter()
+        .into_par_iter()
         .map(|(m, buf, range)| {
             let t = &targets[m];
             let chunks = cut_and_compress(t, bytemuck::cast_slice(&buf), &buf_shape, &origin)
