@@ -15,14 +15,17 @@
 //!   pipeline (`edp::run::produce_pipelined`, commits in the background as in a run),
 //!   timed from outside: the bench's own figure, which must agree with the run's.
 //!
-//! Run, floor and in-process figures of one kind are measured one after another, so
-//! they see the same machine load; the ratio run/floor is the figure to read (this
-//! machine's absolute speed varies about 2x). Medians over the granules (months) of a
-//! kind; the first granule of a run also compresses the shared coordinates.
+//! This machine's absolute speed varies about 2x, and drifts over minutes: so a kind is
+//! measured in rounds, each a run, its floor and the in-process figure one right after
+//! the other; a ratio (run/floor, in-process/run) is taken within a round, and the table
+//! gives the median over rounds (with the lowest and highest round). Within a round,
+//! medians over the granules (months); the first granule of a run also compresses the
+//! shared coordinates.
 //!
 //! `cargo bench --bench granules`; EDP_BENCH_N (default 90), EDP_BENCH_MONTHS (granules
-//! per kind, default 3), EDP_BENCH_THREADS (default `1,2`), EDP_BENCH_ONLY (a part of
-//! the kind labels), EDP_BENCH_DIR keeps the inputs and granules.
+//! per kind, default 3), EDP_BENCH_ROUNDS (default 3), EDP_BENCH_THREADS (default `1,2`),
+//! EDP_BENCH_ONLY (a part of the kind labels), EDP_BENCH_DIR keeps the inputs and
+//! granules.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -259,17 +262,55 @@ const KINDS: [Kind; 6] = [
     },
 ];
 
-/// What was measured for one kind at one thread count.
-struct Row {
+/// What one round measured for one kind at one thread count: per granule, in seconds.
+struct Round {
     run: Vec<f64>,
     floor: Vec<f64>,
     in_process: Vec<f64>,
+}
+
+/// What was measured for one kind at one thread count, over all rounds.
+struct Row {
+    rounds: Vec<Round>,
     size: u64,
     peak: u64,
-    /// CPU seconds of the whole `edp run` process (start-up included) and of the
-    /// floors, all granules together.
+    /// CPU seconds of the whole `edp run` processes (start-up included) and of the
+    /// floors, all granules of all rounds together.
     run_cpu: f64,
     floor_cpu: f64,
+}
+
+impl Row {
+    /// The median over rounds of `f` of each round's medians (run, floor, in-process):
+    /// a ratio is taken within a round, whose parts saw the same machine.
+    fn median_of_rounds(&self, f: impl Fn(f64, f64, f64) -> f64) -> f64 {
+        median(
+            self.rounds
+                .iter()
+                .map(|r| {
+                    f(
+                        median(r.run.clone()),
+                        median(r.floor.clone()),
+                        median(r.in_process.clone()),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The lowest and highest of `f` over the rounds.
+    fn spread(&self, f: impl Fn(f64, f64, f64) -> f64) -> (f64, f64) {
+        self.rounds
+            .iter()
+            .map(|r| {
+                f(
+                    median(r.run.clone()),
+                    median(r.floor.clone()),
+                    median(r.in_process.clone()),
+                )
+            })
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)))
+    }
 }
 
 /// The same tasks made in this process through the run's pipeline, into `dest`; the
@@ -305,6 +346,7 @@ fn measure(
     grid_dir: &Path,
     factors_file: &Path,
     ctx: &Context,
+    rounds: usize,
 ) -> Row {
     let name = format!(
         "{}-t{threads}",
@@ -331,58 +373,69 @@ fn measure(
         "-o",
         &s(&tasks_file),
     ]);
-    let (_, peak, run_cpu) = edp(&[
-        "run",
-        "--tasks",
-        &s(&tasks_file),
-        "--threads",
-        &threads.to_string(),
-    ]);
-    let mut records = Vec::new();
-    Store::at(&dest)
-        .for_each(|r| records.push(r))
-        .expect("record store");
-    let tasks: Vec<Task> =
-        serde_json::from_slice(&std::fs::read(&tasks_file).expect("tasks")).expect("task list");
-    assert_eq!(records.len(), tasks.len(), "{name}: a record per task");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .expect("pool");
+    let tasks: Vec<Task> =
+        serde_json::from_slice(&std::fs::read(&tasks_file).expect("tasks")).expect("task list");
     let mut row = Row {
-        run: Vec::new(),
-        floor: Vec::new(),
-        in_process: Vec::new(),
+        rounds: Vec::new(),
         size: 0,
-        peak,
-        run_cpu,
+        peak: 0,
+        run_cpu: 0.0,
         floor_cpu: 0.0,
     };
-    for r in &records {
-        assert_eq!(r.status, edp::run::journal::Status::Done, "{}", r.granule);
-        let task = &tasks[r.task];
-        let (chunks, codec) = data_chunks(Path::new(&task.granule), task);
-        row.run.push(r.seconds);
-        let (secs, cpu) = floor(&pool, &chunks, codec);
-        row.floor.push(secs);
-        row.floor_cpu += cpu;
-        row.size = row.size.max(r.size.unwrap_or(0));
+    // Rounds of (run, floor, in-process), each part right after the other: the machine's
+    // speed drifts over minutes, so each round's parts are compared with one another.
+    for _ in 0..rounds {
+        let _ = std::fs::remove_dir_all(&dest);
+        let (_, peak, run_cpu) = edp(&[
+            "run",
+            "--tasks",
+            &s(&tasks_file),
+            "--threads",
+            &threads.to_string(),
+        ]);
+        row.peak = row.peak.max(peak);
+        row.run_cpu += run_cpu;
+        let mut records = Vec::new();
+        Store::at(&dest)
+            .for_each(|r| records.push(r))
+            .expect("record store");
+        assert_eq!(records.len(), tasks.len(), "{name}: a record per task");
+        let mut round = Round {
+            run: Vec::new(),
+            floor: Vec::new(),
+            in_process: Vec::new(),
+        };
+        for r in &records {
+            assert_eq!(r.status, edp::run::journal::Status::Done, "{}", r.granule);
+            let task = &tasks[r.task];
+            let (chunks, codec) = data_chunks(Path::new(&task.granule), task);
+            round.run.push(r.seconds);
+            let (secs, cpu) = floor(&pool, &chunks, codec);
+            round.floor.push(secs);
+            row.floor_cpu += cpu;
+            row.size = row.size.max(r.size.unwrap_or(0));
+        }
+        // The same tasks in this process, into a destination of their own.
+        let own = dir.join("in-process").join(&name);
+        let _ = std::fs::remove_dir_all(&own);
+        let moved: Vec<Task> = tasks
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                let rel = Path::new(&t.granule)
+                    .strip_prefix(&dest)
+                    .expect("granule under dest");
+                t.granule = s(&own.join(rel));
+                t
+            })
+            .collect();
+        round.in_process = in_process(&moved, ctx, &pool);
+        row.rounds.push(round);
     }
-    // The same tasks in this process, into a destination of their own.
-    let own = dir.join("in-process").join(&name);
-    let _ = std::fs::remove_dir_all(&own);
-    let moved: Vec<Task> = tasks
-        .iter()
-        .map(|t| {
-            let mut t = t.clone();
-            let rel = Path::new(&t.granule)
-                .strip_prefix(&dest)
-                .expect("granule under dest");
-            t.granule = s(&own.join(rel));
-            t
-        })
-        .collect();
-    row.in_process = in_process(&moved, ctx, &pool);
     row
 }
 
@@ -401,6 +454,11 @@ fn main() {
         .map(|s| s.split(',').filter_map(|t| t.trim().parse().ok()).collect())
         .filter(|v: &Vec<usize>| !v.is_empty())
         .unwrap_or_else(|| vec![1, 2]);
+    let rounds: usize = std::env::var("EDP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let only = std::env::var("EDP_BENCH_ONLY").unwrap_or_default();
     let keep = std::env::var_os("EDP_BENCH_DIR");
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -450,9 +508,12 @@ fn main() {
         "run = `edp run --threads T` (1 rank), per-granule `seconds` of its record store; floor = \
          the data chunks of the same granules, shuffle + deflate (the granules' level) in memory \
          on T threads; in-process = the same tasks through edp::run::produce_pipelined in the \
-         bench; medians over {months} granule(s) a kind, times in ms; CPU run / floor = CPU \
-         time of the whole `edp run` process (all threads, its start-up included) over that of \
-         the floors, which the machine's load does not stretch as it does wall times"
+         bench; {rounds} round(s) of (run, floor, in-process) one after another, each over \
+         {months} granule(s) a kind: times are the median over rounds of each round's median \
+         (ms), ratios the median over rounds of each round's ratio (its lowest and highest in \
+         parentheses); CPU run / floor = CPU time of the whole `edp run` processes (all \
+         threads, start-up included) over that of the floors, which the machine's load does \
+         not stretch as it does wall times"
     );
     println!(
         "| granule (LLC{n}) | threads | run | floor | run / floor | CPU run / floor | in-process | in-process / run | size MB | run peak RssAnon MB |"
@@ -469,39 +530,48 @@ fn main() {
                 factors: Some(Arc::clone(&factors)),
                 coords: Default::default(),
             };
-            let row = measure(kind, threads, &dir, &source, &grid_dir, &factors_file, &ctx);
-            let (run, fl, inp) = (
-                median(row.run.clone()),
-                median(row.floor.clone()),
-                median(row.in_process.clone()),
+            let row = measure(
+                kind,
+                threads,
+                &dir,
+                &source,
+                &grid_dir,
+                &factors_file,
+                &ctx,
+                rounds,
             );
+            let run = row.median_of_rounds(|r, _, _| r);
+            let fl = row.median_of_rounds(|_, f, _| f);
+            let inp = row.median_of_rounds(|_, _, i| i);
+            let ratio = row.median_of_rounds(|r, f, _| r / f);
+            let (lo, hi) = row.spread(|r, f, _| r / f);
+            let agreement = row.median_of_rounds(|r, _, i| i / r);
             println!(
-                "| {} | {threads} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.1} | {:.0} |",
+                "| {} | {threads} | {} | {} | {:.2} ({:.2}-{:.2}) | {:.2} | {} | {:.2} | {:.1} | {:.0} |",
                 kind.label,
                 ms(run),
                 ms(fl),
-                run / fl,
+                ratio,
+                lo,
+                hi,
                 row.run_cpu / row.floor_cpu.max(1e-9),
                 ms(inp),
-                inp / run,
+                agreement,
                 row.size as f64 / 1e6,
                 row.peak as f64 / 1e6
             );
             let goal = if kind.is_3d {
-                (
-                    run / fl <= 1.25,
-                    format!("run/floor {:.2} <= 1.25", run / fl),
-                )
+                (ratio <= 1.25, format!("run/floor {ratio:.2} <= 1.25"))
             } else {
                 (run <= 0.015, format!("run {} ms <= 15", ms(run)))
             };
-            let agree = (inp / run - 1.0).abs() <= 0.10;
+            let agree = (agreement - 1.0).abs() <= 0.10;
             verdicts.push(format!(
                 "{} at {threads} thread(s): {} {}; in-process vs run {:+.0}% {}",
                 kind.label,
                 goal.1,
                 if goal.0 { "ok" } else { "NOT MET" },
-                (inp / run - 1.0) * 100.0,
+                (agreement - 1.0) * 100.0,
                 if agree { "ok" } else { "(over 10%)" }
             ));
         }
