@@ -309,7 +309,9 @@ impl Row {
                     median(r.in_process.clone()),
                 )
             })
-            .fold((f64::INFINITY, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)))
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
+                (lo.min(x), hi.max(x))
+            })
     }
 }
 

@@ -136,8 +136,29 @@ pub struct Grid {
     /// fields of a granule ask for the same level one after another (every field of a
     /// 2D granule wants level 0 of hFacC), and one level is all it keeps.
     recent_hfac: Mutex<Option<RecentLevel>>,
+    /// The wet masks made so far ([`Grid::wet_level`]), one slot per (point slot,
+    /// level); empty when the grid's masks would not all fit [`WET_MASK_BUDGET`].
+    wet: Vec<OnceLock<WetLevel>>,
     /// Where the grid came from, for messages.
     pub source: PathBuf,
+}
+
+/// Which points of a level are wet: 1 where hFac > 0, else 0, in tile order.
+pub type WetLevel = Arc<[u8]>;
+
+/// The most bytes of wet masks a grid keeps: every level of the three hFac point
+/// types of LLC90 (16 MB) or LLC180 fits; LLC270 and finer make each mask afresh
+/// when asked (reading its hFac level, as before there was a cache), so a rank's
+/// memory stays flat for the large grids.
+pub const WET_MASK_BUDGET: usize = 64 << 20;
+
+/// The empty mask slots of a grid of `n` and `nz` levels: 3·nz, or none over budget.
+fn wet_slots(n: usize, nz: usize) -> Vec<OnceLock<WetLevel>> {
+    let bytes = 3 * nz * NTILES * n * n;
+    if bytes > WET_MASK_BUDGET {
+        return Vec::new();
+    }
+    (0..3 * nz).map(|_| OnceLock::new()).collect()
 }
 
 /// One hFac level kept: ((point slot, level), values).
@@ -207,6 +228,24 @@ impl Grid {
                 Ok(())
             }
         }
+    }
+
+    /// The wet mask of point type `p` at level `k` (G points: all wet). Kept once made
+    /// for a grid within [`WET_MASK_BUDGET`]: every granule reads the same masks, and
+    /// decoding an hFac level (float64 in MITgcm's grid files) cost more than the
+    /// field's own level.
+    pub fn wet_level(&self, p: PointType, k: usize) -> Result<WetLevel, GridError> {
+        let kept = hfac_slot(p).and_then(|slot| self.wet.get(slot * self.nz + k));
+        if let Some(m) = kept.and_then(OnceLock::get) {
+            return Ok(Arc::clone(m));
+        }
+        let mut h = vec![0f32; self.level_len()];
+        self.hfac_level(p, k, &mut h)?;
+        let made: WetLevel = h.iter().map(|&x| u8::from(x > 0.0)).collect();
+        Ok(match kept {
+            Some(slot) => Arc::clone(slot.get_or_init(|| made)),
+            None => made,
+        })
     }
 
     /// Reads tile `t` of `var` into `out` (N² values, `(j, i)`).
@@ -454,6 +493,7 @@ impl Grid {
             whole_bounds: OnceLock::new(),
             hfac,
             recent_hfac: Mutex::new(None),
+            wet: wet_slots(n, nz),
             source: dir.to_path_buf(),
         })
     }
@@ -507,6 +547,7 @@ impl Grid {
             whole_bounds: OnceLock::new(),
             hfac: [levels("hFacC")?, levels("hFacW")?, levels("hFacS")?],
             recent_hfac: Mutex::new(None),
+            wet: wet_slots(n, nz),
             source: path.to_path_buf(),
         })
     }

@@ -65,6 +65,35 @@ fn mds_grid_matches_the_synthetic_geometry() {
 }
 
 #[test]
+fn wet_masks_are_the_cells_with_a_positive_hfac_kept_or_not() {
+    // Against the synthetic geometry's own hFac (float64, as generated), every level of
+    // every point type, asked twice (the second answer comes from the kept masks);
+    // G points have no hFac and are all wet.
+    let (n, nz) = (10, 5);
+    let sample = Sample::new(n, nz, 1, &["SSH"]);
+    let want = synth::llc_geometry(n, nz);
+    let grid = Grid::open(&sample.grid_dir()).unwrap();
+    let mut dry = 0;
+    for _ in 0..2 {
+        for (p, hfac) in [
+            (PointType::C, &want.hfac_c),
+            (PointType::U, &want.hfac_w),
+            (PointType::V, &want.hfac_s),
+        ] {
+            for k in 0..nz {
+                let wet = grid.wet_level(p, k).unwrap();
+                let expected: Vec<u8> = hfac[k].iter().map(|&h| u8::from(h > 0.0)).collect();
+                assert_eq!(&wet[..], &expected[..], "{p:?} level {k}");
+                dry += expected.iter().filter(|&&w| w == 0).count();
+            }
+        }
+        let g = grid.wet_level(PointType::G, 0).unwrap();
+        assert!(g.iter().all(|&w| w == 1) && g.len() == grid.level_len());
+    }
+    assert!(dry > 0, "the synthetic grid has dry cells to tell apart");
+}
+
+#[test]
 fn cell_corners_surround_their_centres() {
     // Computed from XG/YG and the tile connectivity (no GRID_GEOMETRY file here).
     let sample = Sample::new(12, 3, 1, &["SSH"]);

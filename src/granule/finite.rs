@@ -27,15 +27,15 @@ pub struct NonFinite {
 }
 
 impl NonFinite {
-    /// Counts the wet (`hfac > 0`), non-finite values of level `k` (13·n² values in
-    /// tile order).
-    pub fn scan_level(n: usize, k: usize, values: &[f32], hfac: &[f32]) -> NonFinite {
+    /// Counts the wet (`wet` not 0: [`crate::grid::Grid::wet_level`]), non-finite values
+    /// of level `k` (13·n² values in tile order).
+    pub fn scan_level(n: usize, k: usize, values: &[f32], wet: &[u8]) -> NonFinite {
         // Counted branch-free (vectorised: every level of every input goes through
         // here); the first one is looked for only when there is one.
-        let bad = |(v, h): (&f32, &f32)| (*h > 0.0) & !v.is_finite();
-        let count: u64 = values.iter().zip(hfac).map(|p| u64::from(bad(p))).sum();
+        let bad = |(v, w): (&f32, &u8)| (*w != 0) & !v.is_finite();
+        let count: u64 = values.iter().zip(wet).map(|p| u64::from(bad(p))).sum();
         let first = (count > 0)
-            .then(|| values.iter().zip(hfac).position(bad))
+            .then(|| values.iter().zip(wet).position(bad))
             .flatten()
             .map(|p| [p / (n * n), (p / n) % n, p % n, k]);
         NonFinite { count, first }
@@ -188,9 +188,9 @@ mod tests {
     fn counts_only_wet_non_finite_values_and_places_the_first() {
         let n = 2;
         let mut v = vec![1f32; 13 * n * n];
-        let mut h = vec![1f32; 13 * n * n];
+        let mut h = vec![1u8; 13 * n * n];
         v[0] = f32::NAN;
-        h[0] = 0.0; // dry: not counted
+        h[0] = 0; // dry: not counted
         v[4 * 3 + 2 + 1] = f32::INFINITY; // tile 3, j 1, i 1
         v[4 * 7] = f32::NEG_INFINITY; // tile 7, j 0, i 0
         let nf = NonFinite::scan_level(n, 5, &v, &h);

@@ -73,10 +73,10 @@ impl Input {
         let per_level = (0..self.levels)
             .into_par_iter()
             .map(|k| {
-                let (mut v, mut h) = (vec![0f32; len], vec![0f32; len]);
+                let mut v = vec![0f32; len];
                 self.read_level(grid, k, &mut v)?;
-                grid.hfac_level(self.point, k, &mut h)?;
-                Ok(NonFinite::scan_level(grid.n, k, &v, &h))
+                let wet = grid.wet_level(self.point, k)?;
+                Ok(NonFinite::scan_level(grid.n, k, &v, &wet))
             })
             .collect::<Result<Vec<_>, GranuleError>>()?;
         Ok(per_level
@@ -115,9 +115,8 @@ impl Checked {
         let found = if finite {
             NonFinite::default()
         } else {
-            let mut h = vec![0f32; grid.level_len()];
-            grid.hfac_level(self.input.point, k, &mut h)?;
-            NonFinite::scan_level(grid.n, k, out, &h)
+            let wet = grid.wet_level(self.input.point, k)?;
+            NonFinite::scan_level(grid.n, k, out, &wet)
         };
         self.check.level(k, found)
     }

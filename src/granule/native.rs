@@ -217,18 +217,17 @@ fn masked_level(
     point: PointType,
     k: usize,
     out: &mut [f32],
-    hfac: &mut [f32],
 ) -> Result<NonFinite, GranuleError> {
     file.read_level_tiles(record, k, grid.n, out)
         .map_err(|e| GranuleError::Input {
             var: String::new(),
             source: e,
         })?;
-    grid.hfac_level(point, k, hfac)?;
-    let nonfinite = NonFinite::scan_level(grid.n, k, out, hfac);
-    for (v, h) in out.iter_mut().zip(hfac.iter()) {
+    let wet = grid.wet_level(point, k)?;
+    let nonfinite = NonFinite::scan_level(grid.n, k, out, &wet);
+    for (v, &w) in out.iter_mut().zip(wet.iter()) {
         // Branch-free, so it vectorises.
-        *v = if (*h <= 0.0) | !v.is_finite() {
+        *v = if (w == 0) | !v.is_finite() {
             FILL_F32
         } else {
             *v
@@ -249,8 +248,8 @@ fn scan_field(
     let per_level: Vec<NonFinite> = (0..levels)
         .into_par_iter()
         .map(|k| {
-            let (mut v, mut h) = (vec![0f32; len], vec![0f32; len]);
-            masked_level(grid, file, record, point, k, &mut v, &mut h)
+            let mut v = vec![0f32; len];
+            masked_level(grid, file, record, point, k, &mut v)
         })
         .collect::<Result<_, GranuleError>>()?;
     Ok(per_level
@@ -587,8 +586,7 @@ pub fn build(
         let (file, var) = (Arc::clone(&f.file), f.out_name.clone());
         let produce: crate::ncio::SlabProducer = Arc::new(
             move |k: usize, out: &mut [f32]| -> Result<(), crate::ncio::SlabError> {
-                let mut hfac = vec![0f32; grid.level_len()];
-                masked_level(&grid, &file, record, point, k, out, &mut hfac)
+                masked_level(&grid, &file, record, point, k, out)
                     .and_then(|found| check.level(k, found))
                     .map_err(|e| Box::new(e.for_var(&var)) as crate::ncio::SlabError)
             },

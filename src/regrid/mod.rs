@@ -105,14 +105,8 @@ pub fn grid_hash(grid: &Grid, levels: usize) -> Result<GridHash, RegridError> {
             }
         }
     }
-    let mut hfac = vec![0f32; grid.level_len()];
-    let mut wet = vec![0u8; grid.level_len()];
     for k in 0..levels {
-        grid.hfac_level(PointType::C, k, &mut hfac)?;
-        for (w, x) in wet.iter_mut().zip(&hfac) {
-            *w = u8::from(*x > 0.0);
-        }
-        h.update(&wet);
+        h.update(grid.wet_level(PointType::C, k)?);
     }
     Ok(GridHash(h.finalize().into()))
 }
