@@ -218,22 +218,30 @@ fn masked_level(
     k: usize,
     out: &mut [f32],
 ) -> Result<NonFinite, GranuleError> {
-    file.read_level_tiles(record, k, grid.n, out)
-        .map_err(|e| GranuleError::Input {
-            var: String::new(),
-            source: e,
-        })?;
+    let read = |out: &mut [f32]| {
+        file.read_level_tiles(record, k, grid.n, out)
+            .map_err(|e| GranuleError::Input {
+                var: String::new(),
+                source: e,
+            })
+    };
+    read(out)?;
     let wet = grid.wet_level(point, k)?;
-    let nonfinite = NonFinite::scan_level(grid.n, k, out, &wet);
+    // One branch-free (vectorised) pass masks the level and notes whether a wet value
+    // was not finite; only then (rare: an error or a warning) is the level read again
+    // to count and place them.
+    let mut wet_nonfinite = false;
     for (v, &w) in out.iter_mut().zip(wet.iter()) {
-        // Branch-free, so it vectorises.
-        *v = if (w == 0) | !v.is_finite() {
-            FILL_F32
-        } else {
-            *v
-        };
+        let bad = !v.is_finite();
+        wet_nonfinite |= bad & (w != 0);
+        *v = if (w == 0) | bad { FILL_F32 } else { *v };
     }
-    Ok(nonfinite)
+    if !wet_nonfinite {
+        return Ok(NonFinite::default());
+    }
+    let mut raw = vec![0f32; out.len()];
+    read(&mut raw)?;
+    Ok(NonFinite::scan_level(grid.n, k, &raw, &wet))
 }
 
 /// The non-finite values in wet cells of every level of a field (an error's count).
