@@ -108,17 +108,31 @@ pub fn to_centres(
 }
 
 /// Rotates centre components in model axes to east/north with AngleCS/AngleSN.
+///
+/// In blocks of [`ROTATE_BLOCK`] points, each a plain loop the compiler vectorises: one
+/// rayon item per point cost ten times the arithmetic (6% of a velocity lat-lon
+/// granule's time).
 pub fn rotate(cs: &[f32], sn: &[f32], uc: &[f32], vc: &[f32], east: &mut [f32], north: &mut [f32]) {
-    east.par_iter_mut()
-        .zip(north.par_iter_mut())
+    east.par_chunks_mut(ROTATE_BLOCK)
+        .zip(north.par_chunks_mut(ROTATE_BLOCK))
         .enumerate()
-        .for_each(|(p, (e, nn))| {
-            let (c, s) = (f64::from(cs[p]), f64::from(sn[p]));
-            let (x, y) = (f64::from(uc[p]), f64::from(vc[p]));
-            *e = (x * c - y * s) as f32;
-            *nn = (x * s + y * c) as f32;
+        .for_each(|(b, (e, nn))| {
+            let at = b * ROTATE_BLOCK..b * ROTATE_BLOCK + e.len();
+            let inputs = cs[at.clone()]
+                .iter()
+                .zip(&sn[at.clone()])
+                .zip(uc[at.clone()].iter().zip(&vc[at]));
+            for ((e, nn), ((&c, &s), (&x, &y))) in e.iter_mut().zip(nn.iter_mut()).zip(inputs) {
+                let (c, s) = (f64::from(c), f64::from(s));
+                let (x, y) = (f64::from(x), f64::from(y));
+                *e = (x * c - y * s) as f32;
+                *nn = (x * s + y * c) as f32;
+            }
         });
 }
+
+/// Points a parallel item of [`rotate`] turns.
+const ROTATE_BLOCK: usize = 8192;
 
 #[cfg(test)]
 mod tests {
