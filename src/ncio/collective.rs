@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use super::commit::Staged;
 use super::ffi::{self, H5File};
-use super::gather::{Agreement, RankGroup};
+use super::group::{Agreement, RankGroup};
 use super::layout::{
     chunk_share, f32_fill, finish_range, merge_range, set_ranges, value_range, Layout, Stream,
 };

@@ -30,6 +30,7 @@ mod commit;
 pub mod compress;
 mod ffi;
 pub mod gather;
+pub mod group;
 mod layout;
 mod read;
 mod sink;

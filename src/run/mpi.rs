@@ -547,7 +547,7 @@ impl Group {
 /// Tag of the chunk messages of a group writing one file by gathering.
 const GATHER_TAG: mpi::Tag = 14;
 
-impl crate::ncio::gather::RankGroup for Group {
+impl crate::ncio::group::RankGroup for Group {
     fn rank(&self) -> usize {
         self.rank
     }

@@ -228,7 +228,7 @@ pub fn produce_grouped(
     task: &Task,
     ctx: &Context,
     storage: &Storage,
-    group: &dyn ncio::gather::RankGroup,
+    group: &dyn ncio::group::RankGroup,
     method: ncio::GroupWriteMethod,
     draw_quicklook: bool,
 ) -> Result<Produced, ProduceError> {
