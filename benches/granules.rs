@@ -281,25 +281,8 @@ struct Row {
 }
 
 impl Row {
-    /// The median over rounds of `f` of each round's medians (run, floor, in-process):
-    /// a ratio is taken within a round, whose parts saw the same machine.
-    fn median_of_rounds(&self, f: impl Fn(f64, f64, f64) -> f64) -> f64 {
-        median(
-            self.rounds
-                .iter()
-                .map(|r| {
-                    f(
-                        median(r.run.clone()),
-                        median(r.floor.clone()),
-                        median(r.in_process.clone()),
-                    )
-                })
-                .collect(),
-        )
-    }
-
-    /// The lowest and highest of `f` over the rounds.
-    fn spread(&self, f: impl Fn(f64, f64, f64) -> f64) -> (f64, f64) {
+    /// `f` of each round's medians (run, floor, in-process), a value per round.
+    fn per_round(&self, f: impl Fn(f64, f64, f64) -> f64) -> Vec<f64> {
         self.rounds
             .iter()
             .map(|r| {
@@ -309,6 +292,19 @@ impl Row {
                     median(r.in_process.clone()),
                 )
             })
+            .collect()
+    }
+
+    /// The median over rounds of [`Row::per_round`]: a ratio is taken within a round,
+    /// whose parts saw the same machine.
+    fn median_of_rounds(&self, f: impl Fn(f64, f64, f64) -> f64) -> f64 {
+        median(self.per_round(f))
+    }
+
+    /// The lowest and highest of [`Row::per_round`].
+    fn spread(&self, f: impl Fn(f64, f64, f64) -> f64) -> (f64, f64) {
+        self.per_round(f)
+            .into_iter()
             .fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
                 (lo.min(x), hi.max(x))
             })
