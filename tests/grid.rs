@@ -80,9 +80,10 @@ fn wet_masks_are_the_cells_with_a_positive_hfac_kept_or_not() {
             (PointType::U, &want.hfac_w),
             (PointType::V, &want.hfac_s),
         ] {
-            for k in 0..nz {
+            assert_eq!(hfac.len(), nz);
+            for (k, level) in hfac.iter().enumerate() {
                 let wet = grid.wet_level(p, k).unwrap();
-                let expected: Vec<u8> = hfac[k].iter().map(|&h| u8::from(h > 0.0)).collect();
+                let expected: Vec<u8> = level.iter().map(|&h| u8::from(h > 0.0)).collect();
                 assert_eq!(&wet[..], &expected[..], "{p:?} level {k}");
                 dry += expected.iter().filter(|&&w| w == 0).count();
             }
