@@ -16,10 +16,10 @@
 //! queue between its compressing threads and the sender, and the first rank takes a
 //! message only when it can write it.
 //!
-//! Failures: the ranks agree after each step ([`super::group::Agreement`]), so none waits forever for
-//! another. A rank whose share fails tells the first rank with its last message; the
-//! first rank removes the temporary file, and its error (the task's record) carries the
-//! failing rank's message.
+//! Failures: the ranks agree after each step ([`super::group::Agreement`]), so none
+//! waits forever for another. A rank whose share fails tells the first rank with its
+//! last message; the first rank removes the temporary file, and its error (the task's
+//! record) carries the failing rank's message.
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
