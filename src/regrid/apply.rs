@@ -174,32 +174,42 @@ mod tests {
     use super::super::{GridHash, TargetGrid};
     use super::*;
 
-    #[test]
-    fn mean_of_rows_and_fill_elsewhere() {
-        // 4 x 8 target cells, LLC1 (13 sources).
-        let target = TargetGrid::global(45.0).unwrap();
+    /// One level of factors from LLC1 (13 sources) to the 4 x 8 cells of the 45° grid:
+    /// `targets` (the ocean mask is theirs), row pointers, sources and weights.
+    fn one_level(targets: &[u32], row_ptr: Vec<u32>, cols: &[u32], weights: &[f32]) -> Factors {
         let mut ocean = vec![0u8; 4];
-        for t in [0usize, 9, 31] {
-            ocean[t / 8] |= 1 << (t % 8);
+        for &t in targets {
+            ocean[t as usize / 8] |= 1 << (t % 8);
         }
         let set = FactorSet {
             header: FactorsHeader {
                 n: 1,
-                target,
+                target: TargetGrid::global(45.0).unwrap(),
                 grid_hash: GridHash([0; 32]),
                 min_l: 1.0,
                 max_l: 1.0,
                 neighbours: 4,
             },
             levels: vec![LevelFactors {
-                targets: vec![0, 9, 31],
-                row_ptr: vec![0, 2, 3, 4],
-                cols: vec![3, 4, 12, 5],
-                weights: vec![0.5, 0.5, 1.0, 1.0],
+                targets: targets.to_vec(),
+                row_ptr,
+                cols: cols.to_vec(),
+                weights: weights.to_vec(),
                 ocean,
             }],
         };
-        let f = Factors::from_set(&set).unwrap();
+        Factors::from_set(&set).unwrap()
+    }
+
+    #[test]
+    fn mean_of_rows_and_fill_elsewhere() {
+        // 4 x 8 target cells, LLC1 (13 sources).
+        let f = one_level(
+            &[0, 9, 31],
+            vec![0, 2, 3, 4],
+            &[3, 4, 12, 5],
+            &[0.5, 0.5, 1.0, 1.0],
+        );
         let mut src: Vec<f32> = (0..13).map(|i| i as f32 * 10.0).collect();
         src[5] = f32::NAN;
         let mut out = vec![0f32; 32];
@@ -231,32 +241,10 @@ mod tests {
     fn one_source_rows_give_the_weighted_source_and_fill_elsewhere() {
         // 4 x 8 targets, LLC1; every row has one source (the fast path), including the
         // first and last target, a zero weight, a negative zero and a NaN source.
-        let target = TargetGrid::global(45.0).unwrap();
         let rows: Vec<u32> = vec![0, 1, 7, 8, 20, 30, 31];
         let cols: Vec<u32> = vec![2, 2, 0, 12, 5, 7, 6];
         let weights: Vec<f32> = vec![1.0, 0.25, -2.0, 0.0, 1.0, 1.0, 3.0];
-        let mut ocean = vec![0u8; 4];
-        for &t in &rows {
-            ocean[t as usize / 8] |= 1 << (t % 8);
-        }
-        let set = FactorSet {
-            header: FactorsHeader {
-                n: 1,
-                target,
-                grid_hash: GridHash([0; 32]),
-                min_l: 1.0,
-                max_l: 1.0,
-                neighbours: 1,
-            },
-            levels: vec![LevelFactors {
-                row_ptr: (0..=rows.len() as u32).collect(),
-                targets: rows.clone(),
-                cols: cols.clone(),
-                weights: weights.clone(),
-                ocean,
-            }],
-        };
-        let f = Factors::from_set(&set).unwrap();
+        let f = one_level(&rows, (0..=rows.len() as u32).collect(), &cols, &weights);
         let mut src: Vec<f32> = (0..13).map(|i| i as f32 * 1.5 - 4.0).collect();
         src[5] = f32::NAN;
         src[7] = -0.0;
