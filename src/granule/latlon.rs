@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::attrs::{self, merge_variable_record, Attrs};
 use super::finite::{Found, NonFinite, NonFinitePolicy, StreamCheck};
 use super::native::{input_prefix, open_mds};
+use super::scratch;
 use super::{Context, GranuleError, FILL_F32};
 use crate::grid::{Grid, GridVar};
 use crate::llc::{PointType, NTILES};
@@ -247,13 +248,14 @@ fn regrid_pair_level(
     k: usize,
     (e_out, n_out): (&mut [f32], &mut [f32]),
 ) -> Result<(), GranuleError> {
+    // Each is written whole before it is read: by the reads, `to_centres`, `rotate`.
     let len = grid.level_len();
-    let mut u = vec![0f32; len];
-    let mut v = vec![0f32; len];
+    let mut u = scratch::overwritten(len);
+    let mut v = scratch::overwritten(len);
     x.read_level(grid, k, &mut u)?;
     y.read_level(grid, k, &mut v)?;
-    let mut uc = vec![0f32; len];
-    let mut vc = vec![0f32; len];
+    let mut uc = scratch::overwritten(len);
+    let mut vc = scratch::overwritten(len);
     let (xp, yp) = (x.input.point, y.input.point);
     vector::to_centres(grid.n, (xp, &u), (yp, &v), &mut uc, &mut vc)?;
     // Reuse the input buffers for the rotated components.
@@ -587,7 +589,8 @@ fn scalar_slabs(
 ) -> VarData {
     let (g, f, var) = (Arc::clone(grid), Arc::clone(factors), out.to_string());
     let produce: SlabProducer = Arc::new(move |k: usize, dst: &mut [f32]| {
-        let mut src = vec![0f32; g.level_len()];
+        // Written whole by the read.
+        let mut src = scratch::overwritten(g.level_len());
         input
             .read_level(&g, k, &mut src)
             .and_then(|()| Ok(apply::regrid_level(&f, k, &src, dst, FILL_F32)?))

@@ -12,6 +12,7 @@ pub mod invariant;
 pub mod latlon;
 pub mod native;
 pub mod quantize;
+mod scratch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
