@@ -1198,7 +1198,10 @@ fn produce_in(
             super::produce::produce_grouped(task, ctx, storage, g, group_method, options.quicklook)
                 .map(Producing::from)
         }
-        None => produce_pipelined(task, ctx, options, storage),
+        // On one of the rank's worker threads (rayon's `scope` runs it there), as the
+        // bench's in-process pass does: the granule's parallel work then starts on a
+        // thread that is awake, where from this thread it woke every worker first.
+        None => rayon::scope(|_| produce_pipelined(task, ctx, options, storage)),
     }
 }
 
