@@ -23,9 +23,11 @@
 //! shared coordinates.
 //!
 //! `cargo bench --bench granules`; EDP_BENCH_N (default 90), EDP_BENCH_MONTHS (granules
-//! per kind, default 3), EDP_BENCH_ROUNDS (default 3), EDP_BENCH_THREADS (default `1,2`),
-//! EDP_BENCH_ONLY (a part of the kind labels), EDP_BENCH_DIR keeps the inputs and
-//! granules.
+//! per kind, default 3), EDP_BENCH_2D_COPIES (a 2D kind makes each month's granule this
+//! many times a run, into directories of their own, default 4: a run of three 2D
+//! granules is mostly start-up), EDP_BENCH_ROUNDS (default 3), EDP_BENCH_THREADS
+//! (default `1,2`), EDP_BENCH_ONLY (a part of the kind labels), EDP_BENCH_DIR keeps the
+//! inputs and granules.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -335,6 +337,40 @@ fn in_process(tasks: &[Task], ctx: &Context, pool: &rayon::ThreadPool) -> Vec<f6
     times
 }
 
+/// EDP_BENCH_2D_COPIES (default 4).
+fn copies_2d() -> usize {
+    std::env::var("EDP_BENCH_2D_COPIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4)
+        .max(1)
+}
+
+/// A 2D kind's tasks made `EDP_BENCH_2D_COPIES` times (default 4), each copy into a
+/// directory of its own under `dest`, and written back to `tasks_file`: a 2D granule
+/// takes milliseconds, so a run of a few is mostly the process warming up (buffers,
+/// mappings, the shared coordinates), where a release's run makes thousands.
+fn repeated(tasks: Vec<Task>, dest: &Path, tasks_file: &Path) -> Vec<Task> {
+    let all: Vec<Task> = (0..copies_2d())
+        .flat_map(|c| {
+            tasks.iter().map(move |t| {
+                let rel = Path::new(&t.granule)
+                    .strip_prefix(dest)
+                    .expect("granule under dest");
+                let mut t = t.clone();
+                t.granule = dest
+                    .join(format!("copy{c}"))
+                    .join(rel)
+                    .to_string_lossy()
+                    .into_owned();
+                t
+            })
+        })
+        .collect();
+    std::fs::write(tasks_file, serde_json::to_vec(&all).expect("task list")).expect("tasks");
+    all
+}
+
 #[allow(clippy::too_many_arguments)]
 fn measure(
     kind: &Kind,
@@ -377,6 +413,10 @@ fn measure(
         .expect("pool");
     let tasks: Vec<Task> =
         serde_json::from_slice(&std::fs::read(&tasks_file).expect("tasks")).expect("task list");
+    let tasks = match kind.is_3d {
+        true => tasks,
+        false => repeated(tasks, &dest, &tasks_file),
+    };
     let mut row = Row {
         rounds: Vec::new(),
         size: 0,
@@ -507,11 +547,13 @@ fn main() {
          the data chunks of the same granules, shuffle + deflate (the granules' level) in memory \
          on T threads; in-process = the same tasks through edp::run::produce_pipelined in the \
          bench; {rounds} round(s) of (run, floor, in-process) one after another, each over \
-         {months} granule(s) a kind: times are the median over rounds of each round's median \
+         {months} granule(s) a 3D kind and {} a 2D kind (EDP_BENCH_2D_COPIES copies of each \
+         month's): times are the median over rounds of each round's median \
          (ms), ratios the median over rounds of each round's ratio (its lowest and highest in \
          parentheses); CPU run / floor = CPU time of the whole `edp run` processes (all \
          threads, start-up included) over that of the floors, which the machine's load does \
-         not stretch as it does wall times"
+         not stretch as it does wall times",
+        months * copies_2d()
     );
     println!(
         "| granule (LLC{n}) | threads | run | floor | run / floor | CPU run / floor | in-process | in-process / run | size MB | run peak RssAnon MB |"
