@@ -14,6 +14,11 @@ use std::ops::{Deref, DerefMut};
 /// Buffers kept per thread: the four of a vector pair's level and a spare.
 const KEPT: usize = 5;
 
+/// Values of the longest buffer kept (16 MiB): every level up to LLC540. Finer grids'
+/// levels (60 MB at LLC1080) are freed when dropped, as before, so a rank does not hold
+/// them between granules.
+const KEPT_MAX_LEN: usize = 4 << 20;
+
 thread_local! {
     static KEPT_BUFFERS: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
 }
@@ -51,6 +56,9 @@ impl DerefMut for Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.0);
+        if buf.capacity() > KEPT_MAX_LEN {
+            return;
+        }
         // A thread ending drops its kept buffers; giving back then is a no-op.
         let _ = KEPT_BUFFERS.try_with(|b| {
             let mut b = b.borrow_mut();
@@ -83,5 +91,14 @@ mod tests {
         // Two at once are two buffers.
         let d = overwritten(4);
         assert_ne!(c.as_ptr(), d.as_ptr());
+        drop((c, d));
+        assert_eq!(kept(), 2);
+        // One over the kept size is freed, not kept (it took a kept one and grew it).
+        drop(overwritten(KEPT_MAX_LEN + 1));
+        assert_eq!(kept(), 1);
+    }
+
+    fn kept() -> usize {
+        KEPT_BUFFERS.with(|b| b.borrow().len())
     }
 }
