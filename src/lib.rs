@@ -10,6 +10,7 @@
 //! once and passed down; [`synth`] makes realistic LLC inputs for the demo, the tests
 //! and the benchmarks; [`cli`] is the command-line surface the `edp` binary exposes.
 
+pub(crate) mod buffers;
 pub mod cli;
 pub mod error;
 pub mod granule;

@@ -12,6 +12,8 @@ use std::cell::RefCell;
 
 use libdeflater::{CompressionLvl, Compressor, DecompressionError, Decompressor};
 
+use crate::buffers::Kept;
+
 /// The per-chunk filter pipeline: optional byte shuffle, then zlib at `level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChunkCodec {
@@ -47,27 +49,20 @@ thread_local! {
 }
 
 /// Buffers a thread keeps for [`take_f32`]: the members of one unit (at most three
-/// fields a grouping here) and a spare.
-const KEPT_F32_BUFFERS: usize = 4;
+/// fields a grouping here) and a spare, of any length.
+static UNIT_BUFFERS: Kept = Kept::new(&F32_BUFFERS, 4, usize::MAX);
 
 /// A zeroed buffer of `len` values, reusing one this thread gave back: a level of a
 /// field allocated afresh each time costs the page faults of new memory, per level.
 pub fn take_f32(len: usize) -> Vec<f32> {
-    let kept = F32_BUFFERS.with(|b| b.borrow_mut().pop());
-    let mut buf = kept.unwrap_or_default();
-    buf.clear();
-    buf.resize(len, 0.0);
+    let mut buf = UNIT_BUFFERS.take(len);
+    buf.fill(0.0);
     buf
 }
 
 /// Gives a buffer of [`take_f32`] back for this thread's next one.
 pub fn give_back_f32(buf: Vec<f32>) {
-    F32_BUFFERS.with(|b| {
-        let mut b = b.borrow_mut();
-        if b.len() < KEPT_F32_BUFFERS {
-            b.push(buf);
-        }
-    });
+    UNIT_BUFFERS.give_back(buf);
 }
 
 /// What [`shuffle`] and [`unshuffle`] share: the number of whole elements to reorder,
