@@ -111,7 +111,7 @@ fn the_four_1d_granules_follow_the_metadata() {
     let out = dir.path().join("out");
     let mut short_names = Vec::new();
     for d in edp::oned::DATASETS {
-        let path = edp::oned::write(&d, &inputs, &out).unwrap();
+        let path = edp::granule::oned::write(&d, &inputs, &out).unwrap();
         short_names.push(check_granule(&inputs, &path, &d));
     }
     // The four PO.DAAC collections of the issue, by short name and DOI.
@@ -147,7 +147,8 @@ fn an_input_without_time_units_is_an_error_naming_the_file() {
     };
     edp::ncio::write_atomic(def, &path).unwrap();
     let err =
-        edp::oned::write(&edp::oned::DATASETS[0], dir.path(), &dir.path().join("out")).unwrap_err();
+        edp::granule::oned::write(&edp::oned::DATASETS[0], dir.path(), &dir.path().join("out"))
+            .unwrap_err();
     let text = edp::error::chain(&err);
     assert!(
         text.contains("Pa_global.nc") && text.contains("units"),

@@ -11,6 +11,7 @@ pub mod finite;
 pub mod invariant;
 pub mod latlon;
 pub mod native;
+pub mod oned;
 pub mod quantize;
 mod scratch;
 
@@ -136,7 +137,7 @@ pub fn now_utc() -> String {
 /// without writing anything. Lat-lon granules need `ctx.factors`.
 pub fn build(task: &Task, ctx: &Context) -> Result<Built, GranuleError> {
     // The 1D collections: a time series, no grid.
-    if let Some(def) = crate::tasks::oned::build(task) {
+    if let Some(def) = oned::of_task(task, &now_utc()) {
         return Ok(Built {
             def: def?,
             nonfinite: Default::default(),

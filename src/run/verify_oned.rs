@@ -75,7 +75,7 @@ mod tests {
         let inputs = dir.path().join("in");
         crate::synth::oned::write_inputs(&inputs, 3, 2).unwrap();
         let d = crate::oned::DATASETS[2];
-        let good = crate::oned::write(&d, &inputs, &dir.path().join("out")).unwrap();
+        let good = crate::granule::oned::write(&d, &inputs, &dir.path().join("out")).unwrap();
         assert_eq!(check(&d, &good), Vec::<String>::new());
         // Times running backwards outside their bounds, a NaN, a field missing, an
         // extra dimension.

@@ -27,7 +27,6 @@ use super::plan::JobReport;
 use super::{join, DynamicMetadata, InputPair, Locations, Task};
 use crate::jobs::OneDJob;
 use crate::metadata::MetadataSet;
-use crate::ncio::DatasetDef;
 use crate::oned::{OneD, OneDError};
 use crate::storage::{self, S3};
 use crate::time::Instant;
@@ -170,48 +169,6 @@ pub fn dataset_of(task: &Task) -> Result<Option<OneD>, String> {
         }
         None => Ok(None),
     }
-}
-
-/// The granule of a 1D task from its (local) input, `None` for any other task.
-pub fn build(task: &Task) -> Option<Result<DatasetDef, OneDError>> {
-    let d = match dataset_of(task) {
-        Ok(Some(d)) => d,
-        Ok(None) => return None,
-        Err(what) => {
-            return Some(Err(OneDError::Input {
-                path: PathBuf::from(&task.granule),
-                what,
-            }))
-        }
-    };
-    Some(build_dataset(&d, task))
-}
-
-fn build_dataset(d: &OneD, task: &Task) -> Result<DatasetDef, OneDError> {
-    let bad = |what: String| OneDError::Input {
-        path: PathBuf::from(&task.granule),
-        what,
-    };
-    let mut inputs: Vec<&str> = task
-        .variables
-        .values()
-        .flatten()
-        .map(|[data, _]| data.as_str())
-        .collect();
-    inputs.sort_unstable();
-    inputs.dedup();
-    let input = match inputs.as_slice() {
-        [one] => *one,
-        [] => return Err(bad("the task names no input".into())),
-        more => {
-            return Err(bad(format!(
-                "the fields of a 1D task come from one time-series file, not {}",
-                more.join(", ")
-            )))
-        }
-    };
-    let fields: Vec<String> = task.variables.keys().cloned().collect();
-    crate::oned::build_fields(d, Path::new(input), &fields, &crate::granule::now_utc())
 }
 
 /// The (grouping, product, period) a 1D granule is counted under, `None` for others.
