@@ -169,6 +169,33 @@ pub struct LevelView<'a> {
     pub cols: &'a [u32],
     pub weights: &'a [f32],
     pub ocean: &'a [u8],
+    /// The rows as runs of consecutive target cells (see [`Run`]), in target order.
+    pub runs: &'a [Run],
+}
+
+/// Rows `row .. row + len` of a level, whose targets are the consecutive cells
+/// `target .. target + len`: a regridding walks these runs, not one target at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub target: u32,
+    pub row: u32,
+    pub len: u32,
+}
+
+/// The runs of consecutive cells in `targets` (strictly increasing).
+fn runs_of(targets: &[u32]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for (r, &t) in targets.iter().enumerate() {
+        match runs.last_mut() {
+            Some(run) if run.target + run.len == t => run.len += 1,
+            _ => runs.push(Run {
+                target: t,
+                row: r as u32,
+                len: 1,
+            }),
+        }
+    }
+    runs
 }
 
 impl LevelView<'_> {
@@ -185,6 +212,8 @@ pub struct Factors {
     pub origin: PathBuf,
     pub header: FactorsHeader,
     spans: Vec<LevelSpan>,
+    /// Per level, its rows as runs of consecutive targets (found when opened).
+    runs: Vec<Vec<Run>>,
     /// The grids whose hash these factors were checked against while both stay in use
     /// (see [`crate::regrid::store::check_in_use`]).
     pub(crate) hashed_grids: std::sync::Mutex<Vec<std::sync::Weak<crate::grid::Grid>>>,
@@ -315,7 +344,7 @@ impl Factors {
             spans.push(span);
         }
         let (min_l, max_l, neighbours) = (f64_at(b, 40), f64_at(b, 48), u32_at(b, 56) as usize);
-        let f = Factors {
+        let mut f = Factors {
             data,
             origin: origin.clone(),
             header: FactorsHeader {
@@ -327,6 +356,7 @@ impl Factors {
                 neighbours,
             },
             spans,
+            runs: Vec::new(),
             hashed_grids: Default::default(),
         };
         for k in 0..levels {
@@ -346,6 +376,10 @@ impl Factors {
                 )));
             }
         }
+        f.runs = (0..levels)
+            .map(|k| f.level(k).map(|v| runs_of(v.targets)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(e.to_string()))?;
         Ok(f)
     }
 
@@ -370,6 +404,7 @@ impl Factors {
             cols: bytemuck::cast_slice(&b[s.cols.clone()]),
             weights: bytemuck::cast_slice(&b[s.weights.clone()]),
             ocean: &b[s.ocean.clone()],
+            runs: self.runs.get(k).map_or(&[], Vec::as_slice),
         })
     }
 
