@@ -24,7 +24,7 @@
 //!
 //! `cargo bench --bench granules`; EDP_BENCH_N (default 90), EDP_BENCH_MONTHS (granules
 //! per kind, default 3), EDP_BENCH_2D_COPIES (a 2D kind makes each month's granule this
-//! many times a run, into directories of their own, default 4: a run of three 2D
+//! many times a run, into directories of their own, default 8: a run of three 2D
 //! granules is mostly start-up), EDP_BENCH_ROUNDS (default 3), EDP_BENCH_THREADS
 //! (default `1,2`), EDP_BENCH_ONLY (a part of the kind labels), EDP_BENCH_DIR keeps the
 //! inputs and granules.
@@ -337,16 +337,16 @@ fn in_process(tasks: &[Task], ctx: &Context, pool: &rayon::ThreadPool) -> Vec<f6
     times
 }
 
-/// EDP_BENCH_2D_COPIES (default 4).
+/// EDP_BENCH_2D_COPIES (default 8).
 fn copies_2d() -> usize {
     std::env::var("EDP_BENCH_2D_COPIES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(4)
+        .unwrap_or(8)
         .max(1)
 }
 
-/// A 2D kind's tasks made `EDP_BENCH_2D_COPIES` times (default 4), each copy into a
+/// A 2D kind's tasks made `EDP_BENCH_2D_COPIES` times (default 8), each copy into a
 /// directory of its own under `dest`, and written back to `tasks_file`: a 2D granule
 /// takes milliseconds, so a run of a few is mostly the process warming up (buffers,
 /// mappings, the shared coordinates), where a release's run makes thousands.
