@@ -277,6 +277,41 @@ mod tests {
         assert!(regrid_level(&f, 1, &src, &mut out, -1.0).is_err());
     }
 
+    /// Regrids `fields` with `f` (one level, one source a row: `rows`, `cols`,
+    /// `weights`) as a pair and each alone, checks each of the `len` targets against
+    /// its weighted source (-1, the fill, where that is not finite or there is no row),
+    /// bit for bit, and returns the pair's outputs.
+    fn check_one_source(
+        f: &Factors,
+        (rows, cols, weights): (&[u32], &[u32], &[f32]),
+        fields: [&[f32]; 2],
+        len: usize,
+    ) -> [Vec<f32>; 2] {
+        let (mut a, mut b) = (vec![7f32; len], vec![7f32; len]);
+        regrid_level_pair(f, 0, (fields[0], fields[1]), (&mut a, &mut b), -1.0).unwrap();
+        for (field, out) in fields.into_iter().zip([&a, &b]) {
+            let mut alone = vec![7f32; len];
+            regrid_level(f, 0, field, &mut alone, -1.0).unwrap();
+            for t in 0..len {
+                let want = match rows.iter().position(|&r| r as usize == t) {
+                    Some(r) => {
+                        let v = (f64::from(weights[r]) * f64::from(field[cols[r] as usize])) as f32;
+                        if v.is_finite() {
+                            v
+                        } else {
+                            -1.0
+                        }
+                    }
+                    None => -1.0,
+                };
+                let (got, single) = (out[t], alone[t]);
+                assert_eq!(got.to_bits(), want.to_bits(), "target {t}: {got} vs {want}");
+                assert_eq!(single.to_bits(), want.to_bits(), "target {t} alone");
+            }
+        }
+        [a, b]
+    }
+
     #[test]
     fn one_source_rows_give_the_weighted_source_and_fill_elsewhere() {
         // 4 x 8 targets, LLC1; every row has one source (the fast path), including the
@@ -289,28 +324,7 @@ mod tests {
         src[5] = f32::NAN;
         src[7] = -0.0;
         let other: Vec<f32> = src.iter().map(|x| 1.0 / (x + 0.5)).collect();
-        let (mut a, mut b) = (vec![7f32; 32], vec![7f32; 32]);
-        regrid_level_pair(&f, 0, (&src, &other), (&mut a, &mut b), -1.0).unwrap();
-        for (field, out) in [(&src, &a), (&other, &b)] {
-            let mut alone = vec![7f32; 32];
-            regrid_level(&f, 0, field, &mut alone, -1.0).unwrap();
-            for t in 0..32u32 {
-                let want = match rows.iter().position(|&r| r == t) {
-                    Some(r) => {
-                        let v = (f64::from(weights[r]) * f64::from(field[cols[r] as usize])) as f32;
-                        if v.is_finite() {
-                            v
-                        } else {
-                            -1.0
-                        }
-                    }
-                    None => -1.0,
-                };
-                let (got, single) = (out[t as usize], alone[t as usize]);
-                assert_eq!(got.to_bits(), want.to_bits(), "target {t}: {got} vs {want}");
-                assert_eq!(single.to_bits(), want.to_bits(), "target {t} alone");
-            }
-        }
+        let [a, _] = check_one_source(&f, (&rows, &cols, &weights), [&src, &other], 32);
         assert_eq!(a[20], -1.0, "a NaN source leaves the fill");
         assert_eq!(a[30].to_bits(), (-0.0f32).to_bits(), "-0.0 kept");
         assert_eq!(a[1], 0.25 * src[2]);
@@ -351,23 +365,7 @@ mod tests {
         );
         let src: Vec<f32> = (0..13).map(|i| i as f32 - 6.5).collect();
         let other: Vec<f32> = src.iter().map(|x| x * x).collect();
-        let (mut a, mut b) = (vec![7f32; 648], vec![7f32; 648]);
-        regrid_level_pair(&f, 0, (&src, &other), (&mut a, &mut b), -1.0).unwrap();
-        for (field, out) in [(&src, &a), (&other, &b)] {
-            let mut alone = vec![7f32; 648];
-            regrid_level(&f, 0, field, &mut alone, -1.0).unwrap();
-            for t in 0..648u32 {
-                let want = match rows.iter().position(|&r| r == t) {
-                    Some(r) => (f64::from(weights[r]) * f64::from(field[cols[r] as usize])) as f32,
-                    None => -1.0,
-                };
-                assert_eq!(out[t as usize].to_bits(), want.to_bits(), "target {t}");
-                assert_eq!(
-                    alone[t as usize].to_bits(),
-                    want.to_bits(),
-                    "target {t} alone"
-                );
-            }
-        }
+        let [a, _] = check_one_source(&f, (&rows, &cols, &weights), [&src, &other], 648);
+        assert_eq!(a[300], -1.0, "the target after a run is filled");
     }
 }
