@@ -42,6 +42,8 @@ pub fn of_task(task: &Task, now: &str) -> Option<Result<DatasetDef, OneDError>> 
     Some(of_task_dataset(&d, task, now))
 }
 
+/// The granule of `d` from the one time-series file `task` names, with the fields it
+/// names.
 fn of_task_dataset(d: &OneD, task: &Task, now: &str) -> Result<DatasetDef, OneDError> {
     let bad = |what: String| OneDError::Input {
         path: PathBuf::from(&task.granule),

@@ -359,6 +359,7 @@ impl Factors {
             runs: Vec::new(),
             hashed_grids: Default::default(),
         };
+        let mut runs = Vec::with_capacity(levels);
         for k in 0..levels {
             let v = f.level(k).map_err(|e| bad(e.to_string()))?;
             let nnz = v.cols.len();
@@ -375,11 +376,9 @@ impl Factors {
                     "level {k} is inconsistent (targets ok: {ok_targets}, row pointers ok: {ok_ptr}, sources ok: {ok_cols}, weights ok: {ok_weights}, rows inside the ocean mask: {ok_mask})"
                 )));
             }
+            runs.push(runs_of(v.targets));
         }
-        f.runs = (0..levels)
-            .map(|k| f.level(k).map(|v| runs_of(v.targets)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad(e.to_string()))?;
+        f.runs = runs;
         Ok(f)
     }
 
